@@ -1,0 +1,114 @@
+/* mod_pegadm: connects a portal's logged-in customers to Pega Digital
+ * Messaging. The module record and hooks; configuration, sessions and the
+ * handlers live in src/mod_pegadm_*.c, the httpd-free core in src/pegadm_*.c. */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_mutex.h>
+
+#include "pegadm_http.h"
+
+static int pegadm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    return ap_mutex_register(pconf, PEGADM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+               ? OK
+               : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s)
+{
+    return pegadm_check_scopes(ptemp, s);
+}
+
+static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    /* The first pass only checks the configuration; nothing to attach yet. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (pegadm_http_global_init() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     PEGADM_LOGNO(002) "initialising libcurl failed");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return pegadm_cache_post_config(pconf, ptemp, s) == APR_SUCCESS
+               ? OK
+               : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void pegadm_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_cache_child_init(p, s);
+}
+
+static int is_own_handler(const request_rec *r)
+{
+    return r->handler && (!strcmp(r->handler, PEGADM_HANDLER_SESSION) ||
+                          !strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP));
+}
+
+static void export_session(request_rec *r, const char *sid, const char *widget_id)
+{
+    apr_table_setn(r->subprocess_env, "PEGADM_SESSION_ID", sid);
+    apr_table_setn(r->subprocess_env, "PEGADM_WIDGET_ID", widget_id);
+}
+
+/* Eager mode: after authentication and authorization, make sure the user
+ * has a session and export it. A failure is logged and the page is served
+ * without the variables: chat trouble never takes the portal down. */
+static int pegadm_fixups(request_rec *r)
+{
+    const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
+    pegadm_session_result_t res;
+    const char *customer_id;
+
+    if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
+        return DECLINED;
+    }
+    if (r->main) {
+        /* A subrequest (SSI include, directory index lookup) shares the
+         * main request's outcome instead of asking again. */
+        const char *sid = apr_table_get(r->main->subprocess_env, "PEGADM_SESSION_ID");
+        if (sid) {
+            export_session(r, sid, d->widget_id);
+        }
+        return DECLINED;
+    }
+    customer_id = pegadm_customer_id(r, d);
+    if (customer_id &&
+        pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res) == PEGADM_SESSION_OK) {
+        export_session(r, res.session_id, d->widget_id);
+    }
+    return DECLINED;
+}
+
+static int pegadm_handler(request_rec *r)
+{
+    int status = pegadm_session_handler(r);
+    return status == DECLINED ? pegadm_bootstrap_handler(r) : status;
+}
+
+static void pegadm_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(pegadm_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(pegadm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pegadm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(pegadm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_headers (APR_HOOK_LAST), so RequestHeader can forward the ID */
+    ap_hook_fixups(pegadm_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(pegadm) = {
+    STANDARD20_MODULE_STUFF,  pegadm_create_dir_conf,
+    pegadm_merge_dir_conf,    pegadm_create_server_conf,
+    pegadm_merge_server_conf, pegadm_cmds,
+    pegadm_register_hooks,    0,
+};

@@ -1,0 +1,637 @@
+/* The directives of mod_pegadm: parsing, validation at start-up, merging. */
+#include "mod_pegadm.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <apr_file_io.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <http_core.h>
+#include <http_protocol.h>
+
+APLOG_USE_MODULE(pegadm);
+
+#define PEGADM_DEFAULT_SERVICE_URL      "https://widget.chat.pega.digital"
+#define PEGADM_DEFAULT_SESSION_ENDPOINT "/pegadm/session"
+#define PEGADM_DEFAULT_CACHE_TTL        1800
+#define PEGADM_DEFAULT_TIMEOUT          5
+#define PEGADM_DEFAULT_CONNECT_TIMEOUT  2
+#define PEGADM_DEFAULT_TOKEN_LIFETIME   60
+#define PEGADM_DEFAULT_CREATE_LIMIT     10
+#define PEGADM_DEFAULT_CREATE_WINDOW    60
+#define SECRET_MAX                      4096
+
+#define UNSET        (-1)
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+#define MERGE_NUM(f) (add->f != UNSET ? add->f : base->f)
+
+void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+    d->enabled = UNSET;
+    d->cache_ttl = UNSET;
+    d->timeout = UNSET;
+    d->connect_timeout = UNSET;
+    d->token_lifetime = UNSET;
+    d->create_limit = UNSET;
+    d->create_window = UNSET;
+    return d;
+}
+
+void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const pegadm_dir_conf_t *base = basev, *add = addv;
+    pegadm_dir_conf_t *d = apr_palloc(p, sizeof(*d));
+    d->enabled = MERGE_NUM(enabled);
+    d->widget_id = MERGE_PTR(widget_id);
+    d->secret = MERGE_PTR(secret);
+    d->service_url = MERGE_PTR(service_url);
+    d->private_data_url = MERGE_PTR(private_data_url);
+    d->customer_id = MERGE_PTR(customer_id);
+    d->private_data = MERGE_PTR(private_data);
+    d->cache_ttl = MERGE_NUM(cache_ttl);
+    d->timeout = MERGE_NUM(timeout);
+    d->connect_timeout = MERGE_NUM(connect_timeout);
+    d->ca_file = MERGE_PTR(ca_file);
+    d->proxy = MERGE_PTR(proxy);
+    d->token_lifetime = MERGE_NUM(token_lifetime);
+    /* count and window are one directive: keep them together */
+    d->create_limit = MERGE_NUM(create_limit);
+    d->create_window = add->create_limit != UNSET ? add->create_window : base->create_window;
+    d->session_endpoint = MERGE_PTR(session_endpoint);
+    return d;
+}
+
+void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    return apr_pcalloc(p, sizeof(pegadm_server_conf_t));
+}
+
+/* One cache serves the whole server: virtual hosts share the main record. */
+void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add)
+{
+    return base;
+}
+
+const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d)
+{
+    return d->service_url ? d->service_url : PEGADM_DEFAULT_SERVICE_URL;
+}
+
+const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
+{
+    if (d->private_data_url) {
+        return d->private_data_url;
+    }
+    return apr_pstrcat(p, pegadm_conf_service_url(d), "/private-data", NULL);
+}
+
+const char *pegadm_conf_session_endpoint(const pegadm_dir_conf_t *d)
+{
+    return d->session_endpoint ? d->session_endpoint : PEGADM_DEFAULT_SESSION_ENDPOINT;
+}
+
+apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d)
+{
+    return d->cache_ttl != UNSET ? d->cache_ttl : apr_time_from_sec(PEGADM_DEFAULT_CACHE_TTL);
+}
+
+void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->service_url = pegadm_conf_service_url(d);
+    t->private_data_url = pegadm_conf_private_data_url(p, d);
+    t->widget_id = d->widget_id;
+    t->secret = d->secret->bytes;
+    t->secret_len = d->secret->len;
+    t->token_lifetime =
+        d->token_lifetime != UNSET ? d->token_lifetime : PEGADM_DEFAULT_TOKEN_LIFETIME;
+    t->http.ca_file = d->ca_file;
+    t->http.proxy = d->proxy;
+    t->http.timeout =
+        d->timeout != UNSET ? d->timeout : apr_time_from_sec(PEGADM_DEFAULT_TIMEOUT);
+    t->http.connect_timeout = d->connect_timeout != UNSET
+                                  ? d->connect_timeout
+                                  : apr_time_from_sec(PEGADM_DEFAULT_CONNECT_TIMEOUT);
+}
+
+/* ---- value parsers: each returns NULL or a message naming the directive ---- */
+
+static const char *parse_int(cmd_parms *cmd, const char *arg, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (!*arg || *end || errno || !apr_isdigit(*arg) || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %ld to %ld",
+                            cmd->cmd->name, arg, min, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static int is_uuid(const char *s)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == '-' ? s[i] != '-' : !apr_isxdigit(s[i])) {
+            return 0;
+        }
+    }
+    return s[sizeof(shape) - 1] == '\0';
+}
+
+static int is_loopback_host(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+
+    if (!strcasecmp(host, "localhost")) {
+        return 1;
+    }
+    if (inet_pton(AF_INET, host, &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* https:// anywhere; http:// only to this machine, where nothing can listen in. */
+static const char *parse_service_url(cmd_parms *cmd, const char *arg, const char **out)
+{
+    apr_uri_t uri;
+    apr_size_t len = strlen(arg);
+    const char *name = cmd->cmd->name;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        !*uri.hostname) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an absolute URL", name, arg);
+    }
+    if (uri.user || uri.password || uri.query || uri.fragment) {
+        return apr_psprintf(
+            cmd->pool, "%s: the URL must not carry credentials, a query or a fragment", name);
+    }
+    if (strcasecmp(uri.scheme, "https") &&
+        !(!strcasecmp(uri.scheme, "http") && is_loopback_host(uri.hostname))) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' must be an https:// URL (plain http:// is accepted only "
+                            "for a loopback host: 127.0.0.0/8, localhost, [::1])",
+                            name, arg);
+    }
+    while (len > 0 && arg[len - 1] == '/') {
+        len--;
+    }
+    *out = apr_pstrmemdup(cmd->pool, arg, len);
+    return NULL;
+}
+
+/* ---- directive handlers ---- */
+
+static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->enabled = on;
+    return NULL;
+}
+
+static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
+{
+    if (!is_uuid(arg)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a UUID (the widget ID from the "
+                            "Web Messaging connection)",
+                            cmd->cmd->name, arg);
+    }
+    ((pegadm_dir_conf_t *)dv)->widget_id = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char *bytes,
+                               apr_size_t len)
+{
+    pegadm_secret_t *secret;
+
+    if (d->secret) {
+        return apr_psprintf(cmd->pool,
+                            "%s: a secret is already set in this scope "
+                            "(give PegaDMJWTSecret or PegaDMJWTSecretFile, once)",
+                            cmd->cmd->name);
+    }
+    if (len == 0) {
+        return apr_psprintf(cmd->pool, "%s: the secret is empty", cmd->cmd->name);
+    }
+    secret = apr_pcalloc(cmd->pool, sizeof(*secret));
+    secret->bytes = (const unsigned char *)apr_pstrmemdup(cmd->pool, bytes, len);
+    secret->len = len;
+    if (pegadm_keys_derive(&secret->keys, secret->bytes, len) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: deriving the cache keys failed", cmd->cmd->name);
+    }
+    d->secret = secret;
+    return NULL;
+}
+
+static const char *set_secret(cmd_parms *cmd, void *dv, const char *arg)
+{
+    /* httpd leaves an undefined ${VAR} in place: never take that as a key. */
+    if (strstr(arg, "${")) {
+        return apr_psprintf(cmd->pool, "%s: the value contains an undefined ${...} variable",
+                            cmd->cmd->name);
+    }
+    return make_secret(cmd, dv, arg, strlen(arg));
+}
+
+static const char *read_secret_file(cmd_parms *cmd, const char *path, char *buf,
+                                    apr_size_t *len)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    char err[120];
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&fi, APR_FINFO_PROT | APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+        if (rv == APR_SUCCESS && (fi.filetype != APR_REG || fi.size > SECRET_MAX)) {
+            apr_file_close(f);
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a regular file of at most %d bytes",
+                                cmd->cmd->name, path, SECRET_MAX);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, len);
+        }
+        apr_file_close(f);
+    }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: cannot read '%s': %s", cmd->cmd->name, path,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    if (fi.protection & (APR_GREAD | APR_WREAD)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     PEGADM_LOGNO(001) "%s: '%s' (%s:%d) is readable by group or others; "
+                                       "make it readable by root only (chmod 600)",
+                     cmd->cmd->name, path, cmd->directive->filename, cmd->directive->line_num);
+    }
+    return NULL;
+}
+
+static const char *set_secret_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->temp_pool, arg);
+    char *buf = apr_palloc(cmd->temp_pool, SECRET_MAX + 1);
+    apr_size_t len = 0, start = 0;
+    const char *err;
+
+    if (!path) {
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    }
+    if ((err = read_secret_file(cmd, path, buf, &len)) != NULL) {
+        return err;
+    }
+    while (start < len && apr_isspace(buf[start])) {
+        start++;
+    }
+    while (len > start && apr_isspace(buf[len - 1])) {
+        len--;
+    }
+    err = make_secret(cmd, dv, buf + start, len - start);
+    memset(buf, 0, SECRET_MAX + 1); /* no copy of the key left in the temp pool */
+    return err;
+}
+
+static const char *set_service_url(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return parse_service_url(cmd, arg, &((pegadm_dir_conf_t *)dv)->service_url);
+}
+
+static const char *set_private_data_url(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return parse_service_url(cmd, arg, &((pegadm_dir_conf_t *)dv)->private_data_url);
+}
+
+static const char *parse_expr(cmd_parms *cmd, const char *arg, ap_expr_info_t **out)
+{
+    const char *err = NULL;
+    *out = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: cannot parse expression '%s': %s", cmd->cmd->name,
+                            arg, err);
+    }
+    return NULL;
+}
+
+static const char *set_customer_id(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return parse_expr(cmd, arg, &((pegadm_dir_conf_t *)dv)->customer_id);
+}
+
+static const char *add_private_data(cmd_parms *cmd, void *dv, const char *key,
+                                    const char *value)
+{
+    pegadm_dir_conf_t *d = dv;
+    pegadm_field_t *field;
+
+    if (!*key) {
+        return apr_psprintf(cmd->pool, "%s: the key is empty", cmd->cmd->name);
+    }
+    if (!d->private_data) {
+        d->private_data = apr_array_make(cmd->pool, 4, sizeof(pegadm_field_t));
+    }
+    for (int i = 0; i < d->private_data->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(d->private_data, i, pegadm_field_t).key, key)) {
+            return apr_psprintf(cmd->pool, "%s: key '%s' is given twice in this scope",
+                                cmd->cmd->name, key);
+        }
+    }
+    field = apr_array_push(d->private_data);
+    field->key = apr_pstrdup(cmd->pool, key);
+    return parse_expr(cmd, value, &field->expr);
+}
+
+static const char *set_seconds(cmd_parms *cmd, const char *arg, long max,
+                               apr_interval_time_t *out)
+{
+    long v;
+    const char *err = parse_int(cmd, arg, 1, max, &v);
+    if (!err) {
+        *out = apr_time_from_sec(v);
+    }
+    return err;
+}
+
+static const char *set_cache_ttl(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return set_seconds(cmd, arg, 86400, &((pegadm_dir_conf_t *)dv)->cache_ttl);
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return set_seconds(cmd, arg, 60, &((pegadm_dir_conf_t *)dv)->timeout);
+}
+
+static const char *set_connect_timeout(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return set_seconds(cmd, arg, 60, &((pegadm_dir_conf_t *)dv)->connect_timeout);
+}
+
+static const char *set_token_lifetime(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(cmd, arg, 1, 300, &v);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->token_lifetime = (int)v;
+    }
+    return err;
+}
+
+static const char *set_create_limit(cmd_parms *cmd, void *dv, const char *count,
+                                    const char *seconds)
+{
+    pegadm_dir_conf_t *d = dv;
+    long n;
+    const char *err = parse_int(cmd, count, 1, 100000, &n);
+    if (!err) {
+        err = set_seconds(cmd, seconds, 86400, &d->create_window);
+    }
+    if (!err) {
+        d->create_limit = (int)n;
+    }
+    return err;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    ((pegadm_dir_conf_t *)dv)->ca_file = path;
+    return NULL;
+}
+
+static const char *set_proxy(cmd_parms *cmd, void *dv, const char *arg)
+{
+    apr_uri_t uri;
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// proxy URL",
+                            cmd->cmd->name, arg);
+    }
+    ((pegadm_dir_conf_t *)dv)->proxy = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_session_endpoint(cmd_parms *cmd, void *dv, const char *arg)
+{
+    for (const char *c = arg; *c; c++) {
+        if (!apr_isgraph(*c) || *c == '"' || *c == '\'' || *c == '\\' || *c == '<' ||
+            *c == '>') {
+            return apr_psprintf(cmd->pool,
+                                "%s: '%s' contains characters not allowed in a "
+                                "path",
+                                cmd->cmd->name, arg);
+        }
+    }
+    if (arg[0] != '/' || arg[1] == '/') {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' must be a path on this server, starting "
+                            "with a single /",
+                            cmd->cmd->name, arg);
+    }
+    ((pegadm_dir_conf_t *)dv)->session_endpoint = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *sep, *name, *args;
+
+    if (err) {
+        return err;
+    }
+    sep = ap_strchr_c(arg, ':');
+    name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
+    args = sep ? sep + 1 : NULL;
+    sc->cache_provider =
+        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
+    if (!sc->cache_provider) {
+        return apr_psprintf(cmd->pool,
+                            "%s: unknown socache provider '%s' (is "
+                            "mod_socache_%s loaded before mod_pegadm?)",
+                            cmd->cmd->name, name, name);
+    }
+    sc->cache_provider_name = name;
+    err = sc->cache_provider->create(&sc->cache, args, cmd->temp_pool, cmd->pool);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    return NULL;
+}
+
+#define DIR_SCOPE (RSRC_CONF | ACCESS_CONF)
+
+const command_rec pegadm_cmds[] = {
+    AP_INIT_FLAG("PegaDM", set_enabled, NULL, DIR_SCOPE,
+                 "On to find or create the user's chat session after authentication"),
+    AP_INIT_TAKE1("PegaDMWidgetID", set_widget_id, NULL, DIR_SCOPE,
+                  "the Web Messaging widget ID (a UUID)"),
+    AP_INIT_TAKE1("PegaDMJWTSecret", set_secret, NULL, DIR_SCOPE, "the widget's JWT secret"),
+    AP_INIT_TAKE1("PegaDMJWTSecretFile", set_secret_file, NULL, DIR_SCOPE,
+                  "a file holding the widget's JWT secret, read at start-up"),
+    AP_INIT_TAKE1("PegaDMServiceURL", set_service_url, NULL, DIR_SCOPE,
+                  "the Digital Messaging service base URL"),
+    AP_INIT_TAKE1("PegaDMPrivateDataURL", set_private_data_url, NULL, DIR_SCOPE,
+                  "the private-data endpoint (default: {service}/private-data)"),
+    AP_INIT_TAKE1("PegaDMCustomerID", set_customer_id, NULL, DIR_SCOPE,
+                  "an expression giving the Pega customer ID (default %{REMOTE_USER})"),
+    AP_INIT_TAKE2("PegaDMPrivateData", add_private_data, NULL, DIR_SCOPE,
+                  "a private-data field: key and expression"),
+    AP_INIT_TAKE1("PegaDMCache", set_cache, NULL, RSRC_CONF,
+                  "the socache provider holding sessions, provider[:args]"),
+    AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
+                  "seconds a user's session ID is reused"),
+    AP_INIT_TAKE1("PegaDMTimeout", set_timeout, NULL, DIR_SCOPE,
+                  "seconds one upstream call may take, connect included"),
+    AP_INIT_TAKE1("PegaDMConnectTimeout", set_connect_timeout, NULL, DIR_SCOPE,
+                  "seconds connecting to the service may take"),
+    AP_INIT_TAKE1("PegaDMCAFile", set_ca_file, NULL, DIR_SCOPE,
+                  "CA bundle to verify the service's certificate"),
+    AP_INIT_TAKE1("PegaDMProxy", set_proxy, NULL, DIR_SCOPE,
+                  "outbound proxy URL for the service calls"),
+    AP_INIT_TAKE1("PegaDMTokenLifetime", set_token_lifetime, NULL, DIR_SCOPE,
+                  "seconds between iat and exp of minted tokens (1 to 300)"),
+    AP_INIT_TAKE2("PegaDMCreateLimit", set_create_limit, NULL, DIR_SCOPE,
+                  "fresh sessions one customer may force, and the window in seconds"),
+    AP_INIT_TAKE1("PegaDMSessionEndpoint", set_session_endpoint, NULL, DIR_SCOPE,
+                  "the session endpoint's path, as the bootstrap script calls it"),
+    {NULL},
+};
+
+/* ---- start-up check of the scopes that act ----
+ * Where PegaDM On or a pegadm handler is configured, the widget ID and the
+ * secret must be set in the same scope, an enclosing one, or a <Location>
+ * whose path is a prefix of this <Location>'s: the scopes httpd is sure to
+ * merge for it. The configuration tree still knows file and line here. */
+
+typedef struct {
+    int widget;
+    int secret;
+} scope_has_t;
+
+static int is_conditional(const ap_directive_t *d)
+{
+    static const char *const transparent[] = {
+        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
+    for (int i = 0; transparent[i]; i++) {
+        if (!strcasecmp(d->directive, transparent[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void scan_level(const ap_directive_t *first, scope_has_t *has)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "PegaDMWidgetID")) {
+            has->widget = 1;
+        } else if (!strcasecmp(d->directive, "PegaDMJWTSecret") ||
+                   !strcasecmp(d->directive, "PegaDMJWTSecretFile")) {
+            has->secret = 1;
+        } else if (d->first_child && is_conditional(d)) {
+            scan_level(d->first_child, has);
+        }
+    }
+}
+
+static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    char *word = ap_getword_conf(p, &args);
+    apr_size_t len = strlen(word);
+    if (len && word[len - 1] == '>') {
+        word[len - 1] = '\0';
+    }
+    return word;
+}
+
+/* A sibling <Location prefix> that httpd merges for every URL under path. */
+static int location_covers(apr_pool_t *p, const ap_directive_t *loc, const char *path)
+{
+    const char *prefix;
+    apr_size_t len;
+
+    if (strcasecmp(loc->directive, "<Location")) {
+        return 0;
+    }
+    prefix = section_path(p, loc);
+    len = strlen(prefix);
+    if (prefix[0] == '~' || strncmp(prefix, path, len)) {
+        return 0;
+    }
+    return len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0';
+}
+
+static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
+{
+    const char *args = d->args, *word;
+
+    if (!strcasecmp(d->directive, "PegaDM")) {
+        *what = "PegaDM On";
+        return !strcasecmp(ap_getword_conf(p, &args), "on");
+    }
+    if (!strcasecmp(d->directive, "SetHandler") || !strcasecmp(d->directive, "AddHandler")) {
+        word = ap_getword_conf(p, &args);
+        *what = apr_pstrcat(p, d->directive, " ", word, NULL);
+        return !strcasecmp(word, PEGADM_HANDLER_SESSION) ||
+               !strcasecmp(word, PEGADM_HANDLER_BOOTSTRAP);
+    }
+    return 0;
+}
+
+static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t inherited,
+                       const ap_directive_t *siblings, const ap_directive_t *section)
+{
+    scope_has_t has = inherited;
+    int failures = 0;
+    const char *what;
+
+    scan_level(first, &has);
+    if (section && siblings && !strcasecmp(section->directive, "<Location")) {
+        const char *path = section_path(p, section);
+        for (const ap_directive_t *s = siblings; s; s = s->next) {
+            if (s != section && s->first_child && location_covers(p, s, path)) {
+                scan_level(s->first_child, &has);
+            }
+        }
+    }
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            const ap_directive_t *level_siblings = is_conditional(d) ? NULL : first;
+            failures += check_level(p, d->first_child, has, level_siblings,
+                                    is_conditional(d) ? section : d);
+        } else if (acts_here(p, d, &what) && !(has.widget && has.secret)) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                         PEGADM_LOGNO(010) "%s at %s:%d is in a scope without %s%s%s", what,
+                         d->filename, d->line_num, has.widget ? "" : "PegaDMWidgetID",
+                         has.widget || has.secret ? "" : " and ",
+                         has.secret ? "" : "PegaDMJWTSecret (or PegaDMJWTSecretFile)");
+            failures++;
+        }
+    }
+    return failures;
+}
+
+int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s)
+{
+    scope_has_t none = {0, 0};
+    return check_level(ptemp, ap_conftree, none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}

@@ -1,0 +1,295 @@
+/* The two handlers: pegadm-session (JSON) and pegadm-bootstrap (JavaScript). */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+APLOG_USE_MODULE(pegadm);
+
+#define BODY_MAX          4096 /* the optional {"proactiveTrigger": ...} */
+#define RETRY_UNAVAILABLE "10"
+
+static void no_store_headers(request_rec *r)
+{
+    /* err_headers_out: they must survive error responses too */
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+}
+
+static int send_json(request_rec *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    if (text) {
+        ap_rputs(text, r);
+        ap_rputs("\n", r);
+        free(text);
+    }
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *code, const char *message)
+{
+    return send_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", message));
+}
+
+static int send_session(request_rec *r, const pegadm_dir_conf_t *d, const char *sid)
+{
+    return send_json(r, HTTP_OK,
+                     json_pack("{s:s, s:s}", "sessionId", sid, "widgetId", d->widget_id));
+}
+
+static int default_port(const char *scheme)
+{
+    return !strcasecmp(scheme, "https") ? 443 : 80;
+}
+
+/* The request's own origin from the Host header and the scheme httpd
+ * serves, compared with the Origin header by scheme, host and port. */
+static int origin_is_own(request_rec *r, const char *origin)
+{
+    const char *scheme = ap_http_scheme(r);
+    const char *host = apr_table_get(r->headers_in, "Host");
+    apr_uri_t o, own;
+
+    if (!host || apr_uri_parse(r->pool, origin, &o) != APR_SUCCESS || !o.scheme ||
+        !o.hostname || o.path || o.query || o.user ||
+        apr_uri_parse(r->pool, apr_pstrcat(r->pool, scheme, "://", host, NULL), &own) !=
+            APR_SUCCESS ||
+        !own.hostname) {
+        return 0;
+    }
+    return !strcasecmp(o.scheme, scheme) && !strcasecmp(o.hostname, own.hostname) &&
+           (o.port_str ? o.port : default_port(o.scheme)) ==
+               (own.port_str ? own.port : default_port(scheme));
+}
+
+static int is_cross_origin(request_rec *r)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+
+    if (site && (!strcasecmp(site, "cross-site") || !strcasecmp(site, "same-site"))) {
+        return 1;
+    }
+    return origin && !origin_is_own(r, origin);
+}
+
+/* Reads the optional JSON body of a POST. Returns OK with *trigger (or
+ * NULL), or an HTTP status for a body that is not what the widget sends. */
+static int read_trigger(request_rec *r, const char **trigger, const char **problem)
+{
+    char *buf = apr_palloc(r->pool, BODY_MAX + 1);
+    apr_size_t len = 0;
+    long n;
+    json_t *body, *value;
+    json_error_t jerr;
+
+    *trigger = NULL;
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        *problem = "the request body could not be read";
+        return HTTP_BAD_REQUEST;
+    }
+    if (ap_should_client_block(r)) {
+        while ((n = ap_get_client_block(r, buf + len, BODY_MAX + 1 - len)) > 0) {
+            len += (apr_size_t)n;
+            if (len > BODY_MAX) {
+                *problem = "the request body is too large";
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+        if (n < 0) {
+            *problem = "the request body could not be read";
+            return HTTP_BAD_REQUEST;
+        }
+    }
+    while (len > 0 && apr_isspace(buf[len - 1])) {
+        len--;
+    }
+    if (len == 0) {
+        return OK;
+    }
+    body = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    value = json_is_object(body) ? json_object_get(body, "proactiveTrigger") : NULL;
+    if (!json_is_object(body) || (value && !json_is_string(value) && !json_is_null(value))) {
+        json_decref(body);
+        *problem = "the body must be a JSON object with an optional string proactiveTrigger";
+        return HTTP_BAD_REQUEST;
+    }
+    if (json_is_string(value)) {
+        *trigger = apr_pstrmemdup(r->pool, json_string_value(value), json_string_length(value));
+    }
+    json_decref(body);
+    return OK;
+}
+
+static int answer_failure(request_rec *r, pegadm_session_status_t st,
+                          const pegadm_session_result_t *res)
+{
+    if (st == PEGADM_SESSION_RATE_LIMITED) {
+        apr_int64_t secs = (res->retry_after + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, secs > 0 ? secs : 1));
+        return send_error(r, HTTP_TOO_MANY_REQUESTS, "rate_limited",
+                          "too many new chat sessions; try again later");
+    }
+    apr_table_setn(r->err_headers_out, "Retry-After", RETRY_UNAVAILABLE);
+    return send_error(r, HTTP_SERVICE_UNAVAILABLE, "upstream_unavailable",
+                      "the chat service is unavailable; try again later");
+}
+
+static int misconfigured(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  PEGADM_LOGNO(040) "%s needs PegaDMWidgetID and PegaDMJWTSecret in this scope",
+                  r->handler);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int pegadm_session_handler(request_rec *r)
+{
+    const pegadm_dir_conf_t *d;
+    const char *customer_id, *trigger = NULL, *problem = NULL;
+    pegadm_session_result_t res;
+    pegadm_session_status_t st;
+    int status;
+
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION)) {
+        return DECLINED;
+    }
+    d = ap_get_module_config(r->per_dir_config, &pegadm_module);
+    if (!d->widget_id || !d->secret) {
+        return misconfigured(r);
+    }
+    no_store_headers(r);
+    r->allowed =
+        (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST) | (AP_METHOD_BIT << M_DELETE);
+    if (r->method_number != M_GET && r->method_number != M_POST &&
+        r->method_number != M_DELETE) {
+        ap_discard_request_body(r);
+        apr_table_setn(r->err_headers_out, "Allow", "GET, POST, DELETE");
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                          "use GET, POST or DELETE");
+    }
+    if (r->method_number != M_GET && is_cross_origin(r)) {
+        ap_discard_request_body(r);
+        return send_error(r, HTTP_FORBIDDEN, "cross_origin",
+                          "this request must come from the portal's own pages");
+    }
+    if (r->method_number == M_POST) {
+        status = read_trigger(r, &trigger, &problem);
+        if (status != OK) {
+            return send_error(r, status, "bad_request", problem);
+        }
+    } else if ((status = ap_discard_request_body(r)) != OK) {
+        return status;
+    }
+    customer_id = pegadm_customer_id(r, d);
+    if (!customer_id) {
+        return send_error(r, HTTP_UNAUTHORIZED, "unauthenticated",
+                          "log in to the portal first");
+    }
+    switch (r->method_number) {
+    case M_GET:
+        st = pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res);
+        break;
+    case M_POST:
+        st = pegadm_session_op(r, d, customer_id, PEGADM_OP_RENEW, trigger, &res);
+        break;
+    default:
+        st = pegadm_session_op(r, d, customer_id, PEGADM_OP_FORGET, NULL, &res);
+        if (st == PEGADM_SESSION_OK) {
+            r->status = HTTP_NO_CONTENT;
+            return OK;
+        }
+    }
+    return st == PEGADM_SESSION_OK ? send_session(r, d, res.session_id)
+                                   : answer_failure(r, st, &res);
+}
+
+/* The script is the same for every user of a scope: configuration, never a
+ * session ID, so a foreign page that includes it learns nothing. */
+static const char bootstrap_head[] =
+    "/* mod_pegadm: hands the Pega chat widget a session made by the server */\n"
+    "(function () {\n"
+    "  \"use strict\";\n"
+    "  var config = ";
+static const char bootstrap_tail[] =
+    ";\n"
+    "  var widget = window.PegaUnifiedChatWidget = window.PegaUnifiedChatWidget || {};\n"
+    "  widget.onCreateSessionRequest = function (proactiveTrigger) {\n"
+    "    var body = {};\n"
+    "    if (proactiveTrigger !== undefined && proactiveTrigger !== null) {\n"
+    "      body.proactiveTrigger = String(proactiveTrigger);\n"
+    "    }\n"
+    "    return fetch(config.sessionEndpoint, {\n"
+    "      method: \"POST\",\n"
+    "      credentials: \"include\",\n"
+    "      cache: \"no-store\",\n"
+    "      headers: {\"Content-Type\": \"application/json\", \"Accept\": "
+    "\"application/json\"},\n"
+    "      body: JSON.stringify(body)\n"
+    "    }).then(function (response) {\n"
+    "      if (!response.ok) {\n"
+    "        throw new Error(\"mod_pegadm: session endpoint answered \" + response.status);\n"
+    "      }\n"
+    "      return response.json();\n"
+    "    }).then(function (data) {\n"
+    "      if (!data || typeof data.sessionId !== \"string\") {\n"
+    "        throw new Error(\"mod_pegadm: no sessionId in the answer\");\n"
+    "      }\n"
+    "      return data.sessionId;\n"
+    "    });\n"
+    "  };\n"
+    "  if (!document.getElementById(\"pega-wm-chat\")) {\n"
+    "    var script = document.createElement(\"script\");\n"
+    "    script.id = \"pega-wm-chat\";\n"
+    "    script.async = true;\n"
+    "    script.src = config.widgetScript;\n"
+    "    (document.head || document.documentElement).appendChild(script);\n"
+    "  }\n"
+    "})();\n";
+
+int pegadm_bootstrap_handler(request_rec *r)
+{
+    const pegadm_dir_conf_t *d;
+    json_t *config;
+    char *config_text;
+
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP)) {
+        return DECLINED;
+    }
+    d = ap_get_module_config(r->per_dir_config, &pegadm_module);
+    if (!d->widget_id || !d->secret) {
+        return misconfigured(r);
+    }
+    r->allowed = (AP_METHOD_BIT << M_GET);
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    config = json_pack("{s:s, s:s}", "sessionEndpoint", pegadm_conf_session_endpoint(d),
+                       "widgetScript",
+                       apr_pstrcat(r->pool, pegadm_conf_service_url(d), "/", d->widget_id,
+                                   "/widget.js", NULL));
+    config_text = json_dumps(config, JSON_COMPACT);
+    json_decref(config);
+    if (!config_text) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_set_content_type(r, "application/javascript; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=300");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_rputs(bootstrap_head, r);
+    ap_rputs(config_text, r);
+    ap_rputs(bootstrap_tail, r);
+    free(config_text);
+    return OK;
+}

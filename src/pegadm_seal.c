@@ -1,0 +1,124 @@
+#include "pegadm_seal.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#define NONCE_LEN 12
+#define TAG_LEN   16
+
+/* HKDF-SHA256 with no salt: the secret is already a high-entropy key, and a
+ * distinct label per purpose keeps the derived keys independent of each other
+ * and of the JWT signing key itself. */
+static apr_status_t hkdf_sha256(const unsigned char *secret, apr_size_t secret_len,
+                                const char *label, unsigned char out[32])
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[4];
+    int ok = 0;
+
+    if (ctx) {
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+        params[1] =
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, secret_len);
+        params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label,
+                                                      strlen(label));
+        params[3] = OSSL_PARAM_construct_end();
+        ok = EVP_KDF_derive(ctx, out, 32, params) == 1;
+    }
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+apr_status_t pegadm_keys_derive(pegadm_keys_t *keys, const unsigned char *secret,
+                                apr_size_t secret_len)
+{
+    apr_status_t rv = hkdf_sha256(secret, secret_len, "mod_pegadm cache id v1", keys->id_key);
+    if (rv == APR_SUCCESS) {
+        rv = hkdf_sha256(secret, secret_len, "mod_pegadm cache seal v1", keys->enc_key);
+    }
+    return rv;
+}
+
+apr_status_t pegadm_cache_id(const pegadm_keys_t *keys, const char *purpose,
+                             const char *widget_id, const char *customer_id,
+                             unsigned char out[PEGADM_CACHE_ID_LEN])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[2];
+    size_t len = 0;
+    int ok;
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    /* The NUL separators (strlen + 1) make the encoding unambiguous. */
+    ok = ctx && EVP_MAC_init(ctx, keys->id_key, sizeof(keys->id_key), params) == 1 &&
+         EVP_MAC_update(ctx, (const unsigned char *)purpose, strlen(purpose) + 1) == 1 &&
+         EVP_MAC_update(ctx, (const unsigned char *)widget_id, strlen(widget_id) + 1) == 1 &&
+         EVP_MAC_update(ctx, (const unsigned char *)customer_id, strlen(customer_id)) == 1 &&
+         EVP_MAC_final(ctx, out, &len, PEGADM_CACHE_ID_LEN) == 1;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,
+                         apr_size_t aad_len, const unsigned char *plain, apr_size_t plain_len,
+                         unsigned char **sealed, apr_size_t *sealed_len)
+{
+    unsigned char *buf = apr_palloc(p, plain_len + PEGADM_SEAL_OVERHEAD);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0, ok;
+
+    ok = ctx && RAND_bytes(buf, NONCE_LEN) == 1 &&
+         EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, keys->enc_key, buf) == 1 &&
+         EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+         EVP_EncryptUpdate(ctx, buf + NONCE_LEN, &n, plain, (int)plain_len) == 1 &&
+         EVP_EncryptFinal_ex(ctx, buf + NONCE_LEN + n, &fin) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, buf + NONCE_LEN + plain_len) ==
+             1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) {
+        return APR_EGENERAL;
+    }
+    *sealed = buf;
+    *sealed_len = plain_len + PEGADM_SEAL_OVERHEAD;
+    return APR_SUCCESS;
+}
+
+apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,
+                           apr_size_t aad_len, const unsigned char *sealed,
+                           apr_size_t sealed_len, unsigned char **plain, apr_size_t *plain_len)
+{
+    apr_size_t len;
+    unsigned char *buf;
+    EVP_CIPHER_CTX *ctx;
+    int n = 0, fin = 0, ok;
+
+    if (sealed_len < PEGADM_SEAL_OVERHEAD) {
+        return APR_EGENERAL;
+    }
+    len = sealed_len - PEGADM_SEAL_OVERHEAD;
+    buf = apr_palloc(p, len + 1);
+    ctx = EVP_CIPHER_CTX_new();
+    ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, keys->enc_key, sealed) == 1 &&
+         EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+         EVP_DecryptUpdate(ctx, buf, &n, sealed + NONCE_LEN, (int)len) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+                             (void *)(sealed + NONCE_LEN + len)) == 1 &&
+         EVP_DecryptFinal_ex(ctx, buf + n, &fin) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) {
+        return APR_EGENERAL;
+    }
+    buf[len] = '\0';
+    *plain = buf;
+    *plain_len = len;
+    return APR_SUCCESS;
+}

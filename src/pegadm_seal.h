@@ -1,0 +1,39 @@
+/* Keys derived from the JWT secret, and authenticated encryption of cache
+ * entries, so that a shared cache learns neither customer IDs nor session
+ * IDs and a tampered entry is detected. */
+#ifndef PEGADM_SEAL_H
+#define PEGADM_SEAL_H
+
+#include <apr_pools.h>
+
+#define PEGADM_CACHE_ID_LEN 32 /* bytes of an HMAC-SHA256 cache key */
+
+typedef struct {
+    unsigned char id_key[32];  /* HMAC key for cache keys */
+    unsigned char enc_key[32]; /* AES-256-GCM key for cache values */
+} pegadm_keys_t;
+
+/* Derives both keys from the secret (HKDF-SHA256 with fixed labels). */
+apr_status_t pegadm_keys_derive(pegadm_keys_t *keys, const unsigned char *secret,
+                                apr_size_t secret_len);
+
+/* out = HMAC-SHA256(id_key, purpose NUL widget_id NUL customer_id);
+ * APR_EGENERAL if OpenSSL fails (out is then unusable). */
+apr_status_t pegadm_cache_id(const pegadm_keys_t *keys, const char *purpose,
+                             const char *widget_id, const char *customer_id,
+                             unsigned char out[PEGADM_CACHE_ID_LEN]);
+
+/* Encrypts plain (random nonce, AES-256-GCM, aad authenticated but not
+ * stored). *sealed is in p and PEGADM_SEAL_OVERHEAD bytes longer. */
+#define PEGADM_SEAL_OVERHEAD (12 + 16)
+apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,
+                         apr_size_t aad_len, const unsigned char *plain, apr_size_t plain_len,
+                         unsigned char **sealed, apr_size_t *sealed_len);
+
+/* Reverses pegadm_seal; APR_EGENERAL if the entry was altered, truncated,
+ * or sealed under another key or aad. */
+apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,
+                           apr_size_t aad_len, const unsigned char *sealed,
+                           apr_size_t sealed_len, unsigned char **plain, apr_size_t *plain_len);
+
+#endif

@@ -1,0 +1,322 @@
+#include "pegadm_session.h"
+
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "pegadm_dm.h"
+
+/* What the store holds for a customer, before sealing:
+ *   type (1 byte) | time (8 bytes, big-endian microseconds) | count (4) | session ID
+ * A pending entry marks a create in progress until its time; a failed entry
+ * tells those who waited for that create that it failed at its time. */
+enum entry_type {
+    ENTRY_NONE = 0,
+    ENTRY_SESSION = 'S',
+    ENTRY_PENDING = 'P',
+    ENTRY_FAILED = 'F',
+    ENTRY_RATE = 'R',
+};
+
+typedef struct {
+    enum entry_type type;
+    apr_time_t time;
+    apr_uint32_t count;
+    const char *session_id;
+} entry_t;
+
+#define ENTRY_HEADER  13
+#define ENTRY_MAX     (ENTRY_HEADER + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
+#define POLL_INTERVAL apr_time_from_msec(20)
+
+typedef struct {
+    unsigned char bytes[PEGADM_CACHE_ID_LEN];
+} cache_id_t;
+
+static void put_be(unsigned char *at, apr_uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8) {
+        at[i] = (unsigned char)(v & 0xff);
+    }
+}
+
+static apr_uint64_t get_be(const unsigned char *at, int n)
+{
+    apr_uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        v = (v << 8) | at[i];
+    }
+    return v;
+}
+
+static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                         entry_t *e, pegadm_session_result_t *res)
+{
+    unsigned char buf[ENTRY_MAX];
+    unsigned int len = sizeof(buf);
+    unsigned char *plain;
+    apr_size_t plain_len;
+    apr_status_t rv;
+
+    memset(e, 0, sizeof(*e));
+    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
+                      &plain_len) != APR_SUCCESS ||
+        plain_len < ENTRY_HEADER) {
+        res->discarded++; /* tampered, or sealed under an older secret */
+        return APR_SUCCESS;
+    }
+    e->type = (enum entry_type)plain[0];
+    e->time = (apr_time_t)get_be(plain + 1, 8);
+    e->count = (apr_uint32_t)get_be(plain + 9, 4);
+    e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
+    if (e->type == ENTRY_SESSION &&
+        !pegadm_session_id_is_valid(e->session_id, plain_len - ENTRY_HEADER)) {
+        e->type = ENTRY_NONE;
+        res->discarded++;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                         const entry_t *e, apr_time_t expiry)
+{
+    apr_size_t sid_len = e->session_id ? strlen(e->session_id) : 0;
+    unsigned char plain[ENTRY_HEADER + PEGADM_SESSION_ID_MAX];
+    unsigned char *sealed;
+    apr_size_t sealed_len;
+    apr_status_t rv;
+
+    if (sid_len > PEGADM_SESSION_ID_MAX) {
+        return APR_EINVAL;
+    }
+    plain[0] = (unsigned char)e->type;
+    put_be(plain + 1, (apr_uint64_t)e->time, 8);
+    put_be(plain + 9, e->count, 4);
+    if (sid_len) {
+        memcpy(plain + ENTRY_HEADER, e->session_id, sid_len);
+    }
+    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, ENTRY_HEADER + sid_len,
+                     &sealed, &sealed_len);
+    if (rv == APR_SUCCESS) {
+        rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
+                             (unsigned int)sealed_len, p);
+    }
+    return rv;
+}
+
+static pegadm_session_status_t store_failed(apr_pool_t *p, pegadm_session_result_t *res,
+                                            apr_status_t rv, const char *doing)
+{
+    char err[120];
+    res->why = apr_psprintf(p, "session cache: %s failed: %s", doing,
+                            apr_strerror(rv, err, sizeof(err)));
+    return PEGADM_SESSION_STORE;
+}
+
+static apr_status_t cache_id(const pegadm_session_req_t *req, const char *purpose,
+                             cache_id_t *id)
+{
+    return pegadm_cache_id(req->keys, purpose, req->widget_id, req->customer_id, id->bytes);
+}
+
+/* Runs the upstream create and records its outcome. On failure, a failed
+ * entry is left only when others may be waiting on our pending entry. */
+static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_session_req_t *req,
+                                                const cache_id_t *id, int mark_failure,
+                                                pegadm_session_result_t *res)
+{
+    const char *sid = NULL, *why = NULL;
+    apr_status_t created = req->create(req->create_baton, p, &sid, &why);
+    apr_time_t now = apr_time_now();
+    entry_t e = {0};
+    apr_status_t rv;
+
+    if (created != APR_SUCCESS) {
+        res->why = why ? why : "the service failed";
+        if (mark_failure) {
+            e.type = ENTRY_FAILED;
+            e.time = now;
+            if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
+                save(p, req, id, &e, now + req->wait_max);
+                req->store->unlock(req->store->ctx);
+            }
+        }
+        return PEGADM_SESSION_UPSTREAM;
+    }
+    e.type = ENTRY_SESSION;
+    e.time = now;
+    e.session_id = sid;
+    rv = req->store->lock(req->store->ctx);
+    if (rv == APR_SUCCESS) {
+        rv = save(p, req, id, &e, now + req->ttl);
+        req->store->unlock(req->store->ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        /* A session that cannot be stored is not handed out: the next
+         * request would make another one. */
+        return store_failed(p, res, rv, "storing a new session");
+    }
+    res->session_id = sid;
+    res->created = 1;
+    return PEGADM_SESSION_OK;
+}
+
+/* Under the lock: what to do about the entry found. */
+typedef enum { STEP_DONE, STEP_WAIT, STEP_CREATE } step_t;
+
+static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
+                     pegadm_session_status_t *status, pegadm_session_result_t *res)
+{
+    switch (e->type) {
+    case ENTRY_SESSION:
+        res->session_id = e->session_id;
+        *status = PEGADM_SESSION_OK;
+        return STEP_DONE;
+    case ENTRY_PENDING:
+        if (e->time > now) {
+            return STEP_WAIT;
+        }
+        return STEP_CREATE; /* its creator died or overran: take over */
+    case ENTRY_FAILED:
+        if (e->time >= started) {
+            res->why = "a concurrent request's create failed";
+            *status = PEGADM_SESSION_UPSTREAM;
+            return STEP_DONE;
+        }
+        return STEP_CREATE;
+    default:
+        return STEP_CREATE;
+    }
+}
+
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+                                           pegadm_session_result_t *res)
+{
+    apr_time_t started = apr_time_now();
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    cache_id_t id;
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    for (;;) {
+        entry_t e;
+        apr_time_t now;
+        step_t step;
+
+        if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+            return store_failed(p, res, rv, "locking");
+        }
+        rv = load(p, req, &id, &e, res);
+        now = apr_time_now();
+        step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
+        if (step == STEP_CREATE) {
+            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            rv = save(p, req, &id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+
+        if (rv != APR_SUCCESS) {
+            return store_failed(p, res, rv, "reading or marking an entry");
+        }
+        if (step == STEP_DONE) {
+            return status;
+        }
+        if (step == STEP_CREATE) {
+            return create_and_store(p, req, &id, 1, res);
+        }
+        if (now - started >= req->wait_max) {
+            res->why = "timed out waiting for a concurrent request's create";
+            return PEGADM_SESSION_UPSTREAM;
+        }
+        apr_sleep(POLL_INTERVAL);
+    }
+}
+
+/* Under the lock: counts one more fresh session in the customer's window. */
+static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                                            pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_time_t now;
+    apr_status_t rv;
+
+    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    rv = load(p, req, &id, &e, res);
+    now = apr_time_now();
+    if (rv == APR_SUCCESS) {
+        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
+            e.type = ENTRY_RATE;
+            e.time = now;
+            e.count = 0;
+        }
+        if (e.count >= (apr_uint32_t)req->create_limit) {
+            req->store->unlock(req->store->ctx);
+            res->retry_after = e.time + req->create_window - now;
+            res->why = "create limit reached";
+            return PEGADM_SESSION_RATE_LIMITED;
+        }
+        e.count++;
+        e.session_id = NULL;
+        rv = save(p, req, &id, &e, e.time + req->create_window);
+    }
+    req->store->unlock(req->store->ctx);
+    if (rv != APR_SUCCESS) {
+        return store_failed(p, res, rv, "counting creates");
+    }
+    return PEGADM_SESSION_OK;
+}
+
+pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
+                                             pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status;
+    cache_id_t id;
+
+    memset(res, 0, sizeof(*res));
+    status = count_create(p, req, res);
+    if (status != PEGADM_SESSION_OK) {
+        return status;
+    }
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    /* A failed renewal keeps the cached session: it still works. */
+    return create_and_store(p, req, &id, 0, res);
+}
+
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    req->store->unlock(req->store->ctx);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return store_failed(p, res, rv, "removing an entry");
+    }
+    return PEGADM_SESSION_OK;
+}

@@ -1,0 +1,76 @@
+/* Finding or creating a customer's chat session in a shared store, with
+ * single-flight creation and a per-customer rate limit. The store is
+ * abstract (httpd's socache in the module, a table in the unit tests);
+ * entries are sealed with pegadm_seal. */
+#ifndef PEGADM_SESSION_H
+#define PEGADM_SESSION_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "pegadm_seal.h"
+
+/* A key/value store with expiry and one lock that serialises short
+ * read-modify-write sequences (never held across an upstream call).
+ * get returns APR_NOTFOUND for a missing entry; any other failure means
+ * the store cannot be used. *len is the buffer size in, the value size out. */
+typedef struct {
+    void *ctx;
+    apr_status_t (*lock)(void *ctx);
+    apr_status_t (*unlock)(void *ctx);
+    apr_status_t (*get)(void *ctx, const unsigned char *id, unsigned int id_len,
+                        unsigned char *buf, unsigned int *len, apr_pool_t *p);
+    apr_status_t (*put)(void *ctx, const unsigned char *id, unsigned int id_len,
+                        apr_time_t expiry, const unsigned char *val, unsigned int len,
+                        apr_pool_t *p);
+    apr_status_t (*del)(void *ctx, const unsigned char *id, unsigned int id_len, apr_pool_t *p);
+} pegadm_store_t;
+
+/* Makes a brand-new session upstream (calls 1 and 2). Returns APR_SUCCESS
+ * with *session_id in p, or an error with *why for the log. */
+typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char **session_id,
+                                         const char **why);
+
+typedef struct {
+    const pegadm_store_t *store;
+    const pegadm_keys_t *keys;
+    const char *widget_id;
+    const char *customer_id;      /* already validated */
+    apr_interval_time_t ttl;      /* how long a session ID is reused */
+    apr_interval_time_t wait_max; /* how long to wait for another's create */
+    int create_limit;             /* fresh sessions per window (POST) */
+    apr_interval_time_t create_window;
+    pegadm_create_fn create;
+    void *create_baton;
+} pegadm_session_req_t;
+
+typedef enum {
+    PEGADM_SESSION_OK = 0,
+    PEGADM_SESSION_UPSTREAM,     /* the service failed (ours or a concurrent create) */
+    PEGADM_SESSION_STORE,        /* the store could not be read or written */
+    PEGADM_SESSION_RATE_LIMITED, /* *retry_after says when to try again */
+} pegadm_session_status_t;
+
+typedef struct {
+    const char *session_id;          /* on OK */
+    int created;                     /* 1 if this call made it upstream */
+    apr_interval_time_t retry_after; /* on RATE_LIMITED */
+    const char *why;                 /* on failure, for the log */
+    int discarded;                   /* entries that failed authentication */
+} pegadm_session_result_t;
+
+/* The cached session, or a new one if there is none. Concurrent callers for
+ * the same customer wait for the first one's create instead of making their
+ * own; they share its failure too. */
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+                                           pegadm_session_result_t *res);
+
+/* Always a new session, replacing the cached one, within the create limit. */
+pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
+                                             pegadm_session_result_t *res);
+
+/* Forgets the customer's session. */
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              pegadm_session_result_t *res);
+
+#endif

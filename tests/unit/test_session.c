@@ -1,0 +1,422 @@
+/* Session logic over an in-memory store: caching, single flight, failures,
+ * tampering, renewal with its limit, and forgetting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+
+#include "pegadm_session.h"
+
+#define SLOTS 16
+
+typedef struct {
+    unsigned char id[PEGADM_CACHE_ID_LEN];
+    unsigned char val[512];
+    unsigned int len;
+    apr_time_t expiry;
+    int used;
+} slot_t;
+
+typedef struct {
+    slot_t slots[SLOTS];
+    apr_thread_mutex_t *mutex;
+    apr_status_t fail_get, fail_put;
+} fake_store_t;
+
+static apr_status_t fake_lock(void *c)
+{
+    return apr_thread_mutex_lock(((fake_store_t *)c)->mutex);
+}
+
+static apr_status_t fake_unlock(void *c)
+{
+    return apr_thread_mutex_unlock(((fake_store_t *)c)->mutex);
+}
+
+static slot_t *find(fake_store_t *f, const unsigned char *id)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        if (f->slots[i].used && !memcmp(f->slots[i].id, id, PEGADM_CACHE_ID_LEN) &&
+            f->slots[i].expiry > apr_time_now()) {
+            return &f->slots[i];
+        }
+    }
+    return NULL;
+}
+
+static apr_status_t fake_get(void *c, const unsigned char *id, unsigned int id_len,
+                             unsigned char *buf, unsigned int *len, apr_pool_t *p)
+{
+    fake_store_t *f = c;
+    slot_t *s = find(f, id);
+    if (f->fail_get) {
+        return f->fail_get;
+    }
+    if (!s) {
+        return APR_NOTFOUND;
+    }
+    assert_true(s->len <= *len);
+    memcpy(buf, s->val, s->len);
+    *len = s->len;
+    return APR_SUCCESS;
+}
+
+static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_len,
+                             apr_time_t expiry, const unsigned char *val, unsigned int len,
+                             apr_pool_t *p)
+{
+    fake_store_t *f = c;
+    slot_t *s = find(f, id);
+    if (f->fail_put) {
+        return f->fail_put;
+    }
+    for (int i = 0; !s && i < SLOTS; i++) {
+        if (!f->slots[i].used || f->slots[i].expiry <= apr_time_now()) {
+            s = &f->slots[i];
+        }
+    }
+    assert_non_null(s);
+    assert_true(len <= sizeof(s->val));
+    memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+    memcpy(s->val, val, len);
+    s->len = len;
+    s->expiry = expiry;
+    s->used = 1;
+    return APR_SUCCESS;
+}
+
+static apr_status_t fake_del(void *c, const unsigned char *id, unsigned int id_len,
+                             apr_pool_t *p)
+{
+    slot_t *s = find(c, id);
+    if (!s) {
+        return APR_NOTFOUND;
+    }
+    s->used = 0;
+    return APR_SUCCESS;
+}
+
+/* The upstream: counts creates, can fail, can take its time. */
+typedef struct {
+    int creates;
+    int fail;
+    apr_interval_time_t delay;
+} upstream_t;
+
+static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, const char **why)
+{
+    upstream_t *u = baton;
+    int n = ++u->creates; /* serialised by the single flight under test */
+    if (u->delay) {
+        apr_sleep(u->delay);
+    }
+    if (u->fail) {
+        *why = "service said no";
+        return APR_EGENERAL;
+    }
+    *sid = apr_psprintf(p, "sess-%d", n);
+    return APR_SUCCESS;
+}
+
+static apr_pool_t *pool;
+static fake_store_t store_data;
+static pegadm_store_t store;
+static pegadm_keys_t keys;
+static upstream_t upstream;
+
+static int setup(void **state)
+{
+    memset(&store_data.slots, 0, sizeof(store_data.slots));
+    store_data.fail_get = store_data.fail_put = APR_SUCCESS;
+    memset(&upstream, 0, sizeof(upstream));
+    return 0;
+}
+
+static pegadm_session_req_t request_for(const char *customer)
+{
+    pegadm_session_req_t req = {0};
+    req.store = &store;
+    req.keys = &keys;
+    req.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+    req.customer_id = customer;
+    req.ttl = apr_time_from_sec(60);
+    req.wait_max = apr_time_from_sec(2);
+    req.create_limit = 2;
+    req.create_window = apr_time_from_sec(60);
+    req.create = fake_create;
+    req.create_baton = &upstream;
+    return req;
+}
+
+static void test_get_creates_once_and_reuses(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t r1, r2;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &r1), PEGADM_SESSION_OK);
+    assert_int_equal(r1.created, 1);
+    assert_int_equal(pegadm_session_get(pool, &req, &r2), PEGADM_SESSION_OK);
+    assert_int_equal(r2.created, 0);
+    assert_string_equal(r1.session_id, r2.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_customers_never_share(void **state)
+{
+    pegadm_session_req_t a = request_for("alice"), b = request_for("alice ");
+    pegadm_session_result_t ra, rb;
+
+    assert_int_equal(pegadm_session_get(pool, &a, &ra), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &rb), PEGADM_SESSION_OK);
+    assert_string_not_equal(ra.session_id, rb.session_id);
+    assert_int_equal(upstream.creates, 2);
+}
+
+static void test_failure_caches_nothing(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    upstream.fail = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_string_equal(res.why, "service said no");
+    upstream.fail = 0;
+    /* a later request is not answered by the old failure */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_int_equal(upstream.creates, 2);
+}
+
+static void test_tampered_entry_is_discarded(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    pegadm_session_get(pool, &req, &res);
+    for (int i = 0; i < SLOTS; i++) {
+        if (store_data.slots[i].used) {
+            store_data.slots[i].val[store_data.slots[i].len - 1] ^= 0x80;
+        }
+    }
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.discarded, 1);
+    assert_int_equal(res.created, 1);
+    assert_string_equal(res.session_id, "sess-2");
+}
+
+/* An entry copied under another customer's key does not authenticate. */
+static void test_entry_moved_between_customers_is_discarded(void **state)
+{
+    pegadm_session_req_t a = request_for("alice"), b = request_for("bob");
+    pegadm_session_result_t ra, rb;
+    slot_t *sa = NULL, *sb = NULL;
+
+    pegadm_session_get(pool, &a, &ra);
+    pegadm_session_get(pool, &b, &rb);
+    for (int i = 0; i < SLOTS; i++) {
+        if (store_data.slots[i].used) {
+            if (!sa) {
+                sa = &store_data.slots[i];
+            } else {
+                sb = &store_data.slots[i];
+            }
+        }
+    }
+    assert_non_null(sb);
+    memcpy(sb->val, sa->val, sa->len);
+    sb->len = sa->len;
+    assert_int_equal(pegadm_session_get(pool, &a, &ra), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &rb), PEGADM_SESSION_OK);
+    assert_int_equal(ra.discarded + rb.discarded, 1);
+    assert_string_not_equal(ra.session_id, rb.session_id);
+}
+
+static void test_store_failures(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    store_data.fail_get = APR_ECONNREFUSED;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(upstream.creates, 0); /* never mint what cannot be stored */
+    store_data.fail_get = APR_SUCCESS;
+    store_data.fail_put = APR_ECONNREFUSED;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_null(res.session_id);
+    assert_int_equal(upstream.creates, 0);
+}
+
+static void test_renew_replaces_and_is_limited(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t first, renewed, again;
+
+    pegadm_session_get(pool, &req, &first);
+    assert_int_equal(pegadm_session_renew(pool, &req, &renewed), PEGADM_SESSION_OK);
+    assert_string_not_equal(first.session_id, renewed.session_id);
+    assert_int_equal(pegadm_session_get(pool, &req, &again), PEGADM_SESSION_OK);
+    assert_string_equal(again.session_id, renewed.session_id);
+    assert_int_equal(pegadm_session_renew(pool, &req, &renewed), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_RATE_LIMITED);
+    assert_true(again.retry_after > 0);
+    assert_true(again.retry_after <= apr_time_from_sec(60));
+    assert_int_equal(upstream.creates, 3);
+    /* another customer has a window of their own */
+    req = request_for("bob");
+    assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_OK);
+}
+
+static void test_failed_renew_keeps_session(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    pegadm_session_get(pool, &req, &first);
+    upstream.fail = 1;
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    upstream.fail = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+}
+
+static void test_forget(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    pegadm_session_get(pool, &req, &first);
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, first.session_id);
+}
+
+typedef struct {
+    pegadm_session_req_t req;
+    pegadm_session_result_t res;
+    pegadm_session_status_t status;
+} job_t;
+
+static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
+{
+    job_t *job = data;
+    apr_pool_t *p;
+    apr_pool_create(&p, NULL);
+    job->status = pegadm_session_get(p, &job->req, &job->res);
+    job->res.session_id = job->res.session_id ? strdup(job->res.session_id) : NULL;
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void run_concurrently(job_t *jobs, int n)
+{
+    apr_thread_t *threads[8];
+    apr_status_t rv;
+    for (int i = 0; i < n; i++) {
+        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
+    }
+    for (int i = 0; i < n; i++) {
+        apr_thread_join(&rv, threads[i]);
+    }
+}
+
+static void test_concurrent_first_requests_make_one_create(void **state)
+{
+    job_t jobs[8];
+    upstream.delay = apr_time_from_msec(150);
+    for (int i = 0; i < 8; i++) {
+        jobs[i].req = request_for("carol");
+    }
+    run_concurrently(jobs, 8);
+    assert_int_equal(upstream.creates, 1);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_OK);
+        assert_string_equal(jobs[i].res.session_id, "sess-1");
+        free((void *)jobs[i].res.session_id);
+    }
+}
+
+static void test_concurrent_waiters_share_a_failure(void **state)
+{
+    job_t jobs[4];
+    upstream.delay = apr_time_from_msec(150);
+    upstream.fail = 1;
+    for (int i = 0; i < 4; i++) {
+        jobs[i].req = request_for("dave");
+    }
+    run_concurrently(jobs, 4);
+    assert_int_equal(upstream.creates, 1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
+    }
+}
+
+/* A waiter's patience is bounded: it answers "unavailable" rather than
+ * holding a worker thread for as long as a slow create takes. */
+static void test_waiter_gives_up_after_wait_max(void **state)
+{
+    job_t jobs[4];
+    upstream.delay = apr_time_from_msec(400);
+    for (int i = 0; i < 4; i++) {
+        jobs[i].req = request_for("erin");
+        jobs[i].req.wait_max = apr_time_from_msec(i == 0 ? 2000 : 100);
+    }
+    {
+        apr_thread_t *first;
+        apr_status_t rv;
+        apr_thread_create(&first, NULL, run_get, &jobs[0], pool);
+        apr_sleep(apr_time_from_msec(50)); /* let it mark the create as pending */
+        run_concurrently(jobs + 1, 3);
+        apr_thread_join(&rv, first);
+    }
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(jobs[0].status, PEGADM_SESSION_OK);
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
+        assert_string_equal(jobs[i].res.why,
+                            "timed out waiting for a concurrent request's create");
+    }
+    for (int i = 0; i < 4; i++) {
+        free((void *)jobs[i].res.session_id);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_get_creates_once_and_reuses, setup),
+        cmocka_unit_test_setup(test_customers_never_share, setup),
+        cmocka_unit_test_setup(test_failure_caches_nothing, setup),
+        cmocka_unit_test_setup(test_tampered_entry_is_discarded, setup),
+        cmocka_unit_test_setup(test_entry_moved_between_customers_is_discarded, setup),
+        cmocka_unit_test_setup(test_store_failures, setup),
+        cmocka_unit_test_setup(test_renew_replaces_and_is_limited, setup),
+        cmocka_unit_test_setup(test_failed_renew_keeps_session, setup),
+        cmocka_unit_test_setup(test_forget, setup),
+        cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),
+        cmocka_unit_test_setup(test_concurrent_waiters_share_a_failure, setup),
+        cmocka_unit_test_setup(test_waiter_gives_up_after_wait_max, setup),
+    };
+    const char secret[] = "correct horse battery staple, 40 bytes!!";
+    int failed;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    apr_thread_mutex_create(&store_data.mutex, APR_THREAD_MUTEX_DEFAULT, pool);
+    store = (pegadm_store_t){&store_data, fake_lock, fake_unlock, fake_get, fake_put, fake_del};
+    pegadm_keys_derive(&keys, (const unsigned char *)secret, strlen(secret));
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return failed;
+}
