@@ -23,6 +23,9 @@ static int pegadm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
 static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
 {
+    if (pegadm_cache_check_config(pconf, ptemp, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return pegadm_check_scopes(ptemp, s);
 }
 
@@ -34,8 +37,7 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         return OK;
     }
     if (pegadm_http_global_init() != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     PEGADM_LOGNO(002) "initialising libcurl failed");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "PEGADM002: initialising libcurl failed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return pegadm_cache_post_config(pconf, ptemp, s) == APR_SUCCESS

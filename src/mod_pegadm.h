@@ -14,8 +14,8 @@
 #include "pegadm_seal.h"
 #include "pegadm_session.h"
 
-/* Stable message numbers, so administrators can grep for them. */
-#define PEGADM_LOGNO(n) "PEGADM" #n ": "
+/* Log messages start with a stable number, "PEGADMnnn: ", so that
+ * administrators can grep for them. */
 
 #define PEGADM_HANDLER_SESSION   "pegadm-session"
 #define PEGADM_HANDLER_BOOTSTRAP "pegadm-bootstrap"
@@ -79,6 +79,8 @@ void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 
 /* mod_pegadm_session.c */
+/* Resolves the cache provider (shmcb unless PegaDMCache says otherwise). */
+apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
 /* The validated customer ID of r, or NULL for "not authenticated". */

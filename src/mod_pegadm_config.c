@@ -271,8 +271,8 @@ static const char *read_secret_file(cmd_parms *cmd, const char *path, char *buf,
     }
     if (fi.protection & (APR_GREAD | APR_WREAD)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
-                     PEGADM_LOGNO(001) "%s: '%s' (%s:%d) is readable by group or others; "
-                                       "make it readable by root only (chmod 600)",
+                     "PEGADM001: %s: '%s' (%s:%d) is readable by group or others; "
+                     "make it readable by root only (chmod 600)",
                      cmd->cmd->name, path, cmd->directive->filename, cmd->directive->line_num);
     }
     return NULL;
@@ -517,9 +517,11 @@ const command_rec pegadm_cmds[] = {
 
 /* ---- start-up check of the scopes that act ----
  * Where PegaDM On or a pegadm handler is configured, the widget ID and the
- * secret must be set in the same scope, an enclosing one, or a <Location>
- * whose path is a prefix of this <Location>'s: the scopes httpd is sure to
- * merge for it. The configuration tree still knows file and line here. */
+ * secret must be set in the same scope, an enclosing one, or a sibling
+ * section that httpd is sure to merge for it (section_covers). The
+ * configuration tree still knows file and line here; anything the check
+ * cannot see is caught per request (the handlers answer 500, eager mode
+ * stays off) and logged. */
 
 typedef struct {
     int widget;
@@ -563,21 +565,36 @@ static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
     return word;
 }
 
-/* A sibling <Location prefix> that httpd merges for every URL under path. */
-static int location_covers(apr_pool_t *p, const ap_directive_t *loc, const char *path)
+static int path_is_prefix(const char *prefix, const char *path)
 {
-    const char *prefix;
-    apr_size_t len;
-
-    if (strcasecmp(loc->directive, "<Location")) {
-        return 0;
-    }
-    prefix = section_path(p, loc);
-    len = strlen(prefix);
+    apr_size_t len = strlen(prefix);
     if (prefix[0] == '~' || strncmp(prefix, path, len)) {
         return 0;
     }
     return len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0';
+}
+
+/* Whether httpd surely merges the sibling section for every request that
+ * reaches section: <Location /> covers everything, and a <Location> or
+ * <Directory> covers those of its kind below its path. */
+static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section)
+{
+    const char *prefix;
+
+    if (sibling == section || !sibling->first_child) {
+        return 0;
+    }
+    prefix = section_path(p, sibling);
+    if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
+        return 1;
+    }
+    if (strcasecmp(sibling->directive, section->directive) ||
+        (strcasecmp(section->directive, "<Location") &&
+         strcasecmp(section->directive, "<Directory"))) {
+        return 0;
+    }
+    return path_is_prefix(prefix, section_path(p, section));
 }
 
 static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
@@ -605,12 +622,9 @@ static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t i
     const char *what;
 
     scan_level(first, &has);
-    if (section && siblings && !strcasecmp(section->directive, "<Location")) {
-        const char *path = section_path(p, section);
-        for (const ap_directive_t *s = siblings; s; s = s->next) {
-            if (s != section && s->first_child && location_covers(p, s, path)) {
-                scan_level(s->first_child, &has);
-            }
+    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
+        if (section_covers(p, s, section)) {
+            scan_level(s->first_child, &has);
         }
     }
     for (const ap_directive_t *d = first; d; d = d->next) {
@@ -620,7 +634,7 @@ static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t i
                                     is_conditional(d) ? section : d);
         } else if (acts_here(p, d, &what) && !(has.widget && has.secret)) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                         PEGADM_LOGNO(010) "%s at %s:%d is in a scope without %s%s%s", what,
+                         "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what,
                          d->filename, d->line_num, has.widget ? "" : "PegaDMWidgetID",
                          has.widget || has.secret ? "" : " and ",
                          has.secret ? "" : "PegaDMJWTSecret (or PegaDMJWTSecretFile)");

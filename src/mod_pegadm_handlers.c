@@ -149,7 +149,7 @@ static int answer_failure(request_rec *r, pegadm_session_status_t st,
 static int misconfigured(request_rec *r)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  PEGADM_LOGNO(040) "%s needs PegaDMWidgetID and PegaDMJWTSecret in this scope",
+                  "PEGADM040: %s needs PegaDMWidgetID and PegaDMJWTSecret in this scope",
                   r->handler);
     return HTTP_INTERNAL_SERVER_ERROR;
 }

@@ -33,32 +33,38 @@ static apr_status_t destroy_cache(void *data)
     return APR_SUCCESS;
 }
 
+apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    pegadm_server_conf_t *sc = server_conf(s);
+    const char *err;
+
+    if (sc->cache_provider) {
+        return APR_SUCCESS;
+    }
+    sc->cache_provider =
+        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
+    if (!sc->cache_provider) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                     "PEGADM020: the session cache needs mod_socache_shmcb loaded "
+                     "(or PegaDMCache naming a loaded socache provider)");
+        return APR_EGENERAL;
+    }
+    sc->cache_provider_name = "shmcb";
+    err = sc->cache_provider->create(&sc->cache, NULL, ptemp, pconf);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                     "PEGADM021: creating the shmcb session cache failed: %s", err);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
     struct ap_socache_hints hints = {PEGADM_CACHE_ID_LEN, 80, 60};
-    const char *err;
     apr_status_t rv;
 
-    if (!sc->cache_provider) {
-        sc->cache_provider =
-            ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
-        if (!sc->cache_provider) {
-            ap_log_error(
-                APLOG_MARK, APLOG_CRIT, 0, s,
-                PEGADM_LOGNO(
-                    020) "the session cache needs mod_socache_shmcb (or PegaDMCache naming "
-                         "a loaded provider)");
-            return APR_EGENERAL;
-        }
-        sc->cache_provider_name = "shmcb";
-        err = sc->cache_provider->create(&sc->cache, NULL, ptemp, pconf);
-        if (err) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                         PEGADM_LOGNO(021) "creating the shmcb session cache failed: %s", err);
-            return APR_EGENERAL;
-        }
-    }
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -66,7 +72,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     rv = sc->cache_provider->init(sc->cache, CACHE_NAMESPACE, &hints, s, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     PEGADM_LOGNO(022) "initialising the %s session cache failed",
+                     "PEGADM022: initialising the %s session cache failed",
                      sc->cache_provider_name);
         return rv;
     }
@@ -85,7 +91,7 @@ void pegadm_cache_child_init(apr_pool_t *p, server_rec *s)
     rv = apr_global_mutex_child_init(&sc->mutex, apr_global_mutex_lockfile(sc->mutex), p);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     PEGADM_LOGNO(023) "attaching to the session cache mutex failed");
+                     "PEGADM023: attaching to the session cache mutex failed");
     }
 }
 
@@ -191,7 +197,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     }
     ap_log_rerror(
         APLOG_MARK, APLOG_DEBUG, 0, b->r,
-        PEGADM_LOGNO(030) "created a chat session and sent its private data for customer '%s'",
+        "PEGADM030: created a chat session and sent its private data for customer '%s'",
         ap_escape_logitem(p, b->customer_id));
     return APR_SUCCESS;
 }
@@ -204,10 +210,9 @@ const char *pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d)
     if (d->customer_id) {
         id = ap_expr_str_exec(r, d->customer_id, &err);
         if (err) {
-            ap_log_rerror(
-                APLOG_MARK, APLOG_ERR, 0, r,
-                PEGADM_LOGNO(031) "PegaDMCustomerID: evaluating the expression failed: %s",
-                err);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "PEGADM031: PegaDMCustomerID: evaluating the expression failed: %s",
+                          err);
             return NULL;
         }
     }
@@ -220,9 +225,9 @@ const char *pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d)
     }
     if (check != PEGADM_ID_EMPTY) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      PEGADM_LOGNO(032) "refusing customer ID (%" APR_SIZE_T_FMT
-                                        " bytes): %s; treated as "
-                                        "not authenticated",
+                      "PEGADM032: refusing customer ID (%" APR_SIZE_T_FMT
+                      " bytes): %s; treated as "
+                      "not authenticated",
                       strlen(id), pegadm_id_check_reason(check));
     }
     return NULL;
@@ -237,8 +242,8 @@ static void log_store_failure(request_rec *r, pegadm_server_conf_t *sc, const ch
 
     if (now - last >= 60 && apr_atomic_cas32(&sc->cache_error_logged_at, now, last) == last) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      PEGADM_LOGNO(033) "%s (%s); answering as if the service were unavailable",
-                      why, sc->cache_provider_name);
+                      "PEGADM033: %s (%s); answering as if the service were unavailable", why,
+                      sc->cache_provider_name);
     }
 }
 
@@ -270,7 +275,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      PEGADM_LOGNO(034) "fresh session requested with proactive trigger '%s'",
+                      "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
     st = op == PEGADM_OP_GET     ? pegadm_session_get(r->pool, &req, res)
@@ -279,8 +284,8 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     if (res->discarded) {
         ap_log_rerror(
             APLOG_MARK, APLOG_WARNING, 0, r,
-            PEGADM_LOGNO(035) "discarded %d session cache entries that failed authentication "
-                              "(tampered, or written under another secret)",
+            "PEGADM035: discarded %d session cache entries that failed authentication "
+            "(tampered, or written under another secret)",
             res->discarded);
     }
     switch (st) {
@@ -288,13 +293,12 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         log_store_failure(r, sc, res->why);
         break;
     case PEGADM_SESSION_UPSTREAM:
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      PEGADM_LOGNO(036) "chat session unavailable: %s", res->why);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PEGADM036: chat session unavailable: %s",
+                      res->why);
         break;
     case PEGADM_SESSION_RATE_LIMITED:
-        ap_log_rerror(
-            APLOG_MARK, APLOG_NOTICE, 0, r,
-            PEGADM_LOGNO(037) "customer exceeded PegaDMCreateLimit; fresh session refused");
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM037: customer exceeded PegaDMCreateLimit; fresh session refused");
         break;
     default:
         break;
