@@ -1,0 +1,212 @@
+/* pegadm_http on libcurl. Transport options (which depend only on the
+ * target) are kept apart from per-request ones so that a handle can later
+ * be kept and reused for its connection. */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <curl/curl.h>
+
+#include "pegadm_http.h"
+
+typedef struct {
+    apr_pool_t *p;
+    char *data;
+    apr_size_t len;
+    apr_size_t cap; /* always > len: room for the final NUL */
+    int too_large;
+} pegadm_http_sink_t;
+
+apr_status_t pegadm_http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* Collects the body in the pool; returning short makes curl abort the
+ * transfer with CURLE_WRITE_ERROR once the answer is too large. */
+static size_t pegadm_http_sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    pegadm_http_sink_t *sink = userdata;
+    apr_size_t n = size * nmemb;
+
+    if (n > PEGADM_HTTP_MAX_BODY - sink->len) {
+        sink->too_large = 1;
+        return 0;
+    }
+    if (sink->len + n >= sink->cap) {
+        apr_size_t cap = sink->cap * 2;
+        char *grown;
+        while (cap <= sink->len + n) {
+            cap *= 2;
+        }
+        grown = apr_palloc(sink->p, cap);
+        memcpy(grown, sink->data, sink->len);
+        sink->data = grown;
+        sink->cap = cap;
+    }
+    memcpy(sink->data + sink->len, ptr, n);
+    sink->len += n;
+    return n;
+}
+
+/* Security-relevant settings: a failure to set any of them fails the call. */
+static CURLcode pegadm_http_set_transport(CURL *h, const pegadm_http_opts_t *opts)
+{
+    long timeout_ms = (long)apr_time_as_msec(opts->timeout);
+    long connect_timeout_ms = (long)apr_time_as_msec(opts->connect_timeout);
+    int failed = 0;
+
+    failed |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    failed |=
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
+    if (opts->ca_file) {
+        failed |= curl_easy_setopt(h, CURLOPT_CAINFO, opts->ca_file) != CURLE_OK;
+    }
+    /* "" disables the proxy and the http_proxy/no_proxy environment with it. */
+    failed |= curl_easy_setopt(h, CURLOPT_PROXY, opts->proxy ? opts->proxy : "") != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_NOPROXY, "") != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_USERAGENT, "mod_pegadm") != CURLE_OK;
+    return failed ? CURLE_FAILED_INIT : CURLE_OK;
+}
+
+/* The request headers; NULL if out of memory. Free with curl_slist_free_all. */
+static struct curl_slist *pegadm_http_json_headers(apr_pool_t *p, const char *bearer)
+{
+    const char *lines[] = {
+        "Content-Type: application/json",
+        "Accept: application/json",
+        /* No "100 Continue" round trip for a small body. */
+        "Expect:",
+        apr_pstrcat(p, "Authorization: Bearer ", bearer, NULL),
+    };
+    struct curl_slist *headers = NULL;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        struct curl_slist *more = curl_slist_append(headers, lines[i]);
+        if (!more) {
+            curl_slist_free_all(headers);
+            return NULL;
+        }
+        headers = more;
+    }
+    return headers;
+}
+
+static pegadm_http_status_t pegadm_http_status_from_curl(CURLcode rc, int too_large)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return PEGADM_HTTP_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_PROXY:
+        return PEGADM_HTTP_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return PEGADM_HTTP_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return PEGADM_HTTP_TLS;
+    case CURLE_FILESIZE_EXCEEDED:
+        return PEGADM_HTTP_TOO_LARGE;
+    case CURLE_WRITE_ERROR:
+        return too_large ? PEGADM_HTTP_TOO_LARGE : PEGADM_HTTP_ERROR;
+    default:
+        return PEGADM_HTTP_ERROR;
+    }
+}
+
+/* Per-request settings; sink and errbuf must outlive the transfer. */
+static CURLcode pegadm_http_set_request(CURL *h, const char *url, struct curl_slist *headers,
+                                        const char *body, apr_size_t body_len,
+                                        pegadm_http_sink_t *sink, char *errbuf)
+{
+    curl_off_t max_body = PEGADM_HTTP_MAX_BODY;
+    int failed = 0;
+
+    failed |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
+    /* A NULL body would make curl read the body from stdin. */
+    failed |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "") != CURLE_OK;
+    failed |=
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len) != CURLE_OK;
+    /* Refuses an announced oversized body before reading any of it. */
+    failed |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, max_body) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pegadm_http_sink_write) != CURLE_OK;
+    failed |= curl_easy_setopt(h, CURLOPT_WRITEDATA, sink) != CURLE_OK;
+    return failed ? CURLE_FAILED_INIT : CURLE_OK;
+}
+
+/* Runs one POST on a handle that already has its transport settings. */
+static pegadm_http_status_t pegadm_http_perform(CURL *h, apr_pool_t *p, const char *url,
+                                                struct curl_slist *headers, const char *body,
+                                                apr_size_t body_len,
+                                                pegadm_http_response_t *resp)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    pegadm_http_sink_t sink = {p, apr_palloc(p, 1024), 0, 1024, 0};
+    pegadm_http_status_t status;
+    CURLcode rc;
+
+    if (pegadm_http_set_request(h, url, headers, body, body_len, &sink, errbuf) != CURLE_OK) {
+        resp->error = "could not configure the libcurl request";
+        return PEGADM_HTTP_ERROR;
+    }
+    rc = curl_easy_perform(h);
+    /* errbuf dies with this frame; a kept handle must not point at it. */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    status = pegadm_http_status_from_curl(rc, sink.too_large);
+    if (status == PEGADM_HTTP_TOO_LARGE) {
+        resp->error = apr_psprintf(p, "answer larger than %d bytes", PEGADM_HTTP_MAX_BODY);
+    } else if (status != PEGADM_HTTP_OK) {
+        resp->error = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    } else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status) != CURLE_OK) {
+        resp->error = "no HTTP status in the answer";
+        status = PEGADM_HTTP_ERROR;
+    }
+    sink.data[sink.len] = '\0';
+    resp->body = sink.data;
+    resp->body_len = sink.len;
+    return status;
+}
+
+pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const char *bearer,
+                                           const char *body, apr_size_t body_len,
+                                           const pegadm_http_opts_t *opts,
+                                           pegadm_http_response_t *resp)
+{
+    struct curl_slist *headers = NULL;
+    pegadm_http_status_t status = PEGADM_HTTP_ERROR;
+    CURL *h = curl_easy_init();
+
+    resp->status = 0;
+    resp->body = "";
+    resp->body_len = 0;
+    resp->error = NULL;
+    if (!h) {
+        resp->error = "could not create a libcurl handle";
+    } else if (pegadm_http_set_transport(h, opts) != CURLE_OK) {
+        resp->error = "could not configure libcurl";
+    } else if (!(headers = pegadm_http_json_headers(p, bearer))) {
+        resp->error = "out of memory building the request headers";
+    } else {
+        status = pegadm_http_perform(h, p, url, headers, body, body_len, resp);
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return status;
+}
