@@ -50,6 +50,9 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
     pegadm_cache_child_init(p, s);
 }
 
+/* Marks a request whose eager work is done (or failed). */
+#define EAGER_NOTE "pegadm-eager"
+
 static int is_own_handler(const request_rec *r)
 {
     return r->handler && (!strcmp(r->handler, PEGADM_HANDLER_SESSION) ||
@@ -74,15 +77,18 @@ static int pegadm_fixups(request_rec *r)
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
     }
-    if (r->main) {
-        /* A subrequest (SSI include, directory index lookup) shares the
-         * main request's outcome instead of asking again. */
+    if (r->main && apr_table_get(r->main->notes, EAGER_NOTE)) {
+        /* A subrequest (SSI include) shares the outcome of its main request
+         * instead of asking again. One whose main request was outside eager
+         * scope (a DirectoryIndex lookup from "/") does the work itself:
+         * mod_dir carries its variables over to the main request. */
         const char *sid = apr_table_get(r->main->subprocess_env, "PEGADM_SESSION_ID");
         if (sid) {
             export_session(r, sid, d->widget_id);
         }
         return DECLINED;
     }
+    apr_table_setn(r->notes, EAGER_NOTE, "1");
     customer_id = pegadm_customer_id(r, d);
     if (customer_id &&
         pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res) == PEGADM_SESSION_OK) {

@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# Shared by scripts/test and scripts/demo: the Debian 12 packages the build,
+# the tests and the demo need, and the CMake build. Sourced, not run.
+
+PEGADM_PACKAGES=(
+    build-essential cmake pkg-config
+    apache2 apache2-dev apache2-utils
+    libapr1-dev libaprutil1-dev
+    libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
+    python3 python3-pytest
+    openssl curl ca-certificates
+)
+
+pegadm_say() {
+    printf '\n==> %s\n' "$*"
+}
+
+# Lists the packages of PEGADM_PACKAGES that are not installed.
+pegadm_missing_packages() {
+    local pkg status
+    for pkg in "${PEGADM_PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) || status=
+        [[ $status == ii* ]] || printf '%s\n' "$pkg"
+    done
+}
+
+# Installs whatever is missing; does nothing (and needs no network or root)
+# when everything is there already.
+pegadm_install_packages() {
+    local missing
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "dpkg-query not found: this script expects Debian 12 (bookworm)." >&2
+        return 1
+    fi
+    mapfile -t missing < <(pegadm_missing_packages)
+    if ((${#missing[@]} == 0)); then
+        pegadm_say "Packages: all ${#PEGADM_PACKAGES[@]} already installed"
+        return 0
+    fi
+    pegadm_say "Packages: installing ${missing[*]}"
+    if ((EUID != 0)); then
+        echo "Installing packages needs root; run this script as root." >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update &&
+        apt-get install -y --no-install-recommends "${PEGADM_PACKAGES[@]}"
+}
+
+# Configures (afresh if the build directory belongs to another checkout)
+# and builds into $1/build.
+pegadm_build() {
+    local root=$1 cache="$1/build/CMakeCache.txt" home
+    if [[ -f $cache ]]; then
+        home=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$cache")
+        if [[ $home != "$root" ]]; then
+            pegadm_say "Build: build/ was configured for ${home:-another tree}; reconfiguring"
+            rm -rf "$root/build/CMakeCache.txt" "$root/build/CMakeFiles"
+        fi
+    fi
+    pegadm_say "Build: cmake -S . -B build"
+    cmake -S "$root" -B "$root/build" &&
+        cmake --build "$root/build" --parallel "$(nproc)"
+}
