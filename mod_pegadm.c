@@ -9,6 +9,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_mpm.h>
 #include <util_mutex.h>
 
 #include "pegadm_http.h"
@@ -24,6 +25,9 @@ static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
                                server_rec *s)
 {
     if (pegadm_cache_check_config(pconf, ptemp, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (pegadm_dbd_check_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return pegadm_check_scopes(ptemp, s);
@@ -45,9 +49,26 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
                : HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* Idle upstream handles kept per child: at most one per worker thread,
+ * and a handful is plenty for the rare creates once sessions are cached. */
+#define HTTP_IDLE_MAX 16
+
 static void pegadm_child_init(apr_pool_t *p, server_rec *s)
 {
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    int threads = 1;
+    apr_status_t rv;
+
     pegadm_cache_child_init(p, s);
+    /* Connections live as long as the child: its pool frees the handles. */
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    rv = pegadm_http_handles_create(p, threads < HTTP_IDLE_MAX ? threads : HTTP_IDLE_MAX,
+                                    &sc->http_handles);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "PEGADM403: cannot keep upstream connections; each call to the "
+                     "service connects afresh");
+    }
 }
 
 /* Marks a request whose eager work is done (or failed). */
@@ -89,8 +110,7 @@ static int pegadm_fixups(request_rec *r)
         return DECLINED;
     }
     apr_table_setn(r->notes, EAGER_NOTE, "1");
-    customer_id = pegadm_customer_id(r, d);
-    if (customer_id &&
+    if (pegadm_customer_id(r, d, &customer_id) == PEGADM_CUSTOMER_OK &&
         pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res) == PEGADM_SESSION_OK) {
         export_session(r, res.session_id, d->widget_id);
     }
@@ -105,13 +125,18 @@ static int pegadm_handler(request_rec *r)
 
 static void pegadm_register_hooks(apr_pool_t *p)
 {
+    static const char *const after_env[] = {"mod_ssl.c", "mod_env.c", NULL};
+
     ap_hook_pre_config(pegadm_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(pegadm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(pegadm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(pegadm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* before mod_headers (APR_HOOK_LAST), so RequestHeader can forward the ID */
-    ap_hook_fixups(pegadm_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_headers (APR_HOOK_LAST), so RequestHeader can forward the ID;
+     * after mod_ssl's and mod_env's, so that expressions see the variables
+     * of SSLOptions +StdEnvVars and SetEnv */
+    ap_hook_fixups(pegadm_fixups, after_env, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    pegadm_inject_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

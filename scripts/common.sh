@@ -9,6 +9,14 @@ PEGADM_PACKAGES=(
     libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
     python3 python3-pytest
     openssl curl ca-certificates
+    # the memcheck run of httpd (tests/valgrind)
+    valgrind
+    # the browser tests: headless chromium driven through chromedriver
+    chromium chromium-driver python3-selenium
+    # the shared-cache tests: several httpd nodes on a real Redis and memcached
+    redis-server memcached
+    # the identity-source and customer-database tests (mod_dbd, mod_authnz_ldap)
+    libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
 )
 
 pegadm_say() {
@@ -48,17 +56,19 @@ pegadm_install_packages() {
 }
 
 # Configures (afresh if the build directory belongs to another checkout)
-# and builds into $1/build.
+# and builds into $1/build, or into $1/$2 with the CMake options that follow.
 pegadm_build() {
-    local root=$1 cache="$1/build/CMakeCache.txt" home
+    local root=$1 dir=${2:-build} cache home
+    shift $(($# < 2 ? $# : 2))
+    cache="$root/$dir/CMakeCache.txt"
     if [[ -f $cache ]]; then
         home=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$cache")
         if [[ $home != "$root" ]]; then
-            pegadm_say "Build: build/ was configured for ${home:-another tree}; reconfiguring"
-            rm -rf "$root/build/CMakeCache.txt" "$root/build/CMakeFiles"
+            pegadm_say "Build: $dir/ was configured for ${home:-another tree}; reconfiguring"
+            rm -rf "$root/$dir/CMakeCache.txt" "$root/$dir/CMakeFiles"
         fi
     fi
-    pegadm_say "Build: cmake -S . -B build"
-    cmake -S "$root" -B "$root/build" &&
-        cmake --build "$root/build" --parallel "$(nproc)"
+    pegadm_say "Build: cmake -S . -B $dir $*"
+    cmake -S "$root" -B "$root/$dir" "$@" &&
+        cmake --build "$root/$dir" --parallel "$(nproc)"
 }

@@ -10,7 +10,9 @@
 #include <ap_socache.h>
 #include <apr_global_mutex.h>
 
+#include "pegadm_breaker.h"
 #include "pegadm_dm.h"
+#include "pegadm_fields.h"
 #include "pegadm_seal.h"
 #include "pegadm_session.h"
 
@@ -30,6 +32,8 @@ typedef struct {
 typedef struct {
     const char *key;
     ap_expr_info_t *expr;
+    pegadm_field_type_t type;
+    apr_uint32_t failure_logged; /* per process: a bad value is warned about once */
 } pegadm_field_t;
 
 /* Per-directory configuration. Unset values are NULL or -1; the accessors
@@ -51,6 +55,17 @@ typedef struct {
     int create_limit;
     apr_interval_time_t create_window;
     const char *session_endpoint;
+    /* the bootstrap tag filter (mod_pegadm_inject.c) */
+    int inject;
+    ap_expr_info_t *script_nonce; /* NULL: no nonce attribute */
+    const char *bootstrap_url;
+    /* the customer ID looked up through mod_dbd (mod_pegadm_dbd.c) */
+    const char *cid_query;             /* NULL: the expression's value is the ID */
+    const char *cid_query_label;       /* mod_dbd's name for the prepared statement */
+    apr_interval_time_t cid_query_ttl; /* -1 or 0: answers are not cached */
+    /* the circuit breaker around the create (mod_pegadm_session.c) */
+    int breaker_threshold;
+    apr_interval_time_t breaker_cooldown;
 } pegadm_dir_conf_t;
 
 /* Server-wide: one cache and one mutex for the whole server. */
@@ -60,6 +75,12 @@ typedef struct {
     ap_socache_instance_t *cache;
     apr_global_mutex_t *mutex;
     apr_uint32_t cache_error_logged_at; /* seconds; per process */
+    /* many nodes, many customers (mod_pegadm_cachesize.c, child_init) */
+    const char *cache_args;                /* PegaDMCache's after the ':' */
+    const ap_directive_t *cache_directive; /* where PegaDMCache is, for messages */
+    int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
+    apr_uint32_t cache_failed_at;          /* seconds; per process */
+    pegadm_http_handles_t *http_handles;   /* per process, from child_init */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -73,8 +94,10 @@ void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);
 const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d);
 const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d);
 const char *pegadm_conf_session_endpoint(const pegadm_dir_conf_t *d);
+const char *pegadm_conf_bootstrap_url(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
+void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 
@@ -83,8 +106,17 @@ int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
-/* The validated customer ID of r, or NULL for "not authenticated". */
-const char *pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d);
+typedef enum {
+    PEGADM_CUSTOMER_OK = 0,
+    PEGADM_CUSTOMER_NONE,       /* not authenticated, or no customer for the log-in */
+    PEGADM_CUSTOMER_UNAVAILABLE /* the customer database cannot answer now */
+} pegadm_customer_status_t;
+/* The request note holding the customer ID once it is known, for
+ * expressions such as PegaDMPrivateData's: %{note:PEGADM_CUSTOMER_ID}. */
+#define PEGADM_CUSTOMER_NOTE "PEGADM_CUSTOMER_ID"
+/* The validated customer ID of r in *id (on OK only); failures are logged. */
+pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                            const char **id);
 
 typedef enum { PEGADM_OP_GET, PEGADM_OP_RENEW, PEGADM_OP_FORGET } pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
@@ -93,8 +125,32 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res);
 
+/* mod_pegadm_cachesize.c */
+/* The arguments of the default shmcb cache: sized for PegaDMCacheCustomers. */
+const char *pegadm_cache_default_args(apr_pool_t *p, server_rec *s);
+/* Sizes "PegaDMCache shmcb" (no size) like the default, warns about a
+ * given shmcb size too small for PegaDMCacheCustomers. */
+apr_status_t pegadm_cache_check_size(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* Logs (info) how many customers a shmcb cache keeps. */
+void pegadm_cache_log_size(server_rec *s);
+
+/* mod_pegadm_dbd.c: the customer ID from a database, through mod_dbd */
+const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query);
+const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg);
+/* Refuses PegaDMCustomerIDQuery in a server without DBDriver. */
+int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s);
+/* Maps login with the scope's query (or its cached answer). On OK, *value
+ * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
+pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                                const char *login, const char **value);
+
 /* mod_pegadm_handlers.c */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
+
+/* mod_pegadm_inject.c */
+#define PEGADM_INJECT_FILTER "PEGADM_INJECT"
+/* Registers the PegaDMInject output filter and the hooks that add it. */
+void pegadm_inject_register_hooks(apr_pool_t *p);
 
 #endif

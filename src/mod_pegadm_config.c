@@ -1,22 +1,22 @@
 /* The directives of mod_pegadm: parsing, validation at start-up, merging. */
 #include "mod_pegadm.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <apr_file_io.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
-#include <apr_uri.h>
 #include <http_core.h>
 #include <http_protocol.h>
+
+#include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
 
 #define PEGADM_DEFAULT_SERVICE_URL      "https://widget.chat.pega.digital"
 #define PEGADM_DEFAULT_SESSION_ENDPOINT "/pegadm/session"
+#define PEGADM_DEFAULT_BOOTSTRAP_URL    "/pegadm/bootstrap.js"
 #define PEGADM_DEFAULT_CACHE_TTL        1800
 #define PEGADM_DEFAULT_TIMEOUT          5
 #define PEGADM_DEFAULT_CONNECT_TIMEOUT  2
@@ -24,6 +24,9 @@ APLOG_USE_MODULE(pegadm);
 #define PEGADM_DEFAULT_CREATE_LIMIT     10
 #define PEGADM_DEFAULT_CREATE_WINDOW    60
 #define SECRET_MAX                      4096
+
+#define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
+#define PEGADM_DEFAULT_BREAKER_COOLDOWN  30
 
 #define UNSET        (-1)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
@@ -39,6 +42,10 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->token_lifetime = UNSET;
     d->create_limit = UNSET;
     d->create_window = UNSET;
+    d->breaker_threshold = UNSET;
+    d->breaker_cooldown = UNSET;
+    d->cid_query_ttl = UNSET;
+    d->inject = UNSET;
     return d;
 }
 
@@ -63,6 +70,15 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->create_limit = MERGE_NUM(create_limit);
     d->create_window = add->create_limit != UNSET ? add->create_window : base->create_window;
     d->session_endpoint = MERGE_PTR(session_endpoint);
+    d->breaker_threshold = MERGE_NUM(breaker_threshold);
+    d->breaker_cooldown = MERGE_NUM(breaker_cooldown);
+    /* the query and its cache lifetime are separate settings */
+    d->cid_query = MERGE_PTR(cid_query);
+    d->cid_query_label = add->cid_query ? add->cid_query_label : base->cid_query_label;
+    d->cid_query_ttl = MERGE_NUM(cid_query_ttl);
+    d->inject = MERGE_NUM(inject);
+    d->script_nonce = MERGE_PTR(script_nonce);
+    d->bootstrap_url = MERGE_PTR(bootstrap_url);
     return d;
 }
 
@@ -95,6 +111,11 @@ const char *pegadm_conf_session_endpoint(const pegadm_dir_conf_t *d)
     return d->session_endpoint ? d->session_endpoint : PEGADM_DEFAULT_SESSION_ENDPOINT;
 }
 
+const char *pegadm_conf_bootstrap_url(const pegadm_dir_conf_t *d)
+{
+    return d->bootstrap_url ? d->bootstrap_url : PEGADM_DEFAULT_BOOTSTRAP_URL;
+}
+
 apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d)
 {
     return d->cache_ttl != UNSET ? d->cache_ttl : apr_time_from_sec(PEGADM_DEFAULT_CACHE_TTL);
@@ -119,75 +140,32 @@ void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_
                                   : apr_time_from_sec(PEGADM_DEFAULT_CONNECT_TIMEOUT);
 }
 
+void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c)
+{
+    apr_interval_time_t timeout =
+        d->timeout != UNSET ? d->timeout : apr_time_from_sec(PEGADM_DEFAULT_TIMEOUT);
+
+    c->threshold =
+        d->breaker_threshold != UNSET ? d->breaker_threshold : PEGADM_DEFAULT_BREAKER_THRESHOLD;
+    c->cooldown = d->breaker_cooldown != UNSET
+                      ? d->breaker_cooldown
+                      : apr_time_from_sec(PEGADM_DEFAULT_BREAKER_COOLDOWN);
+    /* a probe is a whole create: two calls, each within the timeout */
+    c->probe_max = 2 * timeout + apr_time_from_sec(1);
+}
+
 /* ---- value parsers: each returns NULL or a message naming the directive ---- */
 
+/* The checks themselves are in pegadm_confcheck.c, where they can be
+ * fuzzed without httpd. */
 static const char *parse_int(cmd_parms *cmd, const char *arg, long min, long max, long *out)
 {
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(arg, &end, 10);
-    if (!*arg || *end || errno || !apr_isdigit(*arg) || v < min || v > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %ld to %ld",
-                            cmd->cmd->name, arg, min, max);
-    }
-    *out = v;
-    return NULL;
+    return pegadm_check_int(cmd->pool, cmd->cmd->name, arg, min, max, out);
 }
 
-static int is_uuid(const char *s)
-{
-    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == '-' ? s[i] != '-' : !apr_isxdigit(s[i])) {
-            return 0;
-        }
-    }
-    return s[sizeof(shape) - 1] == '\0';
-}
-
-static int is_loopback_host(const char *host)
-{
-    struct in_addr v4;
-    struct in6_addr v6;
-
-    if (!strcasecmp(host, "localhost")) {
-        return 1;
-    }
-    if (inet_pton(AF_INET, host, &v4) == 1) {
-        return (ntohl(v4.s_addr) >> 24) == 127;
-    }
-    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
-
-/* https:// anywhere; http:// only to this machine, where nothing can listen in. */
 static const char *parse_service_url(cmd_parms *cmd, const char *arg, const char **out)
 {
-    apr_uri_t uri;
-    apr_size_t len = strlen(arg);
-    const char *name = cmd->cmd->name;
-
-    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
-        !*uri.hostname) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an absolute URL", name, arg);
-    }
-    if (uri.user || uri.password || uri.query || uri.fragment) {
-        return apr_psprintf(
-            cmd->pool, "%s: the URL must not carry credentials, a query or a fragment", name);
-    }
-    if (strcasecmp(uri.scheme, "https") &&
-        !(!strcasecmp(uri.scheme, "http") && is_loopback_host(uri.hostname))) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' must be an https:// URL (plain http:// is accepted only "
-                            "for a loopback host: 127.0.0.0/8, localhost, [::1])",
-                            name, arg);
-    }
-    while (len > 0 && arg[len - 1] == '/') {
-        len--;
-    }
-    *out = apr_pstrmemdup(cmd->pool, arg, len);
-    return NULL;
+    return pegadm_check_service_url(cmd->pool, cmd->cmd->name, arg, out);
 }
 
 /* ---- directive handlers ---- */
@@ -200,7 +178,7 @@ static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
 
 static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
 {
-    if (!is_uuid(arg)) {
+    if (!pegadm_is_uuid(arg)) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a UUID (the widget ID from the "
                             "Web Messaging connection)",
@@ -328,11 +306,34 @@ static const char *set_customer_id(cmd_parms *cmd, void *dv, const char *arg)
     return parse_expr(cmd, arg, &((pegadm_dir_conf_t *)dv)->customer_id);
 }
 
+/* A typed field whose value is a constant (no %{...}, $n or backslash in it) is
+ * converted now: one that can never convert stops the start-up instead
+ * of being left out of every session's private data. */
+static const char *check_constant_field(cmd_parms *cmd, const pegadm_field_t *f,
+                                        const char *value)
+{
+    json_t *jv = NULL;
+    const char *why = "empty";
+    pegadm_field_status_t st;
+
+    if (f->type == PEGADM_FIELD_STRING || strpbrk(value, "%$\\")) {
+        return NULL;
+    }
+    st = pegadm_field_value(f->type, value, strlen(value), &jv, &why);
+    json_decref(jv);
+    if (st == PEGADM_FIELD_OK) {
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "%s %s: '%s' is %s, so never a %s", cmd->cmd->name, f->key,
+                        value, why, pegadm_field_type_name(f->type));
+}
+
 static const char *add_private_data(cmd_parms *cmd, void *dv, const char *key,
-                                    const char *value)
+                                    const char *value, const char *type)
 {
     pegadm_dir_conf_t *d = dv;
     pegadm_field_t *field;
+    const char *err;
 
     if (!*key) {
         return apr_psprintf(cmd->pool, "%s: the key is empty", cmd->cmd->name);
@@ -348,7 +349,15 @@ static const char *add_private_data(cmd_parms *cmd, void *dv, const char *key,
     }
     field = apr_array_push(d->private_data);
     field->key = apr_pstrdup(cmd->pool, key);
-    return parse_expr(cmd, value, &field->expr);
+    field->type = PEGADM_FIELD_STRING;
+    field->failure_logged = 0;
+    if (type && pegadm_field_type_parse(type, &field->type) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool,
+                            "%s %s: unknown type '%s' (string, boolean, number or json)",
+                            cmd->cmd->name, key, type);
+    }
+    err = parse_expr(cmd, value, &field->expr);
+    return err ? err : check_constant_field(cmd, field, value);
 }
 
 static const char *set_seconds(cmd_parms *cmd, const char *arg, long max,
@@ -417,35 +426,43 @@ static const char *set_ca_file(cmd_parms *cmd, void *dv, const char *arg)
 
 static const char *set_proxy(cmd_parms *cmd, void *dv, const char *arg)
 {
-    apr_uri_t uri;
-    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
-        (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// proxy URL",
-                            cmd->cmd->name, arg);
+    const char *err = pegadm_check_proxy_url(cmd->pool, cmd->cmd->name, arg);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->proxy = apr_pstrdup(cmd->pool, arg);
     }
-    ((pegadm_dir_conf_t *)dv)->proxy = apr_pstrdup(cmd->pool, arg);
-    return NULL;
+    return err;
+}
+
+/* A path on this server that goes into a script or an HTML attribute as
+ * it is: no quotes, no angle brackets, no white space. */
+static const char *parse_local_path(cmd_parms *cmd, const char *arg, const char **out)
+{
+    const char *err = pegadm_check_local_path(cmd->pool, cmd->cmd->name, arg);
+    if (!err) {
+        *out = apr_pstrdup(cmd->pool, arg);
+    }
+    return err;
 }
 
 static const char *set_session_endpoint(cmd_parms *cmd, void *dv, const char *arg)
 {
-    for (const char *c = arg; *c; c++) {
-        if (!apr_isgraph(*c) || *c == '"' || *c == '\'' || *c == '\\' || *c == '<' ||
-            *c == '>') {
-            return apr_psprintf(cmd->pool,
-                                "%s: '%s' contains characters not allowed in a "
-                                "path",
-                                cmd->cmd->name, arg);
-        }
-    }
-    if (arg[0] != '/' || arg[1] == '/') {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' must be a path on this server, starting "
-                            "with a single /",
-                            cmd->cmd->name, arg);
-    }
-    ((pegadm_dir_conf_t *)dv)->session_endpoint = apr_pstrdup(cmd->pool, arg);
+    return parse_local_path(cmd, arg, &((pegadm_dir_conf_t *)dv)->session_endpoint);
+}
+
+static const char *set_inject(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->inject = on;
     return NULL;
+}
+
+static const char *set_script_nonce(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return parse_expr(cmd, arg, &((pegadm_dir_conf_t *)dv)->script_nonce);
+}
+
+static const char *set_bootstrap_url(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return parse_local_path(cmd, arg, &((pegadm_dir_conf_t *)dv)->bootstrap_url);
 }
 
 static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
@@ -469,11 +486,44 @@ static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
                             cmd->cmd->name, name, name);
     }
     sc->cache_provider_name = name;
+    sc->cache_args = args;
+    sc->cache_directive = cmd->directive;
     err = sc->cache_provider->create(&sc->cache, args, cmd->temp_pool, cmd->pool);
     if (err) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     }
     return NULL;
+}
+
+/* Up to 5,000,000: the most a shmcb cache (under 4 GiB) can be sized for. */
+static const char *set_cache_customers(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err = parse_int(cmd, arg, 1, 5000000, &v);
+    }
+    if (!err) {
+        sc->cache_customers = (int)v;
+    }
+    return err;
+}
+
+static const char *set_breaker_threshold(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(cmd, arg, 0, 100000, &v);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->breaker_threshold = (int)v;
+    }
+    return err;
+}
+
+static const char *set_breaker_cooldown(cmd_parms *cmd, void *dv, const char *arg)
+{
+    return set_seconds(cmd, arg, 3600, &((pegadm_dir_conf_t *)dv)->breaker_cooldown);
 }
 
 #define DIR_SCOPE (RSRC_CONF | ACCESS_CONF)
@@ -492,10 +542,13 @@ const command_rec pegadm_cmds[] = {
                   "the private-data endpoint (default: {service}/private-data)"),
     AP_INIT_TAKE1("PegaDMCustomerID", set_customer_id, NULL, DIR_SCOPE,
                   "an expression giving the Pega customer ID (default %{REMOTE_USER})"),
-    AP_INIT_TAKE2("PegaDMPrivateData", add_private_data, NULL, DIR_SCOPE,
-                  "a private-data field: key and expression"),
+    AP_INIT_TAKE23("PegaDMPrivateData", add_private_data, NULL, DIR_SCOPE,
+                   "a private-data field: key, expression, and optionally its type "
+                   "(string, boolean, number or json)"),
     AP_INIT_TAKE1("PegaDMCache", set_cache, NULL, RSRC_CONF,
                   "the socache provider holding sessions, provider[:args]"),
+    AP_INIT_TAKE1("PegaDMCacheCustomers", set_cache_customers, NULL, RSRC_CONF,
+                  "customers holding a session at once, for sizing the shmcb cache"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
     AP_INIT_TAKE1("PegaDMTimeout", set_timeout, NULL, DIR_SCOPE,
@@ -512,6 +565,20 @@ const command_rec pegadm_cmds[] = {
                   "fresh sessions one customer may force, and the window in seconds"),
     AP_INIT_TAKE1("PegaDMSessionEndpoint", set_session_endpoint, NULL, DIR_SCOPE,
                   "the session endpoint's path, as the bootstrap script calls it"),
+    AP_INIT_TAKE1("PegaDMBreakerThreshold", set_breaker_threshold, NULL, DIR_SCOPE,
+                  "consecutive service failures that stop calls for a while (0: never)"),
+    AP_INIT_TAKE1("PegaDMBreakerCooldown", set_breaker_cooldown, NULL, DIR_SCOPE,
+                  "seconds without calls once the breaker opens, before one probe"),
+    AP_INIT_FLAG("PegaDMInject", set_inject, NULL, DIR_SCOPE,
+                 "On to add the bootstrap script tag before </body> of HTML responses"),
+    AP_INIT_TAKE1("PegaDMScriptNonce", set_script_nonce, NULL, DIR_SCOPE,
+                  "an expression giving the CSP nonce of the injected script tag"),
+    AP_INIT_TAKE1("PegaDMBootstrapURL", set_bootstrap_url, NULL, DIR_SCOPE,
+                  "the path of the bootstrap script, as the injected tag loads it"),
+    AP_INIT_TAKE1("PegaDMCustomerIDQuery", pegadm_dbd_set_query, NULL, DIR_SCOPE,
+                  "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
+                  "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
     {NULL},
 };
 

@@ -3,16 +3,17 @@
 
 #include <string.h>
 
-#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "pegadm_trigger.h"
+
 APLOG_USE_MODULE(pegadm);
 
-#define BODY_MAX          4096 /* the optional {"proactiveTrigger": ...} */
+#define BODY_MAX          PEGADM_TRIGGER_BODY_MAX
 #define RETRY_UNAVAILABLE "10"
 
 static void no_store_headers(request_rec *r)
@@ -90,8 +91,6 @@ static int read_trigger(request_rec *r, const char **trigger, const char **probl
     char *buf = apr_palloc(r->pool, BODY_MAX + 1);
     apr_size_t len = 0;
     long n;
-    json_t *body, *value;
-    json_error_t jerr;
 
     *trigger = NULL;
     if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
@@ -111,24 +110,9 @@ static int read_trigger(request_rec *r, const char **trigger, const char **probl
             return HTTP_BAD_REQUEST;
         }
     }
-    while (len > 0 && apr_isspace(buf[len - 1])) {
-        len--;
-    }
-    if (len == 0) {
-        return OK;
-    }
-    body = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    value = json_is_object(body) ? json_object_get(body, "proactiveTrigger") : NULL;
-    if (!json_is_object(body) || (value && !json_is_string(value) && !json_is_null(value))) {
-        json_decref(body);
-        *problem = "the body must be a JSON object with an optional string proactiveTrigger";
-        return HTTP_BAD_REQUEST;
-    }
-    if (json_is_string(value)) {
-        *trigger = apr_pstrmemdup(r->pool, json_string_value(value), json_string_length(value));
-    }
-    json_decref(body);
-    return OK;
+    return pegadm_parse_trigger_body(r->pool, buf, len, trigger, problem) == APR_SUCCESS
+               ? OK
+               : HTTP_BAD_REQUEST;
 }
 
 static int answer_failure(request_rec *r, pegadm_session_status_t st,
@@ -192,8 +176,12 @@ int pegadm_session_handler(request_rec *r)
     } else if ((status = ap_discard_request_body(r)) != OK) {
         return status;
     }
-    customer_id = pegadm_customer_id(r, d);
-    if (!customer_id) {
+    switch (pegadm_customer_id(r, d, &customer_id)) {
+    case PEGADM_CUSTOMER_OK:
+        break;
+    case PEGADM_CUSTOMER_UNAVAILABLE:
+        return answer_failure(r, PEGADM_SESSION_UPSTREAM, NULL);
+    default:
         return send_error(r, HTTP_UNAUTHORIZED, "unauthenticated",
                           "log in to the portal first");
     }

@@ -12,10 +12,12 @@
 #include <util_mutex.h>
 
 #include "pegadm_identity.h"
+#include "pegadm_shmcb.h"
 
 APLOG_USE_MODULE(pegadm);
 
-#define CACHE_NAMESPACE "mod_pegadm-sessions"
+/* socache_memcache and socache_redis take at most 16 bytes of namespace */
+#define CACHE_NAMESPACE "mod_pegadm"
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -39,7 +41,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
     const char *err;
 
     if (sc->cache_provider) {
-        return APR_SUCCESS;
+        return pegadm_cache_check_size(pconf, ptemp, s);
     }
     sc->cache_provider =
         ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
@@ -50,7 +52,8 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
         return APR_EGENERAL;
     }
     sc->cache_provider_name = "shmcb";
-    err = sc->cache_provider->create(&sc->cache, NULL, ptemp, pconf);
+    sc->cache_args = pegadm_cache_default_args(pconf, s);
+    err = sc->cache_provider->create(&sc->cache, sc->cache_args, ptemp, pconf);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
                      "PEGADM021: creating the shmcb session cache failed: %s", err);
@@ -62,7 +65,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
-    struct ap_socache_hints hints = {PEGADM_CACHE_ID_LEN, 80, 60};
+    struct ap_socache_hints hints = {PEGADM_SHMCB_HINT_ID_LEN, PEGADM_SHMCB_HINT_OBJ_SIZE, 60};
     apr_status_t rv;
 
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
@@ -77,6 +80,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
         return rv;
     }
     apr_pool_cleanup_register(pconf, s, destroy_cache, apr_pool_cleanup_null);
+    pegadm_cache_log_size(s);
     return APR_SUCCESS;
 }
 
@@ -112,27 +116,51 @@ static apr_status_t store_unlock(void *ctx)
     return apr_global_mutex_unlock(((store_ctx_t *)ctx)->sc->mutex);
 }
 
+/* A cache server that fails is held for dead by apr_memcache and apr_redis
+ * for 5 seconds, during which they answer "not found" without asking it
+ * (their retry, a ping, fails silently too). Such an answer is no miss: a
+ * "not found" counts only once this process has seen no cache failure
+ * for longer than that; before, the cache counts as unreachable. */
+#define CACHE_DEAD_SECONDS 7
+
+static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        apr_atomic_set32(&c->sc->cache_failed_at, now);
+    } else if (rv == APR_NOTFOUND &&
+               now - apr_atomic_read32(&c->sc->cache_failed_at) < CACHE_DEAD_SECONDS) {
+        return APR_ECONNREFUSED;
+    }
+    return rv;
+}
+
 static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int id_len,
                               unsigned char *buf, unsigned int *len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p);
+    return note_cache_result(
+        c, c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p));
 }
 
+/* A store never answers "not found" but for a server held for dead. */
 static apr_status_t store_put(void *ctx, const unsigned char *id, unsigned int id_len,
                               apr_time_t expiry, const unsigned char *val, unsigned int len,
                               apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return c->sc->cache_provider->store(c->sc->cache, c->s, id, id_len, expiry,
-                                        (unsigned char *)val, len, p);
+    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, id, id_len, expiry,
+                                                   (unsigned char *)val, len, p);
+    return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
 }
 
 static apr_status_t store_del(void *ctx, const unsigned char *id, unsigned int id_len,
                               apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p);
+    return note_cache_result(c,
+                             c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p));
 }
 
 /* ---- the upstream create ---- */
@@ -141,10 +169,29 @@ typedef struct {
     request_rec *r;
     const pegadm_dir_conf_t *d;
     const char *customer_id;
+    /* for the circuit breaker around the create (guarded_create) */
+    const pegadm_store_t *store;
+    pegadm_dm_status_t dm_status; /* of the last attempt */
+    int breaker_rejected;
 } create_baton_t;
 
+/* A field whose value does not convert to its type is left out: the chat
+ * goes ahead with what is known. Every create of the scope would repeat
+ * the warning, so it is given once per field and process. */
+static void log_field_left_out(request_rec *r, pegadm_field_t *f, const char *why)
+{
+    int first = apr_atomic_cas32(&f->failure_logged, 1, 0) == 0;
+
+    ap_log_rerror(APLOG_MARK, first ? APLOG_WARNING : APLOG_DEBUG, 0, r,
+                  "PEGADM206: PegaDMPrivateData %s: the value is %s (%s expected); the field "
+                  "is left out of the private data%s",
+                  f->key, why, pegadm_field_type_name(f->type),
+                  first ? " (repeats are logged at debug level)" : "");
+}
+
 /* The private-data payload: {"customerId": id} unless PegaDMPrivateData
- * fields are configured, then exactly those. NULL with *why on failure. */
+ * fields are configured, then those whose value is present and converts.
+ * NULL with *why if an expression fails. */
 static json_t *private_data_payload(const create_baton_t *b, const char **why)
 {
     json_t *obj = json_object();
@@ -155,17 +202,27 @@ static json_t *private_data_payload(const create_baton_t *b, const char **why)
         return obj;
     }
     for (int i = 0; i < fields->nelts; i++) {
-        const pegadm_field_t *f = &APR_ARRAY_IDX(fields, i, pegadm_field_t);
-        const char *err = NULL;
+        pegadm_field_t *f = &APR_ARRAY_IDX(fields, i, pegadm_field_t);
+        const char *err = NULL, *bad = NULL;
         const char *value = ap_expr_str_exec(b->r, f->expr, &err);
-        json_t *jv = err ? NULL : json_string(value ? value : "");
-        if (!jv) {
-            *why = apr_psprintf(b->r->pool, "PegaDMPrivateData %s: %s", f->key,
-                                err ? err : "the value is not valid UTF-8");
+        json_t *jv = NULL;
+
+        if (err) {
+            *why = apr_psprintf(b->r->pool, "PegaDMPrivateData %s: %s", f->key, err);
             json_decref(obj);
             return NULL;
         }
-        json_object_set_new(obj, f->key, jv);
+        value = value ? value : "";
+        switch (pegadm_field_value(f->type, value, strlen(value), &jv, &bad)) {
+        case PEGADM_FIELD_OK:
+            json_object_set_new(obj, f->key, jv);
+            break;
+        case PEGADM_FIELD_INVALID:
+            log_field_left_out(b->r, f, bad);
+            break;
+        default: /* a typed value that is absent */
+            break;
+        }
     }
     return obj;
 }
@@ -173,7 +230,7 @@ static json_t *private_data_payload(const create_baton_t *b, const char **why)
 static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid,
                                     const char **why)
 {
-    const create_baton_t *b = baton;
+    create_baton_t *b = baton;
     pegadm_dm_target_t target;
     pegadm_dm_status_t st;
     json_t *payload = private_data_payload(b, why);
@@ -182,6 +239,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
         return APR_EGENERAL;
     }
     pegadm_conf_dm_target(p, b->d, &target);
+    target.http.handles = server_conf(b->r->server)->http_handles;
     st = pegadm_dm_create_session(p, &target, b->customer_id, apr_time_now(), sid, why);
     if (st == PEGADM_DM_OK) {
         st = pegadm_dm_push_private_data(p, &target, *sid, payload, apr_time_now(), why);
@@ -192,6 +250,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
         *why = apr_pstrcat(p, "create: ", *why, NULL);
     }
     json_decref(payload);
+    b->dm_status = st;
     if (st != PEGADM_DM_OK) {
         return APR_EGENERAL;
     }
@@ -202,10 +261,89 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     return APR_SUCCESS;
 }
 
-const char *pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d)
+/* ---- the circuit breaker around the create ----
+ * Its record lives in the session cache, sealed like the sessions: every
+ * child process, and with a shared cache every node, sees one breaker per
+ * (widget, service), and the healthy path only reads it. */
+
+static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
+                               pegadm_breaker_change_t change)
+{
+    int cooldown = (int)apr_time_sec(ref->conf.cooldown);
+
+    if (change == PEGADM_BREAKER_OPENED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM300: circuit breaker opened: %d consecutive failures of %s "
+                      "(widget %s); no calls for %ds (PegaDMBreakerCooldown), then one probe",
+                      ref->conf.threshold, ref->service_url, ref->widget_id, cooldown);
+    } else if (change == PEGADM_BREAKER_REOPENED) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM301: circuit breaker re-opened: the probe of %s (widget %s) "
+                      "failed; no calls for another %ds",
+                      ref->service_url, ref->widget_id, cooldown);
+    } else if (change == PEGADM_BREAKER_RECLOSED) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM302: circuit breaker closed: %s (widget %s) answered the probe",
+                      ref->service_url, ref->widget_id);
+    }
+}
+
+/* The create, unless the breaker is open. Failures of our own making
+ * (PEGADM_DM_INTERNAL, a private-data expression) say nothing about the
+ * service and are not counted. A store that cannot be read lets the call
+ * through: the session flow reports the store itself. */
+static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
+                                   const char **why)
+{
+    create_baton_t *b = baton;
+    pegadm_breaker_ref_t ref;
+    pegadm_breaker_verdict_t verdict;
+    pegadm_breaker_change_t change;
+    apr_status_t rv;
+
+    ref.store = b->store;
+    ref.keys = &b->d->secret->keys;
+    ref.widget_id = b->d->widget_id;
+    ref.service_url = pegadm_conf_service_url(b->d);
+    pegadm_conf_breaker(b->d, &ref.conf);
+    pegadm_breaker_enter(p, &ref, apr_time_now(), &verdict);
+    if (verdict == PEGADM_BREAKER_REJECT) {
+        b->breaker_rejected = 1;
+        *why = apr_pstrcat(p, "circuit breaker open: not calling ", ref.service_url, NULL);
+        return APR_EGENERAL;
+    }
+    b->dm_status = PEGADM_DM_INTERNAL;
+    rv = create_upstream(b, p, sid, why);
+    if (rv == APR_SUCCESS || b->dm_status != PEGADM_DM_INTERNAL) {
+        pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
+                             NULL);
+        log_breaker_change(b->r, &ref, change);
+    }
+    return rv;
+}
+
+/* Whether id may be used; refusals other than "empty" are logged. */
+static int usable_customer_id(request_rec *r, const char *id)
+{
+    pegadm_id_check_t check = id ? pegadm_customer_id_check(id, strlen(id)) : PEGADM_ID_EMPTY;
+
+    if (check != PEGADM_ID_OK && check != PEGADM_ID_EMPTY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PEGADM032: refusing customer ID (%" APR_SIZE_T_FMT
+                      " bytes): %s; treated as "
+                      "not authenticated",
+                      strlen(id), pegadm_id_check_reason(check));
+    }
+    return check == PEGADM_ID_OK;
+}
+
+/* With PegaDMCustomerIDQuery the expression gives the log-in name, and the
+ * database the customer ID; both are checked. */
+pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                            const char **out)
 {
     const char *id = r->user, *err = NULL;
-    pegadm_id_check_t check;
+    pegadm_customer_status_t st = PEGADM_CUSTOMER_OK;
 
     if (d->customer_id) {
         id = ap_expr_str_exec(r, d->customer_id, &err);
@@ -213,24 +351,23 @@ const char *pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d)
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "PEGADM031: PegaDMCustomerID: evaluating the expression failed: %s",
                           err);
-            return NULL;
+            return PEGADM_CUSTOMER_NONE;
         }
     }
-    if (!id) {
-        return NULL;
+    if (!usable_customer_id(r, id)) {
+        return PEGADM_CUSTOMER_NONE;
     }
-    check = pegadm_customer_id_check(id, strlen(id));
-    if (check == PEGADM_ID_OK) {
-        return id;
+    if (d->cid_query) {
+        st = pegadm_dbd_customer_id(r, d, id, &id);
+        if (st == PEGADM_CUSTOMER_OK && !usable_customer_id(r, id)) {
+            st = PEGADM_CUSTOMER_NONE;
+        }
     }
-    if (check != PEGADM_ID_EMPTY) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "PEGADM032: refusing customer ID (%" APR_SIZE_T_FMT
-                      " bytes): %s; treated as "
-                      "not authenticated",
-                      strlen(id), pegadm_id_check_reason(check));
+    if (st == PEGADM_CUSTOMER_OK) {
+        apr_table_setn(r->notes, PEGADM_CUSTOMER_NOTE, id);
+        *out = id;
     }
-    return NULL;
+    return st;
 }
 
 /* The cache's own trouble is logged at most once a minute per process:
@@ -254,7 +391,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_server_conf_t *sc = server_conf(r->server);
     store_ctx_t ctx = {sc, r->server};
     pegadm_store_t store = {&ctx, store_lock, store_unlock, store_get, store_put, store_del};
-    create_baton_t baton = {r, d, customer_id};
+    create_baton_t baton = {r, d, customer_id, &store, PEGADM_DM_INTERNAL, 0};
     pegadm_dm_target_t target;
     pegadm_session_req_t req;
     pegadm_session_status_t st;
@@ -270,7 +407,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     req.wait_max = 2 * target.http.timeout + apr_time_from_sec(1);
     req.create_limit = d->create_limit > 0 ? d->create_limit : 10;
     req.create_window = d->create_limit > 0 ? d->create_window : apr_time_from_sec(60);
-    req.create = create_upstream;
+    req.create = guarded_create;
     req.create_baton = &baton;
 
     if (op == PEGADM_OP_RENEW && trigger) {
@@ -293,8 +430,9 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         log_store_failure(r, sc, res->why);
         break;
     case PEGADM_SESSION_UPSTREAM:
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PEGADM036: chat session unavailable: %s",
-                      res->why);
+        /* an open breaker was logged when it opened: its fast 503s are not */
+        ap_log_rerror(APLOG_MARK, baton.breaker_rejected ? APLOG_DEBUG : APLOG_ERR, 0, r,
+                      "PEGADM036: chat session unavailable: %s", res->why);
         break;
     case PEGADM_SESSION_RATE_LIMITED:
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,

@@ -35,7 +35,12 @@ static int pegadm_dm_status_is_2xx(apr_pool_t *p, long http_status, const char *
     if (http_status >= 200 && http_status <= 299) {
         return 1;
     }
-    *why = apr_psprintf(p, "service answered HTTP %ld", http_status);
+    /* 401 and 403 are what a wrong secret or widget ID earns: say so. */
+    *why = apr_psprintf(p, "service answered HTTP %ld%s", http_status,
+                        http_status == 401 || http_status == 403
+                            ? " (it refused the token: check PegaDMJWTSecret and "
+                              "PegaDMWidgetID)"
+                            : "");
     return 0;
 }
 
@@ -53,7 +58,7 @@ static const char *pegadm_dm_json_error(apr_pool_t *p, const json_error_t *err)
     case json_error_invalid_utf8:
         return "answer is not valid UTF-8";
     default:
-        return apr_psprintf(p, "answer is not a JSON object (error at byte %d)", err->position);
+        return apr_psprintf(p, "answer is not JSON (error at byte %d)", err->position);
     }
 }
 

@@ -1,9 +1,10 @@
 /* pegadm_http on libcurl. Transport options (which depend only on the
- * target) are kept apart from per-request ones so that a handle can later
- * be kept and reused for its connection. */
+ * target) are kept apart from per-request ones; a handle from a
+ * pegadm_http_handles_t set keeps its connections between calls. */
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <curl/curl.h>
 
 #include "pegadm_http.h"
@@ -19,6 +20,87 @@ typedef struct {
 apr_status_t pegadm_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* ---- the set of idle handles: a stack, so the handle used last (with the
+ * connection most likely still open) is taken first ---- */
+
+struct pegadm_http_handles_t {
+    apr_thread_mutex_t *mutex;
+    CURL **idle;
+    int count;
+    int max;
+};
+
+static apr_status_t pegadm_http_handles_cleanup(void *data)
+{
+    pegadm_http_handles_t *hs = data;
+    while (hs->count > 0) {
+        curl_easy_cleanup(hs->idle[--hs->count]);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t pegadm_http_handles_create(apr_pool_t *p, int max_idle,
+                                        pegadm_http_handles_t **handles)
+{
+    pegadm_http_handles_t *hs = apr_pcalloc(p, sizeof(*hs));
+    apr_status_t rv = apr_thread_mutex_create(&hs->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    hs->max = max_idle > 0 ? max_idle : 1;
+    hs->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)hs->max);
+    /* Registered after the mutex's own cleanup, so it runs before it. */
+    apr_pool_cleanup_register(p, hs, pegadm_http_handles_cleanup, apr_pool_cleanup_null);
+    *handles = hs;
+    return APR_SUCCESS;
+}
+
+int pegadm_http_handles_idle(pegadm_http_handles_t *hs)
+{
+    int count = 0;
+    if (apr_thread_mutex_lock(hs->mutex) == APR_SUCCESS) {
+        count = hs->count;
+        apr_thread_mutex_unlock(hs->mutex);
+    }
+    return count;
+}
+
+/* An idle handle of the set, or a new one; NULL if out of memory. */
+static CURL *pegadm_http_take(pegadm_http_handles_t *hs)
+{
+    CURL *h = NULL;
+    if (hs && apr_thread_mutex_lock(hs->mutex) == APR_SUCCESS) {
+        if (hs->count > 0) {
+            h = hs->idle[--hs->count];
+        }
+        apr_thread_mutex_unlock(hs->mutex);
+    }
+    return h ? h : curl_easy_init();
+}
+
+/* Keeps h for a later call, or closes it. curl_easy_reset drops every
+ * option, and with them the pointers into this call's memory (headers,
+ * body, error buffer, sink), but keeps the open connections and the TLS
+ * session and DNS caches: what reuse is for. */
+static void pegadm_http_give_back(pegadm_http_handles_t *hs, CURL *h)
+{
+    if (!h) {
+        return;
+    }
+    curl_easy_reset(h);
+    if (hs && apr_thread_mutex_lock(hs->mutex) == APR_SUCCESS) {
+        if (hs->count < hs->max) {
+            hs->idle[hs->count++] = h;
+            h = NULL;
+        }
+        apr_thread_mutex_unlock(hs->mutex);
+    }
+    if (h) {
+        curl_easy_cleanup(h);
+    }
 }
 
 /* Collects the body in the pool; returning short makes curl abort the
@@ -191,7 +273,7 @@ pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const
 {
     struct curl_slist *headers = NULL;
     pegadm_http_status_t status = PEGADM_HTTP_ERROR;
-    CURL *h = curl_easy_init();
+    CURL *h = pegadm_http_take(opts->handles);
 
     resp->status = 0;
     resp->body = "";
@@ -206,7 +288,7 @@ pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const
     } else {
         status = pegadm_http_perform(h, p, url, headers, body, body_len, resp);
     }
+    pegadm_http_give_back(opts->handles, h);
     curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
     return status;
 }

@@ -8,11 +8,17 @@
 
 #define PEGADM_HTTP_MAX_BODY (64 * 1024) /* larger answers are a failure */
 
+/* A per-process set of idle libcurl handles. A call takes one and gives it
+ * back, so the next call reuses its open connection and TLS session instead
+ * of a handshake per call. Thread-safe. */
+typedef struct pegadm_http_handles_t pegadm_http_handles_t;
+
 typedef struct {
     const char *ca_file;                 /* NULL: system trust store */
     const char *proxy;                   /* NULL: no proxy (environment ignored) */
     apr_interval_time_t timeout;         /* whole call, connect included */
     apr_interval_time_t connect_timeout;
+    pegadm_http_handles_t *handles;      /* NULL: a new connection per call */
 } pegadm_http_opts_t;
 
 typedef enum {
@@ -33,6 +39,15 @@ typedef struct {
 
 /* Once per process, before threads exist. */
 apr_status_t pegadm_http_global_init(void);
+
+/* Keeps at most max_idle idle handles (more exist while more calls run at
+ * once; the surplus is closed after use). Everything is freed with p, which
+ * must outlive every call using the set: a child process's pool does. */
+apr_status_t pegadm_http_handles_create(apr_pool_t *p, int max_idle,
+                                        pegadm_http_handles_t **handles);
+
+/* How many idle handles are kept right now. */
+int pegadm_http_handles_idle(pegadm_http_handles_t *handles);
 
 /* POSTs body (body_len bytes, Content-Type: application/json) to url with
  * "Authorization: Bearer <bearer>". Only http and https are allowed, TLS is

@@ -25,7 +25,7 @@ typedef struct {
     const char *session_id;
 } entry_t;
 
-#define ENTRY_HEADER  13
+#define ENTRY_HEADER  PEGADM_SESSION_ENTRY_HEADER
 #define ENTRY_MAX     (ENTRY_HEADER + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
 #define POLL_INTERVAL apr_time_from_msec(20)
 
@@ -126,10 +126,43 @@ static apr_status_t cache_id(const pegadm_session_req_t *req, const char *purpos
     return pegadm_cache_id(req->keys, purpose, req->widget_id, req->customer_id, id->bytes);
 }
 
-/* Runs the upstream create and records its outcome. On failure, a failed
- * entry is left only when others may be waiting on our pending entry. */
+/* Under the lock: stores the new session *e. With converge (a first
+ * request, not a renewal), a session that appeared while ours was being
+ * created is handed out instead of ours, and what the store holds after
+ * our write is what we hand out. The lock is per server, so on a shared
+ * store another node may have created one meanwhile: this way nodes
+ * racing on one customer's first request converge on one session. */
+static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                      const cache_id_t *id, const entry_t *e, int converge,
+                                      pegadm_session_result_t *res)
+{
+    entry_t found;
+    apr_status_t rv;
+
+    res->session_id = e->session_id;
+    if (converge) {
+        rv = load(p, req, id, &found, res);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (found.type == ENTRY_SESSION) {
+            res->session_id = found.session_id;
+            return APR_SUCCESS;
+        }
+    }
+    rv = save(p, req, id, e, e->time + req->ttl);
+    if (rv == APR_SUCCESS && converge && load(p, req, id, &found, res) == APR_SUCCESS &&
+        found.type == ENTRY_SESSION) {
+        res->session_id = found.session_id;
+    }
+    return rv;
+}
+
+/* Runs the upstream create and records its outcome. For a first request
+ * (first = 1) a failed entry tells those waiting on our pending entry,
+ * and the stored session wins over ours (store_new_session). */
 static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_session_req_t *req,
-                                                const cache_id_t *id, int mark_failure,
+                                                const cache_id_t *id, int first,
                                                 pegadm_session_result_t *res)
 {
     const char *sid = NULL, *why = NULL;
@@ -140,7 +173,7 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
 
     if (created != APR_SUCCESS) {
         res->why = why ? why : "the service failed";
-        if (mark_failure) {
+        if (first) {
             e.type = ENTRY_FAILED;
             e.time = now;
             if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
@@ -155,15 +188,15 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
     e.session_id = sid;
     rv = req->store->lock(req->store->ctx);
     if (rv == APR_SUCCESS) {
-        rv = save(p, req, id, &e, now + req->ttl);
+        rv = store_new_session(p, req, id, &e, first, res);
         req->store->unlock(req->store->ctx);
     }
     if (rv != APR_SUCCESS) {
         /* A session that cannot be stored is not handed out: the next
          * request would make another one. */
+        res->session_id = NULL;
         return store_failed(p, res, rv, "storing a new session");
     }
-    res->session_id = sid;
     res->created = 1;
     return PEGADM_SESSION_OK;
 }

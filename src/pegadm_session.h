@@ -10,6 +10,10 @@
 
 #include "pegadm_seal.h"
 
+/* Bytes of an entry's plain header (type, time, count), before the session
+ * ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For sizing the store. */
+#define PEGADM_SESSION_ENTRY_HEADER 13
+
 /* A key/value store with expiry and one lock that serialises short
  * read-modify-write sequences (never held across an upstream call).
  * get returns APR_NOTFOUND for a missing entry; any other failure means

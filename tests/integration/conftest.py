@@ -7,12 +7,20 @@ backend and a factory for real httpd instances.
     dm             function: the emulator, reset before the test and after it
     echo_backend   session: harness.EchoBackend on 127.0.0.1 (plain HTTP)
     closed_port    session: a loopback port that refuses connections
+    memcached      function: a fresh harness.FakeMemcached on 127.0.0.1
+    connect_proxy  function: a harness.ConnectProxy (HTTP CONNECT to loopback)
     httpd_factory  function: start(conf="", users=..., mpm=..., loglevel=...,
                    env=..., load_pegadm=True) -> harness.Httpd, stopped after
                    the test; a child crash seen in its error log fails the test
     module_httpd   function: like httpd_factory but first checks the module
                    was built
+    (autouse)      with PEGADM_TEST_SANITIZER_LOGS set, a test during which
+                   httpd wrote a sanitizer report fails
     config_test    function: config_test(conf_text, **kw) -> ConfigTestResult
+    plain_emulator session: the emulator over plain HTTP (for the browser)
+    plain_dm       function: plain_emulator, reset before the test and after it
+    chromium       function: a headless chromium.Chromium, fresh profile
+    demo_portal    function: the demo portal (demo/) against plain_dm, started
 """
 
 import os
@@ -68,6 +76,20 @@ def closed_port():
 
 
 @pytest.fixture
+def memcached():
+    cache = harness.FakeMemcached()
+    yield cache
+    cache.stop()
+
+
+@pytest.fixture
+def connect_proxy():
+    proxy = harness.ConnectProxy()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
 def httpd_factory(workdir):
     started = []
 
@@ -82,6 +104,26 @@ def httpd_factory(workdir):
         server.stop()
         crashed += server.crashes()
     assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+
+
+# ---- sanitizer reports (the sanitizer pass of scripts/test) ----
+
+@pytest.fixture(scope="session", autouse=True)
+def sanitizer_log_dir():
+    if harness.SANITIZER_LOGS:
+        os.makedirs(harness.SANITIZER_LOGS, exist_ok=True)
+        os.chmod(harness.SANITIZER_LOGS, 0o1777)  # children run as www-data
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports(sanitizer_log_dir):
+    """Fails the test during which an httpd process wrote a sanitizer report."""
+    before = set(harness.sanitizer_reports())
+    yield
+    new = {name: text for name, text in harness.sanitizer_reports().items()
+           if name not in before}
+    assert not new, "sanitizer reports:\n" + "\n".join(
+        "---- %s ----\n%s" % (name, text[-6000:]) for name, text in new.items())
 
 
 def require_module():
@@ -105,3 +147,43 @@ def config_test(workdir):
         return harness.config_test(conf_text, workdir=workdir, **kwargs)
 
     return run
+
+
+# ---- the browser tests (test_browser.py, test_inject.py) ----
+
+@pytest.fixture(scope="session")
+def plain_emulator(workdir):
+    """The emulator over plain HTTP on loopback: the browser loads widget.js
+    from it (chromium does not trust the throwaway CA; the module accepts
+    http:// for a loopback service)."""
+    emu = harness.Emulator(workdir, None, {harness.WIDGET_ID: harness.WIDGET_SECRET}).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def plain_dm(plain_emulator):
+    plain_emulator.reset()
+    yield plain_emulator
+    plain_emulator.reset()
+
+
+@pytest.fixture
+def chromium(workdir):
+    """A headless chromium with a fresh profile (chromium.Chromium)."""
+    import chromium as browsers  # selenium is needed by the browser tests only
+    browser = browsers.Chromium(workdir)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def demo_portal(workdir, plain_dm):
+    """The demo portal (demo/httpd.conf, demo/htdocs) against plain_dm."""
+    import chromium as browsers
+    require_module()
+    portal = browsers.DemoPortal(workdir, plain_dm).start()
+    yield portal
+    portal.stop()
+    crashed = portal.crashes()
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)

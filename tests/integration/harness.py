@@ -9,13 +9,16 @@ import base64
 import hashlib
 import http.client
 import importlib.util
+import itertools
 import json
 import os
 import re
+import resource
 import selectors
 import shutil
 import signal
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -261,26 +264,28 @@ def pegadm_conf(emulator=None, widget=WIDGET_ID, secret=WIDGET_SECRET,
 # --------------------------------------------------------------------------
 
 class Emulator:
-    """The DM emulator as a subprocess serving HTTPS with a throwaway CA."""
+    """The DM emulator as a subprocess serving HTTPS with a throwaway CA, or
+    (ca=None) plain HTTP on loopback, which a browser can load widget.js from."""
 
     def __init__(self, workdir, ca, widgets, cert=None, key=None):
         self.workdir = workdir
-        self.ca_file = ca["ca"]
+        self.plain = ca is None
+        self.ca_file = None if self.plain else ca["ca"]
         self.widgets = dict(widgets)
-        self.cert = cert or ca["cert"]
-        self.key = key or ca["key"]
+        self.cert = cert or (None if self.plain else ca["cert"])
+        self.key = key or (None if self.plain else ca["key"])
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "emulator-%d.log" % id(self))
-        self.context = ssl.create_default_context(cafile=self.ca_file)
+        self.context = None if self.plain else ssl.create_default_context(cafile=self.ca_file)
 
     @property
     def url(self):
-        return "https://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("http" if self.plain else "https", self.port)
 
     def start(self):
-        args = [sys.executable, EMULATOR_SCRIPT, "--port", "0",
-                "--cert", self.cert, "--key", self.key]
+        args = [sys.executable, EMULATOR_SCRIPT, "--port", "0"]
+        args += ["--plain"] if self.plain else ["--cert", self.cert, "--key", self.key]
         for widget, secret in self.widgets.items():
             secret_file = write_file(
                 os.path.join(self.workdir, "emulator-secret-%s" % widget), secret, 0o600)
@@ -327,8 +332,11 @@ class Emulator:
 
     def call(self, method, path, body=None, headers=None):
         """A request to the emulator over HTTPS, verified against the test CA."""
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=REQUEST_TIMEOUT)
+        if self.plain:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        else:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, context=self.context, timeout=REQUEST_TIMEOUT)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode("utf-8")
@@ -346,11 +354,19 @@ class Emulator:
     def reset(self):
         assert self.call("POST", "/__emulator/reset").status == 200
 
-    def set_mode(self, mode, applies_to="all", delay_ms=0, count=None):
+    def set_mode(self, mode, applies_to="all", delay_ms=0, count=None, **extra):
+        """`extra`: further settings of a mode, e.g. period_ms and fail_mode of flap."""
         spec = {"mode": mode, "applies_to": applies_to, "delay_ms": delay_ms}
         if count is not None:
             spec["count"] = count
+        spec.update(extra)
         resp = self.call("POST", "/__emulator/mode", spec)
+        assert resp.status == 200, resp
+
+    def set_secret(self, secret, widget=WIDGET_ID):
+        """The service verifies the widget's tokens with `secret` from now on
+        (until the next reset)."""
+        resp = self.call("POST", "/__emulator/secret", {"widget": widget, "secret": secret})
         assert resp.status == 200, resp
 
     def creates_for(self, user):
@@ -408,6 +424,158 @@ def echoed_headers(response, name):
 
 
 # --------------------------------------------------------------------------
+# a fake memcached (shared cache tests)
+# --------------------------------------------------------------------------
+
+class _MemcachedHandler(socketserver.StreamRequestHandler):
+    """The memcached text protocol, as much as apr_memcache uses."""
+
+    timeout = 30
+
+    def handle(self):
+        store = self.server.owner
+        while True:
+            line = self.rfile.readline(4096)
+            if not line:
+                return
+            words = line.split()
+            if not words:
+                continue
+            command, args = words[0].lower(), words[1:]
+            store.record(command)
+            if command in (b"set", b"add", b"replace"):
+                data = self.rfile.read(int(args[3]) + 2)[:-2]
+                reply = store.put(command, args[0], int(args[1]), int(args[2]), data)
+            elif command in (b"get", b"gets"):
+                reply = b"".join(store.get_reply(key) for key in args) + b"END\r\n"
+            elif command == b"delete":
+                reply = store.delete(args[0])
+            elif command == b"version":
+                reply = b"VERSION 1.6.0-fake\r\n"
+            elif command == b"quit":
+                return
+            else:
+                reply = b"ERROR\r\n"
+            self.wfile.write(reply)
+
+
+class FakeMemcached:
+    """An in-process memcached, so a test can read and tamper with exactly
+    what the module puts in a shared cache."""
+
+    def __init__(self):
+        self.items = {}
+        self.commands = []
+        self.lock = threading.Lock()
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MemcachedHandler)
+        self.server.daemon_threads = True
+        self.server.owner = self
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def record(self, command):
+        with self.lock:
+            self.commands.append(command.decode())
+
+    def put(self, command, key, flags, exptime, data):
+        with self.lock:
+            exists = key in self.items
+            if (command == b"add" and exists) or (command == b"replace" and not exists):
+                return b"NOT_STORED\r\n"
+            self.items[key] = (flags, exptime, data)
+        return b"STORED\r\n"
+
+    def get_reply(self, key):
+        with self.lock:
+            item = self.items.get(key)
+        if item is None:
+            return b""
+        flags, _, data = item
+        return b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data)
+
+    def delete(self, key):
+        with self.lock:
+            return b"DELETED\r\n" if self.items.pop(key, None) else b"NOT_FOUND\r\n"
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.items)
+
+    def tamper_all(self):
+        """Flip one bit in the middle of every stored value."""
+        with self.lock:
+            for key, (flags, exptime, data) in list(self.items.items()):
+                middle = len(data) // 2
+                flipped = data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+                self.items[key] = (flags, exptime, flipped)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------
+# an HTTP CONNECT proxy (PegaDMProxy tests)
+# --------------------------------------------------------------------------
+
+class _ConnectHandler(socketserver.StreamRequestHandler):
+    timeout = 30
+    rbufsize = 0  # unbuffered: after the headers, every byte belongs to the tunnel
+
+    def handle(self):
+        request_line = self.rfile.readline(4096).decode("latin-1").strip()
+        while self.rfile.readline(4096).strip():
+            pass
+        method, _, rest = request_line.partition(" ")
+        target = rest.split(" ")[0]
+        self.server.owner.record(request_line)
+        host, _, port = target.rpartition(":")
+        if method != "CONNECT" or host not in ("127.0.0.1", "localhost"):
+            self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        with socket.create_connection((host, int(port)), timeout=10) as upstream:
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+            self._pipe(upstream)
+
+    def _pipe(self, upstream):
+        """Copy bytes both ways until either side closes."""
+        sel = selectors.DefaultSelector()
+        sel.register(self.connection, selectors.EVENT_READ, upstream)
+        sel.register(upstream, selectors.EVENT_READ, self.connection)
+        while True:
+            events = sel.select(30)
+            if not events:
+                return
+            for key, _ in events:
+                data = key.fileobj.recv(65536)
+                if not data:
+                    return
+                key.data.sendall(data)
+
+
+class ConnectProxy:
+    """A forward proxy that only tunnels to loopback, recording each request line."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ConnectHandler)
+        self.server.daemon_threads = True
+        self.server.owner = self
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def record(self, line):
+        with self.lock:
+            self.requests.append(line)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------
 # httpd
 # --------------------------------------------------------------------------
 
@@ -440,9 +608,13 @@ def load_module_lines(mpm, load_pegadm):
     return "\n".join(lines)
 
 
+# Spare-thread bounds that the started children already satisfy: an idle
+# server then spawns no child that a stop could catch half-started.
 MPM_TUNING = {
-    "event": "StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 150\n",
-    "worker": "StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 150\n",
+    "event": "StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 150\n"
+             "MinSpareThreads 25\nMaxSpareThreads 75\n",
+    "worker": "StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 150\n"
+              "MinSpareThreads 25\nMaxSpareThreads 75\n",
     "prefork": "StartServers 5\nMinSpareServers 5\nMaxSpareServers 20\nMaxRequestWorkers 80\n",
 }
 
@@ -456,7 +628,8 @@ ServerRoot "{root}"
 ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 {modules}
-{run_as}PidFile "{root}/run/httpd.pid"
+{run_as}CoreDumpDirectory "{root}/cores"
+PidFile "{root}/run/httpd.pid"
 DefaultRuntimeDir "{root}/run"
 ScriptSock "{root}/run/cgisock"
 ErrorLog "{root}/logs/error.log"
@@ -497,11 +670,29 @@ def populate_server_root(root, users):
     for sub in ("conf", "run", "logs", "htdocs", "cgi-bin") + SSI_DIRS:
         os.makedirs(os.path.join(root, sub), exist_ok=True)
         os.chmod(os.path.join(root, sub), 0o755)
+    # Children (www-data) dump core here; see Httpd.crashes().
+    os.makedirs(os.path.join(root, "cores"), exist_ok=True)
+    os.chmod(os.path.join(root, "cores"), 0o1777)
     write_htpasswd(os.path.join(root, "conf", "htpasswd"), users)
     write_file(os.path.join(root, "htdocs", "index.html"), "harness ok\n")
     for sub in ("htdocs",) + SSI_DIRS:
         write_file(os.path.join(root, sub, "session.shtml"), SSI_PAGE)
     write_file(os.path.join(root, "cgi-bin", "session.cgi"), CGI_SCRIPT, 0o755)
+
+
+def allow_core_dumps():
+    """preexec_fn: lift the core size limit so a crashing child leaves a core."""
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def backtrace(core_path):
+    """All threads' backtraces from a core, or a note why there are none."""
+    if not shutil.which("gdb"):
+        return "(gdb not installed: no backtrace)"
+    proc = subprocess.run(
+        ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", APACHE_BIN, core_path],
+        capture_output=True, timeout=60)
+    return proc.stdout.decode("utf-8", "replace")[-6000:]
 
 
 class Httpd:
@@ -534,18 +725,25 @@ class Httpd:
         """Start in the foreground (its own process group) and wait until it
         answers; on failure the assertion carries the error log."""
         self.write_config()
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
-        env.update(self.env)
+        env = apache_env(self.env)
         with open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                self.command(),
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=allow_core_dumps)
         try:
-            wait_for(self._answers, START_TIMEOUT, 0.1, "httpd to answer")
+            wait_for(self._answers, self.start_timeout, 0.1, "httpd to answer")
         except (TimeoutError, RuntimeError) as err:
             self.stop()
             raise AssertionError("httpd did not start (%s)\n%s" % (err, self.logs()))
         return self
+
+    # A subclass may run httpd differently (e.g. under valgrind, -X).
+    start_timeout = START_TIMEOUT
+
+    def command(self):
+        """The command line running this instance in the foreground."""
+        return [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"]
 
     def _answers(self):
         if self.proc.poll() is not None:
@@ -560,6 +758,7 @@ class Httpd:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self._wait_children_settled()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(STOP_TIMEOUT)
@@ -570,6 +769,36 @@ class Httpd:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def _children(self):
+        """PIDs whose parent is this httpd (from /proc)."""
+        pids = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.add(int(entry))
+        return pids
+
+    def _wait_children_settled(self, quiet=0.3, limit=3.0):
+        """Waits (bounded) until no child has come or gone for `quiet`
+        seconds: httpd's SIGTERM handler exits a child that is still
+        starting up in a way that can crash inside libc, which would read
+        as a module crash."""
+        deadline = time.monotonic() + limit
+        seen, since = self._children(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self._children()
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
 
     def read(self, path):
         try:
@@ -589,10 +818,15 @@ class Httpd:
             self.read(self.stdout_path)[-4000:], self.error_log()[-8000:])
 
     def crashes(self):
-        """Error log lines reporting a child killed by a signal: a crashing
-        module is otherwise invisible behind the parent restarting it."""
-        return [line for line in self.error_log().splitlines()
-                if re.search(r"exit signal|AH00052|AH00060|segmentation fault", line, re.I)]
+        """Error log lines reporting a child killed by a signal, plus a
+        backtrace of each core file when gdb is there: a crashing module is
+        otherwise invisible behind the parent restarting the child."""
+        found = [line for line in self.error_log().splitlines()
+                 if re.search(r"exit signal|AH00052|AH00060|segmentation fault", line, re.I)]
+        cores = os.path.join(self.root, "cores")
+        for name in sorted(os.listdir(cores)) if os.path.isdir(cores) else ():
+            found.append("core file %s\n%s" % (name, backtrace(os.path.join(cores, name))))
+        return found
 
     def request(self, method, path, user=None, **kwargs):
         return http_request(self.port, method, path, user=user, **kwargs)
@@ -632,8 +866,7 @@ def config_test(conf_text, workdir=None, load_pegadm=True, env=None):
     populate_server_root(root, ("alice",))
     text = render_httpd_conf(root, free_port(), conf_text, load_pegadm=load_pegadm)
     path = write_file(os.path.join(root, "conf", "httpd.conf"), text)
-    run_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
-    run_env.update(env or {})
+    run_env = apache_env(env)
     proc = subprocess.run([APACHE_BIN, "-t", "-f", path], capture_output=True,
                           env=run_env, timeout=30)
     output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
@@ -711,3 +944,124 @@ def same_origin_request(server, method, user, path=SESSION_PATH, headers=None, *
 def pegadm_log_lines(text):
     """Error log lines the module wrote (httpd tags them [pegadm:level])."""
     return [line for line in text.splitlines() if "[pegadm:" in line]
+
+
+# --------------------------------------------------------------------------
+# several child processes: kept connections, and which child served what
+# --------------------------------------------------------------------------
+
+# Server-level directives logging the PID that served each request, and
+# the kept connection (KeptConnection.tag) it came on.
+PIDS_LOG = ('LogFormat "%P %>s %m %U %{X-Test-Connection}i" pegadm_pids',
+            "CustomLog logs/pids.log pegadm_pids")
+
+
+class KeptConnection:
+    """A keep-alive connection held open: under prefork each one is served by
+    a child of its own for as long as it stays open. A first request pins it
+    to its child (httpd closes a connection after some answers, e.g. 503)."""
+
+    numbers = itertools.count()
+
+    def __init__(self, server):
+        self.tag = "kept-%d" % next(self.numbers)
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port,
+                                               timeout=REQUEST_TIMEOUT)
+        self.conn.connect()
+        self.conn.auto_open = 0  # a reconnect would silently change the child
+        assert self.request("GET", "/index.html").status == 200
+
+    def request(self, method, path, user=None, headers=None, body=None):
+        all_headers = {"X-Test-Connection": self.tag}
+        all_headers.update(headers or {})
+        if user is not None:
+            all_headers["Authorization"] = basic_auth_header(user)
+        self.conn.request(method, path, body=body, headers=all_headers)
+        resp = self.conn.getresponse()
+        return Response(resp.status, resp.headers, resp.read())
+
+    def close(self):
+        self.conn.close()
+
+
+def children_serving(server, conns, requests, path=SESSION_PATH):
+    """{tag: set of PIDs} for the kept connections' requests for `path`, from
+    pids.log (see PIDS_LOG), once all `requests` of them are logged (a line
+    is written after its answer, so the log may lag behind the client)."""
+    log = os.path.join(server.root, "logs", "pids.log")
+    tags = {conn.tag for conn in conns}
+
+    def lines():
+        found = [line.split() for line in server.read(log).splitlines()]
+        found = [f for f in found if len(f) == 5 and f[3] == path and f[4] in tags]
+        return found if len(found) >= requests else None
+
+    pids = {tag: set() for tag in tags}
+    for pid, _, _, _, tag in wait_for(lines, 5, what="%d lines in pids.log" % requests):
+        pids[tag].add(pid)
+    return pids
+
+
+def assert_one_child_each(pids):
+    """Each connection stayed with one child, and no two shared one."""
+    assert all(len(p) == 1 for p in pids.values()), pids
+    assert len(set.union(*pids.values())) == len(pids), pids
+
+
+# --------------------------------------------------------------------------
+# sanitizers and graceful restarts
+# --------------------------------------------------------------------------
+
+# A module built with -DPEGADM_SANITIZE=ON runs in Debian's (uninstrumented)
+# httpd with the sanitizer runtime preloaded; scripts/test sets these two.
+SANITIZER_RUNTIME = os.environ.get("PEGADM_TEST_SANITIZER_RUNTIME")
+SANITIZER_LOGS = os.environ.get("PEGADM_TEST_SANITIZER_LOGS")
+
+
+def sanitizer_env():
+    """Environment for every httpd process when sanitizers are on: each
+    report goes to a file of its own (asan.<pid>, ubsan.<pid>) under
+    SANITIZER_LOGS, where the test run looks for them."""
+    if not SANITIZER_RUNTIME:
+        return {}
+    assert SANITIZER_LOGS, "PEGADM_TEST_SANITIZER_LOGS must name a directory"
+    return {
+        "LD_PRELOAD": SANITIZER_RUNTIME,
+        # httpd frees its pools at exit but not every library's globals:
+        # leak reports would be about them, not about requests.
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1:log_path=%s/asan"
+                        % SANITIZER_LOGS,
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:log_path=%s/ubsan"
+                         % SANITIZER_LOGS,
+    }
+
+
+def apache_env(extra=None):
+    """The environment of every apache2 the tests run."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+    env.update(sanitizer_env())
+    env.update(extra or {})
+    return env
+
+
+def sanitizer_reports():
+    """{file name: text} of the sanitizer reports written so far."""
+    if not SANITIZER_LOGS or not os.path.isdir(SANITIZER_LOGS):
+        return {}
+    reports = {}
+    for name in sorted(os.listdir(SANITIZER_LOGS)):
+        with open(os.path.join(SANITIZER_LOGS, name), "rb") as fh:
+            reports[name] = fh.read().decode("utf-8", "replace")
+    return reports
+
+
+def graceful_restart(server, timeout=START_TIMEOUT):
+    """`apache2 -k graceful` on a running Httpd; returns once the new
+    generation runs (httpd logs "resuming normal operations" again)."""
+    marker = "resuming normal operations"
+    before = server.error_log().count(marker)
+    proc = subprocess.run([APACHE_BIN, "-f", server.conf_path, "-k", "graceful"],
+                          capture_output=True, env=apache_env(server.env), timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for(lambda: server.error_log().count(marker) > before, timeout,
+             what="the graceful restart to complete")

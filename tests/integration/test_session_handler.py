@@ -230,3 +230,30 @@ def test_each_widget_has_its_own_sessions(module_httpd, dm):
     sessions = dm.state()["sessions"]
     assert sessions[mine]["widget"] == harness.WIDGET_ID
     assert sessions[theirs]["widget"] == harness.OTHER_WIDGET_ID
+
+
+def test_outbound_proxy_is_used(module_httpd, dm, connect_proxy):
+    server = module_httpd(portal_conf(dm, server_extra=[
+        "PegaDMProxy http://127.0.0.1:%d" % connect_proxy.port]))
+    assert_session(session_get(server, "alice"))
+    assert connect_proxy.requests, "the module went around the proxy"
+    assert all(line.startswith("CONNECT 127.0.0.1:%d " % dm.port)
+               for line in connect_proxy.requests), connect_proxy.requests
+
+
+def test_unreachable_proxy_is_503(module_httpd, dm, closed_port):
+    server = module_httpd(portal_conf(dm, server_extra=[
+        "PegaDMProxy http://127.0.0.1:%d" % closed_port]))
+    assert_json_error(session_get(server, "alice"), 503, "upstream_unavailable")
+    assert dm.state()["creates"] == []
+
+
+@pytest.mark.parametrize("lifetime", [None, 1, 300])
+def test_token_lifetime(module_httpd, dm, lifetime):
+    extra = [] if lifetime is None else ["PegaDMTokenLifetime %d" % lifetime]
+    server = module_httpd(portal_conf(dm, server_extra=extra))
+    sid = assert_session(session_get(server, "alice"))
+    state = dm.state()
+    claims = [state["creates"][0]["claims"], state["private_data"][0]["claims"]]
+    assert [c["exp"] - c["iat"] for c in claims] == [lifetime or 60] * 2, claims
+    assert [c["iss"] for c in claims] == [harness.WIDGET_ID, sid]

@@ -546,7 +546,7 @@ static void http_layer_reports_too_large(void **state)
 {
     apr_pool_t *p = *state;
     char *body = apr_palloc(p, PEGADM_HTTP_MAX_BODY + 2);
-    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2)};
+    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2), NULL};
     pegadm_http_response_t resp;
     fake_service_t *svc;
 
@@ -593,7 +593,7 @@ static void create_session_timeout(void **state)
 static void tls_handshake_failure(void **state)
 {
     apr_pool_t *p = *state;
-    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2)};
+    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2), NULL};
     pegadm_http_response_t resp;
     fake_service_t *svc;
 
@@ -611,7 +611,7 @@ static void tls_handshake_failure(void **state)
 static void only_http_and_https_urls(void **state)
 {
     apr_pool_t *p = *state;
-    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2)};
+    pegadm_http_opts_t opts = {NULL, NULL, apr_time_from_sec(5), apr_time_from_sec(2), NULL};
     pegadm_http_response_t resp;
 
     assert_int_equal(

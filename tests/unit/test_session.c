@@ -31,6 +31,10 @@ typedef struct {
     slot_t slots[SLOTS];
     apr_thread_mutex_t *mutex;
     apr_status_t fail_get, fail_put;
+    /* Another node's write landing right after ours: when put_countdown
+     * puts have been made, the slot written last becomes `injected`. */
+    int put_countdown;
+    slot_t injected;
 } fake_store_t;
 
 static apr_status_t fake_lock(void *c)
@@ -92,6 +96,9 @@ static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_l
     s->len = len;
     s->expiry = expiry;
     s->used = 1;
+    if (f->put_countdown > 0 && --f->put_countdown == 0) {
+        *s = f->injected;
+    }
     return APR_SUCCESS;
 }
 
@@ -138,6 +145,7 @@ static int setup(void **state)
 {
     memset(&store_data.slots, 0, sizeof(store_data.slots));
     store_data.fail_get = store_data.fail_put = APR_SUCCESS;
+    store_data.put_countdown = 0;
     memset(&upstream, 0, sizeof(upstream));
     return 0;
 }
@@ -301,6 +309,73 @@ static void test_forget(void **state)
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
+/* ---- several nodes on one shared store: the lock is per node, so another
+ * node's session can land while ours is being created ---- */
+
+/* The upstream of a node whose create overlaps another node's: that one's
+ * session (sess-1) is stored first, then ours (sess-2) comes back. */
+static apr_status_t create_overlapping_another_node(void *baton, apr_pool_t *p,
+                                                    const char **sid, const char **why)
+{
+    pegadm_session_req_t other = request_for(baton);
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_session_renew(p, &other, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    return fake_create(&upstream, p, sid, why);
+}
+
+static void test_first_request_adopts_a_session_stored_meanwhile(void **state)
+{
+    pegadm_session_req_t req = request_for("frank");
+    pegadm_session_result_t res;
+
+    req.create = create_overlapping_another_node;
+    req.create_baton = "frank";
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(upstream.creates, 2);
+    assert_int_equal(res.created, 1);
+    assert_string_equal(res.session_id, "sess-1");
+    req = request_for("frank");
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    assert_int_equal(upstream.creates, 2);
+}
+
+/* Both nodes write; the one that wrote first reads back the other's
+ * session and hands that out, so both give the customer the same one. */
+static void test_first_request_hands_out_what_the_store_holds(void **state)
+{
+    pegadm_session_req_t req = request_for("grace");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    for (int i = 0; i < SLOTS; i++) {
+        if (store_data.slots[i].used) {
+            store_data.injected = store_data.slots[i];
+        }
+    }
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    store_data.put_countdown = 2; /* the pending marker, then our session */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(upstream.creates, 2);
+    assert_string_equal(res.session_id, "sess-1");
+}
+
+/* A renewal replaces whatever is stored: it never adopts. */
+static void test_renew_does_not_adopt(void **state)
+{
+    pegadm_session_req_t req = request_for("heidi");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+}
+
 typedef struct {
     pegadm_session_req_t req;
     pegadm_session_result_t res;
@@ -407,6 +482,9 @@ int main(void)
         cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),
         cmocka_unit_test_setup(test_concurrent_waiters_share_a_failure, setup),
         cmocka_unit_test_setup(test_waiter_gives_up_after_wait_max, setup),
+        cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
+        cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
+        cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import re
 import signal
 import socket
@@ -32,7 +33,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 # Token age limits: Pega documents a fixed 5-minute validity; a clock a
 # minute ahead is tolerated, nothing more.
@@ -48,6 +49,14 @@ FAULT_MODES = (
     "bad_session_id", "huge_body", "delay", "reset",
 )
 FAULT_TARGETS = ("create", "private_data", "all")
+
+# ---- further faults (resilience tests and the load benchmark) ----
+# reset_mid_answer: headers and part of the body, then a TCP RST;
+# unsafe_session_id: a string sessionId with characters unsafe in HTML/headers;
+# huge_chunked: an endless-looking chunked body, no Content-Length to refuse early;
+# flap: healthy and failing (fail_mode) alternately, period_ms each, healthy first.
+FAULT_MODES += ("reset_mid_answer", "unsafe_session_id", "huge_chunked", "flap")
+UNSAFE_SESSION_ID = "abc\"><script>alert(1)</script>\r\nSet-Cookie: x=1"
 
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -210,6 +219,7 @@ class EmulatorState:
     server is threaded and tests read the state while calls are in flight."""
 
     def __init__(self, widgets):
+        self.initial_widgets = dict(widgets)
         self.widgets = dict(widgets)
         self.lock = threading.Lock()
         self.reset()
@@ -217,6 +227,7 @@ class EmulatorState:
     def reset(self):
         with self.lock:
             self.generation = getattr(self, "generation", 0) + 1
+            self.widgets = dict(self.initial_widgets)  # undoes /__emulator/secret
             self.creates = []
             self.private_data = []
             self.rejections = []
@@ -258,14 +269,15 @@ class EmulatorState:
             raise Rejection(400, "delay_ms must be a non-negative integer")
         if count is not None and (not is_json_int(count) or count < 1):
             raise Rejection(400, "count must be a positive integer")
+        flap = flap_spec(spec) if mode == "flap" else {}
         with self.lock:
             self.fault = {"mode": mode, "delay_ms": delay_ms,
-                          "applies_to": applies_to, "count": count}
+                          "applies_to": applies_to, "count": count, **flap}
 
     def take_fault(self, endpoint):
         """The fault to apply to this call of `endpoint`, consuming one use."""
         with self.lock:
-            fault = dict(self.fault)
+            fault = flap_phase(dict(self.fault), time.time())
             if fault["mode"] == "ok" or fault["applies_to"] not in ("all", endpoint):
                 return {"mode": "ok", "delay_ms": 0}
             if fault["count"] is not None:
@@ -298,6 +310,26 @@ class EmulatorState:
             self.sessions[sid]["privateData"] = data
 
 
+def flap_spec(spec):
+    """The extra settings of mode flap: period_ms and the fail_mode to use."""
+    period_ms = spec.get("period_ms", 5000)
+    fail_mode = spec.get("fail_mode", "http500")
+    if not is_json_int(period_ms) or period_ms < 1:
+        raise Rejection(400, "period_ms must be a positive integer")
+    if fail_mode not in FAULT_MODES or fail_mode in ("ok", "flap"):
+        raise Rejection(400, "fail_mode must be a fault mode other than ok and flap")
+    return {"period_ms": period_ms, "fail_mode": fail_mode, "since": time.time()}
+
+
+def flap_phase(fault, now):
+    """A flap fault as the plain fault of its current phase."""
+    if fault["mode"] != "flap":
+        return fault
+    failing = int((now - fault["since"]) * 1000 // fault["period_ms"]) % 2 == 1
+    fault["mode"] = fault["fail_mode"] if failing else "ok"
+    return fault
+
+
 # --------------------------------------------------------------------------
 # HTTP
 # --------------------------------------------------------------------------
@@ -315,6 +347,10 @@ class DMRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PegaDMEmulator/1"
     timeout = 30
+    # Headers and body leave in two writes; with Nagle on, the body waits for
+    # the client's delayed ACK and every call on a kept-alive connection
+    # takes ~40 ms instead of well under one.
+    disable_nagle_algorithm = True
 
     # ---- plumbing ----
 
@@ -466,7 +502,36 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             self.send_json(200, {"sessionId": str(uuid.uuid4()), "pad": pad})
         elif mode == "reset":
             self.drop_connection()
+        else:
+            self.apply_further_fault(mode)
         return True
+
+    def apply_further_fault(self, mode):
+        if mode == "reset_mid_answer":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"sessionId": "')
+            self.wfile.flush()
+            self.drop_connection()
+        elif mode == "unsafe_session_id":
+            self.send_json(200, {"sessionId": UNSAFE_SESSION_ID})
+        elif mode == "huge_chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"x" * 16384
+            try:  # the client is expected to give up long before the end
+                head = b'{"sessionId": "s", "pad": "'
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(head), head))
+                for _ in range(HUGE_BODY_PAD // len(chunk)):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b'2\r\n"}\r\n0\r\n\r\n')
+            except OSError:
+                pass
+            self.close_connection = True
 
     def drop_connection(self):
         """Abort with a TCP RST (SO_LINGER 0) and no response at all."""
@@ -533,16 +598,29 @@ class DMRequestHandler(BaseHTTPRequestHandler):
     def widget_js(self, widget):
         if widget not in self.state.widgets:
             raise Rejection(404, "unknown widget %r" % widget)
-        script = (
-            "/* Pega DM emulator: placeholder widget %s */\n"
-            "window.PegaUnifiedChatWidget = window.PegaUnifiedChatWidget || {};\n"
-            "window.PegaUnifiedChatWidget.emulated = true;\n" % widget
-        )
-        self.send_bytes(200, script.encode("utf-8"), "application/javascript")
+        self.send_bytes(200, widget_script(), "application/javascript")
+
+    def session_view(self, sid):
+        """The service's record of one session, for the emulated widget;
+        readable cross-origin by pages on this machine only."""
+        record = session_record(self.state, sid)
+        body = json.dumps(record or {"error": "no such session"}).encode("utf-8")
+        origin = loopback_origin(self.headers.get("Origin"))
+        self.send_response(200 if record else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Vary", "Origin")
+        if origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+        self.end_headers()
+        self.wfile.write(body)
 
     # ---- control API ----
 
     def control(self, method, path, body):
+        if path.startswith(SESSION_VIEW_PREFIX) and method == "GET":
+            return self.session_view(unquote(path[len(SESSION_VIEW_PREFIX):]))
         if path == "/__emulator/state" and method == "GET":
             return self.send_json(200, self.state.snapshot())
         if path == "/__emulator/reset" and method == "POST":
@@ -551,6 +629,8 @@ class DMRequestHandler(BaseHTTPRequestHandler):
         if path == "/__emulator/mode" and method == "POST":
             self.state.set_fault(strict_json_loads(body or b"{}", "mode body"))
             return self.send_json(200, self.state.snapshot()["mode"])
+        if path == "/__emulator/secret" and method == "POST":
+            return self.set_secret(strict_json_loads(body or b"{}", "secret body"))
         if path == "/__emulator/echo":
             return self.send_json(200, {
                 "method": method, "path": self.path,
@@ -558,6 +638,63 @@ class DMRequestHandler(BaseHTTPRequestHandler):
                 "body_b64": base64.b64encode(body).decode("ascii"),
             })
         raise Rejection(404, "no such control endpoint")
+
+    def set_secret(self, spec):
+        """{"widget": id, "secret": s}: the service now verifies that widget's
+        tokens with s (as after a key rotation); reset restores the start value."""
+        widget = spec.get("widget") if isinstance(spec, dict) else None
+        secret = spec.get("secret") if isinstance(spec, dict) else None
+        if widget not in self.state.widgets:
+            raise Rejection(400, "unknown widget %r" % (widget,))
+        if not isinstance(secret, str) or not secret:
+            raise Rejection(400, "secret must be a non-empty string")
+        with self.state.lock:
+            self.state.widgets[widget] = secret.encode("utf-8")
+        return self.send_json(200, {})
+
+
+# --------------------------------------------------------------------------
+# The browser side: the emulated widget.js and the session record it shows
+# --------------------------------------------------------------------------
+
+WIDGET_JS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "widget.js")
+SESSION_VIEW_PREFIX = "/__emulator/session/"
+
+
+def widget_script():
+    """The emulated widget (widget.js next to this file), read per request so
+    that an edit shows on the next page load."""
+    with open(WIDGET_JS_PATH, "rb") as fh:
+        return fh.read()
+
+
+def loopback_origin(origin):
+    """`origin` if it is an http(s) origin on this machine (a portal under
+    test or the demo), else None."""
+    try:
+        parts = urlsplit(origin or "")
+        host = parts.hostname
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host or parts.path or not port_ok:
+        return None
+    if host == "localhost":
+        return origin
+    try:
+        return origin if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
+
+
+def session_record(state, sid):
+    """One session as the widget shows it: its customer and private data,
+    nothing of any other session."""
+    found = state.session(sid)
+    if found is None:
+        return None
+    return {"sessionId": sid, "widgetId": found["widget"],
+            "customerId": found["customerId"], "privateData": found["privateData"]}
 
 
 class DMServer(ThreadingHTTPServer):

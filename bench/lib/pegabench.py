@@ -1,0 +1,721 @@
+"""Shared plumbing of the benchmarks: users and their credentials, httpd
+instances, the DM emulator, wrk, a fill client, process memory and results.
+
+Everything listens on 127.0.0.1 only, every wait is bounded, and every
+process started here is stopped by whoever started it (the context managers
+below), so an interrupted run leaves nothing behind.
+"""
+
+import base64
+import dbm.gnu
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+
+import harness  # noqa: E402  (the integration tests' emulator and CA helpers)
+
+MODULE_PATH = os.environ.get(
+    "PEGADM_BENCH_MODULE", os.path.join(REPO_ROOT, "build", "mod_pegadm.so"))
+RESULTS_DIR = os.environ.get("PEGADM_BENCH_RESULTS", os.path.join(BENCH_DIR, "results"))
+LUA_SCRIPT = os.path.join(BENCH_DIR, "lua", "users.lua")
+APACHE_BIN = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+WIDGET_ID = harness.WIDGET_ID
+WIDGET_SECRET = harness.WIDGET_SECRET
+PASSWORD = "bench-password"
+SESSION_PATH = "/pegadm/session"
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+def log(*parts):
+    print("[%s]" % time.strftime("%H:%M:%S"), *parts, flush=True)
+
+
+def wait_for(predicate, timeout, interval=0.1, what="condition"):
+    return harness.wait_for(predicate, timeout, interval, what)
+
+
+# --------------------------------------------------------------------------
+# users
+# --------------------------------------------------------------------------
+
+def user_name(i):
+    return "customer%06d" % i
+
+
+def sha_hash(password):
+    """htpasswd's {SHA}: one SHA-1, so authentication costs the same few
+    microseconds for httpd and for the Node.js baseline."""
+    return "{SHA}" + base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+
+
+def basic_header(name, password=PASSWORD):
+    return "Basic " + base64.b64encode(("%s:%s" % (name, password)).encode()).decode()
+
+
+class Users:
+    """`count` customers in the three forms the servers and clients read:
+    a GDBM file for mod_authn_dbm, a name:{SHA} list for the Node.js server,
+    and one Authorization header per line for wrk. Subsets of the first n
+    users get their own header files (headers(n))."""
+
+    def __init__(self, workdir, count, prefix=""):
+        self.dir = os.path.join(workdir, "users-%s%d" % (prefix, count))
+        self.count = count
+        self.prefix = prefix
+        self.dbm_path = os.path.join(self.dir, "users.gdbm")
+        self.list_path = os.path.join(self.dir, "users.txt")
+        if not os.path.exists(self.list_path):
+            self._write()
+
+    def name(self, i):
+        return self.prefix + user_name(i)
+
+    def names(self, n=None):
+        return [self.name(i) for i in range(n or self.count)]
+
+    def _write(self):
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        hashed = sha_hash(PASSWORD)
+        db = dbm.gnu.open(self.dbm_path, "nf", 0o644)
+        with open(self.list_path + ".tmp", "w") as out:
+            for name in self.names():
+                db[name.encode()] = hashed.encode()
+                out.write("%s:%s\n" % (name, hashed))
+        db.sync()
+        db.close()
+        os.chmod(self.dbm_path, 0o644)
+        os.rename(self.list_path + ".tmp", self.list_path)
+
+    def headers(self, n=None, shift=0):
+        """A file of the Authorization headers of the first n users, starting
+        at user `shift` and wrapping round."""
+        n = n or self.count
+        path = os.path.join(self.dir, "headers-%d-%d.txt" % (n, shift))
+        if not os.path.exists(path):
+            with open(path, "w") as out:
+                for i in range(n):
+                    out.write(basic_header(self.name((i + shift) % n)) + "\n")
+        return path
+
+
+# --------------------------------------------------------------------------
+# processes and memory
+# --------------------------------------------------------------------------
+
+def children_of(pid):
+    """Direct children of pid, from /proc (no psutil on a plain Debian)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _status_kb(pid, key, filename="status"):
+    try:
+        with open("/proc/%d/%s" % (pid, filename)) as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pids):
+    """Sum of resident set sizes: shared pages count once per process, the
+    way `ps` and most dashboards add them up."""
+    return sum(_status_kb(pid, "VmRSS") for pid in pids)
+
+
+def pss_kb(pids):
+    """Sum of proportional set sizes: shared pages split among their users,
+    so the sum is what the processes really occupy."""
+    return sum(_status_kb(pid, "Pss", "smaps_rollup") for pid in pids)
+
+
+def stop_process(proc, group=True):
+    """SIGTERM, bounded wait, then SIGKILL (the process group if it has one)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+def port_answers(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# the DM emulator
+# --------------------------------------------------------------------------
+
+class Emulator(harness.Emulator):
+    """The integration tests' emulator, started with --quiet: a request log
+    line per call would cost the emulator more than the module."""
+
+    def start(self):
+        args = [sys.executable, harness.EMULATOR_SCRIPT, "--port", "0", "--quiet",
+                "--cert", self.cert, "--key", self.key]
+        for widget, secret in self.widgets.items():
+            path = os.path.join(self.workdir, "emulator-secret-%s" % widget)
+            harness.write_file(path, secret, 0o600)
+            args += ["--widget", "%s:@%s" % (widget, path)]
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file)
+        self.port = self._read_port()
+        return self
+
+    def create_count(self):
+        return len(self.state()["creates"])
+
+    def creates_per_customer(self):
+        counts = {}
+        for create in self.state()["creates"]:
+            counts[create["customerId"]] = counts.get(create["customerId"], 0) + 1
+        return counts
+
+
+def start_emulator(workdir):
+    ca = harness.load_ca_module().make_ca(os.path.join(workdir, "ca"))
+    return Emulator(workdir, ca, {WIDGET_ID: WIDGET_SECRET}).start()
+
+
+# --------------------------------------------------------------------------
+# httpd
+# --------------------------------------------------------------------------
+
+BASE_MODULES = ("authn_core", "authn_dbm", "authn_file", "authn_socache", "auth_basic", "authz_core",
+                "authz_user", "mime", "include", "dir", "socache_shmcb",
+                "socache_memcache", "socache_redis")
+
+# Two children that never come and go during a run: a steady process set
+# makes the memory figures comparable, and 2 x 64 threads keep a create
+# waiting on the service from starving the cached requests.
+EVENT_TUNING = """\
+StartServers 2
+ServerLimit 4
+ThreadLimit 64
+ThreadsPerChild 64
+MaxRequestWorkers 256
+MinSpareThreads 32
+MaxSpareThreads 256
+MaxConnectionsPerChild 0
+"""
+
+# Basic authentication as cheap as it gets and identical for every
+# location compared: a GDBM user database (one hashed lookup, not a scan of
+# a flat file of 100,000 lines) behind mod_authn_socache, checking a {SHA}
+# hash (one SHA-1, not bcrypt).
+AUTH_LINES = """\
+    AuthType Basic
+    AuthName "bench"
+    AuthBasicProvider socache dbm
+    AuthnCacheProvideFor dbm
+    AuthDBMType GDBM
+    AuthDBMUserFile "{users_db}"
+    Require valid-user
+"""
+
+SSI_PAGE = """\
+<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Portal</title></head>
+<body>
+<main>
+<h1>Your accounts</h1>
+<p>Signed in as <strong><!--#echo var="REMOTE_USER" --></strong>.</p>
+<table>
+<tr><th>Account</th><th>Balance</th></tr>
+<tr><td>Current account</td><td>1,234.56</td></tr>
+<tr><td>Savings account</td><td>9,876.54</td></tr>
+<tr><td>Credit card</td><td>-321.00</td></tr>
+</table>
+<p>{filler}</p>
+</main>
+<script>window.PegaUnifiedChatWidget = window.PegaUnifiedChatWidget || {{}};
+window.pegadmSession = "<!--#echo var="PEGADM_SESSION_ID" -->";</script>
+<script src="/pegadm/bootstrap.js"></script>
+</body>
+</html>
+""".format(filler="Lorem ipsum dolor sit amet. " * 40)
+
+
+def pegadm_server_lines(emulator, cache=None, extra=()):
+    lines = ["PegaDMWidgetID %s" % WIDGET_ID,
+             'PegaDMJWTSecret "%s"' % WIDGET_SECRET,
+             "PegaDMServiceURL %s" % emulator.url,
+             'PegaDMCAFile "%s"' % emulator.ca_file]
+    if cache:
+        lines.append("PegaDMCache %s" % cache)
+    return "\n".join(lines + list(extra)) + "\n"
+
+
+def standard_locations(users_db):
+    """The session endpoint, a static file of the same size, an eager SSI
+    page and the same page with the module off: all behind the same
+    authentication."""
+    auth = AUTH_LINES.format(users_db=users_db)
+    return ("<Location /pegadm/session>\n    SetHandler pegadm-session\n%s</Location>\n"
+            "<Location /pegadm/bootstrap.js>\n    SetHandler pegadm-bootstrap\n</Location>\n"
+            "<Location /static>\n%s</Location>\n"
+            "<Location /eager>\n    PegaDM On\n%s</Location>\n"
+            "<Location /plain>\n    PegaDM Off\n%s</Location>\n") % (auth, auth, auth, auth)
+
+
+class Httpd:
+    """One httpd (event MPM) with its own ServerRoot, run in the foreground
+    in its own process group."""
+
+    def __init__(self, workdir, name, body, static_json=b"{}", loglevel="warn"):
+        self.root = os.path.join(workdir, "httpd-" + name)
+        self.body = body
+        self.static_json = static_json
+        self.loglevel = loglevel
+        self.port = harness.free_port()
+        self.proc = None
+        self.conf_path = os.path.join(self.root, "conf", "httpd.conf")
+
+    def _write_site(self):
+        for sub in ("conf", "run", "logs", "htdocs/static", "htdocs/eager", "htdocs/plain"):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+            os.chmod(os.path.join(self.root, sub), 0o755)
+        harness.write_file(os.path.join(self.root, "htdocs", "index.html"), "ok\n")
+        harness.write_file(os.path.join(self.root, "htdocs", "static", "session.json"),
+                           self.static_json)
+        for sub in ("eager", "plain"):
+            harness.write_file(os.path.join(self.root, "htdocs", sub, "page.shtml"), SSI_PAGE)
+        modules = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m)
+                            for m in ("mpm_event",) + BASE_MODULES)
+        run_as = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
+        harness.write_file(self.conf_path, """\
+ServerRoot "{root}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+{modules}
+LoadModule pegadm_module "{module}"
+{run_as}PidFile "{root}/run/httpd.pid"
+DefaultRuntimeDir "{root}/run"
+ErrorLog "{root}/logs/error.log"
+LogLevel {loglevel}
+TypesConfig /etc/mime.types
+Timeout 30
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+{tuning}
+DocumentRoot "{root}/htdocs"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{root}/htdocs">
+    Options +Includes
+    AddType text/html .shtml
+    AddOutputFilter INCLUDES .shtml
+    Require all granted
+</Directory>
+{body}
+""".format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
+           run_as=run_as, loglevel=self.loglevel, tuning=EVENT_TUNING, body=self.body))
+
+    def start(self):
+        self._write_site()
+        with open(os.path.join(self.root, "logs", "stdout.log"), "ab") as out:
+            self.proc = subprocess.Popen(
+                [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"], stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+        try:
+            wait_for(self._up, START_TIMEOUT, 0.1, "httpd on port %d" % self.port)
+        except (TimeoutError, RuntimeError) as err:
+            self.stop()
+            raise RuntimeError("httpd did not start (%s):\n%s\n%s" % (
+                err, self.read_log("stdout.log")[-3000:], self.error_log()[-3000:]))
+        return self
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("httpd exited with %d" % self.proc.returncode)
+        return port_answers(self.port) and len(self.children()) >= 2
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def graceful(self):
+        """`apache2 -k graceful`, the way an administrator reloads."""
+        subprocess.run([APACHE_BIN, "-f", self.conf_path, "-k", "graceful"], check=True,
+                       timeout=30, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+
+    def children(self):
+        return children_of(self.proc.pid) if self.proc else []
+
+    def pids(self):
+        return [self.proc.pid] + self.children()
+
+    def read_log(self, name):
+        try:
+            with open(os.path.join(self.root, "logs", name), errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def error_log(self):
+        return self.read_log("error.log")
+
+    def crashes(self):
+        return [line for line in self.error_log().splitlines()
+                if re.search(r"exit signal|AH00052|AH00060|segmentation fault", line, re.I)]
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path, user, timeout=30):
+        return harness.http_request(self.port, "GET", path, user=user, password=PASSWORD,
+                                    timeout=timeout)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def session_body_size(server, user):
+    """Bytes of a session endpoint answer, for the same-size static file."""
+    resp = server.get(SESSION_PATH, user)
+    if resp.status != 200:
+        raise RuntimeError("session endpoint answered %r" % resp)
+    return len(resp.body)
+
+
+def same_size_json(size):
+    """A static JSON document of exactly `size` bytes shaped like the answer."""
+    template = '{"sessionId":"%s","widgetId":"' + WIDGET_ID + '"}\n'
+    room = size - len(template % "")
+    if room < 1:
+        raise ValueError("an answer of %d bytes is too short to imitate" % size)
+    return (template % ("0" * room)).encode()
+
+
+# --------------------------------------------------------------------------
+# cache servers
+# --------------------------------------------------------------------------
+
+class CacheServer:
+    """A redis-server or memcached on a free loopback port, no persistence."""
+
+    def __init__(self, kind, workdir):
+        self.kind = kind
+        self.port = harness.free_port()
+        self.workdir = workdir
+        self.proc = None
+
+    def start(self):
+        if self.kind == "redis":
+            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", self.workdir]
+        else:
+            args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+                    "-m", "256", "-u", "nobody"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: port_answers(self.port), START_TIMEOUT, 0.1, self.kind)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+
+    @property
+    def provider(self):
+        return "%s:127.0.0.1:%d" % ("redis" if self.kind == "redis" else "memcache", self.port)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --------------------------------------------------------------------------
+# load generation
+# --------------------------------------------------------------------------
+
+class Wrk:
+    """wrk with bench/lua/users.lua: Basic credentials from a header file,
+    either rotating (mode "rotate") or each used once (mode "once"); the
+    Lua script prints a JSON summary that run() returns."""
+
+    def __init__(self, url, headers_file, seconds, connections, threads=2, mode="rotate",
+                 statuses=False):
+        self.args = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds,
+                     "--timeout", "30s", "-s", LUA_SCRIPT, url, "--",
+                     headers_file, mode, str(threads)]
+        self.env = dict(os.environ, PEGABENCH_STATUS="1" if statuses else "0")
+        self.seconds = seconds
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def wait(self):
+        try:
+            out, _ = self.proc.communicate(timeout=self.seconds + 60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            raise RuntimeError("wrk overran its duration")
+        text = out.decode("utf-8", "replace")
+        for line in text.splitlines():
+            if line.startswith("PEGABENCH "):
+                return json.loads(line[len("PEGABENCH "):])
+        raise RuntimeError("wrk printed no summary:\n" + text)
+
+    def run(self):
+        return self.start().wait()
+
+
+def fill(port, path, names, connections=32, time_limit=900.0):
+    """Request `path` once for each name over keep-alive connections; returns
+    {"status": {code: count}, "seconds": s, "done": n}. Stops at time_limit."""
+    lock = threading.Lock()
+    todo = iter(names)
+    statuses = {}
+    deadline = time.monotonic() + time_limit
+    done = [0]
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.monotonic() < deadline:
+            with lock:
+                name = next(todo, None)
+            if name is None:
+                break
+            try:
+                conn.request("GET", path, headers={"Authorization": basic_header(name)})
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                status = "error"
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                done[0] += 1
+        conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 70)
+    return {"status": {str(k): v for k, v in statuses.items()},
+            "seconds": round(time.monotonic() - started, 1), "done": done[0]}
+
+
+# --------------------------------------------------------------------------
+# the machine and the results
+# --------------------------------------------------------------------------
+
+def loadavg():
+    with open("/proc/loadavg") as fh:
+        return [float(x) for x in fh.read().split()[:3]]
+
+
+def wait_until_quiet(limit=1.0, max_wait=120.0):
+    """Wait (bounded) for the 1-minute load to fall under `limit`: other work
+    on the machine would disturb the figures. Returns the load seen."""
+    deadline = time.monotonic() + max_wait
+    while loadavg()[0] > limit and time.monotonic() < deadline:
+        time.sleep(5)
+    return loadavg()
+
+
+def machine():
+    def first(path, key):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return None
+
+    def run(*args):
+        try:
+            return subprocess.run(args, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except OSError:
+            return None
+
+    with open("/etc/debian_version") as fh:
+        debian = fh.read().strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "memory_mib": int(first("/proc/meminfo", "MemTotal").split()[0]) // 1024,
+        "kernel": platform.release(),
+        "debian": debian,
+        "httpd": run(APACHE_BIN, "-v").splitlines()[0].split(":", 1)[1].strip(),
+        "curl": run("curl", "--version").splitlines()[0],
+        "wrk": run("dpkg-query", "-W", "-f=${Version}", "wrk"),
+        "node": run("node", "--version"),
+        "redis": run("redis-server", "--version"),
+        "memcached": run("memcached", "-V"),
+    }
+
+
+def save_result(name, result):
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    result = dict(result, figure=name, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as fh:
+        json.dump(result, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    log("saved", os.path.relpath(os.path.join(RESULTS_DIR, name + ".json"), REPO_ROOT))
+
+
+class Workdir:
+    """A 0755 temporary directory (httpd children run as www-data), removed
+    afterwards unless PEGADM_BENCH_KEEP is set."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="pegadm-bench-")
+        os.chmod(self.path, 0o755)
+        return self.path
+
+    def __exit__(self, *exc):
+        if os.environ.get("PEGADM_BENCH_KEEP"):
+            log("kept", self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def require_module():
+    if not os.path.exists(MODULE_PATH):
+        sys.exit("%s is missing: build the module first (or set PEGADM_BENCH_MODULE)"
+                 % MODULE_PATH)
+
+
+def ratio(a, b):
+    return round(a / b, 3) if b else None
+
+
+# --------------------------------------------------------------------------
+# comparisons
+# --------------------------------------------------------------------------
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def spread(values):
+    """(max - min) / median: how far repeated runs of one variant disagree."""
+    return round((max(values) - min(values)) / median(values), 3) if values else None
+
+
+def interleaved(urls, headers_file, rounds, seconds, connections, threads=2, warmup=3):
+    """Runs each variant of `urls` ({name: url}) `rounds` times in ABBA order,
+    so a slow drift of the machine (other work starting or stopping) weighs
+    on every variant alike. Returns {name: {"rps", "p50_us", "p99_us",
+    "runs": [...], "spread"}}: requests over time summed across the runs."""
+    names = list(urls)
+    for name in names:
+        Wrk(urls[name], headers_file, warmup, connections, threads).run()
+    runs = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            res = Wrk(urls[name], headers_file, seconds, connections, threads).run()
+            bad = sum(res["errors"].values())
+            if bad:
+                raise RuntimeError("%s: %d errors in %r" % (name, bad, res["errors"]))
+            runs[name].append(res)
+            log("  %-8s %9.0f req/s  p50 %6.0f us  p99 %6.0f us" % (
+                name, float(res["rps"]), float(res["percentiles_us"]["50"]),
+                float(res["percentiles_us"]["99"])))
+    out = {}
+    for name in names:
+        rs = runs[name]
+        total = sum(int(r["requests"]) for r in rs)
+        seconds_total = sum(int(r["duration_us"]) for r in rs) / 1e6
+        out[name] = {
+            "rps": round(total / seconds_total, 1),
+            "p50_us": median([float(r["percentiles_us"]["50"]) for r in rs]),
+            "p99_us": median([float(r["percentiles_us"]["99"]) for r in rs]),
+            "runs_rps": [float(r["rps"]) for r in rs],
+            "spread": spread([float(r["rps"]) for r in rs]),
+        }
+    return out
+
+
+def least_disturbed(attempt, tries=3, max_spread=0.10):
+    """Repeats attempt() (bounded) while its runs disagree by more than
+    max_spread, which on a shared machine means other work interfered.
+    Returns (the attempt whose runs agreed best, its worst spread, tries)."""
+    best = None
+    for n in range(1, tries + 1):
+        result = attempt()
+        worst = max(v["spread"] for v in result.values())
+        if best is None or worst < best[1]:
+            best = (result, worst)
+        if worst <= max_spread:
+            break
+        log("runs disagree by %.0f%%: other load on the machine? repeating" % (100 * worst))
+    return best[0], best[1], n
+
+
+def cli(description):
+    """Common options of the figure scripts."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="short runs to check the script works (figures not comparable)")
+    return parser.parse_args()

@@ -1,0 +1,279 @@
+/* The customer ID from a database: a statement prepared through mod_dbd
+ * maps the log-in name to the Pega customer ID. Answers may be kept for
+ * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions. */
+#include "mod_pegadm.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_lib.h>
+#include <apr_md5.h>
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <mod_dbd.h>
+
+#include "pegadm_identity.h"
+
+APLOG_USE_MODULE(pegadm);
+
+#define QUERY_TTL_MAX 86400
+/* A cached answer is one of these tags, then the customer ID if found. */
+#define CACHED_FOUND 'F'
+#define CACHED_NONE  'N'
+
+/* ---- directives ---- */
+
+/* apr_dbd takes every %<letter> for a parameter and %% for a literal
+ * percent sign; the statement gets exactly one, the log-in name. */
+static const char *check_placeholders(cmd_parms *cmd, const char *query)
+{
+    int params = 0, strings = 0;
+
+    for (const char *q = query; *q; q++) {
+        if (q[0] == '%' && q[1] == '%') {
+            q++;
+        } else if (q[0] == '%' && apr_isalpha(q[1])) {
+            params++;
+            strings += q[1] == 's';
+        }
+    }
+    if (params != 1 || strings != 1) {
+        return apr_psprintf(cmd->pool,
+                            "%s: the SQL statement must take exactly one parameter, "
+                            "written %%s (the log-in name), and no other %%-parameter",
+                            cmd->cmd->name);
+    }
+    return NULL;
+}
+
+const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    pegadm_dir_conf_t *d = dv;
+    unsigned char digest[APR_MD5_DIGESTSIZE];
+    char hex[2 * APR_MD5_DIGESTSIZE + 1];
+    const char *err;
+
+    if (!prepare) {
+        return apr_psprintf(cmd->pool, "%s needs mod_dbd: load it (LoadModule dbd_module ...)",
+                            cmd->cmd->name);
+    }
+    if ((err = check_placeholders(cmd, query)) != NULL) {
+        return err;
+    }
+    /* The label follows from the SQL alone: mod_dbd keeps statements per
+     * server and lets virtual hosts inherit the main server's, so one label
+     * must never stand for two different statements. */
+    apr_md5(digest, query, strlen(query));
+    ap_bin2hex(digest, sizeof(digest), hex);
+    d->cid_query = apr_pstrdup(cmd->pool, query);
+    d->cid_query_label = apr_pstrcat(cmd->pool, "pegadm_cid_", hex, NULL);
+    prepare(cmd->server, d->cid_query, d->cid_query_label);
+    return NULL;
+}
+
+const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (!apr_isdigit(*arg) || *end || errno || v > QUERY_TTL_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 0 to %d",
+                            cmd->cmd->name, arg, QUERY_TTL_MAX);
+    }
+    ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
+    return NULL;
+}
+
+/* ---- start-up check: every query needs a DBDriver for its server ----
+ * DBDriver is a server-level directive, so it can only sit at the top, in
+ * a <VirtualHost>, or in conditional sections around them. */
+
+static int level_has_driver(const ap_directive_t *first)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "DBDriver")) {
+            return 1;
+        }
+        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") &&
+            level_has_driver(d->first_child)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int check_queries(const ap_directive_t *first, int has_driver)
+{
+    int failures = 0;
+
+    has_driver = has_driver || level_has_driver(first);
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            failures += check_queries(d->first_child, has_driver);
+        } else if (!strcasecmp(d->directive, "PegaDMCustomerIDQuery") && !has_driver) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                         "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
+                         "configure DBDriver and DBDParams (mod_dbd) for this server",
+                         d->filename, d->line_num);
+            failures++;
+        }
+    }
+    return failures;
+}
+
+int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
+{
+    return check_queries(ap_conftree, 0) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+/* ---- the lookup ---- */
+
+/* The statement's answer for login: random access, so the drivers read the
+ * whole (small) result at once and nothing is left pending on the
+ * connection. */
+static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *login, const char **value)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    ap_dbd_t *dbd = acquire ? acquire(r) : NULL;
+    apr_dbd_prepared_t *stmt;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv, rows;
+
+    stmt = dbd ? apr_hash_get(dbd->prepared, d->cid_query_label, APR_HASH_KEY_STRING) : NULL;
+    if (!stmt) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM201: PegaDMCustomerIDQuery: no database connection with the "
+                      "statement prepared (see mod_dbd's messages); customer unknown for now");
+        return PEGADM_CUSTOMER_UNAVAILABLE;
+    }
+    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1, login, NULL);
+    rows = rv ? -1 : apr_dbd_num_tuples(dbd->driver, res);
+    if (rows < 0 || (rows > 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, 1))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM202: PegaDMCustomerIDQuery failed: %s; customer unknown for now",
+                      rv ? apr_dbd_error(dbd->driver, dbd->handle, rv) : "reading the row");
+        return PEGADM_CUSTOMER_UNAVAILABLE;
+    }
+    if (rows > 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PEGADM203: PegaDMCustomerIDQuery gave %d rows for log-in '%s', "
+                      "where one is needed; treated as not authenticated",
+                      rows, ap_escape_logitem(r->pool, login));
+        return PEGADM_CUSTOMER_NONE;
+    }
+    /* pgsql gives "" for NULL, sqlite3 NULL: either way, no customer ID */
+    *value = rows ? apr_dbd_get_entry(dbd->driver, row, 0) : NULL;
+    if (!*value || !**value) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM204: PegaDMCustomerIDQuery has %s for log-in '%s'; treated as "
+                      "not authenticated",
+                      rows ? "a NULL or empty customer ID" : "no row",
+                      ap_escape_logitem(r->pool, login));
+        return PEGADM_CUSTOMER_NONE;
+    }
+    *value = apr_pstrdup(r->pool, *value);
+    return PEGADM_CUSTOMER_OK;
+}
+
+/* ---- the cache ----
+ * Keyed by an HMAC of (query, widget, log-in name) under the scope's
+ * secret and sealed with the cache id as associated data, so an entry
+ * can neither be read nor moved to another key or widget. A cache that
+ * fails is only an optimisation lost: the database answers instead. */
+
+typedef struct {
+    pegadm_server_conf_t *sc;
+    unsigned char id[PEGADM_CACHE_ID_LEN];
+} answer_key_t;
+
+static int answer_key(request_rec *r, const pegadm_dir_conf_t *d, const char *login,
+                      answer_key_t *key)
+{
+    const char *purpose = apr_pstrcat(r->pool, "customer-id ", d->cid_query_label, NULL);
+
+    key->sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    return key->sc->cache && key->sc->mutex && d->secret &&
+           pegadm_cache_id(&d->secret->keys, purpose, d->widget_id, login, key->id) ==
+               APR_SUCCESS;
+}
+
+static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
+                         pegadm_customer_status_t *st, const char **value)
+{
+    unsigned char buf[1 + PEGADM_CUSTOMER_ID_MAX + PEGADM_SEAL_OVERHEAD];
+    unsigned int len = sizeof(buf);
+    unsigned char *plain;
+    apr_size_t plain_len;
+    apr_status_t rv;
+
+    if (apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+        return 0;
+    }
+    rv = key->sc->cache_provider->retrieve(key->sc->cache, r->server, key->id, sizeof(key->id),
+                                           buf, &len, r->pool);
+    apr_global_mutex_unlock(key->sc->mutex);
+    if (rv != APR_SUCCESS || pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
+                                           buf, len, &plain, &plain_len) != APR_SUCCESS) {
+        return 0;
+    }
+    if (plain_len == 1 && plain[0] == CACHED_NONE) {
+        *st = PEGADM_CUSTOMER_NONE;
+        return 1;
+    }
+    if (plain_len > 1 && plain[0] == CACHED_FOUND) {
+        *st = PEGADM_CUSTOMER_OK;
+        *value = (const char *)plain + 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
+                            pegadm_customer_status_t st, const char *value)
+{
+    const char *plain = st == PEGADM_CUSTOMER_OK
+                            ? apr_psprintf(r->pool, "%c%s", CACHED_FOUND, value)
+                            : apr_psprintf(r->pool, "%c", CACHED_NONE);
+    unsigned char *sealed;
+    apr_size_t sealed_len;
+    apr_status_t rv;
+
+    if (strlen(plain) > 1 + PEGADM_CUSTOMER_ID_MAX ||
+        pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
+                    (const unsigned char *)plain, strlen(plain), &sealed,
+                    &sealed_len) != APR_SUCCESS ||
+        apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+        return;
+    }
+    rv = key->sc->cache_provider->store(key->sc->cache, r->server, key->id, sizeof(key->id),
+                                        apr_time_now() + d->cid_query_ttl, sealed,
+                                        (unsigned int)sealed_len, r->pool);
+    apr_global_mutex_unlock(key->sc->mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                      "PEGADM205: could not cache the PegaDMCustomerIDQuery answer");
+    }
+}
+
+pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                                const char *login, const char **value)
+{
+    answer_key_t key;
+    pegadm_customer_status_t st;
+    int caching = d->cid_query_ttl > 0 && answer_key(r, d, login, &key);
+
+    if (caching && cached_answer(r, d, &key, &st, value)) {
+        return st;
+    }
+    st = query_database(r, d, login, value);
+    if (caching && st != PEGADM_CUSTOMER_UNAVAILABLE) {
+        remember_answer(r, d, &key, st, *value);
+    }
+    return st;
+}

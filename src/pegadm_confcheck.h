@@ -1,0 +1,31 @@
+/* Checks of directive values that need no httpd, so that they can be
+ * fuzzed and unit tested: each returns NULL or a message that starts with
+ * the directive's name. Results and messages live in p. */
+#ifndef PEGADM_CONFCHECK_H
+#define PEGADM_CONFCHECK_H
+
+#include <apr_pools.h>
+
+/* A whole decimal number from min to max (no sign, no spaces) in *out. */
+const char *pegadm_check_int(apr_pool_t *p, const char *name, const char *arg, long min,
+                             long max, long *out);
+
+/* True if s is a UUID in its 8-4-4-4-12 hex form, nothing before or after. */
+int pegadm_is_uuid(const char *s);
+
+/* True for localhost, 127.0.0.0/8 and ::1. */
+int pegadm_is_loopback_host(const char *host);
+
+/* An absolute https:// URL (http:// for a loopback host only) without
+ * credentials, query or fragment; *out is arg without trailing slashes. */
+const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char *arg,
+                                     const char **out);
+
+/* An http:// or https:// proxy URL with a host. */
+const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg);
+
+/* A path on this server, starting with a single /, that can go into a
+ * script or an HTML attribute as it is. */
+const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char *arg);
+
+#endif

@@ -1,0 +1,72 @@
+/* The pure directive value checks (pegadm_confcheck.c): the first byte
+ * picks the check, the rest up to any NUL is the value, as httpd would
+ * hand it over. What passes has the promised shape; what fails is named. */
+#include <string.h>
+#include <strings.h>
+
+#include <apr_strings.h>
+
+#include "fuzz_support.h"
+#include "pegadm_confcheck.h"
+
+static const char *check_int(apr_pool_t *p, const char *arg)
+{
+    long v = -1;
+    const char *err = pegadm_check_int(p, "PegaDMTimeout", arg, 1, 60, &v);
+    PEGADM_FUZZ_CHECK(err || (v >= 1 && v <= 60 && strspn(arg, "0123456789") == strlen(arg)));
+    return err;
+}
+
+static const char *check_service_url(apr_pool_t *p, const char *arg)
+{
+    const char *out = NULL;
+    const char *err = pegadm_check_service_url(p, "PegaDMServiceURL", arg, &out);
+    if (!err) {
+        size_t len = strlen(out);
+        PEGADM_FUZZ_CHECK(!strncasecmp(out, "https://", 8) || !strncasecmp(out, "http://", 7));
+        PEGADM_FUZZ_CHECK(len > 0 && out[len - 1] != '/' && !strncmp(out, arg, len));
+    }
+    return err;
+}
+
+static const char *check_local_path(apr_pool_t *p, const char *arg)
+{
+    const char *err = pegadm_check_local_path(p, "PegaDMSessionEndpoint", arg);
+    PEGADM_FUZZ_CHECK(err || (arg[0] == '/' && arg[1] != '/' && !strpbrk(arg, "\"'<> \\")));
+    return err;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const names[] = {"PegaDMTimeout", "PegaDMServiceURL", "PegaDMProxy",
+                                        "PegaDMSessionEndpoint", "PegaDMWidgetID"};
+    apr_pool_t *p;
+    const char *arg, *err = NULL;
+    unsigned which;
+
+    if (size == 0) {
+        return 0;
+    }
+    p = pegadm_fuzz_pool();
+    arg = apr_pstrmemdup(p, (const char *)data + 1, size - 1);
+    which = data[0] % 5;
+    switch (which) {
+    case 0:
+        err = check_int(p, arg);
+        break;
+    case 1:
+        err = check_service_url(p, arg);
+        break;
+    case 2:
+        err = pegadm_check_proxy_url(p, names[2], arg);
+        break;
+    case 3:
+        err = check_local_path(p, arg);
+        break;
+    default:
+        PEGADM_FUZZ_CHECK(!pegadm_is_uuid(arg) || strlen(arg) == 36);
+    }
+    PEGADM_FUZZ_CHECK(!err || !strncmp(err, names[which], strlen(names[which])));
+    apr_pool_destroy(p);
+    return 0;
+}

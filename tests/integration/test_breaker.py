@@ -1,0 +1,192 @@
+"""The circuit breaker: after PegaDMBreakerThreshold consecutive failures no
+call reaches the service for PegaDMBreakerCooldown seconds (fast 503s), then
+exactly one probe does; its success closes the breaker, its failure re-opens
+it. The state is shared by all child processes of the server."""
+
+import re
+import threading
+import time
+
+import pytest
+
+import harness
+from harness import (assert_json_error, assert_retry_after, assert_session, location,
+                     parse_vars, portal_conf, session_get)
+
+COOLDOWN = 2
+
+
+def breaker_site(dm, threshold=3, cooldown=COOLDOWN, extra=()):
+    return portal_conf(dm, location("/eager/", "PegaDM On"), server_extra=[
+        "PegaDMBreakerThreshold %d" % threshold, "PegaDMBreakerCooldown %d" % cooldown,
+        *harness.PIDS_LOG, *extra])
+
+
+def upstream_calls(dm):
+    """Calls that reached the emulator's create endpoint, failed or not."""
+    state = dm.state()
+    return (len([f for f in state["faults"] if f["endpoint"] == "create"])
+            + len(state["creates"]))
+
+
+def log_count(server, number):
+    return len(re.findall(r"\b%s:" % number, server.error_log()))
+
+
+def fail_until_open(server, dm, users):
+    before = upstream_calls(dm)
+    for user in users:
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert upstream_calls(dm) == before + len(users)
+    assert log_count(server, "PEGADM300") == 1, server.error_log()
+
+
+def wait_cooldown():
+    time.sleep(COOLDOWN + 0.3)
+
+
+def test_opens_after_the_threshold_and_answers_fast_without_calling(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["u%d" % i for i in range(10)])
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, ["u0", "u1", "u2"])
+    errors_before = log_count(server, "PEGADM036")
+    for user in ("u3", "u4", "u5"):
+        resp = session_get(server, user)
+        assert_json_error(resp, 503, "upstream_unavailable")
+        assert_retry_after(resp)
+        page = server.request("GET", "/eager/session.shtml", user=user)
+        assert page.status == 200 and parse_vars(page.body)["SID"] == b"(none)"
+    assert upstream_calls(dm) == 3, "calls went out while the breaker was open"
+    # logged once when it opened, not once per refused request
+    assert log_count(server, "PEGADM036") == errors_before
+    assert log_count(server, "PEGADM300") == 1
+
+
+def test_a_successful_probe_closes_it(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["u%d" % i for i in range(10)])
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, ["u0", "u1", "u2"])
+    dm.set_mode("ok")
+    assert_json_error(session_get(server, "u3"), 503, "upstream_unavailable")
+    wait_cooldown()
+    assert_session(session_get(server, "u4"))
+    assert log_count(server, "PEGADM302") == 1
+    for user in ("u5", "u6"):
+        assert_session(session_get(server, user))
+    assert [len(dm.creates_for(u)) for u in ("u3", "u4", "u5", "u6")] == [0, 1, 1, 1]
+    assert log_count(server, "PEGADM302") == 1 and log_count(server, "PEGADM300") == 1
+
+
+def test_a_failed_probe_reopens_it(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["u%d" % i for i in range(10)])
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, ["u0", "u1", "u2"])
+    wait_cooldown()
+    assert_json_error(session_get(server, "u3"), 503, "upstream_unavailable")
+    assert upstream_calls(dm) == 4, "the probe did not go out"
+    assert log_count(server, "PEGADM301") == 1
+    for user in ("u4", "u5"):
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert upstream_calls(dm) == 4, "calls went out after the probe failed"
+    dm.set_mode("ok")
+    wait_cooldown()
+    assert_session(session_get(server, "u6"))
+    assert log_count(server, "PEGADM302") == 1
+
+
+def test_exactly_one_probe_among_concurrent_requests(module_httpd, dm):
+    users = ["u%d" % i for i in range(20)]
+    server = module_httpd(breaker_site(dm), users=users)
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, users[:3])
+    wait_cooldown()
+    # A slow but healthy service: the probe is still out when the others come.
+    dm.set_mode("delay", applies_to="create", delay_ms=800)
+    barrier = threading.Barrier(12)
+    results = {}
+
+    def client(user):
+        barrier.wait(timeout=10)
+        results[user] = session_get(server, user)
+
+    threads = [threading.Thread(target=client, args=(u,)) for u in users[3:15]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    statuses = sorted(r.status for r in results.values())
+    assert statuses == [200] + [503] * 11, statuses
+    assert len(dm.state()["creates"]) == 1
+
+
+def test_cached_sessions_are_still_served_while_it_is_open(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["alice", "u0", "u1", "u2", "u3"])
+    sid = assert_session(session_get(server, "alice"))
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, ["u0", "u1", "u2"])
+    calls = upstream_calls(dm)
+    assert_json_error(session_get(server, "u3"), 503, "upstream_unavailable")
+    assert assert_session(session_get(server, "alice")) == sid
+    page = server.request("GET", "/eager/session.shtml", user="alice")
+    assert parse_vars(page.body)["SID"] == sid.encode()
+    assert upstream_calls(dm) == calls
+
+
+def test_private_data_failures_count_too(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["u0", "u1", "u2", "u3"])
+    dm.set_mode("http500", applies_to="private_data")
+    for user in ("u0", "u1", "u2"):
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert log_count(server, "PEGADM300") == 1
+    assert_json_error(session_get(server, "u3"), 503, "upstream_unavailable")
+    assert len(dm.state()["creates"]) == 3
+
+
+def test_threshold_zero_switches_it_off(module_httpd, dm):
+    users = ["u%d" % i for i in range(8)]
+    server = module_httpd(breaker_site(dm, threshold=0), users=users)
+    dm.set_mode("http500", applies_to="create")
+    for user in users:
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert upstream_calls(dm) == len(users)
+    assert log_count(server, "PEGADM300") == 0
+
+
+def test_the_default_threshold_is_five(module_httpd, dm):
+    users = ["u%d" % i for i in range(8)]
+    server = module_httpd(portal_conf(dm), users=users)
+    dm.set_mode("http500", applies_to="create")
+    for user in users:
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert upstream_calls(dm) == 5
+    assert log_count(server, "PEGADM300") == 1
+    assert "no calls for 30s" in server.error_log()
+
+
+def test_the_state_is_shared_by_all_child_processes(module_httpd, dm):
+    users = ["u%d" % i for i in range(4)]
+    server = module_httpd(breaker_site(dm), users=users, mpm="prefork")
+    dm.set_mode("http500", applies_to="create")
+    conns = [harness.KeptConnection(server) for _ in users]
+    try:
+        statuses = [conn.request("GET", harness.SESSION_PATH, user).status
+                    for conn, user in zip(conns, users)]
+    finally:
+        for conn in conns:
+            conn.close()
+    assert statuses == [503] * 4
+    harness.assert_one_child_each(harness.children_serving(server, conns, 4))
+    assert upstream_calls(dm) == 3, "a child called a service the others found down"
+    assert log_count(server, "PEGADM300") == 1
+
+
+@pytest.mark.parametrize("directive", [
+    "PegaDMBreakerThreshold -1", "PegaDMBreakerThreshold five",
+    "PegaDMBreakerCooldown 0", "PegaDMBreakerCooldown 3601",
+])
+def test_bad_values_are_refused_at_start_up(config_test, directive):
+    result = config_test(harness.pegadm_conf(extra=[directive]))
+    code, output = result
+    assert code != 0, output
+    assert directive.split()[0] in output, output
+    assert re.search(r"line %d\b" % result.line_of(directive), output), output

@@ -1,0 +1,146 @@
+"""Several httpd nodes sharing a real Redis or memcached: one customer has one
+session whichever node answers, a node restart loses nothing, nodes
+wait for each other's create, and an unreachable cache server keeps the
+portal up without minting sessions, logged once, until it is back."""
+
+import threading
+
+import pytest
+
+import cache_servers
+import harness
+from harness import (assert_json_error, assert_retry_after, assert_session, location,
+                     parse_vars, portal_conf, session_get)
+
+EAGER_PAGE = "/eager/session.shtml"
+USERS = ("alice", "bob", "carol", "dave")
+
+# One child process, so that "logged once a minute per process" means once.
+ONE_PROCESS = "ServerLimit 1\nStartServers 1\nThreadsPerChild 25\nMaxRequestWorkers 25\n"
+
+
+@pytest.fixture(params=sorted(cache_servers.KINDS))
+def cache(request, workdir):
+    server = cache_servers.KINDS[request.param](workdir).start()
+    yield server
+    server.stop()
+
+
+def node_conf(dm, cache, extra=""):
+    return cache.load_line + portal_conf(
+        dm, location("/eager/", "PegaDM On"), extra, server_extra=[cache.directive])
+
+
+def eager_sid(node, user):
+    page = node.request("GET", EAGER_PAGE, user=user)
+    assert page.status == 200, page
+    return parse_vars(page.body)["SID"].decode()
+
+
+def gets_together(jobs):
+    """Run (node, user) GETs released together; return their responses."""
+    barrier = threading.Barrier(len(jobs))
+    results = [None] * len(jobs)
+
+    def client(index, node, user):
+        barrier.wait(timeout=10)
+        try:
+            results[index] = session_get(node, user)
+        except Exception as err:  # reported with the others below
+            results[index] = err
+
+    threads = [threading.Thread(target=client, args=(i, node, user))
+               for i, (node, user) in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(t.is_alive() for t in threads), "clients still waiting after 60s"
+    return [assert_session(r) if isinstance(r, harness.Response) else r for r in results]
+
+
+def test_one_customer_has_one_session_on_every_node(module_httpd, dm, cache):
+    nodes = [module_httpd(node_conf(dm, cache), users=USERS, mpm=mpm) for mpm in harness.MPMS]
+    alice = assert_session(session_get(nodes[0], "alice"))
+    bob = assert_session(session_get(nodes[2], "bob"))
+    assert alice != bob
+    for node in nodes:
+        assert assert_session(session_get(node, "alice")) == alice
+        assert assert_session(session_get(node, "bob")) == bob
+        assert eager_sid(node, "alice") == alice
+    assert len(dm.creates_for("alice")) == 1
+    assert len(dm.creates_for("bob")) == 1
+
+
+def test_restarting_a_node_loses_no_session(module_httpd, dm, cache):
+    first = module_httpd(node_conf(dm, cache), users=USERS)
+    second = module_httpd(node_conf(dm, cache), users=USERS, mpm="prefork")
+    sid = assert_session(session_get(first, "alice"))
+    first.stop()
+    assert assert_session(session_get(second, "alice")) == sid
+    restarted = module_httpd(node_conf(dm, cache), users=USERS)
+    assert assert_session(session_get(restarted, "alice")) == sid
+    assert eager_sid(restarted, "alice") == sid
+    assert len(dm.creates_for("alice")) == 1
+
+
+def test_a_node_waits_for_another_nodes_create(module_httpd, dm, cache):
+    nodes = [module_httpd(node_conf(dm, cache), users=USERS), module_httpd(node_conf(dm, cache), users=USERS)]
+    dm.set_mode("delay", applies_to="create", delay_ms=700)
+    first = []
+    starter = threading.Thread(target=lambda: first.append(session_get(nodes[0], "carol")))
+    starter.start()
+    # The create has reached the service: its pending mark is in the cache.
+    harness.wait_for(lambda: dm.state()["tokens"], 10, what="the first node's create")
+    sids = gets_together([(nodes[i % 2], "carol") for i in range(39)])
+    starter.join(30)
+    sids.append(assert_session(first[0]))
+    assert set(sids) == {dm.creates_for("carol")[0]["sessionId"]}
+    assert len(dm.creates_for("carol")) == 1
+
+
+def test_simultaneous_first_requests_on_two_nodes_converge(module_httpd, dm, cache):
+    """The cache offers no atomic check-and-set across nodes: two nodes that
+    look within one cache round trip of each other both create (README,
+    "Several nodes"). Whatever happened, both then answer with the one
+    session the cache holds."""
+    nodes = [module_httpd(node_conf(dm, cache), users=USERS), module_httpd(node_conf(dm, cache), users=USERS)]
+    dm.set_mode("delay", applies_to="create", delay_ms=500)
+    handed_out = set(gets_together([(nodes[i % 2], "dave") for i in range(40)]))
+    created = {c["sessionId"] for c in dm.creates_for("dave")}
+    assert 1 <= len(created) <= 2, created
+    assert handed_out <= created
+    held = {assert_session(session_get(node, "dave")) for node in nodes}
+    assert len(held) == 1 and held <= created, (held, created)
+
+
+def store_failure_lines(node):
+    return [line for line in node.error_log().splitlines() if "PEGADM033" in line]
+
+
+def test_cache_outage_keeps_the_portal_up_and_recovers(module_httpd, dm, cache):
+    node = module_httpd(node_conf(dm, cache, ONE_PROCESS), users=USERS)
+    sid = assert_session(session_get(node, "alice"))
+    creates = len(dm.state()["creates"])
+    cache.stop()
+    for _ in range(10):
+        for user in ("alice", "bob"):
+            resp = session_get(node, user)
+            assert_json_error(resp, 503, "upstream_unavailable")
+            assert_retry_after(resp)
+        assert eager_sid(node, "bob") == "(none)"
+    assert len(dm.state()["creates"]) == creates, "minted a session it could not store"
+    assert len(store_failure_lines(node)) == 1, store_failure_lines(node)
+    assert cache.kind in store_failure_lines(node)[0]
+
+    cache.start()  # empty: the cache servers run without persistence
+
+    def session_again():
+        resp = session_get(node, "alice")
+        return resp.status == 200 and assert_session(resp)
+
+    new_sid = harness.wait_for(session_again, 30, 0.5, "the cache to be used again")
+    assert new_sid != sid
+    assert assert_session(session_get(node, "alice")) == new_sid
+    assert eager_sid(node, "alice") == new_sid
+    assert len(store_failure_lines(node)) == 1
