@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "pegadm_bytes.h"
+
 /* The stored record, before sealing:
  *   state (1 byte) | failures (4, big-endian) | until (8, big-endian microseconds) */
 #define RECORD_LEN    13
@@ -85,22 +87,6 @@ pegadm_breaker_change_t pegadm_breaker_record(pegadm_breaker_t *b,
 
 /* ---- the record in the store ---- */
 
-static void put_be(unsigned char *at, apr_uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8) {
-        at[i] = (unsigned char)(v & 0xff);
-    }
-}
-
-static apr_uint64_t get_be(const unsigned char *at, int n)
-{
-    apr_uint64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        v = (v << 8) | at[i];
-    }
-    return v;
-}
-
 static apr_status_t record_id(const pegadm_breaker_ref_t *ref,
                               unsigned char id[PEGADM_CACHE_ID_LEN])
 {
@@ -129,8 +115,8 @@ static apr_status_t load(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
         return APR_SUCCESS; /* tampered or foreign: closed, the safe reading */
     }
     b->state = (pegadm_breaker_state_t)plain[0];
-    b->failures = (apr_uint32_t)get_be(plain + 1, 4);
-    b->until = (apr_time_t)get_be(plain + 5, 8);
+    b->failures = (apr_uint32_t)pegadm_get_be(plain + 1, 4);
+    b->until = (apr_time_t)pegadm_get_be(plain + 5, 8);
     return APR_SUCCESS;
 }
 
@@ -143,8 +129,8 @@ static apr_status_t save(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
     apr_status_t rv;
 
     plain[0] = (unsigned char)b->state;
-    put_be(plain + 1, b->failures, 4);
-    put_be(plain + 5, (apr_uint64_t)b->until, 8);
+    pegadm_put_be(plain + 1, b->failures, 4);
+    pegadm_put_be(plain + 5, (apr_uint64_t)b->until, 8);
     rv = pegadm_seal(p, ref->keys, id, PEGADM_CACHE_ID_LEN, plain, sizeof(plain), &sealed,
                      &sealed_len);
     if (rv == APR_SUCCESS) {

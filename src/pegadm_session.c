@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 
+#include "pegadm_bytes.h"
 #include "pegadm_dm.h"
 
 /* What the store holds for a customer, before sealing:
@@ -33,22 +34,6 @@ typedef struct {
     unsigned char bytes[PEGADM_CACHE_ID_LEN];
 } cache_id_t;
 
-static void put_be(unsigned char *at, apr_uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8) {
-        at[i] = (unsigned char)(v & 0xff);
-    }
-}
-
-static apr_uint64_t get_be(const unsigned char *at, int n)
-{
-    apr_uint64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        v = (v << 8) | at[i];
-    }
-    return v;
-}
-
 static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
                          entry_t *e, pegadm_session_result_t *res)
 {
@@ -73,8 +58,8 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
         return APR_SUCCESS;
     }
     e->type = (enum entry_type)plain[0];
-    e->time = (apr_time_t)get_be(plain + 1, 8);
-    e->count = (apr_uint32_t)get_be(plain + 9, 4);
+    e->time = (apr_time_t)pegadm_get_be(plain + 1, 8);
+    e->count = (apr_uint32_t)pegadm_get_be(plain + 9, 4);
     e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
     if (e->type == ENTRY_SESSION &&
         !pegadm_session_id_is_valid(e->session_id, plain_len - ENTRY_HEADER)) {
@@ -97,8 +82,8 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
         return APR_EINVAL;
     }
     plain[0] = (unsigned char)e->type;
-    put_be(plain + 1, (apr_uint64_t)e->time, 8);
-    put_be(plain + 9, e->count, 4);
+    pegadm_put_be(plain + 1, (apr_uint64_t)e->time, 8);
+    pegadm_put_be(plain + 9, e->count, 4);
     if (sid_len) {
         memcpy(plain + ENTRY_HEADER, e->session_id, sid_len);
     }

@@ -6,26 +6,12 @@
 
 #include <cmocka.h>
 
+#include "pegadm_test_pool.h"
+
 #include <apr_general.h>
 #include <apr_pools.h>
 
 #include "pegadm_b64.h"
-
-static int pool_setup(void **state)
-{
-    apr_pool_t *p;
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static const struct {
     const char *plain;
@@ -155,8 +141,6 @@ static void round_trip_all_byte_values(void **state)
         assert_memory_equal(decoded, bytes, len);
     }
 }
-
-#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 
 int main(void)
 {

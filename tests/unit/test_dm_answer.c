@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "pegadm_test_pool.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -26,22 +28,6 @@
 #define TEST_WIDGET  "6f0b3a2e-9c1d-4e5f-8a7b-1c2d3e4f5a6b"
 #define TEST_SECRET  "pegadm-test-secret"
 #define TEST_NOW_SEC 1700000000
-
-static int pool_setup(void **state)
-{
-    apr_pool_t *p;
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 /* ---- pegadm_session_id_is_valid ---- */
 
@@ -721,8 +707,6 @@ static void push_private_data_needs_an_object(void **state)
         PEGADM_DM_INTERNAL);
     json_decref(payload);
 }
-
-#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 
 int main(void)
 {

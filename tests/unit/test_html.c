@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "pegadm_test_pool.h"
+
 #include <apr_general.h>
 #include <apr_pools.h>
 
@@ -16,22 +18,6 @@
 #define SKIPPED   (-2)
 
 static const char *const markers[] = {"/pegadm/bootstrap.js", "pega-wm-chat", NULL};
-
-static int pool_setup(void **state)
-{
-    apr_pool_t *p;
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 /* Feeds doc in pieces of at most piece bytes, the way the filter does, and
  * returns the absolute offset of the insertion point, NOT_FOUND or SKIPPED.
@@ -174,8 +160,6 @@ static void script_tag_shape_and_escaping(void **state)
                         "<script src=\"/b.js?a=1&amp;b=2\" "
                         "nonce=\"&quot;&gt;&lt;script&gt;&#39;&amp;\" defer></script>");
 }
-
-#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 
 int main(void)
 {

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "pegadm_test_pool.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -224,22 +226,6 @@ static int post(apr_pool_t *parent, keepalive_service_t *svc, pegadm_http_handle
     return n;
 }
 
-static int pool_setup(void **state)
-{
-    apr_pool_t *p;
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
-
 static void calls_share_one_connection(void **state)
 {
     apr_pool_t *p = *state;
@@ -331,8 +317,6 @@ static void pool_cleanup_closes_connections(void **state)
     }
     assert_int_equal(closed, 1);
 }
-
-#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 
 int main(void)
 {

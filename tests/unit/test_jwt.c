@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "pegadm_test_pool.h"
+
 #include <apr_general.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -19,22 +21,6 @@
 #define HEADER_B64  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" /* {"alg":"HS256","typ":"JWT"} */
 #define TEST_KEY    "pegadm-test-secret"
 #define TEST_WIDGET "6f0b3a2e-9c1d-4e5f-8a7b-1c2d3e4f5a6b"
-
-static int pool_setup(void **state)
-{
-    apr_pool_t *p;
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static const char *sign(apr_pool_t *p, const char *key, apr_size_t key_len, const char *iss,
                         apr_int64_t iat, apr_int64_t exp)
@@ -178,8 +164,6 @@ static void invalid_utf8_iss_is_refused(void **state)
     assert_null(sign(*state, TEST_KEY, strlen(TEST_KEY), "trunc\xe2\x82", 1, 2));
     assert_null(sign(*state, TEST_KEY, strlen(TEST_KEY), NULL, 1, 2));
 }
-
-#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 
 int main(void)
 {
