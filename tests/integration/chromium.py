@@ -7,6 +7,7 @@ loopback (no component updates, no sync, no background networking). Every
 wait is bounded.
 """
 
+import importlib.util
 import grp
 import os
 import pwd
@@ -28,6 +29,21 @@ WINDOW = (1280, 860)
 
 DEMO_DIR = os.path.join(harness.REPO_ROOT, "demo")
 DEMO_USERS = {"alice": "alice", "bob": "bob"}
+
+
+def demo_customers():
+    """demo/customers.py: the demo's customer database."""
+    spec = importlib.util.spec_from_file_location(
+        "demo_customers", os.path.join(DEMO_DIR, "customers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def demo_private_data(user):
+    """What the demo sends Pega for `user` (demo/httpd.conf)."""
+    return {"customerId": demo_customers().CUSTOMERS[user][0], "userName": user,
+            "authenticated": True}
 
 
 class Chromium:
@@ -168,6 +184,7 @@ class DemoPortal(harness.Httpd):
                 os.chmod(os.path.join(top, name), 0o644)
         harness.write_file(os.path.join(web, "htpasswd"),
                            b"".join(harness.htpasswd_line(u, p) for u, p in DEMO_USERS.items()))
+        demo_customers().create(os.path.join(web, "customers.sqlite"))
         secret = harness.write_file(os.path.join(self.root, "jwt-secret"),
                                     harness.WIDGET_SECRET, 0o600)
         key = harness.write_file(os.path.join(self.root, "session-key"),

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from selenium.webdriver.common.by import By
 
 import harness
+from chromium import demo_private_data
 
 SCREENSHOT = os.path.join(harness.REPO_ROOT, "docs", "demo-portal.png")
 ACCESS_LINE = re.compile(r'^\S+ (\S+) \[[^]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
@@ -35,13 +36,15 @@ def requests_to(portal, path):
 
 
 def assert_pega_knows(dm, sid, user):
-    """The emulator made `sid` for `user` and holds user's private data for
-    exactly that session."""
+    """The emulator made `sid` for `user`'s customer ID (from the demo's
+    customer database) and holds user's private data for exactly that
+    session."""
     state = dm.state()
-    assert [c["customerId"] for c in state["creates"] if c["sessionId"] == sid] == [user]
-    assert [p["data"] for p in state["private_data"] if p["sessionId"] == sid] == [
-        {"customerId": user}]
-    assert state["sessions"][sid]["privateData"] == {"customerId": user}
+    private = demo_private_data(user)
+    assert [c["customerId"] for c in state["creates"] if c["sessionId"] == sid] == [
+        private["customerId"]]
+    assert [p["data"] for p in state["private_data"] if p["sessionId"] == sid] == [private]
+    assert state["sessions"][sid]["privateData"] == private
     return state
 
 
@@ -59,8 +62,8 @@ def test_a_logged_in_customer_opens_a_chat_pega_already_knows(chromium, demo_por
 
     facts = chromium.open_chat()
     sid = facts["session"]
-    assert facts["customer"] == "alice"
-    assert json.loads(facts["private-data"]) == {"customerId": "alice"}
+    assert facts["customer"] == demo_private_data("alice")["customerId"]
+    assert json.loads(facts["private-data"]) == demo_private_data("alice")
     assert facts["trigger"].startswith("none")
     chromium.wait(lambda d: chromium.text("widget-session") == sid,
                   "onSessionInitialized to show the session in the page")
@@ -100,13 +103,15 @@ def test_the_next_user_at_the_same_browser_gets_nothing_of_the_first(
     facts = chromium.wait_for_chat()
     bob_sid = facts["session"]
     assert bob_sid != alice_sid
-    assert facts["customer"] == "bob"
-    assert json.loads(facts["private-data"]) == {"customerId": "bob"}
+    assert facts["customer"] == demo_private_data("bob")["customerId"]
+    assert json.loads(facts["private-data"]) == demo_private_data("bob")
     assert facts["trigger"] == "SPRING-OFFER"
     assert_pega_knows(plain_dm, bob_sid, "bob")
     assert session_json(chromium)["sessionId"] == bob_sid
     assert alice_sid not in chromium.driver.page_source
-    assert "alice" not in chromium.element("pega-emu-widget").text
+    widget_text = chromium.element("pega-emu-widget").text
+    assert "alice" not in widget_text
+    assert demo_private_data("alice")["customerId"] not in widget_text
     harness.wait_for(lambda: re.search(r"PEGADM034: .*'SPRING-OFFER'", demo_portal.error_log()),
                      5, what="the proactive trigger in the error log")
 
