@@ -188,6 +188,14 @@ static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
     return NULL;
 }
 
+/* The keys live as long as the configuration: a graceful restart reads the
+ * secret anew and frees the old keys' OpenSSL objects with the old pool. */
+static apr_status_t release_keys(void *keys)
+{
+    pegadm_keys_release(keys);
+    return APR_SUCCESS;
+}
+
 static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char *bytes,
                                apr_size_t len)
 {
@@ -208,6 +216,7 @@ static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char 
     if (pegadm_keys_derive(&secret->keys, secret->bytes, len) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s: deriving the cache keys failed", cmd->cmd->name);
     }
+    apr_pool_cleanup_register(cmd->pool, &secret->keys, release_keys, apr_pool_cleanup_null);
     d->secret = secret;
     return NULL;
 }

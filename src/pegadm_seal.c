@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
@@ -35,36 +36,59 @@ static apr_status_t hkdf_sha256(const unsigned char *secret, apr_size_t secret_l
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
+static EVP_MAC_CTX *keyed_hmac_sha256(const unsigned char *key, apr_size_t key_len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (ctx && EVP_MAC_init(ctx, key, key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    return ctx;
+}
+
 apr_status_t pegadm_keys_derive(pegadm_keys_t *keys, const unsigned char *secret,
                                 apr_size_t secret_len)
 {
-    apr_status_t rv = hkdf_sha256(secret, secret_len, "mod_pegadm cache id v1", keys->id_key);
-    if (rv == APR_SUCCESS) {
-        rv = hkdf_sha256(secret, secret_len, "mod_pegadm cache seal v1", keys->enc_key);
+    memset(keys, 0, sizeof(*keys));
+    if (hkdf_sha256(secret, secret_len, "mod_pegadm cache id v1", keys->id_key) !=
+            APR_SUCCESS ||
+        hkdf_sha256(secret, secret_len, "mod_pegadm cache seal v1", keys->enc_key) !=
+            APR_SUCCESS ||
+        !(keys->id_mac = keyed_hmac_sha256(keys->id_key, sizeof(keys->id_key))) ||
+        !(keys->aead = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL))) {
+        pegadm_keys_release(keys);
+        return APR_EGENERAL;
     }
-    return rv;
+    return APR_SUCCESS;
+}
+
+void pegadm_keys_release(pegadm_keys_t *keys)
+{
+    EVP_MAC_CTX_free(keys->id_mac);
+    EVP_CIPHER_free(keys->aead);
+    OPENSSL_cleanse(keys, sizeof(*keys));
 }
 
 apr_status_t pegadm_cache_id(const pegadm_keys_t *keys, const char *purpose,
                              const char *widget_id, const char *customer_id,
                              unsigned char out[PEGADM_CACHE_ID_LEN])
 {
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[2];
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keys->id_mac);
     size_t len = 0;
     int ok;
 
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
     /* The NUL separators (strlen + 1) make the encoding unambiguous. */
-    ok = ctx && EVP_MAC_init(ctx, keys->id_key, sizeof(keys->id_key), params) == 1 &&
-         EVP_MAC_update(ctx, (const unsigned char *)purpose, strlen(purpose) + 1) == 1 &&
+    ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)purpose, strlen(purpose) + 1) == 1 &&
          EVP_MAC_update(ctx, (const unsigned char *)widget_id, strlen(widget_id) + 1) == 1 &&
          EVP_MAC_update(ctx, (const unsigned char *)customer_id, strlen(customer_id)) == 1 &&
          EVP_MAC_final(ctx, out, &len, PEGADM_CACHE_ID_LEN) == 1;
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
@@ -77,7 +101,7 @@ apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigne
     int n = 0, fin = 0, ok;
 
     ok = ctx && RAND_bytes(buf, NONCE_LEN) == 1 &&
-         EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, keys->enc_key, buf) == 1 &&
+         EVP_EncryptInit_ex(ctx, keys->aead, NULL, keys->enc_key, buf) == 1 &&
          EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
          EVP_EncryptUpdate(ctx, buf + NONCE_LEN, &n, plain, (int)plain_len) == 1 &&
          EVP_EncryptFinal_ex(ctx, buf + NONCE_LEN + n, &fin) == 1 &&
@@ -107,7 +131,7 @@ apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsig
     len = sealed_len - PEGADM_SEAL_OVERHEAD;
     buf = apr_palloc(p, len + 1);
     ctx = EVP_CIPHER_CTX_new();
-    ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, keys->enc_key, sealed) == 1 &&
+    ok = ctx && EVP_DecryptInit_ex(ctx, keys->aead, NULL, keys->enc_key, sealed) == 1 &&
          EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
          EVP_DecryptUpdate(ctx, buf, &n, sealed + NONCE_LEN, (int)len) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,

@@ -5,17 +5,28 @@
 #define PEGADM_SEAL_H
 
 #include <apr_pools.h>
+#include <openssl/types.h>
 
 #define PEGADM_CACHE_ID_LEN 32 /* bytes of an HMAC-SHA256 cache key */
 
+/* Every request of the cached path computes a cache key and opens an
+ * entry: the OpenSSL algorithms are fetched and the HMAC keyed once, when
+ * the keys are derived, not per call (a fetch takes a lock that all the
+ * threads of a busy server contend for). Read-only once derived. */
 typedef struct {
     unsigned char id_key[32];  /* HMAC key for cache keys */
     unsigned char enc_key[32]; /* AES-256-GCM key for cache values */
+    EVP_MAC_CTX *id_mac;       /* HMAC-SHA256 keyed with id_key; duplicated per use */
+    EVP_CIPHER *aead;          /* AES-256-GCM */
 } pegadm_keys_t;
 
-/* Derives both keys from the secret (HKDF-SHA256 with fixed labels). */
+/* Derives both keys from the secret (HKDF-SHA256 with fixed labels) and
+ * prepares the OpenSSL objects; release them with pegadm_keys_release. */
 apr_status_t pegadm_keys_derive(pegadm_keys_t *keys, const unsigned char *secret,
                                 apr_size_t secret_len);
+
+/* Frees what pegadm_keys_derive prepared and wipes the keys. */
+void pegadm_keys_release(pegadm_keys_t *keys);
 
 /* out = HMAC-SHA256(id_key, purpose NUL widget_id NUL customer_id);
  * APR_EGENERAL if OpenSSL fails (out is then unusable). */

@@ -232,6 +232,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    pegadm_keys_release(&f->keys);
     apr_pool_destroy(f->pool);
     free(f);
     return 0;
