@@ -43,7 +43,7 @@ def main():
                 urls = {"off": server.url("/plain/page.shtml"),
                         "eager": server.url("/eager/page.shtml")}
                 result, worst, tries = pb.least_disturbed(lambda: pb.interleaved(
-                    urls, users.headers(), rounds, seconds, CONNECTIONS))
+                    urls, users.headers(), rounds, seconds, CONNECTIONS, server=server))
                 creates = emulator.create_count()
                 crashes = server.crashes()
         finally:
@@ -57,6 +57,7 @@ def main():
         "quick": args.quick, "users": USERS, "connections": CONNECTIONS,
         "rounds": rounds, "seconds": seconds, "page_bytes": [len(eager.body), len(off.body)],
         "session_exported": exported, "variants": result, "ratio": value, "target": TARGET,
+        "cpu_us_added": round(result["eager"]["cpu_us"] - result["off"]["cpu_us"], 1),
         "met": value is not None and value >= TARGET and exported,
         "worst_spread": worst, "tries": tries, "fill": filled,
         "creates": creates, "extra_creates": creates - USERS, "crashes": crashes,

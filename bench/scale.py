@@ -4,8 +4,9 @@
 
 For each size a fresh httpd with the default cache settings is filled with
 that many customers (one create each), then wrk rotates over all of them:
-at 1 connection for the latency of the path itself, at 32 for latency and
-throughput under load. Memory is the growth of the proportional set size
+at 1 connection for the latency of the path itself (and of a static file
+behind the same authentication, whose cache grows with the users too), at 32
+for latency and throughput under load. Memory is the growth of the proportional set size
 (PSS, shared pages counted once) of all httpd processes over the fill; the
 emulator's create count during the wrk runs shows whether any customer's
 session was pushed out of the cache (it would be created again).
@@ -27,8 +28,10 @@ def one_size(wd, emulator, users, n, seconds):
     body = (pb.pegadm_server_lines(emulator, extra=("LogLevel warn pegadm:info",))
             + pb.standard_locations(users.dbm_path))
     with pb.Httpd(wd, "scale-%d" % n, body) as server:
-        # the children's own start-up allocations are not per customer
-        pb.fill(server.port, "/index.html", ["warm"] * 200, connections=8)
+        # Authentication's own cache (mod_authn_socache) fills first, so the
+        # growth measured below is the module's alone.
+        warm = pb.fill(server.port, "/static/session.json", users.names(n),
+                       time_limit=FILL_LIMIT)
         before = pb.pss_kb(server.pids())
         filled = pb.fill(server.port, pb.SESSION_PATH, users.names(n), time_limit=FILL_LIMIT)
         pb.log("%d customers: fill %s" % (n, filled))
@@ -36,16 +39,20 @@ def one_size(wd, emulator, users, n, seconds):
         emulator.reset()  # the emulator's records of the fill are not needed
         headers = users.headers(n)
         quiet = pb.Wrk(server.url(pb.SESSION_PATH), headers, seconds, 1, threads=1).run()
+        # the same users on a static file: authentication's share of the latency
+        # (its cache grows with the users too)
+        static = pb.Wrk(server.url("/static/session.json"), headers, seconds, 1,
+                        threads=1).run()
         loaded = pb.Wrk(server.url(pb.SESSION_PATH), headers, seconds, CONNECTIONS).run()
         recreated = emulator.create_count()
         layout = re.findall(r"PEGADM402: (.*)", server.error_log())
         crashes = server.crashes()
     stored = filled["status"].get("200", 0)
     row = {
-        "customers": n, "fill": filled, "stored": stored,
+        "customers": n, "authentication_warm_up": warm, "fill": filled, "stored": stored,
         "pss_before_kb": before, "pss_after_kb": after,
         "bytes_per_customer": round((after - before) * 1024 / stored, 1) if stored else None,
-        "c1": summary(quiet), "c32": summary(loaded),
+        "c1": summary(quiet), "c32": summary(loaded), "static_c1": summary(static),
         "recreated_during_runs": recreated, "cache_layout": layout[-1] if layout else None,
         "crashes": crashes,
     }

@@ -39,7 +39,9 @@ def main():
                 urls = {"static": server.url("/static/session.json"),
                         "session": server.url(pb.SESSION_PATH)}
                 result, worst, tries = pb.least_disturbed(lambda: pb.interleaved(
-                    urls, users.headers(), rounds, seconds, CONNECTIONS))
+                    urls, users.headers(), rounds, seconds, CONNECTIONS, server=server))
+                profile = pb.profile_module(server, urls["session"], users.headers(),
+                                            CONNECTIONS, seconds=2 if args.quick else 4)
                 creates = emulator.create_count()
                 crashes = server.crashes()
         finally:
@@ -50,8 +52,9 @@ def main():
         "quick": args.quick, "users": USERS, "connections": CONNECTIONS,
         "rounds": rounds, "seconds": seconds, "body_bytes": size,
         "variants": result, "ratio": value, "target": TARGET,
+        "cpu_us_added": round(result["session"]["cpu_us"] - result["static"]["cpu_us"], 1),
         "met": value is not None and value >= TARGET,
-        "worst_spread": worst, "tries": tries, "fill": filled,
+        "profile": profile, "worst_spread": worst, "tries": tries, "fill": filled,
         "creates": creates, "extra_creates": creates - USERS, "crashes": crashes,
         "load_before": load_before, "load_after": pb.loadavg(),
     })

@@ -6,6 +6,7 @@ process started here is stopped by whoever started it (the context managers
 below), so an interrupted run leaves nothing behind.
 """
 
+import argparse
 import base64
 import dbm.gnu
 import hashlib
@@ -157,10 +158,33 @@ def rss_kb(pids):
     return sum(_status_kb(pid, "VmRSS") for pid in pids)
 
 
+def private_kb(pids):
+    """Sum of the memory each process holds alone (heap, stacks): what a leak
+    grows. Shared cache pages, which fill up as customers arrive and are
+    bounded by the cache's size, are not in it."""
+    return sum(_status_kb(pid, "Private_Clean", "smaps_rollup")
+               + _status_kb(pid, "Private_Dirty", "smaps_rollup") for pid in pids)
+
+
 def pss_kb(pids):
     """Sum of proportional set sizes: shared pages split among their users,
     so the sum is what the processes really occupy."""
     return sum(_status_kb(pid, "Pss", "smaps_rollup") for pid in pids)
+
+
+def cpu_seconds(pids):
+    """User plus system CPU time consumed so far by the processes (all their
+    threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process(proc, group=True):
@@ -229,24 +253,29 @@ BASE_MODULES = ("authn_core", "authn_dbm", "authn_file", "authn_socache", "auth_
                 "authz_user", "mime", "include", "dir", "socache_shmcb",
                 "socache_memcache", "socache_redis")
 
-# Two children that never come and go during a run: a steady process set
-# makes the memory figures comparable, and 2 x 64 threads keep a create
-# waiting on the service from starving the cached requests.
+# Two children that never come and go during a run, so the memory figures
+# compare like with like. The event MPM may hand all of a run's connections
+# to one child, and when every thread of a child is busy it closes that
+# child's idle keep-alive connections (clients then see them drop): so a
+# child has as many threads as the biggest run has connections (128).
 EVENT_TUNING = """\
 StartServers 2
 ServerLimit 4
-ThreadLimit 64
-ThreadsPerChild 64
-MaxRequestWorkers 256
+ThreadLimit 128
+ThreadsPerChild 128
+MaxRequestWorkers 512
 MinSpareThreads 32
-MaxSpareThreads 256
+MaxSpareThreads 512
 MaxConnectionsPerChild 0
 """
 
 # Basic authentication as cheap as it gets and identical for every
 # location compared: a GDBM user database (one hashed lookup, not a scan of
 # a flat file of 100,000 lines) behind mod_authn_socache, checking a {SHA}
-# hash (one SHA-1, not bcrypt).
+# hash (one SHA-1, not bcrypt). mod_authn_socache's default shmcb holds only
+# a few hundred users, and every miss opens the GDBM file (an mmap and an
+# munmap, a TLB shootdown across all threads): AUTHN_CACHE holds them all.
+AUTHN_CACHE = 'AuthnCacheSOCache "shmcb:{root}/run/authn-cache(67108864)"'
 AUTH_LINES = """\
     AuthType Basic
     AuthName "bench"
@@ -345,6 +374,7 @@ MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 {tuning}
 DocumentRoot "{root}/htdocs"
+{authn_cache}
 <Directory />
     AllowOverride None
     Require all denied
@@ -357,7 +387,13 @@ DocumentRoot "{root}/htdocs"
 </Directory>
 {body}
 """.format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
-           run_as=run_as, loglevel=self.loglevel, tuning=EVENT_TUNING, body=self.body))
+           run_as=run_as, loglevel=self.loglevel, tuning=EVENT_TUNING, body=self.body,
+           authn_cache=AUTHN_CACHE.format(root=self.root)))
+
+    def set_static_json(self, data):
+        """Replaces the static JSON file (httpd serves what is there now)."""
+        self.static_json = data
+        harness.write_file(os.path.join(self.root, "htdocs", "static", "session.json"), data)
 
     def start(self):
         self._write_site()
@@ -568,10 +604,11 @@ def loadavg():
         return [float(x) for x in fh.read().split()[:3]]
 
 
-def wait_until_quiet(limit=1.0, max_wait=120.0):
+def wait_until_quiet(limit=1.5, max_wait=60.0):
     """Wait (bounded) for the 1-minute load to fall under `limit`: other work
-    on the machine would disturb the figures. Returns the load seen."""
-    deadline = time.monotonic() + max_wait
+    on the machine would disturb the figures. Returns the load seen. Quick
+    runs (--quick) measure nothing and do not wait."""
+    deadline = time.monotonic() + (0 if QUICK else max_wait)
     while loadavg()[0] > limit and time.monotonic() < deadline:
         time.sleep(5)
     return loadavg()
@@ -604,10 +641,11 @@ def machine():
         "kernel": platform.release(),
         "debian": debian,
         "httpd": run(APACHE_BIN, "-v").splitlines()[0].split(":", 1)[1].strip(),
-        "curl": run("curl", "--version").splitlines()[0],
+        "curl": " ".join(w for i, w in enumerate(run("curl", "--version").split())
+                         if i < 2 or w.startswith(("libcurl/", "OpenSSL/"))),
         "wrk": run("dpkg-query", "-W", "-f=${Version}", "wrk"),
         "node": run("node", "--version"),
-        "redis": run("redis-server", "--version"),
+        "redis": run("redis-server", "--version").split(" sha=")[0],
         "memcached": run("memcached", "-V"),
     }
 
@@ -662,25 +700,30 @@ def spread(values):
     return round((max(values) - min(values)) / median(values), 3) if values else None
 
 
-def interleaved(urls, headers_file, rounds, seconds, connections, threads=2, warmup=3):
+def interleaved(urls, headers_file, rounds, seconds, connections, threads=2, warmup=3,
+                server=None):
     """Runs each variant of `urls` ({name: url}) `rounds` times in ABBA order,
     so a slow drift of the machine (other work starting or stopping) weighs
     on every variant alike. Returns {name: {"rps", "p50_us", "p99_us",
-    "runs": [...], "spread"}}: requests over time summed across the runs."""
+    "runs": [...], "spread"}}: requests over time summed across the runs;
+    with `server` also "cpu_us", the CPU time its processes spent per
+    request, which other work on the machine disturbs far less than req/s."""
     names = list(urls)
     for name in names:
         Wrk(urls[name], headers_file, warmup, connections, threads).run()
     runs = {name: [] for name in names}
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
+            cpu = cpu_seconds(server.pids()) if server else 0
             res = Wrk(urls[name], headers_file, seconds, connections, threads).run()
+            res["cpu_s"] = cpu_seconds(server.pids()) - cpu if server else 0
             bad = sum(res["errors"].values())
             if bad:
                 raise RuntimeError("%s: %d errors in %r" % (name, bad, res["errors"]))
             runs[name].append(res)
-            log("  %-8s %9.0f req/s  p50 %6.0f us  p99 %6.0f us" % (
+            log("  %-8s %9.0f req/s  p50 %6.0f us  p99 %6.0f us  %5.1f us CPU/req" % (
                 name, float(res["rps"]), float(res["percentiles_us"]["50"]),
-                float(res["percentiles_us"]["99"])))
+                float(res["percentiles_us"]["99"]), 1e6 * res["cpu_s"] / int(res["requests"])))
     out = {}
     for name in names:
         rs = runs[name]
@@ -691,6 +734,7 @@ def interleaved(urls, headers_file, rounds, seconds, connections, threads=2, war
             "p50_us": median([float(r["percentiles_us"]["50"]) for r in rs]),
             "p99_us": median([float(r["percentiles_us"]["99"]) for r in rs]),
             "runs_rps": [float(r["rps"]) for r in rs],
+            "cpu_us": round(1e6 * sum(r["cpu_s"] for r in rs) / total, 1) if server else None,
             "spread": spread([float(r["rps"]) for r in rs]),
         }
     return out
@@ -712,10 +756,87 @@ def least_disturbed(attempt, tries=3, max_spread=0.10):
     return best[0], best[1], n
 
 
+# --------------------------------------------------------------------------
+# where the time goes (perf, when the machine allows it)
+# --------------------------------------------------------------------------
+
+MODULE_FRAMES = ("pegadm_", "send_json", "send_session", "store_")
+
+
+def _stacks(perf_script_text):
+    """perf script output as lists of function names, innermost first."""
+    stacks, current = [], []
+    for line in perf_script_text.splitlines():
+        if not line.strip():
+            if current:
+                stacks.append(current)
+            current = []
+        elif line[0] in "\t ":
+            parts = line.split()
+            if len(parts) >= 2:
+                current.append(parts[1].split("+")[0])
+        else:
+            current = []
+    if current:
+        stacks.append(current)
+    return stacks
+
+
+def profile_module(server, url, headers_file, connections, seconds=4, freq=999):
+    """Samples the children with perf while wrk loads `url`: the CPU time per
+    request spent under the module's handler, and what it goes to (the
+    function the module called). None when perf is missing or not allowed."""
+    if not shutil.which("perf"):
+        return None
+    data = os.path.join(tempfile.mkdtemp(prefix="pegadm-perf-"), "perf.data")
+    run = Wrk(url, headers_file, seconds + 3, connections).start()
+    time.sleep(1.5)
+    rec = subprocess.run(["perf", "record", "-q", "-F", str(freq), "--call-graph", "dwarf,16384",
+                          "-o", data, "-p", ",".join(str(p) for p in server.children()),
+                          "--", "sleep", str(seconds)], capture_output=True, text=True)
+    res = run.wait()
+    try:
+        if rec.returncode != 0:
+            log("perf record failed, no profile:", rec.stderr.strip()[-200:])
+            return None
+        text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True,
+                              timeout=600).stdout
+    finally:
+        shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+    stacks = _stacks(text)
+    inside = [s for s in stacks if "pegadm_handler" in s]
+    callees = {}
+    for stack in inside:
+        frames = [i for i, f in enumerate(stack) if f.startswith(MODULE_FRAMES)]
+        if frames:
+            i = frames[0]
+            key = "%s -> %s" % (stack[i], stack[i - 1] if i else "(itself)")
+            callees[key] = callees.get(key, 0) + 1
+    requests = float(res["rps"]) * seconds
+    us = lambda samples: round(samples / freq * 1e6 / requests, 2)
+    return {"samples": len(stacks), "in_handler": len(inside),
+            "handler_share": round(len(inside) / len(stacks), 3) if stacks else None,
+            "handler_us_per_request": us(len(inside)),
+            "all_us_per_request": us(len(stacks)),
+            "top": [{"call": k, "us_per_request": us(v), "share_of_handler":
+                     round(v / len(inside), 3)}
+                    for k, v in sorted(callees.items(), key=lambda kv: -kv[1])[:12]]}
+
+
+QUICK = False
+
+
 def cli(description):
     """Common options of the figure scripts."""
-    import argparse
+    global QUICK
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="short runs to check the script works (figures not comparable)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    QUICK = args.quick
+    return args
+
+
+if __name__ == "__main__":
+    # bench/run-all records the machine the figures come from
+    save_result("machine", dict(machine(), load=loadavg()))

@@ -703,6 +703,10 @@ class DMServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows when many httpd threads
+    # connect at once; the kernel then drops SYNs and the client retries
+    # after a second, which would show up as the module's latency.
+    request_queue_size = 128
 
     def __init__(self, address, state, tls_context=None, quiet=False):
         if ":" in address[0]:

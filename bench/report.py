@@ -1,0 +1,498 @@
+#!/usr/bin/python3
+"""Turns bench/results/*.json into the tables of docs/benchmarks.md (between
+its "bench-results" markers; the prose around them is kept) and the plots
+docs/bench-*.png (gnuplot, pngcairo).
+
+    bench/report.py [--results DIR] [--docs DIR]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(BENCH_DIR)
+BEGIN = "<!-- bench-results:begin (bench/report.py writes this part) -->"
+END = "<!-- bench-results:end -->"
+
+
+def load(results_dir, name):
+    path = os.path.join(results_dir, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def yes(flag):
+    return "**yes**" if flag else "**no**"
+
+
+def kps(rps):
+    return "{:,.0f}".format(float(rps))
+
+
+def ms(us):
+    return "%.2f ms" % (float(us) / 1000)
+
+
+def mib(kb):
+    return "%.0f MiB" % (kb / 1024)
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def quick_note(res):
+    return " (quick run: not a figure)" if res.get("quick") else ""
+
+
+# --------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------
+
+def machine_section(m):
+    if not m:
+        return "No machine description recorded (run bench/run-all).\n"
+    rows = [("CPUs (nproc)", m["nproc"]), ("CPU", m["cpu"]),
+            ("memory", "%s MiB" % m["memory_mib"]), ("kernel", m["kernel"]),
+            ("Debian", m["debian"]), ("httpd", m["httpd"]), ("curl", m["curl"]),
+            ("wrk", m["wrk"]), ("Node.js", m["node"]), ("Redis", m["redis"]),
+            ("memcached", m["memcached"]),
+            ("load average at start", " ".join(str(x) for x in m.get("load", []))),
+            ("recorded", m["finished"])]
+    return table(("", ""), rows)
+
+
+def summary_rows(r):
+    rows = []
+    f = r.get("session_vs_static")
+    if f:
+        v = f["variants"]
+        rows.append(("1", "cached session endpoint / same-size static JSON, req/s",
+                     "%.3f (%s / %s req/s)%s" % (f["ratio"], kps(v["session"]["rps"]),
+                                                 kps(v["static"]["rps"]), quick_note(f)),
+                     ">= 0.95", yes(f["met"])))
+    f = r.get("eager_vs_off")
+    if f:
+        v = f["variants"]
+        rows.append(("2", "eager SSI page / same page with PegaDM Off, req/s",
+                     "%.3f (%s / %s req/s)%s" % (f["ratio"], kps(v["eager"]["rps"]),
+                                                 kps(v["off"]["rps"]), quick_note(f)),
+                     ">= 0.95", yes(f["met"])))
+    f = r.get("first_request")
+    if f:
+        p = f["percentiles_ms"]
+        rows.append(("3", "first request of a new customer, 20 ms per call (floor 40 ms)",
+                     "p50 %.2f ms (+%.2f), p99 %.2f ms (+%.2f)%s" % (
+                         p["50"], f["p50_over_floor_ms"], p["99"], f["p99_over_floor_ms"],
+                         quick_note(f)),
+                     "p50 <= 42 ms, p99 <= 50 ms", yes(f["met"])))
+    f = r.get("vs_node")
+    if f:
+        m, n, c = f["variants"]["mod_pegadm"], f["variants"]["node"], f["checks"]
+        ceiling = c.get("httpd_static_vs_node")
+        rows.append(("4", "mod_pegadm vs Node.js/Express 2-worker cluster, cached",
+                     "%.2fx req/s%s; p99 %s vs %s; RSS %s vs %s%s" % (
+                         c["rps_ratio"],
+                         " (httpd's static file behind the same authentication: %.2fx)"
+                         % ceiling if ceiling else "",
+                         ms(m["p99_us"]), ms(n["p99_us"]), mib(m["rss_kb"]),
+                         mib(n["rss_kb"]), quick_note(f)),
+                     ">= 2x, lower p99, lower RSS", yes(f["met"])))
+    f = r.get("scale")
+    if f:
+        last = f["rows"][-1]
+        rows.append(("5", "%s customers in the default shmcb cache" % "{:,}".format(
+                         last["customers"]),
+                     "all kept (%d re-created); p50 %s at 1 connection; %.0f B per customer "
+                     "(marginal PSS)%s" % (last["recreated_during_runs"],
+                                           ms(last["c1"]["p50_us"]),
+                                           f["marginal_bytes_per_customer"], quick_note(f)),
+                     "table and plot; none pushed out", yes(f["met"])))
+    f = r.get("two_nodes")
+    if f:
+        rw = f["rows"]
+        rows.append(("6", "two nodes, requests spread: customers with two sessions "
+                          "(Redis / memcached)",
+                     "%d / %d of %d; throughput vs shmcb %.2f / %.2f%s" % (
+                         rw["redis"]["spread"]["several_creates"],
+                         rw["memcache"]["spread"]["several_creates"], f["users"],
+                         rw["redis"]["throughput_vs_shmcb"],
+                         rw["memcache"]["throughput_vs_shmcb"], quick_note(f)),
+                     "0; cost reported", yes(f["met"])))
+    f = r.get("load_flap")
+    if f:
+        g = f.get("private_growth", f["rss_growth"])
+        rows.append(("7", "load test: 60 s, 2 x 64 connections, flapping service, graceful",
+                     "unintended 5xx: %d; connection errors: %d; crashes: %d; children's "
+                     "private memory growth %s%s" % (sum(f["unintended_statuses"].values()),
+                               sum(f["connection_errors"].values()), len(f["crashes"]),
+                               " / ".join(pct(g[k]) for k in ("first_children",
+                                                              "second_children",
+                                                              "across_graceful")),
+                               quick_note(f)),
+                     "0, 0, 0, < 5% (first / second children / across the restart)",
+                     yes(f["met"])))
+    return rows
+
+
+def detail_sections(r):
+    out = []
+    f = r.get("session_vs_static")
+    if f:
+        out.append("### 1. Cached session endpoint vs static JSON\n\n")
+        out.append(interleaved_table(f, ("static", "session")))
+        out.append("\n%d users rotating, %d connections, %d rounds of %d s per variant in "
+                   "ABBA order; answer body %d bytes; runs repeated %d time(s), worst spread "
+                   "between runs of one variant %.0f%%.\n\n" % (
+                       f["users"], f["connections"], f["rounds"], f["seconds"],
+                       f["body_bytes"], f["tries"], 100 * f["worst_spread"]))
+        if f.get("cpu_us_added") is not None:
+            out.append("The module adds %.1f us of httpd CPU time per request. "
+                       % f["cpu_us_added"])
+        out.append(profile_table(f.get("profile")) + "\n")
+        if r.get("cached_path_cost"):
+            out.append(cost_table(r["cached_path_cost"]) + "\n")
+    f = r.get("eager_vs_off")
+    if f:
+        out.append("### 2. Eager SSI page vs PegaDM Off\n\n")
+        out.append(interleaved_table(f, ("off", "eager")))
+        out.append("\n%d users rotating, %d connections, %d rounds of %d s per variant in "
+                   "ABBA order; page %d bytes; session ID exported into the page: %s; worst "
+                   "spread %.0f%%.\n\n" % (
+                       f["users"], f["connections"], f["rounds"], f["seconds"],
+                       f["page_bytes"][0], f["session_exported"], 100 * f["worst_spread"]))
+        if f.get("cpu_us_added") is not None:
+            out.append("The module adds %.1f us of httpd CPU time per request.\n\n"
+                       % f["cpu_us_added"])
+    f = r.get("first_request")
+    if f:
+        p = f["percentiles_ms"]
+        d = f["delay_check"]
+        out.append("### 3. First request of a new customer\n\n")
+        out.append(table(("percentile", "50", "90", "99", "99.9", "max"),
+                         [("latency", "%.2f ms" % p["50"], "%.2f ms" % p["90"],
+                           "%.2f ms" % p["99"], "%.2f ms" % p["99.9"],
+                           ms(f["wrk"]["latency_us"]["max"]))]))
+        out.append("\n%d new customers in %d s at %d connections, every request a customer "
+                   "never seen before (answers: %s); customers with more than one create: "
+                   "%d. The emulator's delay does not serialise calls: %d calls at once took "
+                   "%.1f ms in all (one after the other would be %d ms).\n\n" % (
+                       f["new_customers"], f["seconds"], f["connections"],
+                       f["wrk"]["statuses"], f["customers_with_several_creates"],
+                       d["calls"], d["wall_ms"], d["serial_would_be_ms"]))
+    f = r.get("vs_node")
+    if f:
+        out.append("### 4. mod_pegadm vs Node.js/Express\n\n")
+        rows = []
+        for name in ("mod_pegadm", "node", "httpd_static"):
+            if name not in f["variants"]:
+                continue
+            v = f["variants"][name]
+            rows.append((name, kps(v["rps"]), ms(v["p50_us"]), ms(v["p99_us"]),
+                         mib(v["rss_kb"]), v["processes"]))
+        out.append(table(("server", "req/s", "p50", "p99", "RSS (sum)", "processes"), rows))
+        out.append("\n%d users, %d connections, %d alternating runs of %d s each (medians); "
+                   "every session cached beforehand (the Node.js workers each keep their own "
+                   "Map: %d fill passes until no worker created any more); creates during "
+                   "the runs: %d.\n\n" % (
+                       f["users"], f["connections"], 2 * f["rounds"], f["seconds"],
+                       f["node_warm_passes"], f["creates_during_runs"]))
+    f = r.get("scale")
+    if f:
+        out.append("### 5. 1,000 / 10,000 / 100,000 customers\n\n")
+        rows = []
+        for row in f["rows"]:
+            static = row.get("static_c1")
+            rows.append(("{:,}".format(row["customers"]), "%.1f s" % row["fill"]["seconds"],
+                         ms(row["c1"]["p50_us"]), ms(row["c1"]["p99_us"]),
+                         ms(static["p50_us"]) if static else "n/a",
+                         kps(row["c32"]["rps"]), ms(row["c32"]["p99_us"]),
+                         "%.1f MiB" % ((row["pss_after_kb"] - row["pss_before_kb"]) / 1024),
+                         "%.0f B" % row["bytes_per_customer"], row["recreated_during_runs"]))
+        out.append(table(("customers", "fill", "p50 (1 conn)", "p99 (1 conn)",
+                          "static file p50 (1 conn)", "req/s (32 conn)", "p99 (32 conn)", "PSS growth",
+                          "per customer", "re-created"), rows))
+        layout = f["rows"][-1].get("cache_layout")
+        out.append("\nMarginal memory: %.0f bytes per additional customer (PSS growth from "
+                   "the smallest to the largest fill). %s\n\n" % (
+                       f["marginal_bytes_per_customer"],
+                       ("The module's own account of the default cache: \"%s\"." % layout)
+                       if layout else ""))
+    f = r.get("two_nodes")
+    if f:
+        out.append("### 6. Two nodes sharing a cache\n\n")
+        rows = []
+        for kind in ("shmcb", "redis", "memcache"):
+            row = f["rows"][kind]
+            s, rc = row["spread"], row["race"]
+            rows.append((kind, "%d" % s["several_creates"], "%d" % s["nodes_disagree"],
+                         kps(row["cached"]["rps"]),
+                         "%.2f" % row.get("throughput_vs_shmcb", 1.0),
+                         ms(row["cached"]["p99_us"]),
+                         "%d / %d / %d" % (rc["several_creates"], rc["handed_two_ids"],
+                                           rc["nodes_disagree_after"])))
+        out.append(table(("cache", "spread: customers with 2+ creates",
+                          "spread: nodes disagree after", "cached req/s (both nodes)",
+                          "vs shmcb", "cached p99", "simultaneous first request: 2+ creates / "
+                          "handed two IDs / disagree after"), rows))
+        out.append("\nSpread: %d customers, wrk with %d connections per node for %d s. "
+                   "Simultaneous: %d other customers whose first request reached both "
+                   "nodes at once. With shmcb each node has its own cache, so every "
+                   "customer has one session per node: that row is the throughput "
+                   "baseline, not a candidate.\n\n" % (
+                       f["users"], f["connections_per_node"], f["seconds"], f["race_users"]))
+    f = r.get("load_flap")
+    if f:
+        out.append("### 7. Load test: flapping service, graceful restart\n\n")
+        rows = [(name, f["requests"][name],
+                 ", ".join("%s: %s" % kv for kv in sorted(f["statuses"][name].items())))
+                for name in ("session", "eager")]
+        out.append(table(("target", "requests", "answers"), rows))
+        out.append("\nService flapping every %d ms (failing by %s), `apache2 -k graceful` at "
+                   "%s s; connection errors %s; crashes %d; emulator: %d creates, %d faults "
+                   "injected, %d connections.\n\n" % (
+                       f["flap_ms"], f["fail_mode"], f["graceful_at"], f["connection_errors"],
+                       len(f["crashes"]), f["emulator"]["creates"], f["emulator"]["faults"],
+                       f["emulator"]["connections"]))
+        growth_rows = []
+        for label, key in (("private (judged)", "private_growth"),
+                           ("resident (RSS)", "rss_growth")):
+            if key in f:
+                g = f[key]
+                growth_rows.append((label, pct(g["first_children"]),
+                                    pct(g["second_children"]), pct(g["across_graceful"])))
+        out.append(table(("children's memory", "first children", "second children",
+                          "across the restart"), growth_rows))
+        c = f.get("control_without_graceful")
+        if c:
+            out.append("\nThe same load for %d s without the restart: connection errors %s, "
+                       "answers %s, crashes %d.\n" % (
+                           c["seconds"], c["connection_errors"], c["statuses"],
+                           len(c["crashes"])))
+        out.append("\n")
+    return "".join(out)
+
+
+def pct(value):
+    return "n/a" if value is None else "%+.1f%%" % (100 * value)
+
+
+def interleaved_table(f, names):
+    rows = []
+    for name in names:
+        v = f["variants"][name]
+        rows.append((name, kps(v["rps"]), ms(v["p50_us"]), ms(v["p99_us"]),
+                     "%.1f us" % v["cpu_us"] if v.get("cpu_us") is not None else "n/a",
+                     ", ".join(kps(x) for x in v["runs_rps"])))
+    return table(("variant", "req/s", "p50", "p99", "httpd CPU per request", "runs (req/s)"),
+                 rows)
+
+
+def profile_table(profile):
+    if not profile:
+        return "(perf was not available: no breakdown)\n"
+    rows = [(t["call"], "%.2f us" % t["us_per_request"], "%.0f%%" % (100 * t["share_of_handler"]))
+            for t in profile["top"]]
+    return ("Where the handler's time goes (perf, %d samples; %.1f us per request under the "
+            "handler, %.0f%% of httpd's samples):\n\n" % (
+                profile["samples"], profile["handler_us_per_request"],
+                100 * profile["handler_share"])
+            + table(("the module calls", "per request", "of the handler"), rows))
+
+
+def cost_table(cost):
+    order = ("cache_id (module)", "cache_id (HMAC set up once)", "unseal (module)",
+             "unseal (cipher fetched once)", "JSON answer (jansson)",
+             "mutex lock+unlock, uncontended")
+    calls = cost["ns_per_call"]
+    rows = [(name, "%.0f ns" % calls[name]) for name in sorted(
+        calls, key=lambda n: order.index(n) if n in order else len(order))]
+    return ("The same steps timed alone, one thread, %d calls each "
+            "(bench/micro/cached_path_cost.c):\n\n" % cost["rounds"]
+            + table(("step", "per call"), rows))
+
+
+# --------------------------------------------------------------------------
+# plots
+# --------------------------------------------------------------------------
+
+def gnuplot(script, workdir):
+    proc = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True,
+                          cwd=workdir, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError("gnuplot failed: %s" % proc.stderr)
+
+
+def data_file(workdir, name, rows):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as fh:
+        for row in rows:
+            fh.write(" ".join('"%s"' % c if isinstance(c, str) else str(c) for c in row) + "\n")
+    return path
+
+
+STYLE = """set terminal pngcairo size 900,520 font "sans,10"
+set grid ytics
+set key top left
+"""
+
+
+def plot_throughput(r, docs, workdir):
+    rows = []
+    for name, a, b, la, lb in (("session_vs_static", "static", "session", "static JSON",
+                                "session endpoint"),
+                               ("eager_vs_off", "off", "eager", "page, PegaDM Off",
+                                "page, eager")):
+        f = r.get(name)
+        if f:
+            rows += [(la, f["variants"][a]["rps"]), (lb, f["variants"][b]["rps"])]
+    f = r.get("vs_node")
+    if f:
+        rows += [("mod_pegadm (cached)", f["variants"]["mod_pegadm"]["rps"]),
+                 ("Node.js/Express (cached)", f["variants"]["node"]["rps"])]
+    f = r.get("two_nodes")
+    if f:
+        rows += [("2 nodes, shmcb", f["rows"]["shmcb"]["cached"]["rps"]),
+                 ("2 nodes, Redis", f["rows"]["redis"]["cached"]["rps"]),
+                 ("2 nodes, memcached", f["rows"]["memcache"]["cached"]["rps"])]
+    if not rows:
+        return None
+    data = data_file(workdir, "throughput.dat", rows)
+    gnuplot(STYLE + """set output "{out}"
+set title "Requests per second (wrk on the same machine; higher is better)"
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -30 scale 0
+set ylabel "req/s"
+set yrange [0:*]
+unset key
+plot "{data}" using 2:xtic(1) lc rgb "#3b6ea5", "" using 0:2:(sprintf("%.0f",$2)) with labels offset 0,0.7 notitle
+""".format(out=os.path.join(docs, "bench-throughput.png"), data=data), workdir)
+    return "bench-throughput.png"
+
+
+def plot_first_request(r, docs, workdir):
+    f = r.get("first_request")
+    if not f:
+        return None
+    rows = [(float(p), v) for p, v in f["percentiles_ms"].items()]
+    data = data_file(workdir, "first.dat", sorted(rows))
+    floor = f["floor_ms"]
+    gnuplot(STYLE + """set output "{out}"
+set title "First request of a new customer, service taking 20 ms per call"
+set xlabel "percentile"
+set ylabel "latency (ms)"
+set xrange [0:100]
+set yrange [{lo}:{hi}]
+plot "{data}" using 1:2 with linespoints lw 2 lc rgb "#3b6ea5" title "measured", \
+     {floor} with lines dt 2 lc rgb "black" title "floor: 2 calls x 20 ms", \
+     {p50} with lines dt 3 lc rgb "#2a9d3a" title "p50 target (floor + 2 ms)", \
+     {p99} with lines dt 3 lc rgb "#c0392b" title "p99 target (floor + 10 ms)"
+""".format(out=os.path.join(docs, "bench-first-request.png"), data=data, floor=floor,
+           p50=floor + 2, p99=floor + 10, lo=floor - 5,
+           hi=max(floor + 15, max(v for _, v in rows) + 2)), workdir)
+    return "bench-first-request.png"
+
+
+def plot_scale(r, docs, workdir):
+    f = r.get("scale")
+    if not f:
+        return None
+    rows = [(row["customers"], row["c1"]["p50_us"], row["c1"]["p99_us"],
+             row.get("static_c1", {}).get("p50_us", "NaN"), row["c32"]["p99_us"] / 1000,
+             row["bytes_per_customer"]) for row in f["rows"]]
+    data = data_file(workdir, "scale.dat", rows)
+    gnuplot(STYLE.replace("900,520", "1000,460") + """set output "{out}"
+set multiplot layout 1,2 title "Cached path against the number of customers (default shmcb cache)"
+set logscale x
+set xrange [500:200000]
+set xtics ("1k" 1000, "10k" 10000, "100k" 100000)
+set xlabel "customers"
+set ylabel "latency, 1 connection (us)"
+set yrange [0:*]
+plot "{data}" using 1:2 with linespoints lw 2 title "session endpoint, p50", \
+     "" using 1:3 with linespoints lw 2 title "session endpoint, p99", \
+     "" using 1:4 with linespoints lw 2 dt 2 title "static file, same auth, p50"
+set ylabel "bytes per customer (PSS growth / customers)"
+plot "{data}" using 1:6 with linespoints lw 2 lc rgb "#c0392b" title "measured", \
+     {marginal} with lines dt 2 lc rgb "black" title "marginal ({marginal:.0f} B)"
+unset multiplot
+""".format(out=os.path.join(docs, "bench-scale.png"), data=data,
+           marginal=f["marginal_bytes_per_customer"]), workdir)
+    return "bench-scale.png"
+
+
+def plot_load(r, docs, workdir):
+    f = r.get("load_flap")
+    if not f:
+        return None
+    rows = [(s["t"], s["children_rss_kb"] / 1024, s["children"],
+             s.get("children_private_kb", float("nan")) / 1024) for s in f["samples"]]
+    data = data_file(workdir, "load.dat", rows)
+    gnuplot(STYLE + """set output "{out}"
+set title "Load test: children's memory (service flapping every {flap} s)"
+set xlabel "seconds"
+set ylabel "all children (MiB)"
+set y2label "children"
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set arrow from {g},graph 0 to {g},graph 1 nohead dt 2 lc rgb "black"
+set label "apache2 -k graceful" at {g},graph 0.95 offset 0.5,0
+plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with the shared caches)", \
+     "" using 1:4 with lines lw 2 lc rgb "#c0392b" title "private (heap, stacks)", \
+     "" using 1:3 axes x1y2 with steps lc rgb "#999999" title "children"
+""".format(out=os.path.join(docs, "bench-load.png"), data=data, flap=f["flap_ms"] / 1000,
+           g=f["graceful_at"] or 0), workdir)
+    return "bench-load.png"
+
+
+# --------------------------------------------------------------------------
+
+def render(results_dir, docs):
+    names = ("session_vs_static", "eager_vs_off", "first_request", "vs_node", "scale",
+             "two_nodes", "load_flap", "cached_path_cost")
+    r = {name: load(results_dir, name) for name in names}
+    r = {k: v for k, v in r.items() if v}
+    with tempfile.TemporaryDirectory() as workdir:
+        plots = [p for p in (plot_throughput(r, docs, workdir),
+                             plot_first_request(r, docs, workdir),
+                             plot_scale(r, docs, workdir), plot_load(r, docs, workdir)) if p]
+    parts = [BEGIN, "\n\n### Machine\n\n", machine_section(load(results_dir, "machine")),
+             "\n### Figures against their targets\n\n",
+             table(("#", "figure", "measured", "target", "met"), summary_rows(r)), "\n"]
+    parts += ["![%s](%s)\n\n" % (p[len("bench-"):-4], p) for p in plots]
+    parts += [detail_sections(r), END]
+    return "".join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=os.environ.get(
+        "PEGADM_BENCH_RESULTS", os.path.join(BENCH_DIR, "results")))
+    parser.add_argument("--docs", default=os.path.join(REPO_ROOT, "docs"))
+    args = parser.parse_args()
+    os.makedirs(args.docs, exist_ok=True)
+    section = render(args.results, args.docs)
+    path = os.path.join(args.docs, "benchmarks.md")
+    text = open(path).read() if os.path.exists(path) else BEGIN + END
+    if BEGIN not in text or END not in text:
+        sys.exit("%s lacks the bench-results markers" % path)
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w") as fh:
+        fh.write(head + section + tail)
+    print("wrote", os.path.relpath(path, os.getcwd()))
+
+
+if __name__ == "__main__":
+    main()
