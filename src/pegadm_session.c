@@ -34,28 +34,20 @@ typedef struct {
     unsigned char bytes[PEGADM_CACHE_ID_LEN];
 } cache_id_t;
 
-static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                         entry_t *e, pegadm_session_result_t *res)
+/* Decodes a sealed entry read from the store; one that fails
+ * authentication or decoding reads as no entry. */
+static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                       const unsigned char *buf, unsigned int len, entry_t *e,
+                       pegadm_session_result_t *res)
 {
-    unsigned char buf[ENTRY_MAX];
-    unsigned int len = sizeof(buf);
     unsigned char *plain;
     apr_size_t plain_len;
-    apr_status_t rv;
 
-    memset(e, 0, sizeof(*e));
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    if (rv == APR_NOTFOUND) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
     if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
         plain_len < ENTRY_HEADER) {
         res->discarded++; /* tampered, or sealed under an older secret */
-        return APR_SUCCESS;
+        return;
     }
     e->type = (enum entry_type)plain[0];
     e->time = (apr_time_t)pegadm_get_be(plain + 1, 8);
@@ -66,7 +58,53 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
         e->type = ENTRY_NONE;
         res->discarded++;
     }
-    return APR_SUCCESS;
+}
+
+static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                         entry_t *e, pegadm_session_result_t *res)
+{
+    unsigned char buf[ENTRY_MAX];
+    unsigned int len = sizeof(buf);
+    apr_status_t rv;
+
+    memset(e, 0, sizeof(*e));
+    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS) {
+        open_entry(p, req, id, buf, len, e, res);
+    }
+    return rv;
+}
+
+/* The common case, a cached session: the lock is held for the raw read
+ * only and the entry is opened outside it, so that the requests of a busy
+ * server queue on the lock as briefly as possible. Anything else (and any
+ * doubt) is left to the locked path, which reads again. */
+static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                          pegadm_session_result_t *res)
+{
+    unsigned char buf[ENTRY_MAX];
+    unsigned int len = sizeof(buf);
+    pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
+    entry_t e = {0};
+    apr_status_t rv;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return 0;
+    }
+    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    req->store->unlock(req->store->ctx);
+    if (rv != APR_SUCCESS) {
+        return 0;
+    }
+    open_entry(p, req, id, buf, len, &e, &scratch);
+    if (e.type != ENTRY_SESSION) {
+        return 0;
+    }
+    res->session_id = e.session_id;
+    return 1;
 }
 
 static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -225,6 +263,9 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     memset(res, 0, sizeof(*res));
     if (cache_id(req, "session", &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if (cached_session(p, req, &id, res)) {
+        return PEGADM_SESSION_OK;
     }
     for (;;) {
         entry_t e;
