@@ -96,6 +96,9 @@ const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t 
 const char *pegadm_conf_session_endpoint(const pegadm_dir_conf_t *d);
 const char *pegadm_conf_bootstrap_url(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
+apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d);
+void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
+                              apr_interval_time_t *window);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */

@@ -121,6 +121,19 @@ apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d)
     return d->cache_ttl != UNSET ? d->cache_ttl : apr_time_from_sec(PEGADM_DEFAULT_CACHE_TTL);
 }
 
+apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d)
+{
+    return d->timeout != UNSET ? d->timeout : apr_time_from_sec(PEGADM_DEFAULT_TIMEOUT);
+}
+
+void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
+                              apr_interval_time_t *window)
+{
+    *count = d->create_limit != UNSET ? d->create_limit : PEGADM_DEFAULT_CREATE_LIMIT;
+    *window = d->create_limit != UNSET ? d->create_window
+                                       : apr_time_from_sec(PEGADM_DEFAULT_CREATE_WINDOW);
+}
+
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)
 {
     memset(t, 0, sizeof(*t));
@@ -133,8 +146,7 @@ void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_
         d->token_lifetime != UNSET ? d->token_lifetime : PEGADM_DEFAULT_TOKEN_LIFETIME;
     t->http.ca_file = d->ca_file;
     t->http.proxy = d->proxy;
-    t->http.timeout =
-        d->timeout != UNSET ? d->timeout : apr_time_from_sec(PEGADM_DEFAULT_TIMEOUT);
+    t->http.timeout = pegadm_conf_timeout(d);
     t->http.connect_timeout = d->connect_timeout != UNSET
                                   ? d->connect_timeout
                                   : apr_time_from_sec(PEGADM_DEFAULT_CONNECT_TIMEOUT);
@@ -142,16 +154,13 @@ void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_
 
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c)
 {
-    apr_interval_time_t timeout =
-        d->timeout != UNSET ? d->timeout : apr_time_from_sec(PEGADM_DEFAULT_TIMEOUT);
-
     c->threshold =
         d->breaker_threshold != UNSET ? d->breaker_threshold : PEGADM_DEFAULT_BREAKER_THRESHOLD;
     c->cooldown = d->breaker_cooldown != UNSET
                       ? d->breaker_cooldown
                       : apr_time_from_sec(PEGADM_DEFAULT_BREAKER_COOLDOWN);
     /* a probe is a whole create: two calls, each within the timeout */
-    c->probe_max = 2 * timeout + apr_time_from_sec(1);
+    c->probe_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
 }
 
 /* ---- value parsers: each returns NULL or a message naming the directive ---- */

@@ -392,11 +392,9 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     store_ctx_t ctx = {sc, r->server};
     pegadm_store_t store = {&ctx, store_lock, store_unlock, store_get, store_put, store_del};
     create_baton_t baton = {r, d, customer_id, &store, PEGADM_DM_INTERNAL, 0};
-    pegadm_dm_target_t target;
     pegadm_session_req_t req;
     pegadm_session_status_t st;
 
-    pegadm_conf_dm_target(r->pool, d, &target);
     memset(&req, 0, sizeof(req));
     req.store = &store;
     req.keys = &d->secret->keys;
@@ -404,9 +402,8 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     req.customer_id = customer_id;
     req.ttl = pegadm_conf_cache_ttl(d);
     /* two sequential calls, each bounded by the timeout, plus slack */
-    req.wait_max = 2 * target.http.timeout + apr_time_from_sec(1);
-    req.create_limit = d->create_limit > 0 ? d->create_limit : 10;
-    req.create_window = d->create_limit > 0 ? d->create_window : apr_time_from_sec(60);
+    req.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
+    pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
 
