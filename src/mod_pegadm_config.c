@@ -356,6 +356,13 @@ static const char *add_private_data(cmd_parms *cmd, void *dv, const char *key,
     if (!*key) {
         return apr_psprintf(cmd->pool, "%s: the key is empty", cmd->cmd->name);
     }
+    /* printed as httpd prints every message, its bytes past ASCII escaped (\xe9) */
+    if (!pegadm_field_key_is_valid(key)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: key '%s' is not valid UTF-8 (the JSON of the "
+                            "private data cannot carry it)",
+                            cmd->cmd->name, key);
+    }
     if (!d->private_data) {
         d->private_data = apr_array_make(cmd->pool, 4, sizeof(pegadm_field_t));
     }

@@ -115,17 +115,29 @@ static int read_trigger(request_rec *r, const char **trigger, const char **probl
                : HTTP_BAD_REQUEST;
 }
 
+/* Rounded up: a client that comes back on time must not be early. */
+static void set_retry_after(request_rec *r, apr_interval_time_t wait)
+{
+    apr_int64_t secs = (wait + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, secs > 0 ? secs : 1));
+}
+
 static int answer_failure(request_rec *r, pegadm_session_status_t st,
                           const pegadm_session_result_t *res)
 {
     if (st == PEGADM_SESSION_RATE_LIMITED) {
-        apr_int64_t secs = (res->retry_after + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
-        apr_table_setn(r->err_headers_out, "Retry-After",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, secs > 0 ? secs : 1));
+        set_retry_after(r, res->retry_after);
         return send_error(r, HTTP_TOO_MANY_REQUESTS, "rate_limited",
                           "too many new chat sessions; try again later");
     }
-    apr_table_setn(r->err_headers_out, "Retry-After", RETRY_UNAVAILABLE);
+    /* An open breaker calls the service again no sooner than its
+     * cool-down's end: a retry before then would be refused too. */
+    if (st == PEGADM_SESSION_UPSTREAM && res && res->refused) {
+        set_retry_after(r, res->retry_after);
+    } else {
+        apr_table_setn(r->err_headers_out, "Retry-After", RETRY_UNAVAILABLE);
+    }
     return send_error(r, HTTP_SERVICE_UNAVAILABLE, "upstream_unavailable",
                       "the chat service is unavailable; try again later");
 }

@@ -172,7 +172,6 @@ typedef struct {
     /* for the circuit breaker around the create (guarded_create) */
     const pegadm_store_t *store;
     pegadm_dm_status_t dm_status; /* of the last attempt */
-    int breaker_rejected;
 } create_baton_t;
 
 /* A field whose value does not convert to its type is left out: the chat
@@ -293,12 +292,14 @@ static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
  * service and are not counted. A store that cannot be read lets the call
  * through: the session flow reports the store itself. */
 static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
-                                   const char **why)
+                                   const char **why, apr_time_t *held_until)
 {
     create_baton_t *b = baton;
     pegadm_breaker_ref_t ref;
+    pegadm_breaker_t record;
     pegadm_breaker_verdict_t verdict;
     pegadm_breaker_change_t change;
+    apr_time_t now = apr_time_now();
     apr_status_t rv;
 
     ref.store = b->store;
@@ -306,9 +307,9 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
     ref.widget_id = b->d->widget_id;
     ref.service_url = pegadm_conf_service_url(b->d);
     pegadm_conf_breaker(b->d, &ref.conf);
-    pegadm_breaker_enter(p, &ref, apr_time_now(), &verdict);
+    pegadm_breaker_enter(p, &ref, now, &verdict, &record);
     if (verdict == PEGADM_BREAKER_REJECT) {
-        b->breaker_rejected = 1;
+        *held_until = pegadm_breaker_reopens(&record, &ref.conf, now);
         *why = apr_pstrcat(p, "circuit breaker open: not calling ", ref.service_url, NULL);
         return APR_EGENERAL;
     }
@@ -391,7 +392,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_server_conf_t *sc = server_conf(r->server);
     store_ctx_t ctx = {sc, r->server};
     pegadm_store_t store = {&ctx, store_lock, store_unlock, store_get, store_put, store_del};
-    create_baton_t baton = {r, d, customer_id, &store, PEGADM_DM_INTERNAL, 0};
+    create_baton_t baton = {r, d, customer_id, &store, PEGADM_DM_INTERNAL};
     pegadm_session_req_t req;
     pegadm_session_status_t st;
 
@@ -427,8 +428,9 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         log_store_failure(r, sc, res->why);
         break;
     case PEGADM_SESSION_UPSTREAM:
-        /* an open breaker was logged when it opened: its fast 503s are not */
-        ap_log_rerror(APLOG_MARK, baton.breaker_rejected ? APLOG_DEBUG : APLOG_ERR, 0, r,
+        /* An open breaker was logged when it opened: its fast 503s, this
+         * request's or those of the concurrent one it waited for, are not. */
+        ap_log_rerror(APLOG_MARK, res->refused ? APLOG_DEBUG : APLOG_ERR, 0, r,
                       "PEGADM036: chat session unavailable: %s", res->why);
         break;
     case PEGADM_SESSION_RATE_LIMITED:

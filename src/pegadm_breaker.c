@@ -42,6 +42,15 @@ pegadm_breaker_verdict_t pegadm_breaker_admit(pegadm_breaker_t *b,
     return PEGADM_BREAKER_PROBE;
 }
 
+apr_time_t pegadm_breaker_reopens(const pegadm_breaker_t *b, const pegadm_breaker_conf_t *c,
+                                  apr_time_t now)
+{
+    if (b->state != PEGADM_BREAKER_OPEN || deadline_passed(b->until, c->cooldown, now)) {
+        return now;
+    }
+    return b->until;
+}
+
 static pegadm_breaker_change_t open_breaker(pegadm_breaker_t *b, const pegadm_breaker_conf_t *c,
                                             apr_time_t now, pegadm_breaker_change_t change)
 {
@@ -180,7 +189,8 @@ static apr_status_t update(apr_pool_t *p, const pegadm_breaker_ref_t *ref, apr_t
 }
 
 apr_status_t pegadm_breaker_enter(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
-                                  apr_time_t now, pegadm_breaker_verdict_t *verdict)
+                                  apr_time_t now, pegadm_breaker_verdict_t *verdict,
+                                  pegadm_breaker_t *after)
 {
     step_t step;
     apr_status_t rv;
@@ -188,6 +198,9 @@ apr_status_t pegadm_breaker_enter(apr_pool_t *p, const pegadm_breaker_ref_t *ref
     memset(&step, 0, sizeof(step));
     rv = ref->conf.threshold > 0 ? update(p, ref, now, 1, &step) : APR_SUCCESS;
     *verdict = rv == APR_SUCCESS ? step.verdict : PEGADM_BREAKER_PASS;
+    if (after) {
+        *after = step.record;
+    }
     return rv;
 }
 

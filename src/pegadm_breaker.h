@@ -48,6 +48,11 @@ typedef enum {
 pegadm_breaker_verdict_t pegadm_breaker_admit(pegadm_breaker_t *b,
                                               const pegadm_breaker_conf_t *c, apr_time_t now);
 
+/* When calls may go out again for a caller rejected at now: the end of the
+ * cool-down, or now while a probe is out (its outcome may come any moment). */
+apr_time_t pegadm_breaker_reopens(const pegadm_breaker_t *b, const pegadm_breaker_conf_t *c,
+                                  apr_time_t now);
+
 /* Records the outcome of a call admitted with verdict. The result of a call
  * admitted while closed no longer matters once the breaker has opened. */
 pegadm_breaker_change_t pegadm_breaker_record(pegadm_breaker_t *b,
@@ -66,10 +71,12 @@ typedef struct {
     pegadm_breaker_conf_t conf;
 } pegadm_breaker_ref_t;
 
-/* pegadm_breaker_admit on the stored record, under the store's lock. An
- * error means the store could not be used (*verdict is then PASS). */
+/* pegadm_breaker_admit on the stored record, under the store's lock; *after
+ * (may be NULL) receives the record as left. An error means the store could
+ * not be used (*verdict is then PASS). */
 apr_status_t pegadm_breaker_enter(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
-                                  apr_time_t now, pegadm_breaker_verdict_t *verdict);
+                                  apr_time_t now, pegadm_breaker_verdict_t *verdict,
+                                  pegadm_breaker_t *after);
 
 /* pegadm_breaker_record on the stored record, under the store's lock; *after
  * (may be NULL) receives the record as left. */

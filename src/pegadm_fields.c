@@ -9,6 +9,19 @@
 
 static const char *const type_names[] = {"string", "boolean", "number", "json"};
 
+/* jansson's own check decides, not a copy of it: json_object_set_new
+ * applies the same one to keys as json_string does to values. */
+int pegadm_field_key_is_valid(const char *key)
+{
+    json_t *probe = *key ? json_string(key) : NULL;
+
+    if (!probe) {
+        return 0;
+    }
+    json_decref(probe);
+    return 1;
+}
+
 apr_status_t pegadm_field_type_parse(const char *name, pegadm_field_type_t *type)
 {
     for (size_t i = 0; i < sizeof(type_names) / sizeof(type_names[0]); i++) {

@@ -20,6 +20,10 @@ typedef enum {
     PEGADM_FIELD_INVALID /* the text is not a value of the type */
 } pegadm_field_status_t;
 
+/* Whether key can name a field: not empty, and UTF-8 that jansson takes as
+ * an object key (it refuses others, and the field would be dropped). */
+int pegadm_field_key_is_valid(const char *key);
+
 /* The type called name (case-insensitive); APR_EINVAL for another name. */
 apr_status_t pegadm_field_type_parse(const char *name, pegadm_field_type_t *type);
 

@@ -10,12 +10,15 @@
 /* What the store holds for a customer, before sealing:
  *   type (1 byte) | time (8 bytes, big-endian microseconds) | count (4) | session ID
  * A pending entry marks a create in progress until its time; a failed entry
- * tells those who waited for that create that it failed at its time. */
+ * tells those who waited for that create that it failed at its time; a
+ * refused one that it was refused then, the service being deemed down for
+ * count more milliseconds. */
 enum entry_type {
     ENTRY_NONE = 0,
     ENTRY_SESSION = 'S',
     ENTRY_PENDING = 'P',
     ENTRY_FAILED = 'F',
+    ENTRY_REFUSED = 'N',
     ENTRY_RATE = 'R',
 };
 
@@ -29,6 +32,8 @@ typedef struct {
 #define ENTRY_HEADER  PEGADM_SESSION_ENTRY_HEADER
 #define ENTRY_MAX     (ENTRY_HEADER + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
 #define POLL_INTERVAL apr_time_from_msec(20)
+/* A refused entry's count holds milliseconds; this fits, with room. */
+#define HELD_MAX apr_time_from_sec(86400)
 
 typedef struct {
     unsigned char bytes[PEGADM_CACHE_ID_LEN];
@@ -181,24 +186,38 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
     return rv;
 }
 
+static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
+{
+    res->refused = 1;
+    res->retry_after = held_until > now ? held_until - now : 0;
+}
+
 /* Runs the upstream create and records its outcome. For a first request
- * (first = 1) a failed entry tells those waiting on our pending entry,
- * and the stored session wins over ours (store_new_session). */
+ * (first = 1) a failed or refused entry tells those waiting on our pending
+ * entry, and the stored session wins over ours (store_new_session). */
 static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_session_req_t *req,
                                                 const cache_id_t *id, int first,
                                                 pegadm_session_result_t *res)
 {
     const char *sid = NULL, *why = NULL;
-    apr_status_t created = req->create(req->create_baton, p, &sid, &why);
+    apr_time_t held_until = 0;
+    apr_status_t created = req->create(req->create_baton, p, &sid, &why, &held_until);
     apr_time_t now = apr_time_now();
     entry_t e = {0};
     apr_status_t rv;
 
     if (created != APR_SUCCESS) {
         res->why = why ? why : "the service failed";
+        if (held_until) {
+            note_refusal(res, held_until, now);
+        }
         if (first) {
-            e.type = ENTRY_FAILED;
+            e.type = res->refused ? ENTRY_REFUSED : ENTRY_FAILED;
             e.time = now;
+            if (res->refused) { /* rounded up: waiters must not come back early */
+                e.count = (apr_uint32_t)apr_time_as_msec(
+                    (res->retry_after < HELD_MAX ? res->retry_after : HELD_MAX) + 999);
+            }
             if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
                 save(p, req, id, &e, now + req->wait_max);
                 req->store->unlock(req->store->ctx);
@@ -241,12 +260,18 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
         }
         return STEP_CREATE; /* its creator died or overran: take over */
     case ENTRY_FAILED:
-        if (e->time >= started) {
-            res->why = "a concurrent request's create failed";
-            *status = PEGADM_SESSION_UPSTREAM;
-            return STEP_DONE;
+    case ENTRY_REFUSED:
+        if (e->time < started) {
+            return STEP_CREATE;
         }
-        return STEP_CREATE;
+        *status = PEGADM_SESSION_UPSTREAM;
+        if (e->type == ENTRY_FAILED) {
+            res->why = "a concurrent request's create failed";
+        } else {
+            res->why = "a concurrent request's create was refused: the service is deemed down";
+            note_refusal(res, e->time + apr_time_from_msec(e->count), now);
+        }
+        return STEP_DONE;
     default:
         return STEP_CREATE;
     }

@@ -31,9 +31,11 @@ typedef struct {
 } pegadm_store_t;
 
 /* Makes a brand-new session upstream (calls 1 and 2). Returns APR_SUCCESS
- * with *session_id in p, or an error with *why for the log. */
+ * with *session_id in p, or an error with *why for the log. An error without
+ * calling the service, because it is deemed down (an open circuit
+ * breaker), also sets *held_until: when calls may go out again. */
 typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char **session_id,
-                                         const char **why);
+                                         const char **why, apr_time_t *held_until);
 
 typedef struct {
     const pegadm_store_t *store;
@@ -58,7 +60,8 @@ typedef enum {
 typedef struct {
     const char *session_id;          /* on OK */
     int created;                     /* 1 if this call made it upstream */
-    apr_interval_time_t retry_after; /* on RATE_LIMITED */
+    apr_interval_time_t retry_after; /* on RATE_LIMITED, and on UPSTREAM if refused */
+    int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
     int discarded;                   /* entries that failed authentication */
 } pegadm_session_result_t;

@@ -125,7 +125,8 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
 
 
 def to_bytes(value):
-    return value if isinstance(value, bytes) else value.encode("utf-8")
+    # surrogateescape: a test can write a byte that is not UTF-8 ("\udce9" is 0xE9)
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
 
 
 def write_file(path, data, mode=0o644):

@@ -33,10 +33,19 @@ def log_count(server, number):
     return len(re.findall(r"\b%s:" % number, server.error_log()))
 
 
+def error_lines(server):
+    """Error log lines of level error or worse, of any module."""
+    return [line for line in server.error_log().splitlines()
+            if re.search(r"\[[\w]*:(error|crit|alert|emerg)\]", line)]
+
+
 def fail_until_open(server, dm, users):
     before = upstream_calls(dm)
     for user in users:
-        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+        resp = session_get(server, user)
+        assert_json_error(resp, 503, "upstream_unavailable")
+        # the service was called: no cool-down to tell of
+        assert resp.header("Retry-After") == "10", resp
     assert upstream_calls(dm) == before + len(users)
     assert log_count(server, "PEGADM300") == 1, server.error_log()
 
@@ -60,6 +69,48 @@ def test_opens_after_the_threshold_and_answers_fast_without_calling(module_httpd
     # logged once when it opened, not once per refused request
     assert log_count(server, "PEGADM036") == errors_before
     assert log_count(server, "PEGADM300") == 1
+
+
+def test_refused_requests_add_no_error_lines(module_httpd, dm):
+    users = ["u%d" % i for i in range(10)]
+    server = module_httpd(breaker_site(dm), users=users, loglevel="info pegadm:debug")
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, users[:3])
+    errors = error_lines(server)
+    # one line per failure that reached the service, and the opening
+    assert len(errors) == 4, errors
+    assert [log_count(server, n) for n in ("PEGADM036", "PEGADM300")] == [3, 1]
+    for user in users[3:]:
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+        page = server.request("GET", "/eager/session.shtml", user=user)
+        assert page.status == 200 and parse_vars(page.body)["SID"] == b"(none)"
+    assert upstream_calls(dm) == 3
+    assert error_lines(server) == errors
+    refused = [line for line in harness.pegadm_log_lines(server.error_log())
+               if "PEGADM036" in line and "circuit breaker open" in line]
+    assert len(refused) == 2 * len(users[3:]), refused
+    assert all("[pegadm:debug]" in line for line in refused), refused
+
+
+def test_retry_after_tells_the_rest_of_the_cooldown(module_httpd, dm):
+    users = ["u%d" % i for i in range(6)]
+    server = module_httpd(breaker_site(dm, cooldown=20), users=users)
+    dm.set_mode("http500", applies_to="create")
+    fail_until_open(server, dm, users[:3])
+    resp = session_get(server, "u3")
+    assert_json_error(resp, 503, "upstream_unavailable")
+    first = assert_retry_after(resp, most=20)
+    assert first >= 18, resp
+    time.sleep(2.2)
+    resp = session_get(server, "u4")
+    assert_json_error(resp, 503, "upstream_unavailable")
+    later = assert_retry_after(resp, most=20)
+    assert 1 <= later <= first - 2, (first, later)
+    # a fresh session asked for (POST) is refused the same way
+    resp = harness.same_origin_request(server, "POST", "u5")
+    assert_json_error(resp, 503, "upstream_unavailable")
+    assert 1 <= assert_retry_after(resp) <= later, resp
+    assert upstream_calls(dm) == 3
 
 
 def test_a_successful_probe_closes_it(module_httpd, dm):
@@ -117,6 +168,8 @@ def test_exactly_one_probe_among_concurrent_requests(module_httpd, dm):
     statuses = sorted(r.status for r in results.values())
     assert statuses == [200] + [503] * 11, statuses
     assert len(dm.state()["creates"]) == 1
+    # the probe's outcome may come any moment: worth asking again soon
+    assert {r.header("Retry-After") for r in results.values() if r.status == 503} == {"1"}
 
 
 def test_cached_sessions_are_still_served_while_it_is_open(module_httpd, dm):
@@ -147,7 +200,9 @@ def test_threshold_zero_switches_it_off(module_httpd, dm):
     server = module_httpd(breaker_site(dm, threshold=0), users=users)
     dm.set_mode("http500", applies_to="create")
     for user in users:
-        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+        resp = session_get(server, user)
+        assert_json_error(resp, 503, "upstream_unavailable")
+        assert resp.header("Retry-After") == "10", resp
     assert upstream_calls(dm) == len(users)
     assert log_count(server, "PEGADM300") == 0
 

@@ -135,6 +135,23 @@ def test_in_range_values(config_test, good):
     assert_accepted(config_test(GOOD + good + "\n"))
 
 
+@pytest.mark.parametrize("bad, why", [
+    # httpd's own argument parsing takes an empty word for a missing one
+    ('PegaDMPrivateData "" "%{REMOTE_USER}"', "two or three arguments"),
+    # "café" saved as latin-1: jansson refuses such a key, the field would vanish
+    ('PegaDMPrivateData caf\udce9 "%{REMOTE_USER}"', r"key 'caf\xe9' is not valid UTF-8"),
+    ('PegaDMPrivateData "x\udcc3(" "%{REMOTE_USER}" boolean', "is not valid UTF-8"),
+])
+def test_private_data_keys_must_be_utf8_and_not_empty(config_test, bad, why):
+    result = config_test(GOOD + bad + "\n")
+    assert_refused(result, "PegaDMPrivateData", bad)
+    assert why in result.output, result.output
+
+
+def test_private_data_keys_in_any_language_pass(config_test):
+    assert_accepted(config_test(GOOD + 'PegaDMPrivateData "Kundennr_é€" "%{REMOTE_USER}"\n'))
+
+
 def test_secret_file_readable_by_others_is_a_warning_not_an_error(config_test, workdir):
     path = os.path.join(workdir, "world-readable-secret")
     with open(path, "w") as fh:

@@ -125,6 +125,33 @@ static void stragglers_do_not_move_it(void **state)
     assert_int_equal(b.state, PEGADM_BREAKER_PROBING);
 }
 
+/* What a refused caller is told: the rest of the cool-down, or "now" once
+ * a probe is out, whose outcome decides any moment. */
+static void a_rejected_caller_learns_when_calls_resume(void **state)
+{
+    pegadm_breaker_t b = {0};
+
+    fail_times(&b, 3, T0);
+    assert_int_equal(pegadm_breaker_reopens(&b, &conf, T0), T0 + SEC(30));
+    assert_int_equal(pegadm_breaker_admit(&b, &conf, T0 + SEC(12)), PEGADM_BREAKER_REJECT);
+    assert_int_equal(pegadm_breaker_reopens(&b, &conf, T0 + SEC(12)), T0 + SEC(30));
+    assert_int_equal(pegadm_breaker_admit(&b, &conf, T0 + SEC(30)), PEGADM_BREAKER_PROBE);
+    assert_int_equal(pegadm_breaker_admit(&b, &conf, T0 + SEC(31)), PEGADM_BREAKER_REJECT);
+    assert_int_equal(pegadm_breaker_reopens(&b, &conf, T0 + SEC(31)), T0 + SEC(31));
+    /* the failed probe starts a whole new cool-down */
+    pegadm_breaker_record(&b, &conf, PEGADM_BREAKER_PROBE, 0, T0 + SEC(32));
+    assert_int_equal(pegadm_breaker_reopens(&b, &conf, T0 + SEC(33)), T0 + SEC(62));
+}
+
+static void a_reopening_from_a_clock_that_went_back_is_not_trusted(void **state)
+{
+    pegadm_breaker_t open = {PEGADM_BREAKER_OPEN, 0, T0 + SEC(3600)};
+    pegadm_breaker_t closed = {0};
+
+    assert_int_equal(pegadm_breaker_reopens(&open, &conf, T0), T0);
+    assert_int_equal(pegadm_breaker_reopens(&closed, &conf, T0), T0);
+}
+
 static void threshold_zero_never_opens(void **state)
 {
     pegadm_breaker_conf_t off = {0, SEC(30), SEC(5)};
@@ -242,7 +269,7 @@ static pegadm_breaker_verdict_t enter(fixture_t *f, const pegadm_breaker_ref_t *
                                       apr_time_t now)
 {
     pegadm_breaker_verdict_t v = PEGADM_BREAKER_REJECT;
-    assert_int_equal(pegadm_breaker_enter(f->pool, ref, now, &v), APR_SUCCESS);
+    assert_int_equal(pegadm_breaker_enter(f->pool, ref, now, &v, NULL), APR_SUCCESS);
     return v;
 }
 
@@ -274,6 +301,24 @@ static void the_stored_record_is_shared(void **state)
     assert_int_equal(leave(f, &other, PEGADM_BREAKER_PROBE, 1, now + SEC(31)),
                      PEGADM_BREAKER_RECLOSED);
     assert_int_equal(enter(f, &f->ref, now + SEC(31)), PEGADM_BREAKER_PASS);
+}
+
+/* The record a rejected caller sees says how long the cool-down has left. */
+static void enter_hands_out_the_record(void **state)
+{
+    fixture_t *f = *state;
+    apr_time_t now = apr_time_now();
+    pegadm_breaker_verdict_t v;
+    pegadm_breaker_t seen;
+
+    for (int i = 0; i < 3; i++) {
+        leave(f, &f->ref, enter(f, &f->ref, now), 0, now);
+    }
+    assert_int_equal(pegadm_breaker_enter(f->pool, &f->ref, now + SEC(5), &v, &seen),
+                     APR_SUCCESS);
+    assert_int_equal(v, PEGADM_BREAKER_REJECT);
+    assert_int_equal(seen.state, PEGADM_BREAKER_OPEN);
+    assert_int_equal(pegadm_breaker_reopens(&seen, &f->ref.conf, now + SEC(5)), now + SEC(30));
 }
 
 static void the_healthy_path_never_writes(void **state)
@@ -320,10 +365,13 @@ static void a_store_failure_lets_calls_through(void **state)
     fixture_t *f = *state;
     pegadm_breaker_verdict_t v = PEGADM_BREAKER_REJECT;
     pegadm_breaker_change_t change = PEGADM_BREAKER_OPENED;
+    pegadm_breaker_t seen = {PEGADM_BREAKER_OPEN, 7, 1};
 
     f->slot.fail = APR_EGENERAL;
-    assert_int_equal(pegadm_breaker_enter(f->pool, &f->ref, apr_time_now(), &v), APR_EGENERAL);
+    assert_int_equal(pegadm_breaker_enter(f->pool, &f->ref, apr_time_now(), &v, &seen),
+                     APR_EGENERAL);
     assert_int_equal(v, PEGADM_BREAKER_PASS);
+    assert_int_equal(seen.state, PEGADM_BREAKER_CLOSED);
     assert_int_equal(
         pegadm_breaker_leave(f->pool, &f->ref, v, 0, apr_time_now(), &change, NULL),
         APR_EGENERAL);
@@ -354,9 +402,12 @@ int main(void)
         cmocka_unit_test(a_failed_probe_reopens_it_for_a_whole_cooldown),
         cmocka_unit_test(a_lost_probe_is_replaced),
         cmocka_unit_test(stragglers_do_not_move_it),
+        cmocka_unit_test(a_rejected_caller_learns_when_calls_resume),
+        cmocka_unit_test(a_reopening_from_a_clock_that_went_back_is_not_trusted),
         cmocka_unit_test(threshold_zero_never_opens),
         cmocka_unit_test(a_deadline_from_a_clock_that_went_back_is_not_trusted),
         cmocka_unit_test_setup_teardown(the_stored_record_is_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(enter_hands_out_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(the_healthy_path_never_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(each_service_has_its_own_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(a_tampered_record_reads_as_closed, setup, teardown),

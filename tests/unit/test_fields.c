@@ -175,6 +175,35 @@ static void only_len_bytes_are_read(void **state)
     json_decref(value);
 }
 
+/* A key jansson would refuse must be caught at start-up: at run time the
+ * field would silently be missing from every payload. */
+static void keys_must_be_utf8_jansson_accepts(void **state)
+{
+    static const char *const good[] = {
+        "customerId", "x", "kundennummer_\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80 emoji",
+        "a b"};
+    static const char *const bad[] = {"",
+                                      "caf\xe9",          /* latin-1 */
+                                      "\xc3",             /* truncated */
+                                      "\xc0\xaf",         /* overlong */
+                                      "\xed\xa0\x80",     /* a surrogate */
+                                      "\xf4\x90\x80\x80", /* over U+10FFFF */
+                                      "\xff"};
+    json_t *obj = json_object();
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_true(pegadm_field_key_is_valid(good[i]));
+        assert_int_equal(json_object_set_new(obj, good[i], json_true()), 0);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(pegadm_field_key_is_valid(bad[i]));
+        if (*bad[i]) {
+            assert_int_equal(json_object_set_new(obj, bad[i], json_true()), -1);
+        }
+    }
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +215,7 @@ int main(void)
         cmocka_unit_test(json_takes_any_document),
         cmocka_unit_test(typed_values_of_white_space_are_empty),
         cmocka_unit_test(only_len_bytes_are_read),
+        cmocka_unit_test(keys_must_be_utf8_jansson_accepts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,19 +113,27 @@ static apr_status_t fake_del(void *c, const unsigned char *id, unsigned int id_l
     return APR_SUCCESS;
 }
 
-/* The upstream: counts creates, can fail, can take its time. */
+/* The upstream: counts creates, can fail, can take its time, can be deemed
+ * down (refusing without a call, as an open circuit breaker does). */
 typedef struct {
     int creates;
     int fail;
     apr_interval_time_t delay;
+    apr_interval_time_t held_for;
 } upstream_t;
 
-static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, const char **why)
+static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, const char **why,
+                                apr_time_t *held_until)
 {
     upstream_t *u = baton;
     int n = ++u->creates; /* serialised by the single flight under test */
     if (u->delay) {
         apr_sleep(u->delay);
+    }
+    if (u->held_for) {
+        *why = "deemed down";
+        *held_until = apr_time_now() + u->held_for;
+        return APR_EGENERAL;
     }
     if (u->fail) {
         *why = "service said no";
@@ -198,11 +206,46 @@ static void test_failure_caches_nothing(void **state)
     upstream.fail = 1;
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
     assert_string_equal(res.why, "service said no");
+    assert_false(res.refused);
+    assert_int_equal(res.retry_after, 0);
     upstream.fail = 0;
     /* a later request is not answered by the old failure */
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.created, 1);
     assert_int_equal(upstream.creates, 2);
+}
+
+/* A service deemed down: the answer says how long it stays so, for
+ * a first request and a renewal alike, and the next request tries again. */
+static void test_refusal_says_when_to_retry(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    upstream.held_for = apr_time_from_sec(20);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_true(res.refused);
+    assert_true(res.retry_after > apr_time_from_sec(19));
+    assert_true(res.retry_after <= apr_time_from_sec(20));
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_true(res.refused);
+    assert_true(res.retry_after > apr_time_from_sec(19));
+    upstream.held_for = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_false(res.refused);
+    assert_int_equal(upstream.creates, 3);
+}
+
+/* Held for down right now (a probe is out): refused, with nothing to wait. */
+static void test_refusal_with_no_time_left_is_still_a_refusal(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    upstream.held_for = -1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_true(res.refused);
+    assert_int_equal(res.retry_after, 0);
 }
 
 static void test_tampered_entry_is_discarded(void **state)
@@ -315,14 +358,15 @@ static void test_forget(void **state)
 /* The upstream of a node whose create overlaps another node's: that one's
  * session (sess-1) is stored first, then ours (sess-2) comes back. */
 static apr_status_t create_overlapping_another_node(void *baton, apr_pool_t *p,
-                                                    const char **sid, const char **why)
+                                                    const char **sid, const char **why,
+                                                    apr_time_t *held_until)
 {
     pegadm_session_req_t other = request_for(baton);
     pegadm_session_result_t res;
 
     assert_int_equal(pegadm_session_renew(p, &other, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
-    return fake_create(&upstream, p, sid, why);
+    return fake_create(&upstream, p, sid, why, held_until);
 }
 
 static void test_first_request_adopts_a_session_stored_meanwhile(void **state)
@@ -437,6 +481,30 @@ static void test_concurrent_waiters_share_a_failure(void **state)
     }
 }
 
+/* Those who waited for a refused create are refused too, told the same
+ * time to retry, and say whose refusal it was. */
+static void test_concurrent_waiters_share_a_refusal(void **state)
+{
+    job_t jobs[4];
+    upstream.delay = apr_time_from_msec(150);
+    upstream.held_for = apr_time_from_sec(20);
+    for (int i = 0; i < 4; i++) {
+        jobs[i].req = request_for("dave");
+    }
+    run_concurrently(jobs, 4);
+    assert_int_equal(upstream.creates, 1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
+        assert_true(jobs[i].res.refused);
+        assert_true(jobs[i].res.retry_after > apr_time_from_sec(19));
+        assert_true(jobs[i].res.retry_after <= apr_time_from_sec(20) + apr_time_from_msec(1));
+        if (strcmp(jobs[i].res.why, "deemed down")) {
+            assert_string_equal(jobs[i].res.why, "a concurrent request's create was refused: "
+                                                 "the service is deemed down");
+        }
+    }
+}
+
 /* A waiter's patience is bounded: it answers "unavailable" rather than
  * holding a worker thread for as long as a slow create takes. */
 static void test_waiter_gives_up_after_wait_max(void **state)
@@ -473,6 +541,8 @@ int main(void)
         cmocka_unit_test_setup(test_get_creates_once_and_reuses, setup),
         cmocka_unit_test_setup(test_customers_never_share, setup),
         cmocka_unit_test_setup(test_failure_caches_nothing, setup),
+        cmocka_unit_test_setup(test_refusal_says_when_to_retry, setup),
+        cmocka_unit_test_setup(test_refusal_with_no_time_left_is_still_a_refusal, setup),
         cmocka_unit_test_setup(test_tampered_entry_is_discarded, setup),
         cmocka_unit_test_setup(test_entry_moved_between_customers_is_discarded, setup),
         cmocka_unit_test_setup(test_store_failures, setup),
@@ -481,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup(test_forget, setup),
         cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),
         cmocka_unit_test_setup(test_concurrent_waiters_share_a_failure, setup),
+        cmocka_unit_test_setup(test_concurrent_waiters_share_a_refusal, setup),
         cmocka_unit_test_setup(test_waiter_gives_up_after_wait_max, setup),
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
