@@ -114,6 +114,24 @@ def test_simultaneous_first_requests_on_two_nodes_converge(module_httpd, dm, cac
     assert len(held) == 1 and held <= created, (held, created)
 
 
+def test_create_limit_holds_across_nodes(module_httpd, dm, cache):
+    """PegaDMCreateLimit counts in the shared cache: a customer spreading
+    POSTs over three nodes gets no more fresh sessions than the limit."""
+    conf = node_conf(dm, cache, "PegaDMCreateLimit 3 60\n")
+    nodes = [module_httpd(conf, users=USERS, mpm=mpm) for mpm in harness.MPMS]
+    answers = [harness.same_origin_request(nodes[i % 3], "POST", "alice") for i in range(6)]
+    sids = [assert_session(resp) for resp in answers[:3]]
+    assert len(set(sids)) == 3
+    for resp in answers[3:]:
+        assert_json_error(resp, 429, "rate_limited")
+        assert_retry_after(resp, most=60)
+    assert len(dm.creates_for("alice")) == 3
+    # the count is the customer's own: bob on the same nodes is not limited
+    assert assert_session(harness.same_origin_request(nodes[1], "POST", "bob"))
+    # and every node hands out alice's last fresh session
+    assert {assert_session(session_get(node, "alice")) for node in nodes} == {sids[-1]}
+
+
 def store_failure_lines(node):
     return [line for line in node.error_log().splitlines() if "PEGADM033" in line]
 
