@@ -129,16 +129,15 @@ def summary_rows(r):
                      "0; cost reported", yes(f["met"])))
     f = r.get("load_flap")
     if f:
-        g = f.get("private_growth", f["rss_growth"])
+        e = f["connection_errors"]
         rows.append(("7", "load test: 60 s, 2 x 64 connections, flapping service, graceful",
-                     "unintended 5xx: %d; connection errors: %d; crashes: %d; children's "
-                     "private memory growth %s%s" % (sum(f["unintended_statuses"].values()),
-                               sum(f["connection_errors"].values()), len(f["crashes"]),
-                               " / ".join(pct(g[k]) for k in ("first_children",
-                                                              "second_children",
-                                                              "across_graceful")),
-                               quick_note(f)),
-                     "0, 0, 0, < 5% (first / second children / across the restart)",
+                     "unintended 5xx: %d; connection errors: worker MPM %d, event MPM %d "
+                     "(httpd alone under event: %d); crashes: %d; children's private memory "
+                     "after warm-up %s%s" % (
+                         len(f["unintended_statuses"]), e["worker"], e["event"],
+                         e["event_httpd_alone"], f["crashes"],
+                         pct(f["private_growth_after_warmup"]), quick_note(f)),
+                     "0; 0 (worker), counted beside httpd alone (event); 0; < 5% after warm-up",
                      yes(f["met"])))
     return rows
 
@@ -251,33 +250,62 @@ def detail_sections(r):
                        f["users"], f["connections_per_node"], f["seconds"], f["race_users"]))
     f = r.get("load_flap")
     if f:
-        out.append("### 7. Load test: flapping service, graceful restart\n\n")
-        rows = [(name, f["requests"][name],
-                 ", ".join("%s: %s" % kv for kv in sorted(f["statuses"][name].items())))
-                for name in ("session", "eager")]
-        out.append(table(("target", "requests", "answers"), rows))
-        out.append("\nService flapping every %d ms (failing by %s), `apache2 -k graceful` at "
-                   "%s s; connection errors %s; crashes %d; emulator: %d creates, %d faults "
-                   "injected, %d connections.\n\n" % (
-                       f["flap_ms"], f["fail_mode"], f["graceful_at"], f["connection_errors"],
-                       len(f["crashes"]), f["emulator"]["creates"], f["emulator"]["faults"],
-                       f["emulator"]["connections"]))
-        growth_rows = []
-        for label, key in (("private (judged)", "private_growth"),
-                           ("resident (RSS)", "rss_growth")):
-            if key in f:
-                g = f[key]
-                growth_rows.append((label, pct(g["first_children"]),
-                                    pct(g["second_children"]), pct(g["across_graceful"])))
-        out.append(table(("children's memory", "first children", "second children",
-                          "across the restart"), growth_rows))
-        c = f.get("control_without_graceful")
-        if c:
-            out.append("\nThe same load for %d s without the restart: connection errors %s, "
-                       "answers %s, crashes %d.\n" % (
-                           c["seconds"], c["connection_errors"], c["statuses"],
-                           len(c["crashes"])))
-        out.append("\n")
+        out.append(load_section(f, r.get("heap_profile")))
+    return "".join(out)
+
+
+RUN_LABELS = (("event", "module, event MPM"), ("worker", "module, worker MPM"),
+              ("event_httpd_alone", "httpd alone, event MPM"))
+
+
+def answers(statuses):
+    return "; ".join("%s %s" % (name, ", ".join("%s: %s" % kv for kv in sorted(st.items())))
+                     for name, st in sorted(statuses.items()))
+
+
+def mib(n):
+    return "n/a" if n is None else "%.2f MiB" % (n / 1048576)
+
+
+def load_section(f, heap):
+    out = ["### 7. Load test: flapping service, graceful restart\n\n"]
+    rows = []
+    for key, label in RUN_LABELS:
+        run = f["runs"][key]
+        rows.append((label, " + ".join(run["targets"]), sum(run["requests"].values()),
+                     answers(run["statuses"]), sum(run["connection_errors"].values()),
+                     "%s s" % run["graceful_at"], len(run["crashes"])))
+    out.append(table(("run (%d s)" % f["runs"]["event"]["seconds"], "targets", "requests",
+                      "answers", "connection errors", "graceful at", "crashes"), rows))
+    out.append("\nService flapping every %d ms (failing by %s); emulator, module under "
+               "event: %d creates, %d faults injected. \"httpd alone\" is the same "
+               "authentication in front of a static file and of the page with `PegaDM Off`.\n\n"
+               % (f["flap_ms"], f["fail_mode"], f["runs"]["event"]["emulator"]["creates"],
+                  f["runs"]["event"]["emulator"]["faults"]))
+    rows = []
+    for key, label in (("soak", "default allocator"),
+                       ("soak_tcache_off", "glibc tcache off")):
+        run = f.get(key)
+        if run:
+            rows.append((label, "%d s" % run["seconds"], "%d s" % run["warmup"],
+                         pct(run["private_growth"]), pct(run["rss_growth"]),
+                         pct(run["private_growth_whole"]),
+                         sum(run["connection_errors"].values()), len(run["crashes"])))
+    out.append(table(("soak (event MPM, `PegaDMCacheTTL 60`)", "length", "warm-up",
+                      "private memory after warm-up (judged)", "RSS after warm-up",
+                      "private memory over the whole soak", "connection errors", "crashes"),
+                     rows))
+    if heap:
+        out.append("\nHeap profile (`bench/heap_profile.py`, httpd in one process under heaptrack, "
+                   "%d + %d connections, the same flapping service and `PegaDMCacheTTL 60`, "
+                   "killed at the end so nothing is freed on the way out):\n\n" % (
+                       heap["connections_per_target"], heap["connections_per_target"]))
+        rows = [("%d s" % h["seconds"], h["creates"], h["requests"], mib(h["heap_live_at_end"]),
+                 mib(h["heap_peak"])) for h in (heap["short"], heap["long"])]
+        out.append(table(("run", "sessions made", "requests", "heap still allocated at the end",
+                          "peak heap"), rows))
+        out.append("\nNo leak: %s%s.\n" % (yes(heap["met"]), quick_note(heap)))
+    out.append("\n")
     return "".join(out)
 
 
@@ -433,26 +461,30 @@ unset multiplot
 
 def plot_load(r, docs, workdir):
     f = r.get("load_flap")
-    if not f:
+    if not f or "soak" not in f:
         return None
-    rows = [(s["t"], s["children_rss_kb"] / 1024, s["children"],
-             s.get("children_private_kb", float("nan")) / 1024) for s in f["samples"]]
+    soak, off = f["soak"], f.get("soak_tcache_off") or {"samples": []}
+    by_t = {}
+    for s in soak["samples"]:
+        by_t.setdefault(int(s["t"]), {})["rss"] = s["children_rss_kb"] / 1024
+        by_t[int(s["t"])]["private"] = s["children_private_kb"] / 1024
+    for s in off["samples"]:
+        by_t.setdefault(int(s["t"]), {})["off"] = s["children_private_kb"] / 1024
+    rows = [(t, v.get("rss", float("nan")), v.get("private", float("nan")),
+             v.get("off", float("nan"))) for t, v in sorted(by_t.items())]
     data = data_file(workdir, "load.dat", rows)
     gnuplot(STYLE + """set output "{out}"
-set title "Load test: children's memory (service flapping every {flap} s)"
+set title "Soak under the load test's load: memory of the two children"
 set xlabel "seconds"
-set ylabel "all children (MiB)"
-set y2label "children"
-set y2tics
+set ylabel "MiB"
 set yrange [0:*]
-set y2range [0:*]
-set arrow from {g},graph 0 to {g},graph 1 nohead dt 2 lc rgb "black"
-set label "apache2 -k graceful" at {g},graph 0.95 offset 0.5,0
-plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with the shared caches)", \
-     "" using 1:4 with lines lw 2 lc rgb "#c0392b" title "private (heap, stacks)", \
-     "" using 1:3 axes x1y2 with steps lc rgb "#999999" title "children"
-""".format(out=os.path.join(docs, "bench-load.png"), data=data, flap=f["flap_ms"] / 1000,
-           g=f["graceful_at"] or 0), workdir)
+set datafile missing "nan"
+set arrow from {w},graph 0 to {w},graph 1 nohead dt 2 lc rgb "black"
+set label "end of warm-up" at {w},graph 0.95 offset 0.5,0
+plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with the shared caches)", \\
+     "" using 1:3 with lines lw 2 lc rgb "#c0392b" title "private (heap, stacks)", \\
+     "" using 1:4 with lines lw 2 dt 2 lc rgb "#c0392b" title "private, glibc tcache off"
+""".format(out=os.path.join(docs, "bench-load.png"), data=data, w=soak["warmup"]), workdir)
     return "bench-load.png"
 
 
@@ -460,7 +492,7 @@ plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with t
 
 def render(results_dir, docs):
     names = ("session_vs_static", "eager_vs_off", "first_request", "vs_node", "scale",
-             "two_nodes", "load_flap", "cached_path_cost")
+             "two_nodes", "load_flap", "heap_profile", "cached_path_cost")
     r = {name: load(results_dir, name) for name in names}
     r = {k: v for k, v in r.items() if v}
     with tempfile.TemporaryDirectory() as workdir:

@@ -268,6 +268,9 @@ MinSpareThreads 32
 MaxSpareThreads 512
 MaxConnectionsPerChild 0
 """
+# The worker MPM reads the same directives: a thread per connection, idle
+# keep-alive connections included.
+MPM_TUNING = {"event": EVENT_TUNING, "worker": EVENT_TUNING}
 
 # Basic authentication as cheap as it gets and identical for every
 # location compared: a GDBM user database (one hashed lookup, not a scan of
@@ -333,10 +336,14 @@ def standard_locations(users_db):
 
 
 class Httpd:
-    """One httpd (event MPM) with its own ServerRoot, run in the foreground
-    in its own process group."""
+    """One httpd (event MPM unless told otherwise) with its own ServerRoot,
+    run in the foreground in its own process group."""
 
-    def __init__(self, workdir, name, body, static_json=b"{}", loglevel="warn"):
+    def __init__(self, workdir, name, body, static_json=b"{}", loglevel="warn", mpm="event",
+                 env=None, run_as_www_data=True):
+        self.mpm = mpm
+        self.run_as_www_data = run_as_www_data
+        self.env = dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}, **(env or {}))
         self.root = os.path.join(workdir, "httpd-" + name)
         self.body = body
         self.static_json = static_json
@@ -345,7 +352,8 @@ class Httpd:
         self.proc = None
         self.conf_path = os.path.join(self.root, "conf", "httpd.conf")
 
-    def _write_site(self):
+    def write_site(self):
+        """The configuration and the documents (start() writes them too)."""
         for sub in ("conf", "run", "logs", "htdocs/static", "htdocs/eager", "htdocs/plain"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             os.chmod(os.path.join(self.root, sub), 0o755)
@@ -355,8 +363,9 @@ class Httpd:
         for sub in ("eager", "plain"):
             harness.write_file(os.path.join(self.root, "htdocs", sub, "page.shtml"), SSI_PAGE)
         modules = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m)
-                            for m in ("mpm_event",) + BASE_MODULES)
-        run_as = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
+                            for m in ("mpm_" + self.mpm,) + BASE_MODULES)
+        run_as = ("User www-data\nGroup www-data\n"
+                  if os.geteuid() == 0 and self.run_as_www_data else "")
         harness.write_file(self.conf_path, """\
 ServerRoot "{root}"
 ServerName 127.0.0.1
@@ -387,7 +396,7 @@ DocumentRoot "{root}/htdocs"
 </Directory>
 {body}
 """.format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
-           run_as=run_as, loglevel=self.loglevel, tuning=EVENT_TUNING, body=self.body,
+           run_as=run_as, loglevel=self.loglevel, tuning=MPM_TUNING[self.mpm], body=self.body,
            authn_cache=AUTHN_CACHE.format(root=self.root)))
 
     def set_static_json(self, data):
@@ -396,12 +405,11 @@ DocumentRoot "{root}/htdocs"
         harness.write_file(os.path.join(self.root, "htdocs", "static", "session.json"), data)
 
     def start(self):
-        self._write_site()
+        self.write_site()
         with open(os.path.join(self.root, "logs", "stdout.log"), "ab") as out:
             self.proc = subprocess.Popen(
                 [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"], stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+                stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
         try:
             wait_for(self._up, START_TIMEOUT, 0.1, "httpd on port %d" % self.port)
         except (TimeoutError, RuntimeError) as err:
@@ -423,7 +431,7 @@ DocumentRoot "{root}/htdocs"
     def graceful(self):
         """`apache2 -k graceful`, the way an administrator reloads."""
         subprocess.run([APACHE_BIN, "-f", self.conf_path, "-k", "graceful"], check=True,
-                       timeout=30, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+                       timeout=30, env=self.env)
 
     def children(self):
         return children_of(self.proc.pid) if self.proc else []
