@@ -11,6 +11,8 @@ PEGADM_PACKAGES=(
     openssl curl ca-certificates
     # the memcheck run of httpd (tests/valgrind)
     valgrind
+    # the layout check: every C file as .clang-format has it
+    clang-format
     # the browser tests: headless chromium driven through chromedriver
     chromium chromium-driver python3-selenium
     # the shared-cache tests: several httpd nodes on a real Redis and memcached

@@ -16,16 +16,16 @@ typedef struct {
     const char *widget_id;
     const unsigned char *secret;
     apr_size_t secret_len;
-    int token_lifetime;           /* seconds, exp - iat */
+    int token_lifetime; /* seconds, exp - iat */
     pegadm_http_opts_t http;
 } pegadm_dm_target_t;
 
 typedef enum {
     PEGADM_DM_OK = 0,
-    PEGADM_DM_UNREACHABLE,  /* connect, TLS, timeout, transport error */
-    PEGADM_DM_HTTP_STATUS,  /* an answer outside 2xx */
-    PEGADM_DM_BAD_ANSWER,   /* 2xx but not what the protocol promises */
-    PEGADM_DM_INTERNAL      /* signing or encoding failed on our side */
+    PEGADM_DM_UNREACHABLE, /* connect, TLS, timeout, transport error */
+    PEGADM_DM_HTTP_STATUS, /* an answer outside 2xx */
+    PEGADM_DM_BAD_ANSWER,  /* 2xx but not what the protocol promises */
+    PEGADM_DM_INTERNAL     /* signing or encoding failed on our side */
 } pegadm_dm_status_t;
 
 /* True if sid (len bytes) is 1..PEGADM_SESSION_ID_MAX characters from
@@ -36,8 +36,7 @@ int pegadm_session_id_is_valid(const char *sid, apr_size_t len);
  * a valid session ID in p; otherwise *why says what was wrong. */
 pegadm_dm_status_t pegadm_dm_parse_create_answer(apr_pool_t *p, long http_status,
                                                  const char *body, apr_size_t body_len,
-                                                 const char **session_id,
-                                                 const char **why);
+                                                 const char **session_id, const char **why);
 
 /* Call 1: POST {service}/{widget}/create {"customerId": id} with a token
  * whose iss is the widget ID. now is the token's iat. */

@@ -14,27 +14,27 @@
 typedef struct pegadm_http_handles_t pegadm_http_handles_t;
 
 typedef struct {
-    const char *ca_file;                 /* NULL: system trust store */
-    const char *proxy;                   /* NULL: no proxy (environment ignored) */
-    apr_interval_time_t timeout;         /* whole call, connect included */
+    const char *ca_file;         /* NULL: system trust store */
+    const char *proxy;           /* NULL: no proxy (environment ignored) */
+    apr_interval_time_t timeout; /* whole call, connect included */
     apr_interval_time_t connect_timeout;
-    pegadm_http_handles_t *handles;      /* NULL: a new connection per call */
+    pegadm_http_handles_t *handles; /* NULL: a new connection per call */
 } pegadm_http_opts_t;
 
 typedef enum {
-    PEGADM_HTTP_OK = 0,     /* a complete HTTP answer arrived (any status) */
-    PEGADM_HTTP_CONNECT,    /* refused, unreachable, DNS, proxy */
+    PEGADM_HTTP_OK = 0,  /* a complete HTTP answer arrived (any status) */
+    PEGADM_HTTP_CONNECT, /* refused, unreachable, DNS, proxy */
     PEGADM_HTTP_TIMEOUT,
-    PEGADM_HTTP_TLS,        /* handshake or certificate verification failed */
-    PEGADM_HTTP_TOO_LARGE,  /* body over PEGADM_HTTP_MAX_BODY */
-    PEGADM_HTTP_ERROR       /* anything else (reset, protocol error, internal) */
+    PEGADM_HTTP_TLS,       /* handshake or certificate verification failed */
+    PEGADM_HTTP_TOO_LARGE, /* body over PEGADM_HTTP_MAX_BODY */
+    PEGADM_HTTP_ERROR      /* anything else (reset, protocol error, internal) */
 } pegadm_http_status_t;
 
 typedef struct {
-    long status;            /* HTTP status code */
-    const char *body;       /* NUL-terminated, in the caller's pool */
+    long status;      /* HTTP status code */
+    const char *body; /* NUL-terminated, in the caller's pool */
     apr_size_t body_len;
-    const char *error;      /* set when the call failed: why, for the log */
+    const char *error; /* set when the call failed: why, for the log */
 } pegadm_http_response_t;
 
 /* Once per process, before threads exist. */
@@ -52,9 +52,8 @@ int pegadm_http_handles_idle(pegadm_http_handles_t *handles);
 /* POSTs body (body_len bytes, Content-Type: application/json) to url with
  * "Authorization: Bearer <bearer>". Only http and https are allowed, TLS is
  * always verified, redirects are not followed. Never logs. */
-pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url,
-                                           const char *bearer, const char *body,
-                                           apr_size_t body_len,
+pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const char *bearer,
+                                           const char *body, apr_size_t body_len,
                                            const pegadm_http_opts_t *opts,
                                            pegadm_http_response_t *resp);
 

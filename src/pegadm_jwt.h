@@ -16,8 +16,7 @@ const char *pegadm_jws_hs256_compact(apr_pool_t *p, const unsigned char *key,
  * claims {"iss": iss, "iat": iat, "exp": exp} (seconds since the epoch).
  * iss is any UTF-8 string (JSON-encoded by jansson). Returns the token in p,
  * or NULL on failure (invalid UTF-8 in iss, OpenSSL error). */
-const char *pegadm_jwt_sign_hs256(apr_pool_t *p, const unsigned char *key,
-                                  apr_size_t key_len, const char *iss,
-                                  apr_int64_t iat, apr_int64_t exp);
+const char *pegadm_jwt_sign_hs256(apr_pool_t *p, const unsigned char *key, apr_size_t key_len,
+                                  const char *iss, apr_int64_t iat, apr_int64_t exp);
 
 #endif
