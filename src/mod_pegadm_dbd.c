@@ -132,9 +132,33 @@ int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
 
 /* ---- the lookup ---- */
 
-/* The statement's answer for login: random access, so the drivers read the
- * whole (small) result at once and nothing is left pending on the
- * connection. */
+/* mod_dbd prepares the statement once, when it opens a connection. A
+ * connection that a database restart broke is reset by mod_dbd's check when
+ * it is next drawn (libpq's PQreset): the same connection, on a new server
+ * session that knows no prepared statement, so every query through the old
+ * one would fail for as long as the connection lives. A failed query is
+ * therefore run once more with the statement prepared afresh without a
+ * name, which leaves no state on the server to lose (pgsql sends it with
+ * its parameter; the others compile it again). Random access: the drivers
+ * read the whole (small) result at once and leave nothing pending. */
+static int select_customer(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
+                           const char *query, const char *login, apr_dbd_results_t **res)
+{
+    apr_dbd_prepared_t *fresh = NULL; /* the drivers fill in a statement given */
+    int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, res, stmt, 1, login, NULL);
+
+    if (rv && apr_dbd_prepare(dbd->driver, r->pool, dbd->handle, query, NULL, &fresh) == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM207: PegaDMCustomerIDQuery failed (%s); trying once more with "
+                      "the statement prepared again",
+                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+        *res = NULL;
+        rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, res, fresh, 1, login, NULL);
+    }
+    return rv;
+}
+
+/* The statement's answer for login. */
 static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_conf_t *d,
                                                const char *login, const char **value)
 {
@@ -152,7 +176,7 @@ static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_
                       "statement prepared (see mod_dbd's messages); customer unknown for now");
         return PEGADM_CUSTOMER_UNAVAILABLE;
     }
-    rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, &res, stmt, 1, login, NULL);
+    rv = select_customer(r, dbd, stmt, d->cid_query, login, &res);
     rows = rv ? -1 : apr_dbd_num_tuples(dbd->driver, res);
     if (rows < 0 || (rows > 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, 1))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

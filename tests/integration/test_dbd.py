@@ -285,6 +285,33 @@ def test_postgres_down_answers_503_and_pages_still_work(module_httpd, dm, postgr
     assert [c["customerId"] for c in dm.state()["creates"]] == ["C-1001", "C-1005"]
 
 
+# One child, one thread: one pooled connection, drawn by every request.
+ONE_CONNECTION = ("ServerLimit 1", "StartServers 1", "ThreadsPerChild 1",
+                  "MinSpareThreads 1", "MaxSpareThreads 1", "MaxRequestWorkers 1")
+
+
+def test_postgres_restarted_unnoticed_recovers(module_httpd, dm, postgres):
+    """A restart that no request saw: the pooled connection is broken, and
+    once mod_dbd has reconnected it (libpq's reset) the statement prepared
+    on the old session is gone. The lookup must not fail for ever on it."""
+    server = module_httpd(dbd_site(dm, "pgsql", postgres.params, extra=ONE_CONNECTION),
+                          users=USERS)
+    sid = assert_session(session_get(server, "alice"))
+    postgres.stop()
+    postgres.start()
+
+    def recovered():
+        answers = [session_get(server, user) for user in ("alice", "erin")]
+        return all(a.status == 200 for a in answers) and answers
+
+    alice, erin = harness.wait_for(recovered, 10, 0.1, "the lookup to work again")
+    assert assert_session(alice) == sid
+    assert_session(erin)
+    # and it goes on working, request after request
+    for _ in range(5):
+        assert assert_session(session_get(server, "alice")) == sid
+
+
 # --------------------------------------------------------------------------
 # start-up refusals
 # --------------------------------------------------------------------------
