@@ -263,7 +263,7 @@ def answers(statuses):
                      for name, st in sorted(statuses.items()))
 
 
-def mib(n):
+def mib_of_bytes(n):
     return "n/a" if n is None else "%.2f MiB" % (n / 1048576)
 
 
@@ -300,8 +300,8 @@ def load_section(f, heap):
                    "%d + %d connections, the same flapping service and `PegaDMCacheTTL 60`, "
                    "killed at the end so nothing is freed on the way out):\n\n" % (
                        heap["connections_per_target"], heap["connections_per_target"]))
-        rows = [("%d s" % h["seconds"], h["creates"], h["requests"], mib(h["heap_live_at_end"]),
-                 mib(h["heap_peak"])) for h in (heap["short"], heap["long"])]
+        rows = [("%d s" % h["seconds"], h["creates"], h["requests"], mib_of_bytes(h["heap_live_at_end"]),
+                 mib_of_bytes(h["heap_peak"])) for h in (heap["short"], heap["long"])]
         out.append(table(("run", "sessions made", "requests", "heap still allocated at the end",
                           "peak heap"), rows))
         out.append("\nNo leak: %s%s.\n" % (yes(heap["met"]), quick_note(heap)))
