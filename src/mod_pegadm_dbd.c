@@ -135,25 +135,61 @@ int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
 /* mod_dbd prepares the statement once, when it opens a connection. A
  * connection that a database restart broke is reset by mod_dbd's check when
  * it is next drawn (libpq's PQreset): the same connection, on a new server
- * session that knows no prepared statement, so every query through the old
- * one would fail for as long as the connection lives. A failed query is
- * therefore run once more with the statement prepared afresh without a
- * name, which leaves no state on the server to lose (pgsql sends it with
- * its parameter; the others compile it again). Random access: the drivers
- * read the whole (small) result at once and leave nothing pending. */
-static int select_customer(request_rec *r, ap_dbd_t *dbd, apr_dbd_prepared_t *stmt,
-                           const char *query, const char *login, apr_dbd_results_t **res)
+ * session that knows no prepared statement, so every query through it
+ * would fail for as long as the connection lives. So after a failed query
+ * the statement is prepared again under its name on this connection, for
+ * every later request too. Where it was not lost, that fails (pgsql: the
+ * name exists; a database that is down: no connection). Each statement
+ * made here lives in its own pool under the connection's, and replacing
+ * it frees the one before: repeated failures cannot pile them up. */
+static apr_dbd_prepared_t *prepare_again(request_rec *r, ap_dbd_t *dbd,
+                                         const pegadm_dir_conf_t *d)
 {
-    apr_dbd_prepared_t *fresh = NULL; /* the drivers fill in a statement given */
+    const char *key = apr_pstrcat(r->pool, "pegadm-prepared:", d->cid_query_label, NULL);
+    apr_dbd_prepared_t *stmt = NULL; /* the drivers fill in a statement given */
+    apr_pool_t *before = NULL, *own;
+
+    if (apr_pool_create(&own, dbd->pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    if (apr_dbd_prepare(dbd->driver, own, dbd->handle, d->cid_query, d->cid_query_label,
+                        &stmt) != 0) {
+        apr_pool_destroy(own);
+        return NULL;
+    }
+    apr_hash_set(dbd->prepared, d->cid_query_label, APR_HASH_KEY_STRING, stmt);
+    apr_pool_userdata_get((void **)&before, key, dbd->pool);
+    apr_pool_userdata_set(own, key, NULL, dbd->pool);
+    if (before) {
+        apr_pool_destroy(before);
+    }
+    return stmt;
+}
+
+/* The rows for login, or an error with *why. Random access: the drivers
+ * read the whole (small) result at once and leave nothing pending on the
+ * connection. */
+static int select_customer(request_rec *r, ap_dbd_t *dbd, const pegadm_dir_conf_t *d,
+                           apr_dbd_prepared_t *stmt, const char *login, apr_dbd_results_t **res,
+                           const char **why)
+{
     int rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, res, stmt, 1, login, NULL);
 
-    if (rv && apr_dbd_prepare(dbd->driver, r->pool, dbd->handle, query, NULL, &fresh) == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "PEGADM207: PegaDMCustomerIDQuery failed (%s); trying once more with "
-                      "the statement prepared again",
-                      apr_dbd_error(dbd->driver, dbd->handle, rv));
+    if (rv == 0) {
+        return 0;
+    }
+    /* copied: the driver's message is overwritten by its next call */
+    *why = apr_pstrdup(r->pool, apr_dbd_error(dbd->driver, dbd->handle, rv));
+    if ((stmt = prepare_again(r, dbd, d)) != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "PEGADM207: PegaDMCustomerIDQuery failed (%s); its statement was "
+                      "prepared again on this database connection",
+                      *why);
         *res = NULL;
-        rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, res, fresh, 1, login, NULL);
+        rv = apr_dbd_pvselect(dbd->driver, r->pool, dbd->handle, res, stmt, 1, login, NULL);
+        if (rv) {
+            *why = apr_pstrdup(r->pool, apr_dbd_error(dbd->driver, dbd->handle, rv));
+        }
     }
     return rv;
 }
@@ -167,6 +203,7 @@ static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_
     apr_dbd_prepared_t *stmt;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
+    const char *why = "reading the row";
     int rv, rows;
 
     stmt = dbd ? apr_hash_get(dbd->prepared, d->cid_query_label, APR_HASH_KEY_STRING) : NULL;
@@ -176,12 +213,12 @@ static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_
                       "statement prepared (see mod_dbd's messages); customer unknown for now");
         return PEGADM_CUSTOMER_UNAVAILABLE;
     }
-    rv = select_customer(r, dbd, stmt, d->cid_query, login, &res);
+    rv = select_customer(r, dbd, d, stmt, login, &res, &why);
     rows = rv ? -1 : apr_dbd_num_tuples(dbd->driver, res);
     if (rows < 0 || (rows > 0 && apr_dbd_get_row(dbd->driver, r->pool, res, &row, 1))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "PEGADM202: PegaDMCustomerIDQuery failed: %s; customer unknown for now",
-                      rv ? apr_dbd_error(dbd->driver, dbd->handle, rv) : "reading the row");
+                      why);
         return PEGADM_CUSTOMER_UNAVAILABLE;
     }
     if (rows > 1) {

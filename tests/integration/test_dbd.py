@@ -269,7 +269,10 @@ def test_postgres_down_answers_503_and_pages_still_work(module_httpd, dm, postgr
     try:
         assert_database_unavailable(server, "alice")
         assert_database_unavailable(server, "erin")
-        assert re.search(r"PEGADM20[12]: ", server.error_log())
+        failures = re.findall(r"PEGADM20[12]: .*", server.error_log())
+        assert failures
+        # the cause logged is the query's, not that of preparing it again
+        assert not [line for line in failures if "already exists" in line], failures
     finally:
         postgres.start()
     # mod_dbd notices a broken pooled connection once a query on it has
@@ -307,9 +310,34 @@ def test_postgres_restarted_unnoticed_recovers(module_httpd, dm, postgres):
     alice, erin = harness.wait_for(recovered, 10, 0.1, "the lookup to work again")
     assert assert_session(alice) == sid
     assert_session(erin)
-    # and it goes on working, request after request
+    repaired = repairs(server)
+    assert repaired and "does not exist" in repaired[0], repaired
+    # the connection is mended, not worked around: later requests prepare nothing
     for _ in range(5):
         assert assert_session(session_get(server, "alice")) == sid
+    assert repairs(server) == repaired
+
+
+def test_postgres_query_error_is_logged_with_its_own_cause(module_httpd, dm, postgres):
+    """A query that fails while its statement is still prepared: preparing it
+    again fails too (the name exists), and the log must tell the query's
+    cause, not that one."""
+    server = module_httpd(dbd_site(dm, "pgsql", postgres.params), users=USERS)
+    sid = assert_session(session_get(server, "alice"))
+    as_owner = dict(user=postgres.USER, password=postgres.PASSWORD, db=postgres.DB)
+    postgres.sql("REVOKE SELECT ON portal_customers FROM %s" % postgres.USER, **as_owner)
+    try:
+        assert_database_unavailable(server, "alice")
+    finally:
+        postgres.sql("GRANT SELECT ON portal_customers TO %s" % postgres.USER, **as_owner)
+    failures = re.findall(r"PEGADM202: .*", server.error_log())
+    assert failures and all("permission denied" in line for line in failures), failures
+    assert repairs(server) == []
+    assert assert_session(session_get(server, "alice")) == sid
+
+
+def repairs(server):
+    return [line for line in server.error_log().splitlines() if "PEGADM207: " in line]
 
 
 # --------------------------------------------------------------------------
