@@ -95,6 +95,10 @@ static int pegadm_fixups(request_rec *r)
     pegadm_session_result_t res;
     const char *customer_id;
 
+    if (d->forget == 1) {
+        pegadm_forget_request(r, d);
+        return DECLINED;
+    }
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
     }
@@ -111,7 +115,7 @@ static int pegadm_fixups(request_rec *r)
     }
     apr_table_setn(r->notes, EAGER_NOTE, "1");
     if (pegadm_customer_id(r, d, &customer_id) == PEGADM_CUSTOMER_OK &&
-        pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res) == PEGADM_SESSION_OK) {
+        pegadm_session_op(r, d, customer_id, PEGADM_OP_PAGE, NULL, &res) == PEGADM_SESSION_OK) {
         export_session(r, res.session_id, d->widget_id);
     }
     return DECLINED;

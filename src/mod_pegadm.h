@@ -66,6 +66,9 @@ typedef struct {
     /* the circuit breaker around the create (mod_pegadm_session.c) */
     int breaker_threshold;
     apr_interval_time_t breaker_cooldown;
+    /* the chat follows the portal login (mod_pegadm_lifecycle.c) */
+    int forget;                               /* PegaDMForget */
+    apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;
 
 /* Server-wide: one cache and one mutex for the whole server. */
@@ -121,7 +124,16 @@ typedef enum {
 pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
                                             const char **id);
 
-typedef enum { PEGADM_OP_GET, PEGADM_OP_RENEW, PEGADM_OP_FORGET } pegadm_op_t;
+/* PAGE is GET for an eager page: a session it creates is kept for the
+ * widget's first POST (RENEW), which takes it instead of creating one.
+ * PEEK reads the cached session (res->session_id NULL if none), creating none. */
+typedef enum {
+    PEGADM_OP_GET,
+    PEGADM_OP_PAGE,
+    PEGADM_OP_RENEW,
+    PEGADM_OP_FORGET,
+    PEGADM_OP_PEEK
+} pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
  * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
@@ -150,6 +162,13 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 /* mod_pegadm_handlers.c */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
+
+/* mod_pegadm_lifecycle.c: the chat follows the portal login */
+const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
+const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
+/* PegaDMForget: drops the chat session of the browser's user (fixups). */
+void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

@@ -46,6 +46,8 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->breaker_cooldown = UNSET;
     d->cid_query_ttl = UNSET;
     d->inject = UNSET;
+    d->forget = UNSET;
+    d->private_data_refresh = UNSET;
     return d;
 }
 
@@ -79,6 +81,8 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->inject = MERGE_NUM(inject);
     d->script_nonce = MERGE_PTR(script_nonce);
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
+    d->forget = MERGE_NUM(forget);
+    d->private_data_refresh = MERGE_NUM(private_data_refresh);
     return d;
 }
 
@@ -604,6 +608,10 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
+    AP_INIT_FLAG("PegaDMForget", pegadm_set_forget, NULL, DIR_SCOPE,
+                 "On for the portal's logout URL: drop the user's chat session first"),
+    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", pegadm_set_private_data_refresh, NULL, DIR_SCOPE,
+                  "seconds between re-pushes of changed private data (0: never re-push)"),
     {NULL},
 };
 

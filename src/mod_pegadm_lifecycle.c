@@ -1,0 +1,139 @@
+/* The chat follows the portal login, on the server side: PegaDMForget drops
+ * the chat session of the browser's user at the portal's logout URL, and
+ * PegaDMPrivateDataRefresh paces the re-push of changed private data (the
+ * re-push itself is part of the session flow, pegadm_session.c). The owner
+ * check of the browser side is in mod_pegadm_owner.c. */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <http_core.h>
+#include <mod_session.h>
+
+APLOG_USE_MODULE(pegadm);
+
+#define PRIVATE_DATA_REFRESH_DEFAULT 60
+#define PRIVATE_DATA_REFRESH_MAX     86400
+
+const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->forget = on;
+    return NULL;
+}
+
+const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (!*arg || *end || v < 0 || v > PRIVATE_DATA_REFRESH_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %d",
+                            cmd->cmd->name, arg, PRIVATE_DATA_REFRESH_MAX);
+    }
+    ((pegadm_dir_conf_t *)dv)->private_data_refresh = apr_time_from_sec(v);
+    return NULL;
+}
+
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
+{
+    return d->private_data_refresh >= 0 ? d->private_data_refresh
+                                        : apr_time_from_sec(PRIVATE_DATA_REFRESH_DEFAULT);
+}
+
+/* The log-ins that mod_auth_form keeps in mod_session's session, for a
+ * logout location that requires no authentication (form-logout-handler):
+ * there nobody sets REMOTE_USER, but the session cookie is still readable.
+ * mod_auth_form names the entry "<AuthName>-user"; a location without
+ * AuthName cannot tell which realm, so every such entry counts (a browser
+ * logged in to several realms is logged out of all of them). The entries
+ * are trusted as far as mod_auth_form trusts them to log the user in. */
+#define SESSION_USER_SUFFIX "-" MOD_SESSION_USER
+
+typedef struct {
+    apr_array_header_t *users;
+    const char *key; /* the entry of ap_auth_name, or NULL: any realm's */
+} session_users_t;
+
+static int add_session_user(void *baton, const char *key, const char *value)
+{
+    session_users_t *found = baton;
+    apr_size_t len = strlen(key), suffix = sizeof(SESSION_USER_SUFFIX) - 1;
+
+    if (!value || !*value) {
+        return 1;
+    }
+    if (found->key ? !strcmp(key, found->key)
+                   : len > suffix && !strcmp(key + len - suffix, SESSION_USER_SUFFIX)) {
+        APR_ARRAY_PUSH(found->users, const char *) = value;
+    }
+    return 1;
+}
+
+static apr_array_header_t *session_users(request_rec *r)
+{
+    APR_OPTIONAL_FN_TYPE(ap_session_load) *load = APR_RETRIEVE_OPTIONAL_FN(ap_session_load);
+    const char *realm = ap_auth_name(r);
+    session_users_t found = {apr_array_make(r->pool, 1, sizeof(const char *)), NULL};
+    session_rec *z = NULL;
+
+    if (load && load(r, &z) == APR_SUCCESS && z && z->entries) {
+        found.key = realm ? apr_pstrcat(r->pool, realm, SESSION_USER_SUFFIX, NULL) : NULL;
+        apr_table_do(add_session_user, &found, z->entries, NULL);
+    }
+    return found.users;
+}
+
+/* Drops the session of the customer of r as it is. */
+static void forget_customer(request_rec *r, const pegadm_dir_conf_t *d)
+{
+    pegadm_session_result_t res;
+    const char *id;
+
+    if (pegadm_customer_id(r, d, &id) != PEGADM_CUSTOMER_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM501: PegaDMForget: no customer known for %s; nothing to drop",
+                      r->user ? "the log-in" : "this request");
+        return;
+    }
+    if (pegadm_session_op(r, d, id, PEGADM_OP_FORGET, NULL, &res) == PEGADM_SESSION_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM502: PegaDMForget: dropped the chat session of customer '%s'",
+                      ap_escape_logitem(r->pool, id));
+    }
+}
+
+/* The customer is PegaDMCustomerID as usual where the location
+ * authenticates (mod_auth_openidc's ?logout=, mod_auth_mellon's logout
+ * endpoint); else it is evaluated with REMOTE_USER taken from the session
+ * for the time of the evaluation only, so that nothing else of the request
+ * (the access log, the handler) sees a user the location did not
+ * authenticate. */
+void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d)
+{
+    apr_array_header_t *users;
+
+    if (r->main) {
+        return; /* the main request has done it */
+    }
+    if (!d->widget_id || !d->secret) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM500: PegaDMForget needs PegaDMWidgetID and PegaDMJWTSecret in "
+                      "this scope; no chat session dropped");
+        return;
+    }
+    if (r->user) {
+        forget_customer(r, d);
+        return;
+    }
+    users = session_users(r);
+    if (users->nelts == 0) {
+        forget_customer(r, d); /* an expression that needs no REMOTE_USER */
+    }
+    for (int i = 0; i < users->nelts; i++) {
+        r->user = (char *)APR_ARRAY_IDX(users, i, const char *);
+        forget_customer(r, d);
+        r->user = NULL;
+    }
+}
