@@ -170,6 +170,11 @@ apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
 /* PegaDMForget: drops the chat session of the browser's user (fixups). */
 void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d);
 
+/* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
+ * owner check (GET {session endpoint}?owner); creates no session. */
+pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                        const char *customer_id, const char **owner);
+
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"
 /* Registers the PegaDMInject output filter and the hooks that add it. */

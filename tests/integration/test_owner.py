@@ -1,0 +1,88 @@
+"""GET {session endpoint}?owner: the opaque owner of a login that the
+bootstrap's owner check compares with the chat the widget holds. It names
+(widget, customer, current session) by a keyed hash, creates nothing, and
+answers the portal's own pages only."""
+
+import pytest
+
+import harness
+from harness import (assert_json_error, assert_protective_headers, assert_session,
+                     portal_conf, same_origin_request, session_get)
+
+OWNER_PATH = harness.SESSION_PATH + "?owner"
+
+
+def owner(server, user, headers=None):
+    resp = server.request("GET", OWNER_PATH, user=user, headers=headers)
+    assert resp.status == 200, resp
+    assert_protective_headers(resp)
+    assert (resp.header("Content-Type") or "").startswith("application/json"), resp
+    doc = resp.json()
+    assert set(doc) == {"owner"} and isinstance(doc["owner"], str) and doc["owner"], doc
+    return doc["owner"]
+
+
+@pytest.fixture
+def site(module_httpd, dm):
+    return module_httpd(portal_conf(dm))
+
+
+def test_learning_the_owner_creates_no_session(site, dm):
+    before = owner(site, "alice")
+    assert owner(site, "alice") == before
+    assert dm.state()["creates"] == []
+    assert dm.state()["private_data"] == []
+
+
+def test_the_owner_follows_the_users_session(site, dm):
+    nobody_yet = owner(site, "alice")
+    sid = assert_session(session_get(site, "alice"))
+    with_session = owner(site, "alice")
+    assert with_session != nobody_yet
+    assert owner(site, "bob") not in (nobody_yet, with_session)
+    renewed = assert_session(same_origin_request(site, "POST", "alice"))
+    assert renewed != sid
+    after_renewal = owner(site, "alice")
+    assert after_renewal not in (nobody_yet, with_session)
+    assert same_origin_request(site, "DELETE", "alice").status == 204
+    assert owner(site, "alice") == nobody_yet
+
+
+def test_the_owner_reveals_nothing(site, dm):
+    sid = assert_session(session_get(site, "alice"))
+    value = owner(site, "alice")
+    for secret in ("alice", sid, harness.WIDGET_ID, harness.WIDGET_SECRET):
+        assert secret not in value
+    assert len(value) >= 22  # at least 128 bits
+
+
+def test_the_owner_is_keyed_by_the_secret(module_httpd, dm):
+    values = []
+    for secret in (harness.WIDGET_SECRET, "another-secret-of-the-same-widget-0123456"):
+        server = module_httpd(portal_conf(None, service_url=dm.url, ca_file=dm.ca_file,
+                                          secret=secret))
+        values.append(owner(server, "alice"))
+        server.stop()
+    assert values[0] != values[1]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://portal.example"},
+])
+def test_other_sites_learn_no_owner(site, dm, headers):
+    resp = site.request("GET", OWNER_PATH, user="alice", headers=headers)
+    doc = assert_json_error(resp, 403, "cross_origin")
+    assert "owner" not in doc
+
+
+def test_the_portals_own_pages_learn_it(site, dm):
+    owner(site, "alice", headers={"Sec-Fetch-Site": "same-origin"})
+    owner(site, "alice", headers={"Sec-Fetch-Site": "same-origin", "Origin": site.origin})
+
+
+def test_nobody_logged_in_has_no_owner(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, harness.session_location(
+        "/open/session", "Require all granted", auth=False)))
+    assert_json_error(server.request("GET", "/open/session?owner"), 401, "unauthenticated")
