@@ -21,6 +21,8 @@ PEGADM_PACKAGES=(
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
     # the bootstrap script's own tests (node --test tests/js)
     nodejs
+    # the Debian package: built from a copy of the git tree, checked by lintian
+    debhelper dpkg-dev lintian git
 )
 
 pegadm_say() {
