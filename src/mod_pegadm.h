@@ -126,13 +126,13 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
 
 /* PAGE is GET for an eager page: a session it creates is kept for the
  * widget's first POST (RENEW), which takes it instead of creating one.
- * PEEK reads the cached session (res->session_id NULL if none), creating none. */
+ * LAST_FORGET tells when the session was last forgotten (res->forgotten_at). */
 typedef enum {
     PEGADM_OP_GET,
     PEGADM_OP_PAGE,
     PEGADM_OP_RENEW,
     PEGADM_OP_FORGET,
-    PEGADM_OP_PEEK
+    PEGADM_OP_LAST_FORGET
 } pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
  * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */

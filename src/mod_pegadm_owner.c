@@ -1,10 +1,11 @@
 /* The owner of a login, for the owner check of the bootstrap script: an
- * opaque value that names the customer's current chat session without
- * revealing it, the customer, or anything usable elsewhere. It is a keyed
- * hash (the cache-key HMAC, derived from the JWT secret, under a purpose
- * label of its own) of (widget, customer, cached session ID or none), so it
- * changes when the user changes, when the session is forgotten (logout)
- * and when it is renewed. Learning it creates no session. */
+ * opaque value that names the customer's login without revealing the
+ * customer or anything usable elsewhere. It is a keyed hash (the cache-key
+ * HMAC, derived from the JWT secret, under a purpose label of its own) of
+ * (widget, customer, when the customer's session was last forgotten), so it
+ * changes with the user and at every logout (PegaDMForget, DELETE), and not
+ * when a session is renewed or expires: a long chat outlives
+ * PegaDMCacheTTL. Learning it creates no session. */
 #include "mod_pegadm.h"
 
 #include <apr_strings.h>
@@ -24,13 +25,12 @@ pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t 
     pegadm_session_status_t st;
     const char *subject;
 
-    st = pegadm_session_op(r, d, customer_id, PEGADM_OP_PEEK, NULL, &res);
+    st = pegadm_session_op(r, d, customer_id, PEGADM_OP_LAST_FORGET, NULL, &res);
     if (st != PEGADM_SESSION_OK) {
         return st;
     }
     /* a customer ID holds no control character: "\n" separates */
-    subject =
-        apr_pstrcat(r->pool, customer_id, "\n", res.session_id ? res.session_id : "", NULL);
+    subject = apr_psprintf(r->pool, "%s\n%" APR_TIME_T_FMT, customer_id, res.forgotten_at);
     if (pegadm_cache_id(&d->secret->keys, "owner", d->widget_id, subject, mac) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "PEGADM505: computing the owner of the chat failed (OpenSSL)");

@@ -467,7 +467,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
-    if (op != PEGADM_OP_FORGET && op != PEGADM_OP_PEEK) {
+    if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
         req.data_digest = private_data_digest(&baton, r->pool);
         req.refresh = pegadm_conf_private_data_refresh(d);
         req.push = push_upstream;
@@ -480,10 +480,10 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                       "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
-    st = op == PEGADM_OP_RENEW    ? pegadm_session_renew(r->pool, &req, res)
-         : op == PEGADM_OP_FORGET ? pegadm_session_forget(r->pool, &req, res)
-         : op == PEGADM_OP_PEEK   ? pegadm_session_peek(r->pool, &req, res)
-                                  : pegadm_session_get(r->pool, &req, res);
+    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &req, res)
+         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &req, res)
+         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &req, res)
+                                       : pegadm_session_get(r->pool, &req, res);
     if (baton.payload) {
         json_decref(baton.payload);
     }

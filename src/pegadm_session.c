@@ -25,6 +25,7 @@ enum entry_type {
     ENTRY_FAILED = 'F',
     ENTRY_REFUSED = 'N',
     ENTRY_RATE = 'R',
+    ENTRY_FORGOTTEN = 'L', /* under its own key: when the session was last forgotten */
 };
 
 /* The flags of a session entry (its count). */
@@ -543,15 +544,16 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, req, &id, 0, res);
 }
 
-pegadm_session_status_t pegadm_session_peek(apr_pool_t *p, const pegadm_session_req_t *req,
-                                            pegadm_session_result_t *res)
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
 {
     cache_id_t id;
     entry_t e;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
@@ -562,8 +564,28 @@ pegadm_session_status_t pegadm_session_peek(apr_pool_t *p, const pegadm_session_
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "reading an entry");
     }
-    res->session_id = e.type == ENTRY_SESSION ? e.session_id : NULL;
+    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
     return PEGADM_SESSION_OK;
+}
+
+/* Under the lock: records when the customer's session was forgotten (a
+ * logout); a session that only expires leaves it as it is. The record is
+ * kept a week (memcached takes longer lifetimes for dates), longer than
+ * any chat: the owner of the login it marks (mod_pegadm_owner.c) must not
+ * change under a chat that began after it. One lost sooner (a full cache)
+ * ends such a chat: the safe side. */
+#define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
+
+static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req)
+{
+    apr_time_t now = apr_time_now();
+    entry_t e = {.type = ENTRY_FORGOTTEN, .time = now};
+    cache_id_t id;
+
+    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    return save(p, req, &id, &e, now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
 }
 
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
@@ -580,8 +602,11 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
         return store_failed(p, res, rv, "locking");
     }
     rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+        rv = note_forgotten(p, req);
+    }
     req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+    if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "removing an entry");
     }
     return PEGADM_SESSION_OK;

@@ -86,6 +86,7 @@ typedef struct {
     int pushed;                      /* on OK: changed private data was re-pushed */
     int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
     int push_failed_before;          /* with push_failed: the previous re-push failed too */
+    apr_time_t forgotten_at;         /* of pegadm_session_last_forget */
 } pegadm_session_result_t;
 
 /* The cached session, or a new one if there is none. Concurrent callers for
@@ -100,12 +101,13 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res);
 
-/* The cached session without creating one: OK with res->session_id, NULL
- * if there is none (or only a create in progress). */
-pegadm_session_status_t pegadm_session_peek(apr_pool_t *p, const pegadm_session_req_t *req,
-                                            pegadm_session_result_t *res);
+/* When the customer's session was last forgotten (res->forgotten_at; 0:
+ * not within the TTL), creating nothing: it marks the end of a login. */
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res);
 
-/* Forgets the customer's session. */
+/* Forgets the customer's session, noting when (pegadm_session_last_forget). */
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res);
 

@@ -9,8 +9,8 @@
  * nothing (its requests go to that site's own origin).
  *
  * The owner check: the module answers GET {sessionEndpoint}?owner with an
- * opaque value, a keyed hash of (widget, customer, the customer's current
- * session), for same-origin requests only, creating no session. When this
+ * opaque value, a keyed hash of (widget, customer, the customer's last
+ * logout), for same-origin requests only, creating no session. When this
  * script hands the widget a session, it keeps that value in localStorage;
  * on every page it asks again before loading the widget, and if the two
  * differ (another user logged in since, nobody is logged in, the chat

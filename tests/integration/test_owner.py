@@ -1,7 +1,9 @@
 """GET {session endpoint}?owner: the opaque owner of a login that the
 bootstrap's owner check compares with the chat the widget holds. It names
-(widget, customer, current session) by a keyed hash, creates nothing, and
+(widget, customer, last logout) by a keyed hash, creates nothing, and
 answers the portal's own pages only."""
+
+import time
 
 import pytest
 
@@ -34,18 +36,35 @@ def test_learning_the_owner_creates_no_session(site, dm):
     assert dm.state()["private_data"] == []
 
 
-def test_the_owner_follows_the_users_session(site, dm):
-    nobody_yet = owner(site, "alice")
+def test_the_owner_changes_with_the_user_and_at_logout_only(site, dm):
+    first = owner(site, "alice")
     sid = assert_session(session_get(site, "alice"))
-    with_session = owner(site, "alice")
-    assert with_session != nobody_yet
-    assert owner(site, "bob") not in (nobody_yet, with_session)
-    renewed = assert_session(same_origin_request(site, "POST", "alice"))
-    assert renewed != sid
-    after_renewal = owner(site, "alice")
-    assert after_renewal not in (nobody_yet, with_session)
+    assert owner(site, "alice") == first
+    assert assert_session(same_origin_request(site, "POST", "alice")) != sid
+    assert owner(site, "alice") == first  # a renewal is the same login
+    assert owner(site, "bob") != first
     assert same_origin_request(site, "DELETE", "alice").status == 204
-    assert owner(site, "alice") == nobody_yet
+    second = owner(site, "alice")
+    assert second != first
+    assert same_origin_request(site, "DELETE", "alice").status == 204
+    assert owner(site, "alice") not in (first, second)
+
+
+def test_the_owner_outlives_the_cached_session(module_httpd, dm):
+    """A chat longer than PegaDMCacheTTL is not ended on the next page."""
+    server = module_httpd(portal_conf(dm, server_extra=["PegaDMCacheTTL 1"]))
+    sid = assert_session(session_get(server, "alice"))
+    before = owner(server, "alice")
+    time.sleep(1.5)
+    assert assert_session(session_get(server, "alice")) != sid  # expired
+    assert owner(server, "alice") == before
+
+
+def test_pegadm_forget_changes_the_owner(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, harness.location("/logout", "PegaDMForget On")))
+    before = owner(server, "alice")
+    server.request("GET", "/logout", user="alice")
+    assert owner(server, "alice") != before
 
 
 def test_the_owner_reveals_nothing(site, dm):

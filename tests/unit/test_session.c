@@ -660,22 +660,32 @@ static void test_a_renewal_takes_the_eager_pages_session_once(void **state)
     assert_int_equal(upstream.creates, 3);
 }
 
-static void test_peek_creates_nothing(void **state)
+static void test_a_forget_is_noted_and_nothing_else_is(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_req_t req = request_for("alice"), other = request_for("bob");
     pegadm_session_result_t got, res;
+    apr_time_t first;
 
-    assert_int_equal(pegadm_session_peek(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_null(res.session_id);
-    assert_int_equal(upstream.creates, 0);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
     pegadm_session_get(pool, &req, &got);
-    assert_int_equal(pegadm_session_peek(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_string_equal(res.session_id, got.session_id);
+    pegadm_session_renew(pool, &req, &got);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
     pegadm_session_forget(pool, &req, &res);
-    assert_int_equal(pegadm_session_peek(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_null(res.session_id);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    first = res.forgotten_at;
+    assert_true(first > 0);
+    apr_sleep(10);
+    pegadm_session_forget(pool, &req, &res); /* even with no session left */
+    pegadm_session_last_forget(pool, &req, &res);
+    assert_true(res.forgotten_at > first);
+    assert_int_equal(pegadm_session_last_forget(pool, &other, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
     store_data.fail_get = APR_EGENERAL;
-    assert_int_equal(pegadm_session_peek(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_STORE);
 }
 
 int main(void)
@@ -703,7 +713,7 @@ int main(void)
         cmocka_unit_test_setup(test_pushes_wait_for_the_refresh_window, setup),
         cmocka_unit_test_setup(test_a_failed_push_still_hands_out_the_session, setup),
         cmocka_unit_test_setup(test_a_renewal_takes_the_eager_pages_session_once, setup),
-        cmocka_unit_test_setup(test_peek_creates_nothing, setup),
+        cmocka_unit_test_setup(test_a_forget_is_noted_and_nothing_else_is, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;
