@@ -47,8 +47,12 @@ apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
  * there nobody sets REMOTE_USER, but the session cookie is still readable.
  * mod_auth_form names the entry "<AuthName>-user"; a location without
  * AuthName cannot tell which realm, so every such entry counts (a browser
- * logged in to several realms is logged out of all of them). The entries
- * are trusted as far as mod_auth_form trusts them to log the user in. */
+ * logged in to several realms is logged out of all of them). The password
+ * beside the name is not checked here (the location names no provider):
+ * the session is trusted to be the browser's own, as it is with
+ * mod_session_crypto, which any mod_auth_form deployment needs anyway (the
+ * session holds the password). A forged plain cookie could at most drop
+ * someone's chat session. */
 #define SESSION_USER_SUFFIX "-" MOD_SESSION_USER
 
 typedef struct {

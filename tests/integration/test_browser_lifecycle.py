@@ -160,9 +160,10 @@ def test_logout_in_one_tab_ends_the_chat_in_the_other_within_2_seconds(
     here = wait_event(plain_dm, "end", sid, logout)[0]
     there = harness.wait_for(
         lambda: [e for e in events(plain_dm, "end", since=logout)
-                 if e["tab"] != here["tab"] and e["page"] == demo_portal.base + "/"], 3.0,
+                 if e["tab"] != here["tab"] and e["page"] == demo_portal.base + "/"], 5.0,
         what="the first tab's end")[0]
-    assert there["time"] - here["time"] < 2.0, (here, there)
+    # by the browser's clock (the reports themselves may queue on a busy machine)
+    assert there["at"] - here["at"] < 2000, (here, there)
     chromium.driver.switch_to.window(first)
     assert chromium.text("pega-emu-session") == ""
     assert events(plain_dm, "resume", since=logout) == []

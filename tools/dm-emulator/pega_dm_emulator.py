@@ -645,13 +645,14 @@ class DMRequestHandler(BaseHTTPRequestHandler):
 
     def widget_event(self, event):
         """What the emulated widget did in a page: {"event": "start" | "resume"
-        | "end", "sessionId", "page", "tab"}; sent with mode no-cors from the
-        page's origin, so the answer is opaque to it."""
+        | "end", "sessionId", "page", "tab", "at" (the page's clock, ms)}; sent
+        with mode no-cors from the page's origin, so the answer is opaque to it."""
         if not isinstance(event, dict) or event.get("event") not in WIDGET_EVENTS:
             raise Rejection(400, "a widget event is {\"event\": %s, ...}" % "|".join(WIDGET_EVENTS))
         self.state.record("widget_events", {
             "event": event["event"], "sessionId": event.get("sessionId"),
-            "page": event.get("page"), "tab": event.get("tab"), "time": time.time(),
+            "page": event.get("page"), "tab": event.get("tab"), "at": event.get("at"),
+            "time": time.time(),
         })
         return self.send_json(200, {})
 

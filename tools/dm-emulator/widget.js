@@ -159,7 +159,7 @@
         credentials: "omit",
         keepalive: true,
         body: JSON.stringify({ event: event, sessionId: sessionId || null,
-                               page: location.href, tab: tabId })
+                               page: location.href, tab: tabId, at: Date.now() })
       }).catch(function () {});
     } catch (e) { /* reporting never breaks the widget */ }
   }
