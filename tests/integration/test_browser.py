@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.webdriver.common.by import By
 
-import harness
-from chromium import demo_private_data
+import pegadm_harness as harness
+from pegadm_harness.browser import demo_private_data
 
 SCREENSHOT = os.path.join(harness.REPO_ROOT, "docs", "demo-portal.png")
 ACCESS_LINE = re.compile(r'^\S+ (\S+) \[[^]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
