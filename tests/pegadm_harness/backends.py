@@ -9,6 +9,8 @@ import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .util import LoopbackServer
+
 
 class ClosedPort:
     """A loopback port guaranteed to refuse connections: bound but never
@@ -46,20 +48,14 @@ class _EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
-class EchoBackend:
+class EchoBackend(LoopbackServer):
     """Answers every request with the request line and headers as JSON, so a
     test can see exactly what httpd forwarded."""
 
-    def __init__(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    server_class = ThreadingHTTPServer
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def __init__(self):
+        self.serve(_EchoHandler)
 
 
 def echoed_headers(response, name):
@@ -103,22 +99,14 @@ class _ConnectHandler(socketserver.StreamRequestHandler):
                 key.data.sendall(data)
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """A forward proxy that only tunnels to loopback, recording each request line."""
 
     def __init__(self):
         self.requests = []
         self.lock = threading.Lock()
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ConnectHandler)
-        self.server.daemon_threads = True
-        self.server.owner = self
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(_ConnectHandler)
 
     def record(self, line):
         with self.lock:
             self.requests.append(line)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()

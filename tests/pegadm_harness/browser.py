@@ -7,7 +7,6 @@ loopback (no component updates, no sync, no background networking). Every
 wait is bounded.
 """
 
-import importlib.util
 import grp
 import os
 import pwd
@@ -23,7 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from .httpd import Httpd, htpasswd_line
 from .settings import (APACHE_MODULES, MODULE_PATH, REPO_ROOT, WIDGET_ID,
                        WIDGET_SECRET)
-from .util import free_port, write_file
+from .util import free_port, load_source, write_file
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -36,11 +35,7 @@ DEMO_USERS = {"alice": "alice", "bob": "bob"}
 
 def demo_customers():
     """demo/customers.py: the demo's customer database."""
-    spec = importlib.util.spec_from_file_location(
-        "demo_customers", os.path.join(DEMO_DIR, "customers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source("demo_customers", os.path.join(DEMO_DIR, "customers.py"))
 
 
 def demo_private_data(user):

@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 
-from .settings import APACHE_MODULES, START_TIMEOUT, STOP_TIMEOUT
-from .util import free_port, make_public_dir
+from .settings import APACHE_MODULES, START_TIMEOUT
+from .util import LoopbackServer, free_port, make_public_dir, stop_process
 
 
 # ---- a fake memcached, in the test process ----
@@ -48,7 +48,7 @@ class _MemcachedHandler(socketserver.StreamRequestHandler):
             self.wfile.write(reply)
 
 
-class FakeMemcached:
+class FakeMemcached(LoopbackServer):
     """An in-process memcached, so a test can read and tamper with exactly
     what the module puts in a shared cache."""
 
@@ -56,11 +56,7 @@ class FakeMemcached:
         self.items = {}
         self.commands = []
         self.lock = threading.Lock()
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MemcachedHandler)
-        self.server.daemon_threads = True
-        self.server.owner = self
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(_MemcachedHandler)
 
     def record(self, command):
         with self.lock:
@@ -98,10 +94,6 @@ class FakeMemcached:
                 flipped = data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
                 self.items[key] = (flags, exptime, flipped)
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 # ---- real cache servers: redis-server and memcached from Debian ----
 # stop() and start() again keep the port, so an httpd configured for it
@@ -129,8 +121,13 @@ class CacheServer:
         self.log_path = os.path.join(self.workdir, "server.log")
 
     @property
+    def provider(self):
+        """The socache provider argument, e.g. redis:127.0.0.1:6379."""
+        return "%s:127.0.0.1:%d" % (self.kind, self.port)
+
+    @property
     def directive(self):
-        return "PegaDMCache %s:127.0.0.1:%d" % (self.kind, self.port)
+        return "PegaDMCache " + self.provider
 
     @property
     def load_line(self):
@@ -154,15 +151,7 @@ class CacheServer:
         return self
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
+        stop_process(self.proc)
         self.proc = None
 
     def log(self):
@@ -183,9 +172,11 @@ class RedisServer(CacheServer):
 class Memcached(CacheServer):
     kind = "memcache"
     probe, expect = b"version\r\n", b"VERSION"
+    memory_mb = 64
 
     def command(self):
-        args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64"]
+        args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+                "-m", str(self.memory_mb)]
         if os.geteuid() == 0:  # memcached refuses to run as root
             for user in ("memcache", "nobody"):
                 try:

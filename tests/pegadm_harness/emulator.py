@@ -2,7 +2,6 @@
 throwaway CA its HTTPS certificate comes from."""
 
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -13,39 +12,32 @@ import sys
 import time
 
 from .client import Response
-from .settings import (EMULATOR_DIR, EMULATOR_SCRIPT, REQUEST_TIMEOUT, START_TIMEOUT,
-                       STOP_TIMEOUT, WIDGET_ID)
-from .util import to_bytes, write_file
+from .settings import EMULATOR_DIR, EMULATOR_SCRIPT, REQUEST_TIMEOUT, START_TIMEOUT, WIDGET_ID
+from .util import load_source, stop_process, to_bytes, write_file
 
 
 def load_emulator_module():
     """Import the emulator from tools/ (not a package: its folder has a dash)."""
-    spec = importlib.util.spec_from_file_location("pega_dm_emulator", EMULATOR_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("pega_dm_emulator", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_source("pega_dm_emulator", EMULATOR_SCRIPT)
 
 
 def load_ca_module():
-    spec = importlib.util.spec_from_file_location(
-        "throwaway_ca", os.path.join(EMULATOR_DIR, "throwaway_ca.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/dm-emulator/throwaway_ca.py: make_ca(directory) -> paths."""
+    return load_source("throwaway_ca", os.path.join(EMULATOR_DIR, "throwaway_ca.py"))
 
 
 class Emulator:
     """The DM emulator as a subprocess serving HTTPS with a throwaway CA, or
     (ca=None) plain HTTP on loopback, which a browser can load widget.js from."""
 
-    def __init__(self, workdir, ca, widgets, cert=None, key=None):
+    def __init__(self, workdir, ca, widgets, cert=None, key=None, quiet=False):
         self.workdir = workdir
         self.plain = ca is None
         self.ca_file = None if self.plain else ca["ca"]
         self.widgets = dict(widgets)
         self.cert = cert or (None if self.plain else ca["cert"])
         self.key = key or (None if self.plain else ca["key"])
+        self.quiet = quiet  # no request log line per call (the benchmarks)
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "emulator-%d.log" % id(self))
@@ -57,6 +49,7 @@ class Emulator:
 
     def start(self):
         args = [sys.executable, EMULATOR_SCRIPT, "--port", "0"]
+        args += ["--quiet"] if self.quiet else []
         args += ["--plain"] if self.plain else ["--cert", self.cert, "--key", self.key]
         for widget, secret in self.widgets.items():
             secret_file = write_file(
@@ -92,13 +85,7 @@ class Emulator:
             return fh.read().decode("utf-8", "replace")[-5000:]
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
+        stop_process(self.proc)
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
 
@@ -145,3 +132,13 @@ class Emulator:
         """The creates whose customerId is byte-for-byte `user`."""
         want = to_bytes(user).hex()
         return [c for c in self.state()["creates"] if c["customerIdUtf8Hex"] == want]
+
+    def create_count(self):
+        return len(self.state()["creates"])
+
+    def creates_per_customer(self):
+        """{customerId: number of creates}."""
+        counts = {}
+        for create in self.state()["creates"]:
+            counts[create["customerId"]] = counts.get(create["customerId"], 0) + 1
+        return counts

@@ -16,7 +16,8 @@ from .client import http_request
 from .sanitizers import sanitizer_env
 from .settings import (APACHE_BIN, APACHE_MODULES, MODULE_PATH, PASSWORD, START_TIMEOUT,
                        STOP_TIMEOUT)
-from .util import free_port, make_public_dir, to_bytes, wait_for, write_file
+from .util import (children_of, free_port, make_public_dir, stop_process, to_bytes, wait_for,
+                   write_file)
 
 
 # Modules every test server loads; unixd, log_config, so are built in on
@@ -166,8 +167,8 @@ class Httpd:
     """One httpd instance with its own ServerRoot, logs and port."""
 
     def __init__(self, workdir, conf="", users=("alice", "bob"), mpm="event",
-                 loglevel="info", env=None, load_pegadm=True):
-        self.root = make_public_dir(workdir, "httpd-")
+                 loglevel="info", env=None, load_pegadm=True, name=None):
+        self.root = make_public_dir(workdir, "httpd-%s-" % name if name else "httpd-")
         self.conf_body = conf
         self.users = users
         self.mpm = mpm
@@ -207,6 +208,7 @@ class Httpd:
 
     # A subclass may run httpd differently (e.g. under valgrind, -X).
     start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
 
     def command(self):
         """The command line running this instance in the foreground."""
@@ -226,31 +228,15 @@ class Httpd:
             return
         if self.proc.poll() is None:
             self._wait_children_settled()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
+            stop_process(self.proc, group=True, timeout=self.stop_timeout)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
     def _children(self):
-        """PIDs whose parent is this httpd (from /proc)."""
-        pids = set()
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry) as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.proc.pid:
-                pids.add(int(entry))
-        return pids
+        """PIDs whose parent is this httpd."""
+        return children_of(self.proc.pid)
 
     def _wait_children_settled(self, quiet=0.3, limit=3.0):
         """Waits (bounded) until no child has come or gone for `quiet`
@@ -301,6 +287,12 @@ class Httpd:
     @property
     def origin(self):
         return "http://127.0.0.1:%d" % self.port
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class ConfigTestResult:
