@@ -311,12 +311,7 @@ KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 {tuning}
-DocumentRoot "{root}/htdocs"
-{authn_cache}
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
+{document_root}{authn_cache}
 <Directory "{root}/htdocs">
     Options +Includes
     AddType text/html .shtml
@@ -326,7 +321,8 @@ DocumentRoot "{root}/htdocs"
 {body}
 """.format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
            run_as=run_as, loglevel=self.loglevel, tuning=MPM_TUNING[self.mpm],
-           body=self.conf_body, authn_cache=AUTHN_CACHE.format(root=self.root)))
+           body=self.conf_body, authn_cache=AUTHN_CACHE.format(root=self.root),
+           document_root=harness.DOCUMENT_ROOT.format(root=self.root)))
 
     def set_static_json(self, data):
         """Replaces the static JSON file (httpd serves what is there now)."""

@@ -32,7 +32,7 @@ from .client import (basic_auth_header, http_request, KeptConnection, Response,
                      same_origin_request, session_get)
 from .conf import (AUTH_LINES, PIDS_LOG, bootstrap_location, location, pegadm_conf,
                    portal_conf, session_location)
-from .httpd import (BASE_MODULES, CGI_SCRIPT, MPMS, MPM_TUNING, SSI_DIRS, SSI_PAGE,
+from .httpd import (BASE_MODULES, CGI_SCRIPT, DOCUMENT_ROOT, MPMS, MPM_TUNING, SSI_DIRS, SSI_PAGE,
                     allow_core_dumps, apache_env, backtrace, config_test, ConfigTestResult,
                     graceful_restart, htpasswd_line, Httpd, load_module_lines,
                     populate_server_root, render_httpd_conf, write_htpasswd)
@@ -47,7 +47,7 @@ from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
 
 __all__ = [
     "APACHE_BIN", "APACHE_MODULES", "AUTH_LINES", "BASE_MODULES", "BOOTSTRAP_PATH",
-    "CGI_SCRIPT", "CacheServer", "ClosedPort", "ConfigTestResult", "ConnectProxy",
+    "CGI_SCRIPT", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult", "ConnectProxy",
     "EMULATOR_DIR", "EMULATOR_SCRIPT", "EchoBackend", "Emulator", "FakeMemcached", "Httpd",
     "KeptConnection", "LoopbackServer", "MODULE_PATH", "MPMS", "MPM_TUNING", "Memcached",
     "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG", "REPO_ROOT",

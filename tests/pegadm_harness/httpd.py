@@ -87,6 +87,16 @@ MPM_TUNING = {
 }
 
 
+# The document root under `root`, and nothing outside it.
+DOCUMENT_ROOT = """\
+DocumentRoot "{root}/htdocs"
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+"""
+
+
 def render_httpd_conf(root, port, body, mpm="event", loglevel="info", load_pegadm=True):
     """A complete httpd.conf: a small site under `root`, then `body`."""
     assert mpm in MPMS, mpm
@@ -108,12 +118,7 @@ TypesConfig /etc/mime.types
 Timeout 20
 KeepAlive On
 {tuning}
-DocumentRoot "{root}/htdocs"
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory "{root}/htdocs">
+{document_root}<Directory "{root}/htdocs">
     Options +Includes
     AddOutputFilter INCLUDES .shtml
     Require all granted
@@ -126,7 +131,8 @@ ScriptAlias /cgi-bin/ "{root}/cgi-bin/"
 # ---- test configuration ----
 {body}
 """.format(root=root, port=port, modules=load_module_lines(mpm, load_pegadm),
-           run_as=run_as, loglevel=loglevel, tuning=MPM_TUNING[mpm], body=body)
+           run_as=run_as, loglevel=loglevel, tuning=MPM_TUNING[mpm], body=body,
+           document_root=DOCUMENT_ROOT.format(root=root))
 
 
 # Each holds a copy of SSI_PAGE, so tests can give each URL its own settings.

@@ -63,12 +63,18 @@ def emulator(workdir, ca):
     emu.stop()
 
 
-@pytest.fixture
-def dm(emulator):
-    """The emulator with a clean record and fault mode 'ok'."""
+def reset_around(emulator):
+    """Yields the emulator with a clean record and fault mode 'ok', and
+    resets it again afterwards."""
     emulator.reset()
     yield emulator
     emulator.reset()
+
+
+@pytest.fixture
+def dm(emulator):
+    """The emulator with a clean record and fault mode 'ok'."""
+    yield from reset_around(emulator)
 
 
 @pytest.fixture(scope="session")
@@ -173,9 +179,7 @@ def plain_emulator(workdir):
 
 @pytest.fixture
 def plain_dm(plain_emulator):
-    plain_emulator.reset()
-    yield plain_emulator
-    plain_emulator.reset()
+    yield from reset_around(plain_emulator)
 
 
 @pytest.fixture
