@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
 
 import pegadm_harness as harness
 from pegadm_harness import BOOTSTRAP_PATH, WIDGET_ID, assert_session, portal_conf, session_get

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.webdriver.common.by import By
 
-import harness
-from chromium import demo_private_data
+import pegadm_harness as harness
+from pegadm_harness.browser import demo_private_data
 
 STORED_CHAT = "pega-emu-chat:" + harness.WIDGET_ID
 RESUME_GRACE = 2.5  # the widget resumes about a second after the page loads

@@ -9,9 +9,9 @@ import urllib.parse
 
 import pytest
 
-import harness
-from harness import (APACHE_MODULES, assert_session, location, parse_vars, pegadm_conf,
-                     portal_conf, same_origin_request, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (APACHE_MODULES, assert_session, location, parse_vars, pegadm_conf,
+                            portal_conf, same_origin_request, session_get)
 
 
 def load(*names):

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import harness
-from harness import (assert_json_error, assert_protective_headers, assert_session,
-                     portal_conf, same_origin_request, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (assert_json_error, assert_protective_headers, assert_session,
+                            portal_conf, same_origin_request, session_get)
 
 OWNER_PATH = harness.SESSION_PATH + "?owner"
 
