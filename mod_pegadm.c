@@ -96,8 +96,7 @@ static int pegadm_fixups(request_rec *r)
     const char *customer_id;
 
     if (d->forget == 1) {
-        pegadm_forget_request(r, d);
-        return DECLINED;
+        return DECLINED; /* a logout URL: no new session (mod_pegadm_lifecycle.c) */
     }
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
@@ -141,6 +140,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_fixups(pegadm_fixups, after_env, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
+    pegadm_lifecycle_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

@@ -167,8 +167,8 @@ int pegadm_bootstrap_handler(request_rec *r);
 const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
 const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);
 apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
-/* PegaDMForget: drops the chat session of the browser's user (fixups). */
-void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d);
+/* Registers PegaDMForget's hook (fixups, before any other module's). */
+void pegadm_lifecycle_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
  * owner check (GET {session endpoint}?owner); creates no session. */

@@ -10,6 +10,7 @@
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <http_core.h>
+#include <http_request.h>
 #include <mod_session.h>
 
 APLOG_USE_MODULE(pegadm);
@@ -109,27 +110,28 @@ static void forget_customer(request_rec *r, const pegadm_dir_conf_t *d)
 }
 
 /* The customer is PegaDMCustomerID as usual where the location
- * authenticates (mod_auth_openidc's ?logout=, mod_auth_mellon's logout
- * endpoint); else it is evaluated with REMOTE_USER taken from the session
+ * authenticates (the portal's own logout URL behind mod_auth_openidc or
+ * mod_auth_mellon, say); else it is evaluated with REMOTE_USER taken from the session
  * for the time of the evaluation only, so that nothing else of the request
  * (the access log, the handler) sees a user the location did not
  * authenticate. */
-void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d)
+static int forget_fixups(request_rec *r)
 {
+    const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     apr_array_header_t *users;
 
-    if (r->main) {
-        return; /* the main request has done it */
+    if (d->forget != 1 || r->main) {
+        return DECLINED; /* a subrequest: the main request has done it */
     }
     if (!d->widget_id || !d->secret) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "PEGADM500: PegaDMForget needs PegaDMWidgetID and PegaDMJWTSecret in "
                       "this scope; no chat session dropped");
-        return;
+        return DECLINED;
     }
     if (r->user) {
         forget_customer(r, d);
-        return;
+        return DECLINED;
     }
     users = session_users(r);
     if (users->nelts == 0) {
@@ -140,4 +142,19 @@ void pegadm_forget_request(request_rec *r, const pegadm_dir_conf_t *d)
         forget_customer(r, d);
         r->user = NULL;
     }
+    return DECLINED;
+}
+
+/* In fixups, after authentication (REMOTE_USER is set where the location
+ * authenticates), and before every other module's fixups: a per-directory
+ * RewriteRule [R] in the logout location (mod_rewrite, in fixups) or the
+ * handler may end the request there, and the session must be gone by then.
+ * A request answered before fixups never gets here: mod_auth_openidc
+ * answers its own ?logout= while authenticating, mod_alias's Redirect
+ * answers before authentication. For those, PegaDMForget goes on the
+ * portal's own logout URL, which then sends the browser on (RewriteRule,
+ * or a page). */
+void pegadm_lifecycle_register_hooks(apr_pool_t *p)
+{
+    ap_hook_fixups(forget_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

@@ -121,6 +121,29 @@ def test_forget_where_the_logout_location_authenticates(module_httpd, dm):
     assert len(dm.creates_for("alice")) == 2
 
 
+def test_forget_comes_before_a_redirect_of_the_logout_location(module_httpd, dm):
+    """A per-directory RewriteRule answers in fixups, after authentication,
+    as the portal's logout URL may send the browser on to an SSO logout:
+    the session is gone by then, and the answer is the redirect."""
+    server = module_httpd(load("rewrite") + portal_conf(dm, location(
+        "/sso-logout", "PegaDMForget On", "RewriteEngine On",
+        "RewriteRule ^ http://127.0.0.1/after-logout [R=302,L]")))
+    first = assert_session(session_get(server, "alice"))
+    resp = server.request("GET", "/sso-logout", user="alice")
+    assert resp.status == 302 and resp.header("Location") == "http://127.0.0.1/after-logout"
+    assert assert_session(session_get(server, "alice")) != first
+
+
+def test_no_eager_session_at_a_logout_url(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, location("/eager/", "PegaDM On"), location(
+        "/eager/session.shtml", "PegaDMForget On")))
+    first = assert_session(session_get(server, "alice"))
+    resp = server.request("GET", "/eager/session.shtml", user="alice")
+    assert parse_vars(resp.body)["SID"] == b"(none)"
+    assert assert_session(session_get(server, "alice")) != first
+    assert len(dm.state()["creates"]) == 2
+
+
 def test_forget_without_a_known_customer_drops_nothing(module_httpd, dm):
     server = module_httpd(portal_conf(
         dm, location("/bye", "PegaDMForget On", "Require all granted", auth=False)))
