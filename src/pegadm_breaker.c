@@ -1,3 +1,7 @@
+/* The circuit breaker (pegadm_breaker.h): the pure transitions of its
+ * record, and enter/leave, which keep the record sealed in a store. When
+ * and why it is consulted, and the logging of its changes, is the glue's
+ * (mod_pegadm_session.c). */
 #include "pegadm_breaker.h"
 
 #include <string.h>
