@@ -6,7 +6,6 @@
  * the cache is the session flow's business; this file stops at the store. */
 #include "mod_pegadm.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <apr_atomic.h>
@@ -14,6 +13,7 @@
 #include <http_core.h>
 #include <util_mutex.h>
 
+#include "pegadm_confcheck.h"
 #include "pegadm_shmcb.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -55,8 +55,7 @@ static const char *default_args(apr_pool_t *p, const pegadm_server_conf_t *sc)
 /* The size in "path(bytes)" as shmcb reads it, which has accepted it. */
 static apr_size_t configured_size(const char *args)
 {
-    const char *open = strrchr(args, '(');
-    return open ? (apr_size_t)strtol(open + 1, NULL, 10) : PEGADM_SHMCB_DEFAULT_SIZE;
+    return pegadm_shmcb_args_size(args, PEGADM_SHMCB_DEFAULT_SIZE);
 }
 
 static void warn_too_small(const pegadm_server_conf_t *sc, apr_pool_t *ptemp, apr_size_t size,

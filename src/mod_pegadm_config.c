@@ -57,7 +57,9 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     const pegadm_dir_conf_t *base = basev, *add = addv;
-    pegadm_dir_conf_t *d = apr_palloc(p, sizeof(*d));
+    /* zeroed: a field the lines below forget is NULL, not garbage
+     * (scripts/check-merge fails the tests on such a field) */
+    pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
     d->secret = MERGE_PTR(secret);

@@ -1,5 +1,5 @@
 /* Checks of directive values without httpd (pegadm_confcheck.h): numbers,
- * UUIDs, service and proxy URLs, local paths. Fuzzed by
+ * shmcb's size, UUIDs, service and proxy URLs, local paths. Fuzzed by
  * tests/fuzz/fuzz_confcheck.c; the directive handlers that call them are in
  * mod_pegadm_config.c and mod_pegadm_dbd.c. */
 #include "pegadm_confcheck.h"
@@ -28,6 +28,12 @@ const char *pegadm_check_int(apr_pool_t *p, const char *name, const char *arg, l
     }
     *out = v;
     return NULL;
+}
+
+apr_size_t pegadm_shmcb_args_size(const char *args, apr_size_t none)
+{
+    const char *open = strrchr(args, '(');
+    return open ? (apr_size_t)strtol(open + 1, NULL, 10) : none;
 }
 
 int pegadm_is_uuid(const char *s)
