@@ -611,5 +611,5 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
-    {NULL},
+    {.name = NULL}, /* the end of the table */
 };
