@@ -97,7 +97,7 @@ static void log_size(server_rec *s, const pegadm_server_conf_t *sc)
     pegadm_shmcb_layout_t l;
     apr_size_t size;
 
-    if (strcmp(sc->cache_provider_name, "shmcb") || !sc->cache_args) {
+    if (strcmp(sc->cache_provider_name, "shmcb") != 0 || !sc->cache_args) {
         return;
     }
     size = configured_size(sc->cache_args);
@@ -138,7 +138,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
             return APR_EGENERAL;
         }
         sc->cache_provider_name = "shmcb";
-    } else if (strcmp(sc->cache_provider_name, "shmcb")) {
+    } else if (strcmp(sc->cache_provider_name, "shmcb") != 0) {
         return APR_SUCCESS;
     }
     if (!sc->cache_args || !*sc->cache_args) {

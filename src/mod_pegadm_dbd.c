@@ -94,7 +94,7 @@ static int level_has_driver(const ap_directive_t *first)
         if (!strcasecmp(d->directive, "DBDriver")) {
             return 1;
         }
-        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") &&
+        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0 &&
             level_has_driver(d->first_child)) {
             return 1;
         }

@@ -54,7 +54,7 @@ static int is_encoded(const request_rec *r)
     if (!enc) {
         enc = r->content_encoding;
     }
-    return enc && *enc && strcasecmp(enc, "identity");
+    return enc && *enc && strcasecmp(enc, "identity") != 0;
 }
 
 static void restore_accept_encoding(request_rec *r)

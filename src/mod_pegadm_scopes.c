@@ -60,7 +60,7 @@ static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
 static int path_is_prefix(const char *prefix, const char *path)
 {
     apr_size_t len = strlen(prefix);
-    if (prefix[0] == '~' || strncmp(prefix, path, len)) {
+    if (prefix[0] == '~' || strncmp(prefix, path, len) != 0) {
         return 0;
     }
     return len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0';
@@ -81,9 +81,9 @@ static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
     if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
         return 1;
     }
-    if (strcasecmp(sibling->directive, section->directive) ||
-        (strcasecmp(section->directive, "<Location") &&
-         strcasecmp(section->directive, "<Directory"))) {
+    if (strcasecmp(sibling->directive, section->directive) != 0 ||
+        (strcasecmp(section->directive, "<Location") != 0 &&
+         strcasecmp(section->directive, "<Directory") != 0)) {
         return 0;
     }
     return path_is_prefix(prefix, section_path(p, section));

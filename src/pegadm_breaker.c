@@ -184,7 +184,7 @@ static apr_status_t update(apr_pool_t *p, const pegadm_breaker_ref_t *ref, apr_t
             step->change =
                 pegadm_breaker_record(&step->record, &ref->conf, step->verdict, step->ok, now);
         }
-        if (memcmp(&before, &step->record, sizeof(before))) {
+        if (memcmp(&before, &step->record, sizeof(before)) != 0) {
             rv = save(p, ref, id, &step->record, now);
         }
     }

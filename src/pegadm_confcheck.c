@@ -76,7 +76,7 @@ const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char
         return apr_psprintf(p, "%s: the URL must not carry credentials, a query or a fragment",
                             name);
     }
-    if (strcasecmp(uri.scheme, "https") &&
+    if (strcasecmp(uri.scheme, "https") != 0 &&
         !(!strcasecmp(uri.scheme, "http") && pegadm_is_loopback_host(uri.hostname))) {
         return apr_psprintf(p,
                             "%s: '%s' must be an https:// URL (plain http:// is accepted only "
@@ -94,7 +94,7 @@ const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *
 {
     apr_uri_t uri;
     if (apr_uri_parse(p, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
-        (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))) {
+        (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(p, "%s: '%s' is not an http:// or https:// proxy URL", name, arg);
     }
     return NULL;
