@@ -158,7 +158,7 @@ int pegadm_session_handler(request_rec *r)
     pegadm_session_status_t st;
     int status, owner_query;
 
-    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION)) {
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION) != 0) {
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);
@@ -200,10 +200,11 @@ int pegadm_session_handler(request_rec *r)
                           "log in to the portal first");
     }
     if (owner_query) {
+        /* it fails only on the cache (or OpenSSL): a 503 like the cache's */
         st = pegadm_owner_of(r, d, customer_id, &owner);
         return st == PEGADM_SESSION_OK
                    ? send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner))
-                   : answer_failure(r, st, NULL);
+                   : answer_failure(r, PEGADM_SESSION_STORE, NULL);
     }
     switch (r->method_number) {
     case M_GET:
@@ -238,7 +239,7 @@ int pegadm_bootstrap_handler(request_rec *r)
     json_t *config;
     char *config_text;
 
-    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP)) {
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP) != 0) {
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);
