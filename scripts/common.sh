@@ -19,6 +19,8 @@ PEGADM_PACKAGES=(
     redis-server memcached
     # the identity-source and customer-database tests (mod_dbd, mod_authnz_ldap)
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
+    # the status handler's test: Debian's Prometheus scrapes it (and promtool)
+    prometheus
 )
 
 pegadm_say() {

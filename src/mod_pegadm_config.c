@@ -10,6 +10,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 
+#include "mod_pegadm_ops.h"
 #include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -36,6 +37,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = UNSET;
+    d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
     d->timeout = UNSET;
     d->connect_timeout = UNSET;
@@ -55,6 +57,7 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     pegadm_dir_conf_t *d = apr_palloc(p, sizeof(*d));
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
+    d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
     d->secret = MERGE_PTR(secret);
     d->service_url = MERGE_PTR(service_url);
     d->private_data_url = MERGE_PTR(private_data_url);
@@ -194,6 +197,7 @@ static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
                             cmd->cmd->name, arg);
     }
     ((pegadm_dir_conf_t *)dv)->widget_id = apr_pstrdup(cmd->pool, arg);
+    ((pegadm_dir_conf_t *)dv)->metrics_widget = pegadm_metrics_register_widget(cmd, arg);
     return NULL;
 }
 
@@ -604,6 +608,8 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
+    AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
+                  "a file, or \"|program\", receiving one JSON line per session event"),
     {NULL},
 };
 
