@@ -46,6 +46,8 @@ typedef struct {
     const char *widget_id;
     int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
     const pegadm_secret_t *secret;
+    const pegadm_secret_t
+        *secret_next; /* PegaDMJWTSecretNext: rotation (mod_pegadm_rotation.c) */
     const char *service_url;
     const char *private_data_url;
     ap_expr_info_t *customer_id;      /* NULL: REMOTE_USER */

@@ -59,6 +59,14 @@ void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegad
                                pegadm_session_status_t st, const pegadm_session_result_t *res,
                                const char *customer_id);
 
+/* mod_pegadm_rotation.c */
+/* Call 1 signed with the secret the service accepts; a refused token is
+ * tried once with the other configured secret. t is left holding the
+ * secret of the last attempt (the one to sign call 2 with). */
+pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                          pegadm_dm_target_t *t, const char *customer_id,
+                                          const char **sid, const char **why);
+
 /* mod_pegadm_status.c */
 int pegadm_status_handler(request_rec *r);
 void pegadm_status_register_hooks(apr_pool_t *p);

@@ -234,7 +234,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     pegadm_dm_target_t target;
     pegadm_dm_status_t st;
     json_t *payload = private_data_payload(b, why);
-    apr_time_t started = apr_time_now();
+    apr_time_t started;
 
     if (!payload) {
         pegadm_count_call(b->r, b->d, PEGADM_UPSTREAM_CREATE, PEGADM_CALL_INTERNAL, 0);
@@ -242,8 +242,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    st = pegadm_dm_create_session(p, &target, b->customer_id, started, sid, why);
-    pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_CREATE, st, b->customer_id, *sid, started);
+    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
     if (st == PEGADM_DM_OK) {
         started = apr_time_now();
         st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, why);
@@ -408,6 +407,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     memset(&req, 0, sizeof(req));
     req.store = &store;
     req.keys = &d->secret->keys;
+    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;
     req.ttl = pegadm_conf_cache_ttl(d);

@@ -28,7 +28,8 @@ struct pegadm_metrics_t {
 typedef struct {
     char id[PEGADM_METRICS_WIDGET_ID_MAX];
     apr_uint32_t breaker_open;
-    apr_uint32_t secret_in_use;
+    apr_uint32_t secret_in_use; /* 1: the accepted one is PegaDMJWTSecretNext */
+    apr_uint32_t accepted_secret;
     apr_int64_t cert_not_after;
 } widget_cell_t;
 
@@ -171,20 +172,22 @@ void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t 
     }
 }
 
-int pegadm_metrics_secret_in_use(const pegadm_metrics_t *m, int widget)
+apr_uint32_t pegadm_metrics_accepted_secret(const pegadm_metrics_t *m, int widget)
 {
     return valid_widget(m, widget)
-               ? (int)__atomic_load_n(&cell(m, widget)->secret_in_use, __ATOMIC_RELAXED)
+               ? __atomic_load_n(&cell(m, widget)->accepted_secret, __ATOMIC_ACQUIRE)
                : 0;
 }
 
-int pegadm_metrics_set_secret_in_use(pegadm_metrics_t *m, int widget, int which)
+apr_uint32_t pegadm_metrics_set_accepted_secret(pegadm_metrics_t *m, int widget,
+                                                apr_uint32_t fingerprint, int is_next)
 {
     if (!valid_widget(m, widget)) {
-        return which;
+        return fingerprint;
     }
-    return (int)__atomic_exchange_n(&cell(m, widget)->secret_in_use, which ? 1u : 0u,
-                                    __ATOMIC_RELAXED);
+    __atomic_store_n(&cell(m, widget)->secret_in_use, is_next ? 1u : 0u, __ATOMIC_RELAXED);
+    return __atomic_exchange_n(&cell(m, widget)->accepted_secret, fingerprint,
+                               __ATOMIC_ACQ_REL);
 }
 
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m)

@@ -85,10 +85,12 @@ void pegadm_metrics_observe(pegadm_metrics_slot_t *slot, int widget,
 /* Shared per-widget cells. */
 void pegadm_metrics_set_breaker_open(pegadm_metrics_t *m, int widget, int open);
 void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t not_after);
-/* Which secret the service accepts: 0 the first, 1 the next. set returns
- * the value it replaced. */
-int pegadm_metrics_secret_in_use(const pegadm_metrics_t *m, int widget);
-int pegadm_metrics_set_secret_in_use(pegadm_metrics_t *m, int widget, int which);
+/* Which secret the service accepts, by a fingerprint of it (0: not known
+ * yet), and whether that is PegaDMJWTSecretNext (for display). set returns
+ * the fingerprint it replaced. */
+apr_uint32_t pegadm_metrics_accepted_secret(const pegadm_metrics_t *m, int widget);
+apr_uint32_t pegadm_metrics_set_accepted_secret(pegadm_metrics_t *m, int widget,
+                                                apr_uint32_t fingerprint, int is_next);
 
 /* Audit lines lost because the log's pipe was full (server-wide). */
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m);

@@ -129,9 +129,10 @@ static void shared_cells(void **state)
     pegadm_metrics_set_breaker_open(m, 0, 1);
     pegadm_metrics_set_breaker_open(m, 1, 1); /* not yet a widget: ignored */
     pegadm_metrics_set_cert_expiry(m, 0, apr_time_from_sec(1000));
-    assert_int_equal(pegadm_metrics_set_secret_in_use(m, 0, 1), 0);
-    assert_int_equal(pegadm_metrics_set_secret_in_use(m, 0, 1), 1);
-    assert_int_equal(pegadm_metrics_secret_in_use(m, 0), 1);
+    assert_int_equal(pegadm_metrics_accepted_secret(m, 0), 0);
+    assert_int_equal(pegadm_metrics_set_accepted_secret(m, 0, 0xabcd, 1), 0);
+    assert_int_equal(pegadm_metrics_set_accepted_secret(m, 0, 0xabcd, 1), 0xabcd);
+    assert_int_equal(pegadm_metrics_accepted_secret(m, 0), 0xabcd);
     pegadm_metrics_count_audit_dropped(m);
     assert_int_equal(pegadm_metrics_audit_dropped(m), 1);
     pegadm_metrics_totals(m, 0, &t);
