@@ -147,15 +147,21 @@ int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
                : -1;
 }
 
+#ifndef PEGADM_NO_METRICS
 static pegadm_metrics_slot_t *slot_of(const request_rec *r)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     return sc->ops ? sc->ops->slot : NULL;
 }
+#endif
 
+/* PEGADM_NO_METRICS (cmake -DPEGADM_METRICS=OFF) compiles the request
+ * path's counting out, for the benchmark that measures what it costs. */
 void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d, pegadm_metric_t metric)
 {
+#ifndef PEGADM_NO_METRICS
     pegadm_metrics_add(slot_of(r), pegadm_metrics_index(r, d), metric);
+#endif
 }
 
 void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
@@ -168,6 +174,7 @@ void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
                        pegadm_upstream_call_t call, pegadm_call_outcome_t outcome,
                        apr_interval_time_t took)
 {
+#ifndef PEGADM_NO_METRICS
     int widget = pegadm_metrics_index(r, d);
     pegadm_metrics_slot_t *slot = slot_of(r);
 
@@ -177,6 +184,7 @@ void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
     if (outcome != PEGADM_CALL_BREAKER_OPEN && outcome != PEGADM_CALL_INTERNAL) {
         pegadm_metrics_observe(slot, widget, call, took);
     }
+#endif
 }
 
 void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open)
@@ -248,12 +256,14 @@ void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegad
                                pegadm_session_status_t st, const pegadm_session_result_t *res,
                                const char *customer_id)
 {
+#ifndef PEGADM_NO_METRICS
     if (op == PEGADM_OP_GET) {
         pegadm_count_lookup(r, d,
                             st == PEGADM_SESSION_STORE                 ? PEGADM_LOOKUP_ERROR
                             : st == PEGADM_SESSION_OK && !res->created ? PEGADM_LOOKUP_HIT
                                                                        : PEGADM_LOOKUP_MISS);
     }
+#endif
     if (st == PEGADM_SESSION_RATE_LIMITED) {
         pegadm_observe_refusal(r, d, "rate_limited", customer_id);
     }

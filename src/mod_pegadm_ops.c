@@ -18,7 +18,8 @@ static int ops_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     pegadm_ops_of(s);
     if (pegadm_metrics_post_config(pconf, s) != APR_SUCCESS ||
-        pegadm_audit_post_config(pconf, s) != APR_SUCCESS) {
+        pegadm_audit_post_config(pconf, s) != APR_SUCCESS ||
+        pegadm_preflight_post_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "PEGADM602: mod_pegadm %s ready",
@@ -30,12 +31,14 @@ static void ops_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_metrics_child_init(p, s);
     pegadm_audit_child_init(p, s);
+    pegadm_preflight_child_init(p, s);
 }
 
 void pegadm_ops_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(ops_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(ops_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after the module's own, which makes the upstream handles the warm-up uses */
+    ap_hook_child_init(ops_child_init, NULL, NULL, APR_HOOK_LAST);
     ap_hook_handler(pegadm_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_status_register_hooks(p);
 }

@@ -10,6 +10,8 @@
 
 #define PEGADM_HANDLER_STATUS "pegadm-status"
 
+typedef struct pegadm_preflight_t pegadm_preflight_t;
+
 /* Per server (the main one; virtual hosts share it). */
 struct pegadm_ops_t {
     /* the shared counters, from post_config; the slot from child_init */
@@ -23,6 +25,7 @@ struct pegadm_ops_t {
     int audit_shell; /* "|$command": through the shell */
     const char *node;
     apr_uint32_t audit_dropped_logged_at; /* seconds; per process */
+    pegadm_preflight_t *preflight;        /* mod_pegadm_preflight.c */
 };
 
 /* mod_pegadm_metrics.c */
@@ -80,6 +83,14 @@ void pegadm_audit_child_init(apr_pool_t *p, server_rec *s);
 void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
                   const char *outcome, const char *customer_id, const char *session_id,
                   apr_interval_time_t took);
+
+/* mod_pegadm_preflight.c */
+const char *pegadm_preflight_set(cmd_parms *cmd, void *dv, int on);
+const char *pegadm_preflight_set_warn_days(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_preflight_set_interval(cmd_parms *cmd, void *dv, const char *arg);
+/* The start-up check (warnings only: httpd starts regardless). */
+apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+void pegadm_preflight_child_init(apr_pool_t *p, server_rec *s);
 
 /* Everything above, hooked in once from the module's register_hooks. */
 void pegadm_ops_register_hooks(apr_pool_t *p);
