@@ -9,8 +9,8 @@ import re
 import shutil
 import time
 
-import harness
-from harness import assert_session, portal_conf, same_origin_request, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, portal_conf, same_origin_request, session_get
 
 ROTATELOGS = shutil.which("rotatelogs") or "/usr/bin/rotatelogs"
 STATUS = harness.location("/pegadm/status", "SetHandler pegadm-status", auth=False)

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-import harness
-from harness import assert_json_error, assert_session, portal_conf, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_json_error, assert_session, portal_conf, session_get
 
 STATUS = harness.location("/pegadm/status", "SetHandler pegadm-status", auth=False)
 EXPIRY_RE = re.compile(r'^pegadm_service_certificate_expiry_seconds\{widget="%s"\} (-?\d+)$'

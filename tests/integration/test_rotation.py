@@ -5,8 +5,8 @@ swapping the two secrets in the configuration afterwards loses no session."""
 
 import os
 
-import harness
-from harness import assert_session, same_origin_request, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, same_origin_request, session_get
 
 OLD = harness.WIDGET_SECRET
 NEW = "the-rotated-secret-of-the-connection-0123456789"

@@ -10,8 +10,8 @@ import urllib.parse
 
 import pytest
 
-import harness
-from harness import assert_session, portal_conf, same_origin_request, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, portal_conf, same_origin_request, session_get
 
 STATUS_PATH = "/pegadm/status"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
