@@ -173,6 +173,7 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
                          t->service_url, t->widget_id, error ? error : "unknown error");
         }
         t->reachable = 0;
+        pegadm_metrics_set_reachable(ops->metrics, t->widget, 0);
         return;
     }
     if (!t->reachable && !at_start) {
@@ -181,6 +182,7 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
                      t->widget_id);
     }
     t->reachable = 1;
+    pegadm_metrics_set_reachable(ops->metrics, t->widget, 1);
     if (!not_after) {
         return; /* plain http on loopback: no certificate */
     }

@@ -30,6 +30,7 @@ typedef struct {
     apr_uint32_t breaker_open;
     apr_uint32_t secret_in_use; /* 1: the accepted one is PegaDMJWTSecretNext */
     apr_uint32_t accepted_secret;
+    apr_uint32_t reachable; /* 0: not checked, 1: no, 2: yes */
     apr_int64_t cert_not_after;
 } widget_cell_t;
 
@@ -172,6 +173,13 @@ void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t 
     }
 }
 
+void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable)
+{
+    if (valid_widget(m, widget)) {
+        __atomic_store_n(&cell(m, widget)->reachable, reachable ? 2u : 1u, __ATOMIC_RELAXED);
+    }
+}
+
 apr_uint32_t pegadm_metrics_accepted_secret(const pegadm_metrics_t *m, int widget)
 {
     return valid_widget(m, widget)
@@ -217,6 +225,7 @@ void pegadm_metrics_totals(const pegadm_metrics_t *m, int widget,
     out->breaker_open = (int)__atomic_load_n(&c->breaker_open, __ATOMIC_RELAXED);
     out->cert_not_after = __atomic_load_n(&c->cert_not_after, __ATOMIC_RELAXED);
     out->secret_in_use = (int)__atomic_load_n(&c->secret_in_use, __ATOMIC_RELAXED);
+    out->reachable = (int)__atomic_load_n(&c->reachable, __ATOMIC_RELAXED) - 1;
     for (apr_uint32_t s = 0; s < m->slots; s++) {
         const apr_uint64_t *v = counters(slot_at(m, s), widget);
         for (int i = 0; i < PEGADM_M_COUNTERS; i++) {

@@ -85,6 +85,8 @@ void pegadm_metrics_observe(pegadm_metrics_slot_t *slot, int widget,
 /* Shared per-widget cells. */
 void pegadm_metrics_set_breaker_open(pegadm_metrics_t *m, int widget, int open);
 void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t not_after);
+/* The last preflight's finding: 1 reachable, 0 not. */
+void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable);
 /* Which secret the service accepts, by a fingerprint of it (0: not known
  * yet), and whether that is PegaDMJWTSecretNext (for display). set returns
  * the fingerprint it replaced. */
@@ -102,6 +104,7 @@ typedef struct {
     apr_uint64_t counters[PEGADM_M_COUNTERS];
     int breaker_open;
     apr_time_t cert_not_after; /* 0: unknown */
+    int reachable;             /* -1: not checked, 0: no, 1: yes */
     int secret_in_use;
 } pegadm_metrics_widget_totals_t;
 

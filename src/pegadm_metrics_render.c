@@ -147,6 +147,14 @@ char *pegadm_metrics_prometheus(apr_pool_t *p, const pegadm_metrics_t *m,
                  all.w[w].widget_id, apr_time_sec(all.w[w].cert_not_after - ctx->now));
         }
     }
+    family(&t, "pegadm_service_reachable", "gauge",
+           "1 if the last preflight reached the widget's service, 0 if not (once checked).");
+    for (int w = 0; w < all.n; w++) {
+        if (all.w[w].reachable >= 0) {
+            emit(&t, "pegadm_service_reachable{widget=\"%s\"} %d\n", all.w[w].widget_id,
+                 all.w[w].reachable);
+        }
+    }
     family(&t, "pegadm_secret_next_in_use", "gauge",
            "1 once the service accepts PegaDMJWTSecretNext rather than PegaDMJWTSecret.");
     for (int w = 0; w < all.n; w++) {
@@ -216,6 +224,8 @@ static json_t *widget_json(const pegadm_metrics_widget_totals_t *w, apr_time_t n
                         w->cert_not_after
                             ? json_integer((json_int_t)apr_time_sec(w->cert_not_after - now))
                             : json_null());
+    json_object_set_new(o, "serviceReachable",
+                        w->reachable >= 0 ? json_boolean(w->reachable) : json_null());
     return o;
 }
 

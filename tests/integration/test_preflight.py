@@ -48,6 +48,7 @@ def test_a_certificate_expiring_tomorrow_is_warned_about(module_httpd, expiring_
     left = expiry_seconds(server)
     assert left is not None and 22 * 3600 < left <= 86400, left
     doc = server.request("GET", "/pegadm/status").json()
+    assert doc["widgets"][0]["serviceReachable"] is True
     assert 22 * 3600 < doc["widgets"][0]["serviceCertificateExpirySeconds"] <= 86400
     # still valid: sessions work
     assert_session(session_get(server, "alice"))
@@ -71,6 +72,10 @@ def test_an_unreachable_service_is_warned_about_and_httpd_starts(module_httpd, d
     assert server.request("GET", "/index.html").status == 200
     assert_json_error(session_get(server, "alice"), 503, "upstream_unavailable")
     assert expiry_seconds(server) is None
+    assert server.request("GET", "/pegadm/status").json()["widgets"][0]["serviceReachable"] \
+        is False
+    assert ('pegadm_service_reachable{widget="%s"} 0' % harness.WIDGET_ID
+            in server.request("GET", "/pegadm/status?format=prometheus").text)
 
 
 def test_an_untrusted_certificate_is_warned_about(module_httpd, dm, workdir):

@@ -136,6 +136,13 @@ static void shared_cells(void **state)
     pegadm_metrics_count_audit_dropped(m);
     assert_int_equal(pegadm_metrics_audit_dropped(m), 1);
     pegadm_metrics_totals(m, 0, &t);
+    assert_int_equal(t.reachable, -1);
+    pegadm_metrics_set_reachable(m, 0, 0);
+    pegadm_metrics_totals(m, 0, &t);
+    assert_int_equal(t.reachable, 0);
+    pegadm_metrics_set_reachable(m, 0, 1);
+    pegadm_metrics_totals(m, 0, &t);
+    assert_int_equal(t.reachable, 1);
     assert_int_equal(t.breaker_open, 1);
     assert_int_equal(t.cert_not_after, apr_time_from_sec(1000));
     assert_int_equal(t.secret_in_use, 1);
