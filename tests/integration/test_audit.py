@@ -89,6 +89,12 @@ def test_a_file_gets_one_json_line_per_event(module_httpd, dm):
     lines = read_lines(path, len(EXPECTED))
     assert len(lines) == len(EXPECTED), lines
     check_log(lines, secrets)
+    # the status handler counted the same events
+    w = server.request("GET", "/pegadm/status").json()["widgets"][0]
+    assert w["creates"] == {"ok": 2, "unreachable": 0, "http_error": 1, "bad_answer": 0,
+                            "internal": 0, "breaker_open": 0}
+    assert w["rateLimited"] == 1 and w["forgets"] == 1
+    assert w["privateDataPushes"]["ok"] == 2
 
 
 def test_rotatelogs_as_the_program(module_httpd, dm, workdir):

@@ -265,3 +265,22 @@ def test_prometheus_ingests_the_series(module_httpd, dm, prometheus_for):
     # and a later count reaches it at the next scrape
     assert_session(session_get(server, "alice"))
     prom.wait_value('pegadm_cache_lookups_total{%s,result="hit"}' % w, 2)
+
+
+def test_the_breaker_gauge_and_refusals(module_httpd, dm):
+    users = ["u%d" % i for i in range(5)]
+    server = module_httpd(status_site(dm, "PegaDMBreakerThreshold 2",
+                                      "PegaDMBreakerCooldown 1"), users=users)
+    dm.set_mode("http500", applies_to="create")
+    for user in users[:2]:
+        assert session_get(server, user).status == 503
+    assert session_get(server, users[2]).status == 503  # refused: no call
+    w = widget_doc(status_json(server))
+    assert w["breakerOpen"] is True
+    assert w["creates"]["http_error"] == 2 and w["creates"]["breaker_open"] == 1
+    assert w["upstreamSeconds"]["create"]["count"] == 2, "a refusal makes no call"
+    dm.set_mode("ok")
+    harness.wait_for(lambda: session_get(server, users[3]).status == 200, 5, 0.3,
+                     "the probe after the cool-down")
+    w = widget_doc(status_json(server))
+    assert w["breakerOpen"] is False and w["creates"]["ok"] == 1
