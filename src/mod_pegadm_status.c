@@ -35,7 +35,7 @@ int pegadm_status_handler(request_rec *r)
     char *text;
     int prometheus;
 
-    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_STATUS)) {
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_STATUS) != 0) {
         return DECLINED;
     }
     r->allowed = (AP_METHOD_BIT << M_GET);

@@ -16,7 +16,7 @@ const char *pegadm_audit_hash(apr_pool_t *p, const pegadm_keys_t *keys, const ch
         return NULL;
     }
     out = apr_palloc(p, PEGADM_AUDIT_HASH_HEX + 1);
-    for (int i = 0; i < PEGADM_AUDIT_HASH_HEX / 2; i++) {
+    for (apr_size_t i = 0; i < PEGADM_AUDIT_HASH_HEX / 2; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 15];
     }

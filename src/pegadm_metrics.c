@@ -91,9 +91,10 @@ pegadm_metrics_t *pegadm_metrics_init(void *mem, apr_size_t size, int slots, int
 
 int pegadm_metrics_widget(pegadm_metrics_t *m, const char *widget_id)
 {
+    apr_size_t len = strlen(widget_id);
     apr_uint32_t i;
 
-    if (strlen(widget_id) >= PEGADM_METRICS_WIDGET_ID_MAX) {
+    if (len >= PEGADM_METRICS_WIDGET_ID_MAX) {
         return -1;
     }
     for (i = 0; i < m->widgets; i++) {
@@ -104,7 +105,7 @@ int pegadm_metrics_widget(pegadm_metrics_t *m, const char *widget_id)
     if (i == m->widget_cap) {
         return -1;
     }
-    strcpy(cell(m, (int)i)->id, widget_id);
+    memcpy(cell(m, (int)i)->id, widget_id, len + 1);
     __atomic_store_n(&m->widgets, i + 1, __ATOMIC_RELEASE);
     return (int)i;
 }
