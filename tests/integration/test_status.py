@@ -284,3 +284,20 @@ def test_the_breaker_gauge_and_refusals(module_httpd, dm):
                      "the probe after the cool-down")
     w = widget_doc(status_json(server))
     assert w["breakerOpen"] is False and w["creates"]["ok"] == 1
+
+
+def test_a_restart_keeping_the_parent_keeps_the_counts(module_httpd, dm):
+    """`apache2 -k restart` (SIGHUP) replaces every child but not the parent,
+    which holds the counters."""
+    server = module_httpd(status_site(dm))
+    assert_session(session_get(server, "alice"))
+    before = server.error_log().count("resuming normal operations")
+    proc = subprocess.run([harness.APACHE_BIN, "-f", server.conf_path, "-k", "restart"],
+                          capture_output=True, env=harness.apache_env(server.env), timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    harness.wait_for(lambda: server.error_log().count("resuming normal operations") > before,
+                     10, what="the restart")
+    harness.wait_for(lambda: server.request("GET", "/index.html").status == 200, 10,
+                     what="the new children")
+    assert_session(session_get(server, "bob"))
+    assert widget_doc(status_json(server))["creates"]["ok"] == 2
