@@ -27,6 +27,8 @@ PEGADM_PACKAGES=(
     nodejs
     # the Debian package: built from a copy of the git tree, checked by lintian
     debhelper dpkg-dev lintian git
+    # the status handler's test: Debian's Prometheus scrapes it (and promtool)
+    prometheus
 )
 
 pegadm_say() {

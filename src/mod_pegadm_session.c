@@ -10,6 +10,8 @@
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
+#include "mod_pegadm_ops.h"
+
 APLOG_USE_MODULE(pegadm);
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
@@ -88,15 +90,20 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     pegadm_dm_target_t target;
     pegadm_dm_status_t st;
     json_t *payload = b->payload ? json_incref(b->payload) : private_data_payload(b, why);
+    apr_time_t started;
 
     if (!payload) {
+        pegadm_count_call(b->r, b->d, PEGADM_UPSTREAM_CREATE, PEGADM_CALL_INTERNAL, 0);
         return APR_EGENERAL;
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    st = pegadm_dm_create_session(p, &target, b->customer_id, apr_time_now(), sid, why);
+    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
     if (st == PEGADM_DM_OK) {
-        st = pegadm_dm_push_private_data(p, &target, *sid, payload, apr_time_now(), why);
+        started = apr_time_now();
+        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, why);
+        pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, *sid,
+                            started);
         if (st != PEGADM_DM_OK) {
             *why = apr_pstrcat(p, "private data: ", *why, NULL);
         }
@@ -121,13 +128,16 @@ static apr_status_t push_upstream(void *baton, apr_pool_t *p, const char *sid, c
 {
     create_baton_t *b = baton;
     pegadm_dm_target_t target;
+    apr_time_t started = apr_time_now();
+    pegadm_dm_status_t st;
 
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    return pegadm_dm_push_private_data(p, &target, sid, b->payload, apr_time_now(), why) ==
-                   PEGADM_DM_OK
-               ? APR_SUCCESS
-               : APR_EGENERAL;
+    pegadm_rotation_use_accepted(b->r, b->d, &target);
+    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, why);
+    pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, sid,
+                        started);
+    return st == PEGADM_DM_OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /* With PegaDMPrivateData fields and re-pushing on, the payload is
@@ -223,6 +233,7 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
     pegadm_conf_breaker(b->d, &ref.conf);
     pegadm_breaker_enter(p, &ref, now, &verdict, &record);
     if (verdict == PEGADM_BREAKER_REJECT) {
+        pegadm_observe_refusal(b->r, b->d, "breaker_open", b->customer_id);
         *held_until = pegadm_breaker_reopens(&record, &ref.conf, now);
         *why = apr_pstrcat(p, "circuit breaker open: not calling ", ref.service_url, NULL);
         return APR_EGENERAL;
@@ -233,6 +244,7 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
         pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
                              NULL);
         log_breaker_change(b->r, &ref, change);
+        pegadm_observe_breaker(b->r, b->d, change);
     }
     return rv;
 }
@@ -249,6 +261,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     memset(&req, 0, sizeof(req));
     req.store = store;
     req.keys = &d->secret->keys;
+    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;
     req.ttl = pegadm_conf_cache_ttl(d);
@@ -277,6 +290,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     if (baton.payload) {
         json_decref(baton.payload);
     }
+    pegadm_observe_session_op(r, d, op, st, res, customer_id);
     if (res->discarded) {
         ap_log_rerror(
             APLOG_MARK, APLOG_WARNING, 0, r,

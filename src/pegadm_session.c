@@ -231,6 +231,33 @@ static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, ap
     res->retry_after = held_until > now ? held_until - now : 0;
 }
 
+/* During a rotation the session may be filed under the other secret's
+ * keys: it is handed out and filed anew under the current keys, keeping its
+ * age and what it records (a session stored there meanwhile wins, as in
+ * store_new_session). A failure to file it again is no failure: the next
+ * request tries again. */
+static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
+                                const cache_id_t *id, pegadm_session_result_t *res)
+{
+    pegadm_session_req_t previous = *req;
+    entry_t e;
+    cache_id_t old;
+
+    if (!req->keys_previous) {
+        return 0;
+    }
+    previous.keys = req->keys_previous;
+    if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
+        !cached_session(p, &previous, &old, &e, res)) {
+        return 0;
+    }
+    if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
+        store_new_session(p, req, id, &e, 1, res);
+        req->store->unlock(req->store->ctx);
+    }
+    return 1;
+}
+
 /* Runs the upstream create and records its outcome. For a first request
  * (first = 1) a failed or refused entry tells those waiting on our pending
  * entry, and the stored session wins over ours (store_new_session). */
@@ -430,6 +457,9 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     if (cached_session(p, req, &id, &found, res)) {
         return refresh_private_data(p, req, &id, &found, res);
     }
+    if (filed_under_previous(p, req, &id, res)) {
+        return PEGADM_SESSION_OK;
+    }
     for (;;) {
         entry_t e;
         apr_time_t now;
@@ -591,21 +621,38 @@ static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *re
     return save(p, req, &id, &e, now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
 }
 
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
-                                              pegadm_session_result_t *res)
+/* Under the lock: removes the session filed under keys. */
+static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys)
 {
+    pegadm_session_req_t with_keys = *req;
     cache_id_t id;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    with_keys.keys = keys;
+    if (cache_id(&with_keys, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
+    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+/* A session still filed under the other secret's keys goes too: the
+ * lookup would find it there. */
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              pegadm_session_result_t *res)
+{
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
-    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+    rv = remove_session(p, req, req->keys);
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = remove_session(p, req, req->keys_previous);
+    }
+    if (rv == APR_SUCCESS) {
         rv = note_forgotten(p, req);
     }
     req->store->unlock(req->store->ctx);
