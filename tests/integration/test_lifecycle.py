@@ -281,3 +281,23 @@ def test_a_session_of_the_json_get_is_renewed_by_the_first_post(module_httpd, dm
     assert eager_sid(server) == got  # found, not made, by the page
     assert assert_session(same_origin_request(server, "POST", "alice")) != got
     assert len(dm.state()["creates"]) == 2
+
+
+def test_re_pushes_and_logouts_are_counted(module_httpd, dm):
+    server = module_httpd(level_portal(dm, refresh=1) + location(
+        "/status", "SetHandler pegadm-status", auth=False) + location(
+        "/logout", "PegaDMForget On"))
+    sid = get_at(server, "1")
+    time.sleep(1.1)
+    dm.set_mode("http500", applies_to="private_data", count=1)
+    assert get_at(server, "2") == sid
+    time.sleep(1.1)
+    assert get_at(server, "2") == sid
+    server.request("GET", "/logout", user="alice")
+    doc = server.request("GET", "/status").json()
+    w = [w for w in doc["widgets"] if w["widget"] == harness.WIDGET_ID][0]
+    assert w["creates"]["ok"] == 1
+    # the create's push, the failed re-push, the re-push that went through
+    assert w["privateDataPushes"]["ok"] == 2
+    assert w["privateDataPushes"]["http_error"] == 1
+    assert w["forgets"] == 1
