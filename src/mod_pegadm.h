@@ -81,6 +81,7 @@ typedef struct {
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
+    const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -150,6 +151,11 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 /* mod_pegadm_handlers.c */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
+
+/* mod_pegadm_mark.c */
+/* Opens, in each child, the cross-node create mark's client to a memcache
+ * or redis PegaDMCache's servers. */
+void pegadm_mark_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

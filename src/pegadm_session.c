@@ -277,16 +277,56 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
     }
 }
 
+/* What the holder of the cross-node mark does. The entry is read again
+ * under the mark: the previous holder's session may have landed after our
+ * first read. A pending entry found now is a dead node's (marks outlast
+ * pending entries), so it is taken over. The mark is released whatever
+ * happens, once the outcome is stored, so that it never outlives the
+ * create; should the release fail, it lapses by itself. */
+static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
+                                                 const cache_id_t *id, const cache_id_t *mark,
+                                                 apr_time_t started,
+                                                 pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    step_t step = STEP_DONE;
+    entry_t e;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        apr_time_t now;
+
+        rv = load(p, req, id, &e, res);
+        now = apr_time_now();
+        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE) {
+            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            rv = save(p, req, id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        status = store_failed(p, res, rv, "reading or marking an entry");
+    } else if (step != STEP_DONE) {
+        status = create_and_store(p, req, id, 1, res);
+    }
+    req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
+    return status;
+}
+
+/* With a cross-node mark, a pending entry is written by the mark's holder
+ * only: written before the mark is taken, it could overwrite a session that
+ * another node stored meanwhile. Without one, the node lock alone decides. */
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res)
 {
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status = PEGADM_SESSION_OK;
-    cache_id_t id;
+    cache_id_t id, mark;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (cache_id(req, "session", &id) != APR_SUCCESS ||
+        (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
     if (cached_session(p, req, &id, res)) {
@@ -303,7 +343,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         rv = load(p, req, &id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
             rv = save(p, req, &id, &pending, pending.time);
         }
@@ -315,8 +355,19 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         if (step == STEP_DONE) {
             return status;
         }
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             return create_and_store(p, req, &id, 1, res);
+        }
+        if (step == STEP_CREATE) {
+            rv = req->mark->take(req->mark->ctx, mark.bytes, sizeof(mark.bytes),
+                                 req->wait_max + apr_time_from_sec(1), p);
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, &id, &mark, started, res);
+            }
+            if (rv != APR_EEXIST) {
+                return store_failed(p, res, rv, "taking the create mark");
+            }
+            /* another node is creating it: wait for the outcome */
         }
         if (now - started >= req->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
