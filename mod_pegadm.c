@@ -138,6 +138,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
     pegadm_mark_register_hooks(p);
+    pegadm_localcache_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

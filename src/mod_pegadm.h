@@ -68,6 +68,8 @@ typedef struct {
     apr_interval_time_t breaker_cooldown;
 } pegadm_dir_conf_t;
 
+typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
+
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
     const char *cache_provider_name;
@@ -82,6 +84,8 @@ typedef struct {
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
+    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
+    pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -156,6 +160,11 @@ int pegadm_bootstrap_handler(request_rec *r);
 /* Opens, in each child, the cross-node create mark's client to a memcache
  * or redis PegaDMCache's servers. */
 void pegadm_mark_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_localcache.c: the per-process read cache */
+const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
+void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

@@ -399,6 +399,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     memset(&req, 0, sizeof(req));
     req.store = &store;
     req.mark = sc->create_mark;
+    req.local = sc->localcache;
     req.keys = &d->secret->keys;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;

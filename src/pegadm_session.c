@@ -83,8 +83,9 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
-/* The common case, a cached session: the lock is held for the raw read
- * only and the entry is opened outside it, so that the requests of a busy
+/* The common case, a cached session: from this process's own copy if it
+ * is still valid, else from the store, with the lock held for the raw read
+ * only and the entry opened outside it, so that the requests of a busy
  * server queue on the lock as briefly as possible. Anything else (and any
  * doubt) is left to the locked path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -94,8 +95,16 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     unsigned int len = sizeof(buf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
     entry_t e = {0};
+    apr_uint32_t gen = 0;
     apr_status_t rv;
 
+    if (req->local) {
+        res->session_id = pegadm_localcache_get(req->local, id->bytes, apr_time_now(), p);
+        if (res->session_id) {
+            return 1;
+        }
+        gen = pegadm_localcache_generation(req->local, id->bytes);
+    }
     if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
         return 0;
     }
@@ -107,6 +116,10 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     open_entry(p, req, id, buf, len, &e, &scratch);
     if (e.type != ENTRY_SESSION) {
         return 0;
+    }
+    if (req->local) {
+        pegadm_localcache_put(req->local, id->bytes, gen, e.session_id, apr_time_now(),
+                              e.time + req->ttl);
     }
     res->session_id = e.session_id;
     return 1;
@@ -135,6 +148,9 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     if (rv == APR_SUCCESS) {
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
+    }
+    if (req->local) { /* a failed write may have landed all the same */
+        pegadm_localcache_changed(req->local, id->bytes);
     }
     return rv;
 }
@@ -450,6 +466,9 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     }
     rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
     req->store->unlock(req->store->ctx);
+    if (req->local) {
+        pegadm_localcache_changed(req->local, id.bytes);
+    }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         return store_failed(p, res, rv, "removing an entry");
     }

@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "pegadm_localcache.h"
 #include "pegadm_seal.h"
 
 /* Bytes of an entry's plain header (type, time, count), before the session
@@ -53,7 +54,8 @@ typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char 
 
 typedef struct {
     const pegadm_store_t *store;
-    const pegadm_mark_t *mark; /* NULL: the store is this node's alone */
+    const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
+    pegadm_localcache_t *local; /* NULL: every lookup reads the store */
     const pegadm_keys_t *keys;
     const char *widget_id;
     const char *customer_id;      /* already validated */

@@ -535,6 +535,33 @@ static void test_waiter_gives_up_after_wait_max(void **state)
     }
 }
 
+/* Two processes' read caches over one store: a hit reads nothing, and a
+ * renewal through one is seen by the other's very next lookup. */
+static void test_local_copies_follow_changes_made_elsewhere(void **state)
+{
+    static apr_uint32_t generations[PEGADM_LOCALCACHE_BUCKETS];
+    pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_localcache_create(pool, 16, generations, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, generations, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-3");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
+        cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;
