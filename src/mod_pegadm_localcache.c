@@ -84,7 +84,7 @@ static void *shared_generations(server_rec *s)
     if (found) {
         return found;
     }
-    rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_GENERATIONS_SIZE, NULL, pool);
+    rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL, pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "PEGADM810: cannot share the local cache's generations between child "
@@ -92,7 +92,13 @@ static void *shared_generations(server_rec *s)
         return NULL;
     }
     found = apr_shm_baseaddr_get(shm);
-    memset(found, 0, PEGADM_LOCALCACHE_GENERATIONS_SIZE);
+    rv = pegadm_localcache_init_shared(found);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PEGADM813: no random key for the local cache; every lookup reads the "
+                     "session cache");
+        return NULL;
+    }
     apr_pool_userdata_set(found, GENERATIONS_KEY, apr_pool_cleanup_null, pool);
     return found;
 }

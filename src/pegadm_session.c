@@ -83,28 +83,21 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
-/* The common case, a cached session: from this process's own copy if it
- * is still valid, else from the store, with the lock held for the raw read
- * only and the entry opened outside it, so that the requests of a busy
- * server queue on the lock as briefly as possible. Anything else (and any
- * doubt) is left to the locked path, which reads again. */
+/* The common case, a cached session, after this process's own copy
+ * (pegadm_session_get) missed: the lock is held for the raw read only and
+ * the entry opened outside it, so that the requests of a busy server queue
+ * on the lock as briefly as possible. gen: the copy's generation, read
+ * before the store. Anything else (and any doubt) is left to the locked
+ * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          pegadm_session_result_t *res)
+                          apr_uint32_t gen, pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
     entry_t e = {0};
-    apr_uint32_t gen = 0;
     apr_status_t rv;
 
-    if (req->local) {
-        res->session_id = pegadm_localcache_get(req->local, id->bytes, apr_time_now(), p);
-        if (res->session_id) {
-            return 1;
-        }
-        gen = pegadm_localcache_generation(req->local, id->bytes);
-    }
     if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
         return 0;
     }
@@ -118,11 +111,19 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
         return 0;
     }
     if (req->local) {
-        pegadm_localcache_put(req->local, id->bytes, gen, e.session_id, apr_time_now(),
-                              e.time + req->ttl);
+        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e.session_id,
+                              apr_time_now(), e.time + req->ttl);
     }
     res->session_id = e.session_id;
     return 1;
+}
+
+/* Every process's copy of the customer's session is void after a change. */
+static void changed(const pegadm_session_req_t *req)
+{
+    if (req->local) {
+        pegadm_localcache_changed(req->local, req->widget_id, req->customer_id);
+    }
 }
 
 static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -149,9 +150,7 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
     }
-    if (req->local) { /* a failed write may have landed all the same */
-        pegadm_localcache_changed(req->local, id->bytes);
-    }
+    changed(req); /* a failed write may have landed all the same */
     return rv;
 }
 
@@ -338,14 +337,22 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status = PEGADM_SESSION_OK;
     cache_id_t id, mark;
+    apr_uint32_t gen = 0;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
+    if (req->local) {
+        res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
+                                                started, p, &gen);
+        if (res->session_id) {
+            return PEGADM_SESSION_OK;
+        }
+    }
     if (cache_id(req, "session", &id) != APR_SUCCESS ||
         (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, res)) {
+    if (cached_session(p, req, &id, gen, res)) {
         return PEGADM_SESSION_OK;
     }
     for (;;) {
@@ -466,9 +473,7 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     }
     rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
     req->store->unlock(req->store->ctx);
-    if (req->local) {
-        pegadm_localcache_changed(req->local, id.bytes);
-    }
+    changed(req);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         return store_failed(p, res, rv, "removing an entry");
     }

@@ -539,12 +539,13 @@ static void test_waiter_gives_up_after_wait_max(void **state)
  * renewal through one is seen by the other's very next lookup. */
 static void test_local_copies_follow_changes_made_elsewhere(void **state)
 {
-    static apr_uint32_t generations[PEGADM_LOCALCACHE_BUCKETS];
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
     pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
     pegadm_session_result_t res;
 
-    assert_int_equal(pegadm_localcache_create(pool, 16, generations, 0, &a.local), APR_SUCCESS);
-    assert_int_equal(pegadm_localcache_create(pool, 16, generations, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
     assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
