@@ -13,12 +13,16 @@ PEGADM_PACKAGES=(
     valgrind
     # the layout check: every C file as .clang-format has it
     clang-format
+    # the checks of the shell scripts and the Python code
+    shellcheck pyflakes3
     # the browser tests: headless chromium driven through chromedriver
     chromium chromium-driver python3-selenium
     # the shared-cache tests: several httpd nodes on a real Redis and memcached
     redis-server memcached
     # the identity-source and customer-database tests (mod_dbd, mod_authnz_ldap)
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
+    # the Debian package: built from a copy of the git tree, checked by lintian
+    debhelper dpkg-dev lintian git
 )
 
 pegadm_say() {
