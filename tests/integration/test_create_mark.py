@@ -11,20 +11,25 @@ import time
 
 import pytest
 
-import cache_servers
-import harness
-from harness import assert_json_error, assert_retry_after, assert_session, session_get
-from test_nodes import node_conf
+import pegadm_harness as harness
+from pegadm_harness import caches
+from pegadm_harness import (assert_json_error, assert_retry_after, assert_session, location,
+                            portal_conf, session_get)
 
 CUSTOMERS = ["customer-%03d" % i for i in range(100)]
 CUSTOMERS_AT_ONCE = 4  # customers raced at a time, each on all three nodes
 
 
-@pytest.fixture(params=sorted(cache_servers.KINDS))
+@pytest.fixture(params=sorted(caches.KINDS))
 def cache(request, workdir):
-    server = cache_servers.KINDS[request.param](workdir).start()
+    server = caches.KINDS[request.param](workdir).start()
     yield server
     server.stop()
+
+
+def node_conf(dm, cache, extra=""):
+    return cache.load_line + portal_conf(
+        dm, location("/eager/", "PegaDM On"), extra, server_extra=[cache.directive])
 
 
 def race(nodes, customers):

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-import cache_servers
-import harness
-from harness import assert_session, location, portal_conf
+import pegadm_harness as harness
+from pegadm_harness import caches
+from pegadm_harness import assert_session, location, portal_conf
 
 SHARED_STALENESS_MARGIN = 1.5  # seconds on top of the bound: the machine may be busy
 
@@ -103,9 +103,9 @@ def test_cached_lookups_do_not_reach_the_cache_server(module_httpd, dm, memcache
         assert reads <= most, reads
 
 
-@pytest.fixture(params=sorted(cache_servers.KINDS))
+@pytest.fixture(params=sorted(caches.KINDS))
 def cache(request, workdir):
-    server = cache_servers.KINDS[request.param](workdir).start()
+    server = caches.KINDS[request.param](workdir).start()
     yield server
     server.stop()
 
