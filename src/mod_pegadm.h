@@ -164,6 +164,9 @@ void pegadm_mark_register_hooks(apr_pool_t *p);
 /* mod_pegadm_localcache.c: the per-process read cache */
 const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
 const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
+/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
 void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */

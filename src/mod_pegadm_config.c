@@ -578,6 +578,8 @@ const command_rec pegadm_cmds[] = {
                   "customers whose session IDs each child process keeps (0: off)"),
     AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", pegadm_localcache_set_max_age, NULL, RSRC_CONF,
                   "how long a child reuses what it read from a shared cache (0: never)"),
+    AP_INIT_FLAG("PegaDMCacheReadLock", pegadm_localcache_set_read_lock, NULL, RSRC_CONF,
+                 "Off: memcache and redis reads skip the node's pegadm-cache mutex"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
     AP_INIT_TAKE1("PegaDMTimeout", set_timeout, NULL, DIR_SCOPE,

@@ -1,7 +1,8 @@
-/* The Apache side of the per-process read cache (pegadm_localcache.h):
- * its directives, the generation counters in memory shared by the node's
- * processes (made once per httpd, kept across restarts), and each child's
- * own cache. */
+/* How a lookup reads: the Apache side of the per-process read cache
+ * (pegadm_localcache.h), its directives, the generation counters in memory
+ * shared by the node's processes (made once per httpd, kept across
+ * restarts) and each child's own cache; and whether a read of a shared
+ * cache takes the node's pegadm-cache mutex. */
 #include "mod_pegadm.h"
 
 #include <stdlib.h>
@@ -20,6 +21,7 @@ APLOG_USE_MODULE(pegadm);
 #define GENERATIONS_KEY   "pegadm-localcache-generations"
 
 struct pegadm_local_conf {
+    int read_lock;               /* PegaDMCacheReadLock; -1: unset (On) */
     int customers;               /* -1: unset; 0: off */
     apr_interval_time_t max_age; /* -1: unset; 0: always read a shared cache */
     void *generations;           /* shared memory, from post_config */
@@ -30,6 +32,7 @@ static pegadm_local_conf_t *local_conf(cmd_parms *cmd)
     pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
     if (!sc->local_conf) {
         sc->local_conf = apr_pcalloc(cmd->pool, sizeof(*sc->local_conf));
+        sc->local_conf->read_lock = -1;
         sc->local_conf->customers = -1;
         sc->local_conf->max_age = -1;
     }
@@ -69,6 +72,22 @@ const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *
     }
     local_conf(cmd)->max_age = t;
     return NULL;
+}
+
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        local_conf(cmd)->read_lock = on;
+    }
+    return err;
+}
+
+/* shmcb is not safe for concurrent use: its reads always take the lock. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
+{
+    return sc->local_conf && sc->local_conf->read_lock == 0 &&
+           !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
 }
 
 /* The counters live as long as httpd itself: children of the generation
@@ -120,7 +139,8 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
     }
     if (!sc->local_conf) {
         sc->local_conf = apr_pcalloc(pconf, sizeof(*sc->local_conf));
-        sc->local_conf->customers = sc->local_conf->max_age = -1;
+        sc->local_conf->read_lock = sc->local_conf->customers = -1;
+        sc->local_conf->max_age = -1;
     }
     lc = sc->local_conf;
     lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;

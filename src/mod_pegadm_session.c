@@ -400,6 +400,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     req.store = &store;
     req.mark = sc->create_mark;
     req.local = sc->localcache;
+    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
     req.keys = &d->secret->keys;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;

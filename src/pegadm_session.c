@@ -84,9 +84,10 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 }
 
 /* The common case, a cached session, after this process's own copy
- * (pegadm_session_get) missed: the lock is held for the raw read only and
- * the entry opened outside it, so that the requests of a busy server queue
- * on the lock as briefly as possible. gen: the copy's generation, read
+ * (pegadm_session_get) missed: the lock is held for the raw read only (and
+ * not at all by a store safe for concurrent reads) and the entry opened
+ * outside it, so that the requests of a busy server queue on the lock as
+ * briefly as possible. gen: the copy's generation, read
  * before the store. Anything else (and any doubt) is left to the locked
  * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -98,11 +99,12 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     entry_t e = {0};
     apr_status_t rv;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
-        return 0;
+    if (req->read_unlocked) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    } else if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+        req->store->unlock(req->store->ctx);
     }
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS) {
         return 0;
     }

@@ -56,6 +56,7 @@ typedef struct {
     const pegadm_store_t *store;
     const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
     pegadm_localcache_t *local; /* NULL: every lookup reads the store */
+    int read_unlocked;          /* 1: the store is safe for a plain read without its lock */
     const pegadm_keys_t *keys;
     const char *widget_id;
     const char *customer_id;      /* already validated */

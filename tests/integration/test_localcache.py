@@ -4,13 +4,14 @@ child of the node; with a cache shared by several nodes, another node's
 change goes unseen for at most PegaDMLocalCacheMaxAge; lookups it answers
 do not reach the cache server."""
 
+import threading
 import time
 
 import pytest
 
 import pegadm_harness as harness
 from pegadm_harness import caches
-from pegadm_harness import assert_session, location, portal_conf
+from pegadm_harness import assert_session, location, portal_conf, session_get
 
 SHARED_STALENESS_MARGIN = 1.5  # seconds on top of the bound: the machine may be busy
 
@@ -147,3 +148,26 @@ def test_another_nodes_change_is_seen_within_the_bound(module_httpd, dm, cache, 
             assert stale_for(reader, first, renewed, bound + 5) < bound + SHARED_STALENESS_MARGIN
     finally:
         reader.close()
+
+
+def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd, dm, cache):
+    """PegaDMCacheReadLock Off: memcache and redis reads skip the node's
+    mutex (the providers are safe for concurrent use); creates still take
+    it, so concurrent first requests still make one create each."""
+    users = ["u%d" % i for i in range(5)]
+    node = module_httpd(shared_node_conf(dm, cache, "PegaDMCacheReadLock Off\n"
+                                         "PegaDMLocalCache 0\n"), users=users)
+    answers = {}
+
+    def client(user):
+        answers.setdefault(user, []).extend(
+            assert_session(session_get(node, user)) for _ in range(5))
+
+    threads = [threading.Thread(target=client, args=(u,)) for u in users for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for user in users:
+        assert len(set(answers[user])) == 1, answers[user]
+        assert len(dm.creates_for(user)) == 1
