@@ -37,14 +37,15 @@ static const char *mark_key(apr_pool_t *p, const unsigned char *id, unsigned int
 {
     static const char hex[] = "0123456789abcdef";
     apr_size_t prefix = sizeof(MARK_PREFIX) - 1;
-    char *key = apr_palloc(p, prefix + 2 * id_len + 1);
+    char *key = apr_palloc(p, prefix + (apr_size_t)id_len * 2 + 1);
+    char *at = key + prefix;
 
     memcpy(key, MARK_PREFIX, prefix);
     for (unsigned int i = 0; i < id_len; i++) {
-        key[prefix + 2 * i] = hex[id[i] >> 4];
-        key[prefix + 2 * i + 1] = hex[id[i] & 0x0f];
+        *at++ = hex[id[i] >> 4];
+        *at++ = hex[id[i] & 0x0f];
     }
-    key[prefix + 2 * id_len] = '\0';
+    *at = '\0';
     return key;
 }
 

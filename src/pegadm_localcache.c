@@ -106,7 +106,8 @@ static customer_key_t key_of(const pegadm_localcache_t *lc, const char *widget_i
     if (wlen > 64 || clen > PEGADM_CUSTOMER_ID_MAX) {
         return key; /* never cached: see usable() */
     }
-    memcpy(buf, widget_id, wlen + 1);
+    memcpy(buf, widget_id, wlen);
+    buf[wlen] = '\0';
     memcpy(buf + wlen + 1, customer_id, clen);
     key.a = pegadm_siphash24(buf, wlen + 1 + clen, lc->hash_key);
     key.b = pegadm_siphash24(buf, wlen + 1 + clen, lc->hash_key + 16);
