@@ -15,7 +15,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import pegabench as pb  # noqa: E402
 
-USERS = 1000
+# PEGADM_BENCH_USERS=100000 measures the same with that many customers
+USERS = int(os.environ.get("PEGADM_BENCH_USERS", "1000"))
 CONNECTIONS = 32
 TARGET = 0.95
 
@@ -53,7 +54,7 @@ def main():
                 and exported_session(off.body) == "(none)")
     value = pb.ratio(result["eager"]["rps"], result["off"]["rps"])
     pb.log("eager/off = %s (target >= %s); session exported: %s" % (value, TARGET, exported))
-    pb.save_result("eager_vs_off", {
+    pb.save_result("eager_vs_off" + ("" if USERS == 1000 else "-%d" % USERS), {
         "quick": args.quick, "users": USERS, "connections": CONNECTIONS,
         "rounds": rounds, "seconds": seconds, "page_bytes": [len(eager.body), len(off.body)],
         "session_exported": exported, "variants": result, "ratio": value, "target": TARGET,

@@ -14,7 +14,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import pegabench as pb  # noqa: E402
 
-USERS = 1000
+# PEGADM_BENCH_USERS=100000 measures the same with that many customers
+USERS = int(os.environ.get("PEGADM_BENCH_USERS", "1000"))
 CONNECTIONS = 32
 TARGET = 0.95
 
@@ -48,7 +49,7 @@ def main():
             emulator.stop()
     value = pb.ratio(result["session"]["rps"], result["static"]["rps"])
     pb.log("session/static = %s (target >= %s)" % (value, TARGET))
-    pb.save_result("session_vs_static", {
+    pb.save_result("session_vs_static" + ("" if USERS == 1000 else "-%d" % USERS), {
         "quick": args.quick, "users": USERS, "connections": CONNECTIONS,
         "rounds": rounds, "seconds": seconds, "body_bytes": size,
         "variants": result, "ratio": value, "target": TARGET,
