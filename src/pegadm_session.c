@@ -94,7 +94,7 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
  * before the store. Anything else (and any doubt) is left to the locked
  * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          apr_uint32_t gen, pegadm_session_result_t *res)
+                          apr_uint32_t gen, pegadm_session_result_t *res, apr_time_t *made)
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
@@ -120,6 +120,9 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
                               apr_time_now(), e.time + req->ttl);
     }
     res->session_id = e.session_id;
+    if (made) {
+        *made = e.time;
+    }
     return 1;
 }
 
@@ -204,6 +207,34 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         res->session_id = found.session_id;
     }
     return rv;
+}
+
+/* During a rotation the session may be filed under the other secret's
+ * keys: it is handed out and filed anew under the current keys, keeping its
+ * age (a session stored there meanwhile wins, as in store_new_session). A
+ * failure to file it again is no failure: the next request tries again. */
+static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
+                                const cache_id_t *id, pegadm_session_result_t *res)
+{
+    pegadm_session_req_t previous = *req;
+    entry_t e = {ENTRY_SESSION, 0, 0, NULL};
+    cache_id_t old;
+
+    if (!req->keys_previous) {
+        return 0;
+    }
+    previous.keys = req->keys_previous;
+    previous.local = NULL; /* filed anew below, which voids any copy */
+    if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
+        !cached_session(p, &previous, &old, 0, res, &e.time)) {
+        return 0;
+    }
+    e.session_id = res->session_id;
+    if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
+        store_new_session(p, req, id, &e, 1, res);
+        req->store->unlock(req->store->ctx);
+    }
+    return 1;
 }
 
 static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
@@ -357,7 +388,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, gen, res)) {
+    if (cached_session(p, req, &id, gen, res, NULL) || filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
     for (;;) {
@@ -463,23 +494,40 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, req, &id, 0, res);
 }
 
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
-                                              pegadm_session_result_t *res)
+/* Under the lock: removes the session filed under keys. */
+static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys)
 {
+    pegadm_session_req_t with_keys = *req;
     cache_id_t id;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    with_keys.keys = keys;
+    if (cache_id(&with_keys, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
+    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+/* A session still filed under the other secret's keys goes too: the
+ * lookup would find it there. */
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              pegadm_session_result_t *res)
+{
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    rv = remove_session(p, req, req->keys);
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = remove_session(p, req, req->keys_previous);
+    }
     req->store->unlock(req->store->ctx);
     changed(req);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+    if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "removing an entry");
     }
     return PEGADM_SESSION_OK;

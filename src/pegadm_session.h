@@ -58,6 +58,10 @@ typedef struct {
     pegadm_localcache_t *local; /* NULL: every lookup reads the store */
     int read_unlocked;          /* 1: the store is safe for a plain read without its lock */
     const pegadm_keys_t *keys;
+    /* NULL, or the keys of the other secret of a rotation: a session found
+     * filed under them is filed anew under keys (after the two secrets are
+     * swapped in the configuration, no cached session is lost) */
+    const pegadm_keys_t *keys_previous;
     const char *widget_id;
     const char *customer_id;      /* already validated */
     apr_interval_time_t ttl;      /* how long a session ID is reused */

@@ -353,6 +353,45 @@ static void test_forget(void **state)
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
+/* ---- a rotation's swap of the two secrets: sessions filed under the
+ * other secret's keys are kept ---- */
+
+static pegadm_keys_t other_keys;
+
+static void test_a_session_filed_under_the_previous_keys_is_kept(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_req_t only_new = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    /* without the previous keys, a new session: what the swap must avoid */
+    only_new.create = NULL;
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(res.created, 0);
+    /* filed anew under the current keys */
+    assert_int_equal(pegadm_session_get(pool, &only_new, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_forget_removes_the_session_under_both_keys(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_string_not_equal(res.session_id, first.session_id);
+}
+
 /* ---- several nodes on one shared store: the lock is per node, so another
  * node's session can land while ours is being created ---- */
 
@@ -603,6 +642,8 @@ int main(void)
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
         cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
         cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
+        cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
+        cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;
@@ -612,6 +653,7 @@ int main(void)
     apr_thread_mutex_create(&store_data.mutex, APR_THREAD_MUTEX_DEFAULT, pool);
     store = (pegadm_store_t){&store_data, fake_lock, fake_unlock, fake_get, fake_put, fake_del};
     pegadm_keys_derive(&keys, (const unsigned char *)secret, strlen(secret));
+    pegadm_keys_derive(&other_keys, (const unsigned char *)"the other secret", 16);
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     apr_terminate();
     return failed;
