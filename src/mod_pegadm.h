@@ -78,6 +78,8 @@ typedef struct {
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;
 
+typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
+
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
     const char *cache_provider_name;
@@ -91,6 +93,9 @@ typedef struct {
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
+    const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
+    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
+    pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
 } pegadm_server_conf_t;
 
@@ -185,6 +190,19 @@ void pegadm_lifecycle_register_hooks(apr_pool_t *p);
  * owner check (GET {session endpoint}?owner); creates no session. */
 pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
                                         const char *customer_id, const char **owner);
+
+/* mod_pegadm_mark.c */
+/* Opens, in each child, the cross-node create mark's client to a memcache
+ * or redis PegaDMCache's servers. */
+void pegadm_mark_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_localcache.c: the per-process read cache */
+const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
+/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
+void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

@@ -253,6 +253,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res)
 {
+    pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
     create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
     pegadm_session_req_t req;
@@ -260,6 +261,9 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 
     memset(&req, 0, sizeof(req));
     req.store = store;
+    req.mark = sc->create_mark;
+    req.local = sc->localcache;
+    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
     req.keys = &d->secret->keys;
     req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;

@@ -116,23 +116,27 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
-/* The common case, a cached session: the lock is held for the raw read
- * only and the entry is opened outside it, so that the requests of a busy
- * server queue on the lock as briefly as possible. Anything else (and any
- * doubt) is left to the locked path, which reads again. */
+/* The common case, a cached session, after this process's own copy
+ * (pegadm_session_get) missed: the lock is held for the raw read only (and
+ * not at all by a store safe for concurrent reads) and the entry opened
+ * outside it, so that the requests of a busy server queue on the lock as
+ * briefly as possible. gen: the copy's generation, read
+ * before the store. Anything else (and any doubt) is left to the locked
+ * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          entry_t *e, pegadm_session_result_t *res)
+                          apr_uint32_t gen, entry_t *e, pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
     apr_status_t rv;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
-        return 0;
+    if (req->read_unlocked) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    } else if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+        req->store->unlock(req->store->ctx);
     }
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS) {
         return 0;
     }
@@ -141,8 +145,20 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     if (e->type != ENTRY_SESSION) {
         return 0;
     }
+    if (req->local) {
+        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
+                              apr_time_now(), e->time + req->ttl);
+    }
     res->session_id = e->session_id;
     return 1;
+}
+
+/* Every process's copy of the customer's session is void after a change. */
+static void changed(const pegadm_session_req_t *req)
+{
+    if (req->local) {
+        pegadm_localcache_changed(req->local, req->widget_id, req->customer_id);
+    }
 }
 
 static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -175,6 +191,7 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
     }
+    changed(req); /* a failed write may have landed all the same */
     return rv;
 }
 
@@ -247,8 +264,9 @@ static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
         return 0;
     }
     previous.keys = req->keys_previous;
+    previous.local = NULL; /* filed anew below, which voids any copy */
     if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
-        !cached_session(p, &previous, &old, &e, res)) {
+        !cached_session(p, &previous, &old, 0, &e, res)) {
         return 0;
     }
     if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
@@ -441,20 +459,70 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
     return PEGADM_SESSION_OK;
 }
 
+/* What the holder of the cross-node mark does. The entry is read again
+ * under the mark: the previous holder's session may have landed after our
+ * first read. A pending entry found now is a dead node's (marks outlast
+ * pending entries), so it is taken over. The mark is released whatever
+ * happens, once the outcome is stored, so that it never outlives the
+ * create; should the release fail, it lapses by itself. */
+static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
+                                                 const cache_id_t *id, const cache_id_t *mark,
+                                                 apr_time_t started,
+                                                 pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    step_t step = STEP_DONE;
+    entry_t e;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        apr_time_t now;
+
+        rv = load(p, req, id, &e, res);
+        now = apr_time_now();
+        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE) {
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
+            rv = save(p, req, id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        status = store_failed(p, res, rv, "reading or marking an entry");
+    } else if (step != STEP_DONE) {
+        status = create_and_store(p, req, id, 1, res);
+    }
+    req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
+    return status;
+}
+
+/* With a cross-node mark, a pending entry is written by the mark's holder
+ * only: written before the mark is taken, it could overwrite a session that
+ * another node stored meanwhile. Without one, the node lock alone decides. */
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res)
 {
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status = PEGADM_SESSION_OK;
     entry_t found;
-    cache_id_t id;
+    cache_id_t id, mark;
+    apr_uint32_t gen = 0;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    /* the process's copy holds the session ID only: private data that may
+     * have changed is compared with the shared entry's digest */
+    if (req->local && !req->data_digest) {
+        res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
+                                                started, p, &gen);
+        if (res->session_id) {
+            return PEGADM_SESSION_OK;
+        }
+    }
+    if (cache_id(req, "session", &id) != APR_SUCCESS ||
+        (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, &found, res)) {
+    if (cached_session(p, req, &id, gen, &found, res)) {
         return refresh_private_data(p, req, &id, &found, res);
     }
     if (filed_under_previous(p, req, &id, res)) {
@@ -471,7 +539,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         rv = load(p, req, &id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
             rv = save(p, req, &id, &pending, pending.time);
         }
@@ -485,8 +553,19 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
                        ? refresh_private_data(p, req, &id, &e, res)
                        : status;
         }
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             return create_and_store(p, req, &id, 1, res);
+        }
+        if (step == STEP_CREATE) {
+            rv = req->mark->take(req->mark->ctx, mark.bytes, sizeof(mark.bytes),
+                                 req->wait_max + apr_time_from_sec(1), p);
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, &id, &mark, started, res);
+            }
+            if (rv != APR_EEXIST) {
+                return store_failed(p, res, rv, "taking the create mark");
+            }
+            /* another node is creating it: wait for the outcome */
         }
         if (now - started >= req->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
@@ -656,6 +735,7 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
         rv = note_forgotten(p, req);
     }
     req->store->unlock(req->store->ctx);
+    changed(req);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "removing an entry");
     }

@@ -30,7 +30,7 @@ typedef struct {
 typedef struct {
     slot_t slots[SLOTS];
     apr_thread_mutex_t *mutex;
-    apr_status_t fail_get, fail_put;
+    apr_status_t fail_get, fail_put, fail_lock;
     /* Another node's write landing right after ours: when put_countdown
      * puts have been made, the slot written last becomes `injected`. */
     int put_countdown;
@@ -39,7 +39,8 @@ typedef struct {
 
 static apr_status_t fake_lock(void *c)
 {
-    return apr_thread_mutex_lock(((fake_store_t *)c)->mutex);
+    fake_store_t *f = c;
+    return f->fail_lock ? f->fail_lock : apr_thread_mutex_lock(f->mutex);
 }
 
 static apr_status_t fake_unlock(void *c)
@@ -152,7 +153,7 @@ static upstream_t upstream;
 static int setup(void **state)
 {
     memset(&store_data.slots, 0, sizeof(store_data.slots));
-    store_data.fail_get = store_data.fail_put = APR_SUCCESS;
+    store_data.fail_get = store_data.fail_put = store_data.fail_lock = APR_SUCCESS;
     store_data.put_countdown = 0;
     memset(&upstream, 0, sizeof(upstream));
     return 0;
@@ -727,6 +728,50 @@ static void test_a_forget_is_noted_and_nothing_else_is(void **state)
     assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_STORE);
 }
 
+/* Two processes' read caches over one store: a hit reads nothing, and a
+ * renewal through one is seen by the other's very next lookup. */
+static void test_local_copies_follow_changes_made_elsewhere(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-3");
+}
+
+/* A store safe for concurrent reads is read without its lock; the others
+ * never are. */
+static void test_cached_read_without_the_lock(void **state)
+{
+    pegadm_session_req_t req = request_for("ivan");
+    pegadm_session_result_t first, res;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    store_data.fail_lock = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    req.read_unlocked = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,6 +798,8 @@ int main(void)
         cmocka_unit_test_setup(test_a_failed_push_still_hands_out_the_session, setup),
         cmocka_unit_test_setup(test_a_renewal_takes_the_eager_pages_session_once, setup),
         cmocka_unit_test_setup(test_a_forget_is_noted_and_nothing_else_is, setup),
+        cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
+        cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
         cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
         cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };
