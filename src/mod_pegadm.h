@@ -122,12 +122,24 @@ void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 
+/* mod_pegadm_keep.c: what the parent keeps across graceful restarts and
+ * restarts, under a key, until it is replaced or the parent exits. */
+/* What is kept under key; NULL if nothing. */
+void *pegadm_kept(const char *key);
+/* Destroys what is kept under key (its pool) and returns a new pool, under
+ * the process pool, for its replacement; then pegadm_keep records it. Only
+ * APR's cleanups may go into that pool. */
+apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key);
+void pegadm_keep(const char *key, void *data);
+
 /* mod_pegadm_cache.c */
 /* Resolves the cache provider (shmcb unless PegaDMCache says otherwise),
  * creates the default shmcb cache sized for PegaDMCacheCustomers, and warns
  * about a given shmcb size too small for them. */
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
-/* Creates the mutex and initialises the cache; logs (info) a shmcb's size. */
+/* Creates the mutex and initialises the cache (a shmcb one and its mutex are
+ * kept across reloads while its arguments and Mutex settings are unchanged);
+ * logs (info) a shmcb's size. */
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
 /* The session cache as a pegadm_store_t, allocated in p. */

@@ -1,7 +1,8 @@
 /* The session cache's whole life in httpd: the socache provider (shmcb
  * unless PegaDMCache names another), the default shmcb sized for
  * PegaDMCacheCustomers, the instance made in post_config with its global
- * mutex and re-attached in child_init, and the pegadm_store_t that the
+ * mutex (a shmcb one kept by the parent across reloads) and re-attached in
+ * child_init, and the pegadm_store_t that the
  * session flow (pegadm_session.c) reads and writes through. What goes into
  * the cache is the session flow's business; this file stops at the store. */
 #include "mod_pegadm.h"
@@ -75,20 +76,38 @@ static void warn_too_small(const pegadm_server_conf_t *sc, apr_pool_t *ptemp, ap
                  wanted, need, args, need);
 }
 
-/* A shmcb cache without a size given: the default one, sized. */
-static apr_status_t create_default_shmcb(apr_pool_t *pconf, apr_pool_t *ptemp,
-                                         pegadm_server_conf_t *sc)
+static apr_status_t create_shmcb(const pegadm_server_conf_t *sc, ap_socache_instance_t **cache,
+                                 apr_pool_t *ptemp, apr_pool_t *pool)
 {
-    const char *err;
-
-    sc->cache_args = default_args(pconf, sc);
-    err = sc->cache_provider->create(&sc->cache, sc->cache_args, ptemp, pconf);
+    const char *err = sc->cache_provider->create(cache, sc->cache_args, ptemp, pool);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
                      "PEGADM021: creating the shmcb session cache failed: %s", err);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
+}
+
+/* A shmcb cache without a size given: the default one, sized. */
+static apr_status_t create_default_shmcb(apr_pool_t *pconf, apr_pool_t *ptemp,
+                                         pegadm_server_conf_t *sc)
+{
+    sc->cache_args = default_args(pconf, sc);
+    return create_shmcb(sc, &sc->cache, ptemp, pconf);
+}
+
+static apr_status_t init_cache(const pegadm_server_conf_t *sc, ap_socache_instance_t *cache,
+                               server_rec *s, apr_pool_t *pool)
+{
+    struct ap_socache_hints hints = {PEGADM_SHMCB_HINT_ID_LEN, PEGADM_SHMCB_HINT_OBJ_SIZE, 60};
+    apr_status_t rv = sc->cache_provider->init(cache, CACHE_NAMESPACE, &hints, s, pool);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "PEGADM022: initialising the %s session cache failed",
+                     sc->cache_provider_name);
+    }
+    return rv;
 }
 
 /* Logs (info) how many customers a shmcb cache keeps. */
@@ -152,25 +171,124 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
     return APR_SUCCESS;
 }
 
+/* ---- the shmcb cache kept across reloads ----
+ * A shmcb cache lives in the parent: made with the configuration, it would
+ * be emptied by every graceful restart and restart, and every customer would
+ * get a new session. So it is made once, with its mutex, in a pool the
+ * parent keeps (mod_pegadm_keep.c), and each later generation takes it over
+ * while its arguments and the Mutex settings for it are the same; children
+ * of the generation before still finishing requests use the same memory and
+ * the same mutex. Memory and mutex go with the parent's exit. */
+
+#define KEPT_KEY "pegadm-cache-shmcb"
+
+typedef struct {
+    const char *signature; /* what it was made from */
+    ap_socache_instance_t *cache;
+    apr_global_mutex_t *mutex;
+} kept_cache_t;
+
+static int names_our_mutex(apr_pool_t *p, const char *args)
+{
+    const char *word;
+    int names = 0;
+
+    ap_getword_conf(p, &args); /* the mechanism */
+    while (*(word = ap_getword_conf(p, &args))) {
+        if (!strcasecmp(word, "OmitPID")) {
+            continue;
+        }
+        names++;
+        if (!strcasecmp(word, "default") || !strcasecmp(word, PEGADM_MUTEX_TYPE)) {
+            return 1;
+        }
+    }
+    return names == 0; /* "Mutex mechanism" alone sets the default */
+}
+
+/* The Mutex lines that apply to the pegadm-cache mutex (they are at the top
+ * of the configuration tree, never in a virtual host), and the runtime
+ * directory a lock file goes to by default. */
+static const char *mutex_settings(apr_pool_t *p)
+{
+    const char *dir = ap_runtime_dir_relative(p, ""), *all = dir ? dir : "";
+
+    for (const ap_directive_t *d = ap_conftree; d; d = d->next) {
+        if (!strcasecmp(d->directive, "Mutex") && names_our_mutex(p, d->args)) {
+            all = apr_pstrcat(p, all, "\n", d->args, NULL);
+        }
+    }
+    return all;
+}
+
+static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc,
+                                    const char *signature)
+{
+    apr_pool_t *pool = pegadm_keep_anew(s, KEPT_KEY);
+    kept_cache_t *k = apr_pcalloc(pool, sizeof(*k));
+    apr_status_t rv;
+
+    k->signature = apr_pstrdup(pool, signature);
+    rv = create_shmcb(sc, &k->cache, ptemp, pool);
+    if (rv == APR_SUCCESS) {
+        rv = ap_global_mutex_create(&k->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pool, 0);
+    }
+    /* shmcb's init registers only APR's cleanup of its memory in pool */
+    if (rv == APR_SUCCESS) {
+        rv = init_cache(sc, k->cache, s, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    pegadm_keep(KEPT_KEY, k);
+    sc->cache = k->cache;
+    sc->mutex = k->mutex;
+    return APR_SUCCESS;
+}
+
+static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc)
+{
+    const char *signature = apr_pstrcat(ptemp, sc->cache_args ? sc->cache_args : "", "\n",
+                                        mutex_settings(ptemp), NULL);
+    kept_cache_t *k = pegadm_kept(KEPT_KEY);
+
+    if (k && !strcmp(k->signature, signature)) {
+        sc->cache = k->cache;
+        sc->mutex = k->mutex;
+        return APR_SUCCESS;
+    }
+    if (k) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "PEGADM404: session cache: the shmcb arguments or the %s mutex "
+                     "settings changed; starting a new, empty cache (every customer gets a "
+                     "new session ID once)",
+                     PEGADM_MUTEX_TYPE);
+    }
+    return make_kept_shmcb(ptemp, s, sc, signature);
+}
+
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
-    struct ap_socache_hints hints = {PEGADM_SHMCB_HINT_ID_LEN, PEGADM_SHMCB_HINT_OBJ_SIZE, 60};
     apr_status_t rv;
 
+    if (!strcmp(sc->cache_provider_name, "shmcb")) {
+        rv = attach_kept_shmcb(ptemp, s, sc);
+        if (rv == APR_SUCCESS) {
+            log_size(s, sc);
+        }
+        return rv;
+    }
+    /* memcache, redis and the like: outside httpd, made with each generation */
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = sc->cache_provider->init(sc->cache, CACHE_NAMESPACE, &hints, s, pconf);
+    rv = init_cache(sc, sc->cache, s, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "PEGADM022: initialising the %s session cache failed",
-                     sc->cache_provider_name);
         return rv;
     }
     apr_pool_cleanup_register(pconf, s, destroy_cache, apr_pool_cleanup_null);
-    log_size(s, sc);
     return APR_SUCCESS;
 }
 

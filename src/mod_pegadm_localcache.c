@@ -1,7 +1,7 @@
 /* How a lookup reads: the Apache side of the per-process read cache
  * (pegadm_localcache.h), its directives, the generation counters in memory
  * shared by the node's processes (made once per httpd, kept across
- * restarts) and each child's own cache; and whether a read of a shared
+ * restarts by mod_pegadm_keep.c) and each child's own cache; and whether a read of a shared
  * cache takes the node's pegadm-cache mutex. */
 #include "mod_pegadm.h"
 
@@ -94,16 +94,15 @@ int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
  * before a graceful restart, still finishing requests, bump the same ones. */
 static void *shared_generations(server_rec *s)
 {
-    apr_pool_t *pool = s->process->pool;
-    void *found = NULL;
+    void *found = pegadm_kept(GENERATIONS_KEY);
     apr_shm_t *shm;
     apr_status_t rv;
 
-    apr_pool_userdata_get(&found, GENERATIONS_KEY, pool);
     if (found) {
         return found;
     }
-    rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL, pool);
+    rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL,
+                        pegadm_keep_anew(s, GENERATIONS_KEY));
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "PEGADM810: cannot share the local cache's generations between child "
@@ -118,7 +117,7 @@ static void *shared_generations(server_rec *s)
                      "session cache");
         return NULL;
     }
-    apr_pool_userdata_set(found, GENERATIONS_KEY, apr_pool_cleanup_null, pool);
+    pegadm_keep(GENERATIONS_KEY, found);
     return found;
 }
 

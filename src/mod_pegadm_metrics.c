@@ -1,6 +1,6 @@
 /* The shared counters on the Apache side: the widgets of the configuration
  * collected while it is read, one block of anonymous shared memory made by
- * the parent process and kept in its process pool, so that the counts
+ * the parent process and kept by it (mod_pegadm_keep.c), so that the counts
  * survive graceful restarts (and restarts that keep the parent), a slot
  * per child process, and the counting calls of the request path. */
 #include "mod_pegadm_ops.h"
@@ -16,8 +16,8 @@
 
 APLOG_USE_MODULE(pegadm);
 
-/* Userdata keys: the widget list of this configuration (pconf), and the
- * shared block of the parent process (process pool, kept across reloads). */
+/* Keys: the widget list of this configuration (pconf userdata), and the
+ * shared block the parent keeps across reloads (mod_pegadm_keep.c). */
 #define WIDGETS_KEY "pegadm-metrics-widgets"
 #define BLOCK_KEY   "pegadm-metrics-block"
 
@@ -71,7 +71,7 @@ static int map_widgets(pegadm_metrics_t *m, const apr_array_header_t *ids, int *
 
 static block_t *new_block(server_rec *s, int slots, int widgets)
 {
-    apr_pool_t *pool = s->process->pool;
+    apr_pool_t *pool = pegadm_keep_anew(s, BLOCK_KEY);
     apr_size_t size = pegadm_metrics_size(slots, widgets);
     block_t *b = apr_pcalloc(pool, sizeof(*b));
     apr_status_t rv = apr_shm_create(&b->shm, size, NULL, pool);
@@ -103,7 +103,7 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     slots = slots > 0 ? slots : 1;
     ops->widget_map = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)(ids->nelts + 1));
 
-    apr_pool_userdata_get((void **)&block, BLOCK_KEY, s->process->pool);
+    block = pegadm_kept(BLOCK_KEY);
     if (block && block->slots == slots && map_widgets(block->metrics, ids, ops->widget_map)) {
         ops->metrics = block->metrics;
         return APR_SUCCESS;
@@ -112,11 +112,10 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      "PEGADM601: the counters start again from zero: the new configuration's "
                      "widgets or process limit do not fit the old ones");
-        /* children of the old generation keep their own mapping */
-        apr_shm_destroy(block->shm);
     }
+    /* replaces the old block; children of the old generation keep their own mapping */
     block = new_block(s, slots, ids->nelts + WIDGET_HEADROOM);
-    apr_pool_userdata_set(block, BLOCK_KEY, apr_pool_cleanup_null, s->process->pool);
+    pegadm_keep(BLOCK_KEY, block);
     if (!block || !block->metrics || !map_widgets(block->metrics, ids, ops->widget_map)) {
         return block ? APR_EGENERAL : APR_SUCCESS;
     }
