@@ -131,6 +131,8 @@ void *pegadm_kept(const char *key);
  * APR's cleanups may go into that pool. */
 apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key);
 void pegadm_keep(const char *key, void *data);
+/* Destroys what is kept under key, if anything. */
+void pegadm_keep_drop(const char *key);
 
 /* mod_pegadm_cache.c */
 /* Resolves the cache provider (shmcb unless PegaDMCache says otherwise),

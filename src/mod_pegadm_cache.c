@@ -246,7 +246,8 @@ static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_ser
     return APR_SUCCESS;
 }
 
-static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc)
+static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                      pegadm_server_conf_t *sc)
 {
     const char *signature = apr_pstrcat(ptemp, sc->cache_args ? sc->cache_args : "", "\n",
                                         mutex_settings(ptemp), NULL);
@@ -279,7 +280,9 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
         }
         return rv;
     }
-    /* memcache, redis and the like: outside httpd, made with each generation */
+    /* memcache, redis and the like: outside httpd, made with each generation;
+     * a shmcb cache kept from before PegaDMCache named them goes */
+    pegadm_keep_drop(KEPT_KEY);
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;

@@ -28,14 +28,22 @@ void *pegadm_kept(const char *key)
     return k ? k->data : NULL;
 }
 
+void pegadm_keep_drop(const char *key)
+{
+    kept_t *k = ap_retained_data_get(key);
+
+    if (k && k->pool) {
+        apr_pool_destroy(k->pool);
+        k->pool = NULL;
+        k->data = NULL;
+    }
+}
+
 apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key)
 {
     kept_t *k = entry(key);
 
-    if (k->pool) {
-        apr_pool_destroy(k->pool);
-    }
-    k->data = NULL;
+    pegadm_keep_drop(key);
     apr_pool_create(&k->pool, s->process->pool);
     apr_pool_tag(k->pool, "pegadm-kept");
     return k->pool;

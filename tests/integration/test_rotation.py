@@ -26,8 +26,8 @@ LOAD_MEMCACHE = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n
 
 
 def rotation_site(dm, first_path, next_path, *extra, cache_port=None):
-    """With cache_port, sessions live in memcached: the shmcb cache does not
-    outlive a graceful restart, whatever the secrets."""
+    """With cache_port, sessions live in memcached (test_cache_reload.py
+    rotates with the default shmcb cache)."""
     if cache_port:
         extra = ("PegaDMCache memcache:127.0.0.1:%d" % cache_port, *extra)
     return (LOAD_MEMCACHE if cache_port else "") + (harness.pegadm_conf(dm, secret=None, extra=[
