@@ -129,3 +129,26 @@ def test_rotating_the_secret_keeps_cached_sessions(module_httpd, dm):
     server.stop()
     text = server.error_log() + server.access_log()
     assert OLD not in text and NEW not in text
+
+
+LOAD_MEMCACHE = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n" % (
+    harness.APACHE_MODULES)
+
+
+def test_switching_to_memcached_and_back(module_httpd, dm, memcached):
+    server = module_httpd(site(dm), users=USERS, mpm="prefork")
+    alice = assert_session(session_get(server, "alice"))
+    reconfigure(server, LOAD_MEMCACHE + site(dm, "PegaDMCache memcache:127.0.0.1:%d"
+                                             % memcached.port))
+    harness.graceful_restart(server)
+    in_memcached = assert_session(session_get(server, "alice"))
+    assert in_memcached != alice
+    harness.graceful_restart(server)
+    assert assert_session(session_get(server, "alice")) == in_memcached
+    # back to shmcb: the one dropped on the way is not brought back
+    reconfigure(server, site(dm))
+    harness.graceful_restart(server)
+    assert assert_session(session_get(server, "alice")) not in (alice, in_memcached)
+    assert len(dm.creates_for("alice")) == 3
+    assert FRESH not in server.error_log()
+    assert not server.crashes()
