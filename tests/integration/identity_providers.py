@@ -1,0 +1,193 @@
+"""Real identity providers on loopback for the browser tests of
+test_oidc.py and test_saml.py, and a portal that logs its users in through
+them: Debian's mod_auth_openidc against an OpenID provider (the npm package
+oidc-provider, tests/idp/oidc-provider.js), Debian's mod_auth_mellon against
+a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
+
+    OidcProvider   node tests/idp/oidc-provider.js, issuer http://127.0.0.1:<port>
+    SamlIdp        tests/idp/saml_idp.py with keys and metadata made by openssl
+    Portal         an httpd on a port fixed before the providers start (they
+                   must know where to send the browser back), serving
+                   /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
+                   and a public /logged-out.html
+
+Both providers know the users of USERS, with these passwords.
+"""
+
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import sys
+import time
+
+import harness
+
+IDP_DIR = os.path.join(harness.REPO_ROOT, "tests", "idp")
+OIDC_SCRIPT = os.path.join(IDP_DIR, "oidc-provider.js")
+SAML_SCRIPT = os.path.join(IDP_DIR, "saml_idp.py")
+NODE = shutil.which("node") or shutil.which("nodejs") or "node"
+
+USERS = {"alice": "alice-password", "bob": "bob-password"}
+
+# The portal's page: who is logged in, the session made with it (eager
+# mode), a plain logout link, the widget through the bootstrap.
+PORTAL_PAGE = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Portal</title></head>
+<body>
+<p>Signed in as <strong id="user"><!--#echo var="REMOTE_USER" --></strong></p>
+<p>Made with this page: <code id="eager-session"><!--#echo var="PEGADM_SESSION_ID" --></code></p>
+<p>Given to the chat widget: <code id="widget-session"></code></p>
+<p><a id="logout" href="<!--#echo var="PORTAL_LOGOUT" -->">Log out</a></p>
+<script>
+window.PegaUnifiedChatWidget = window.PegaUnifiedChatWidget || {};
+window.PegaUnifiedChatWidget.onSessionInitialized = function (sessionId) {
+  document.getElementById('widget-session').textContent = sessionId;
+};
+</script>
+<script src="/pegadm/bootstrap.js"></script>
+</body></html>
+"""
+
+LOGGED_OUT_PAGE = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Logged out</title></head>
+<body><p id="logged-out">You are logged out.</p>
+<p><a id="log-in-again" href="/portal/">Log in</a></p>
+<script src="/pegadm/bootstrap.js"></script>
+</body></html>
+"""
+
+
+def read_line(proc, pattern, log_path, what, timeout=harness.START_TIMEOUT):
+    """The first stdout line of `proc`, which must match `pattern`; bounded."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                raise AssertionError("%s did not start in %.0fs:\n%s" % (
+                    what, timeout, read_log(log_path)))
+            chunk = os.read(proc.stdout.fileno(), 256)
+            if not chunk:
+                raise AssertionError("%s exited:\n%s" % (what, read_log(log_path)))
+            buf += chunk
+    finally:
+        sel.close()
+    match = re.match(pattern, buf.split(b"\n", 1)[0])
+    assert match, "%s printed %r" % (what, buf)
+    return match
+
+
+def read_log(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")[-5000:]
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class _Process:
+    """A provider process whose first stdout line names its port."""
+
+    name = "provider"
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(workdir, "%s-%d.log" % (self.name, id(self)))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def spawn(self, args, cwd=None):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, cwd=cwd)
+        try:
+            self.port = int(read_line(self.proc, rb"listening (\d+)$", self.log_path,
+                                      self.name).group(1))
+        except AssertionError:
+            self.stop()
+            raise
+        return self
+
+    def log(self):
+        return read_log(self.log_path)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(harness.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(harness.STOP_TIMEOUT)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class OidcProvider(_Process):
+    """tests/idp/oidc-provider.js: client "portal" with `secret`, which
+    redirects to <portal>/portal/redirect_uri."""
+
+    name = "oidc-provider"
+    CLIENT_ID = "portal"
+
+    def __init__(self, workdir, portal, secret):
+        super().__init__(workdir)
+        self.portal = portal
+        self.secret = secret
+
+    def start(self):
+        if not os.path.isdir(os.path.join(IDP_DIR, "node_modules", "oidc-provider")):
+            raise AssertionError("tests/idp/node_modules is missing: run "
+                                 "`npm ci --prefix tests/idp` (scripts/test does)")
+        return self.spawn([NODE, OIDC_SCRIPT, self.portal, self.secret])
+
+    @property
+    def issuer(self):
+        return self.url
+
+
+class Portal(harness.Httpd):
+    """An httpd whose port is chosen at construction, so that the identity
+    provider can be told where the portal is before the portal starts."""
+
+    def __init__(self, workdir, conf="", **kwargs):
+        super().__init__(workdir, conf, **kwargs)
+        self.port = harness.free_port()
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def write_config(self):
+        harness.populate_server_root(self.root, self.users)
+        portal = os.path.join(self.root, "htdocs", "portal")
+        os.makedirs(portal, mode=0o755, exist_ok=True)
+        harness.write_file(os.path.join(portal, "index.shtml"), PORTAL_PAGE)
+        harness.write_file(os.path.join(self.root, "htdocs", "logged-out.html"),
+                           LOGGED_OUT_PAGE)
+        text = harness.render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
+                                         self.loglevel, self.load_pegadm)
+        harness.write_file(self.conf_path, text)
+
+
+def pegadm_lines(emulator):
+    """The Web Messaging connection and the two module locations."""
+    return """\
+PegaDMWidgetID {widget}
+PegaDMJWTSecret "{secret}"
+PegaDMServiceURL "{service}"
+<Location "/pegadm/bootstrap.js">
+    SetHandler pegadm-bootstrap
+    Require all granted
+</Location>
+""".format(widget=harness.WIDGET_ID, secret=harness.WIDGET_SECRET, service=emulator.url)

@@ -1,0 +1,134 @@
+"""A portal behind Debian's mod_auth_openidc, against a real OpenID provider
+on loopback (oidc-provider, tests/idp/oidc-provider.js), in headless
+chromium: the customer signs in at the provider, comes back through
+mod_auth_openidc and opens the chat; Pega knows the customer by a claim and
+has the claims, typed, as private data.
+"""
+
+import json
+import os
+
+import pytest
+from selenium.webdriver.common.by import By
+
+import harness
+import identity_providers as idp
+
+OIDC_MODULE = os.path.join(harness.APACHE_MODULES, "mod_auth_openidc.so")
+CLIENT_SECRET = "portal-client-secret-for-the-tests"
+
+# What the provider's claims (tests/idp/oidc-provider.js) become in Pega.
+PRIVATE_DATA = {
+    "alice": {"customerId": "C-1001", "email": "alice@example.com", "name": "Alice Example",
+              "emailVerified": True, "accountNumber": 4711, "vip": True,
+              "address": {"locality": "Springfield", "country": "US"}},
+    "bob": {"customerId": "C-2002", "email": "bob@example.com", "name": "Bob Example",
+            "emailVerified": False, "accountNumber": 815, "vip": False,
+            "address": {"locality": "Shelbyville", "country": "US"}},
+}
+
+PORTAL_CONF = """\
+LoadModule auth_openidc_module "{module}"
+DirectoryIndex index.shtml
+
+OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
+OIDCClientID {client_id}
+OIDCClientSecret "{client_secret}"
+OIDCRedirectURI {base}/portal/redirect_uri
+OIDCCryptoPassphrase "{passphrase}"
+OIDCScope "openid email profile address customer"
+OIDCRemoteUserClaim sub
+
+{pegadm}
+# The customer is the provider's customer number; the claims are the
+# private data, typed.
+PegaDMCustomerID "%{{reqenv:OIDC_CLAIM_customer_number}}"
+PegaDMPrivateData customerId "%{{note:PEGADM_CUSTOMER_ID}}"
+PegaDMPrivateData email "%{{reqenv:OIDC_CLAIM_email}}"
+PegaDMPrivateData name "%{{reqenv:OIDC_CLAIM_name}}"
+PegaDMPrivateData emailVerified "%{{reqenv:OIDC_CLAIM_email_verified}}" boolean
+PegaDMPrivateData accountNumber "%{{reqenv:OIDC_CLAIM_account_number}}" number
+PegaDMPrivateData vip "%{{reqenv:OIDC_CLAIM_vip}}" boolean
+PegaDMPrivateData address "%{{reqenv:OIDC_CLAIM_address}}" json
+
+<Location "/portal">
+    AuthType openid-connect
+    Require valid-user
+    PegaDM On
+    SetEnv PORTAL_LOGOUT "/portal/redirect_uri?logout={logged_out}"
+</Location>
+<Location "/pegadm/session">
+    SetHandler pegadm-session
+    AuthType openid-connect
+    OIDCUnAuthAction 401
+    Require valid-user
+</Location>
+"""
+
+
+@pytest.fixture
+def oidc_portal(workdir, plain_dm):
+    """A portal behind mod_auth_openidc and its OpenID provider, started."""
+    from conftest import require_module
+    require_module()
+    assert os.path.exists(OIDC_MODULE), "libapache2-mod-auth-openidc is not installed"
+    portal = idp.Portal(workdir, loglevel="info")
+    provider = idp.OidcProvider(workdir, portal.base, CLIENT_SECRET).start()
+    portal.conf_body = PORTAL_CONF.format(
+        module=OIDC_MODULE, issuer=provider.issuer, client_id=provider.CLIENT_ID,
+        client_secret=CLIENT_SECRET, base=portal.base, passphrase=os.urandom(16).hex(),
+        pegadm=idp.pegadm_lines(plain_dm),
+        logged_out=portal.base + "/logged-out.html")
+    portal.provider = provider
+    try:
+        portal.start()
+        yield portal
+    finally:
+        portal.stop()
+        provider.stop()
+    crashed = portal.crashes()
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+
+
+def sign_in(chromium, portal, user):
+    """Opens the portal, signs in at the provider, lands on the portal page."""
+    chromium.get(portal.base + "/portal/")
+    chromium.wait(lambda d: d.find_elements(By.ID, "username"),
+                  "the provider's sign-in form")
+    assert chromium.driver.current_url.startswith(portal.provider.issuer + "/"), \
+        chromium.driver.current_url
+    chromium.element("username").send_keys(user)
+    chromium.element("password").send_keys(idp.USERS[user])
+    chromium.element("sign-in").click()
+    chromium.wait(lambda d: d.find_elements(By.ID, "user"), "the portal page after signing in")
+    assert chromium.text("user") == user
+
+
+def assert_pega_has(dm, sid, user):
+    """Pega made `sid` for user's customer number and holds exactly user's
+    claims, typed, as its private data."""
+    state = dm.state()
+    private = PRIVATE_DATA[user]
+    assert [c["customerId"] for c in state["creates"] if c["sessionId"] == sid] == [
+        private["customerId"]]
+    assert [p["data"] for p in state["private_data"] if p["sessionId"] == sid] == [private]
+    assert state["sessions"][sid]["privateData"] == private
+    return state
+
+
+def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
+    sign_in(chromium, oidc_portal, "alice")
+    eager = chromium.text("eager-session")
+    assert eager
+    assert_pega_has(plain_dm, eager, "alice")
+
+    facts = chromium.open_chat()
+    sid = facts["session"]
+    assert facts["customer"] == "C-1001"
+    assert json.loads(facts["private-data"]) == PRIVATE_DATA["alice"]
+    chromium.wait(lambda d: chromium.text("widget-session") == sid,
+                  "onSessionInitialized to show the session")
+    assert_pega_has(plain_dm, sid, "alice")
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
