@@ -21,18 +21,28 @@ PEGADM_PACKAGES=(
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
     # the Debian package: built from a copy of the git tree, checked by lintian
     debhelper dpkg-dev lintian git
+    # the identity-provider tests: the real SSO modules, an OpenID provider
+    # from npm (tests/idp, npm ci) and a SAML identity provider on lasso
+    libapache2-mod-auth-openidc libapache2-mod-auth-mellon nodejs npm
+    python3-lasso
 )
 
 pegadm_say() {
     printf '\n==> %s\n' "$*"
 }
 
-# Lists the packages of PEGADM_PACKAGES that are not installed.
+# Lists the packages of PEGADM_PACKAGES that are neither installed nor
+# provided by an installed package (a nodejs that bundles npm provides npm).
 pegadm_missing_packages() {
     local pkg status
+    local -A provided=()
+    while read -r pkg; do
+        [[ -n $pkg ]] && provided[$pkg]=1
+    done < <(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
+        awk '$1 ~ /^ii/ { $1 = ""; gsub(/\([^)]*\)/, ""); gsub(/[ ,]+/, "\n"); print }')
     for pkg in "${PEGADM_PACKAGES[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) || status=
-        [[ $status == ii* ]] || printf '%s\n' "$pkg"
+        [[ $status == ii* || -n ${provided[$pkg]-} ]] || printf '%s\n' "$pkg"
     done
 }
 
@@ -56,7 +66,7 @@ pegadm_install_packages() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update &&
-        apt-get install -y --no-install-recommends "${PEGADM_PACKAGES[@]}"
+        apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 # Configures (afresh if the build directory belongs to another checkout)
