@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from selenium.webdriver.common.by import By
+
 import harness
 
 IDP_DIR = os.path.join(harness.REPO_ROOT, "tests", "idp")
@@ -156,6 +158,71 @@ class OidcProvider(_Process):
         return self.url
 
 
+SP_METADATA = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"
+                  xmlns:ds="http://www.w3.org/2000/09/xmldsig#"
+                  entityID="{endpoint}/metadata">
+  <SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true"
+                   protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <KeyDescriptor use="signing">
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </KeyDescriptor>
+    <SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+                         Location="{endpoint}/logout"/>
+    <NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</NameIDFormat>
+    <AssertionConsumerService index="0" isDefault="true"
+                              Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+                              Location="{endpoint}/postResponse"/>
+  </SPSSODescriptor>
+</EntityDescriptor>
+"""
+
+
+def make_key_pair(directory, name):
+    """(key, certificate) paths of a fresh self-signed RSA key (openssl)."""
+    key = os.path.join(directory, name + "-key.pem")
+    cert = os.path.join(directory, name + "-cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                    "-days", "2", "-subj", "/CN=%s" % name, "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o644)  # read by httpd's children (www-data) too
+    return key, cert
+
+
+def certificate_body(path):
+    """The base64 of a PEM certificate, as metadata carries it."""
+    with open(path) as fh:
+        return "".join(line.strip() for line in fh
+                       if line.strip() and not line.startswith("-----"))
+
+
+class SamlIdp(_Process):
+    """tests/idp/saml_idp.py for one service provider, mod_auth_mellon at
+    <portal><endpoint>: the keys of both sides and both metadata files are
+    made here, in a directory of their own."""
+
+    name = "saml-idp"
+
+    def __init__(self, workdir, portal, endpoint):
+        super().__init__(workdir)
+        self.dir = harness.make_public_dir(workdir, "saml-")
+        self.sp_key, self.sp_cert = make_key_pair(self.dir, "sp")
+        self.idp_key, self.idp_cert = make_key_pair(self.dir, "idp")
+        self.sp_metadata = harness.write_file(
+            os.path.join(self.dir, "sp-metadata.xml"),
+            SP_METADATA.format(endpoint=portal + endpoint,
+                               cert=certificate_body(self.sp_cert)))
+        self.idp_metadata = os.path.join(self.dir, "idp-metadata.xml")
+
+    def start(self):
+        self.spawn([sys.executable, SAML_SCRIPT, "--key", self.idp_key,
+                    "--cert", self.idp_cert, "--sp-metadata", self.sp_metadata,
+                    "--metadata-out", self.idp_metadata])
+        os.chmod(self.idp_metadata, 0o644)
+        return self
+
+
 class Portal(harness.Httpd):
     """An httpd whose port is chosen at construction, so that the identity
     provider can be told where the portal is before the portal starts."""
@@ -191,3 +258,32 @@ PegaDMServiceURL "{service}"
     Require all granted
 </Location>
 """.format(widget=harness.WIDGET_ID, secret=harness.WIDGET_SECRET, service=emulator.url)
+
+
+# ---- in the browser ----
+
+def sign_in(chromium, portal, provider, user):
+    """Opens the portal, which sends the browser to `provider`; signs in
+    there as `user` and lands back on the portal page."""
+    chromium.get(portal.base + "/portal/")
+    chromium.wait(lambda d: d.find_elements(By.ID, "username"),
+                  "the identity provider's sign-in form")
+    assert chromium.driver.current_url.startswith(provider.url + "/"), \
+        chromium.driver.current_url
+    chromium.element("username").send_keys(user)
+    chromium.element("password").send_keys(USERS[user])
+    chromium.element("sign-in").click()
+    chromium.wait(lambda d: d.find_elements(By.ID, "user"), "the portal page after signing in")
+    assert chromium.text("user") == user
+
+
+def assert_pega_has(dm, sid, private):
+    """Pega made `sid` for private["customerId"] and holds exactly `private`
+    as its private data."""
+    state = dm.state()
+    creates = [c["customerId"] for c in state["creates"] if c["sessionId"] == sid]
+    assert creates == [private["customerId"]], creates
+    pushed = [p["data"] for p in state["private_data"] if p["sessionId"] == sid]
+    assert pushed == [private], "%r != [%r]" % (pushed, private)
+    assert state["sessions"][sid]["privateData"] == private, state["sessions"][sid]
+    return state

@@ -9,8 +9,6 @@ import json
 import os
 
 import pytest
-from selenium.webdriver.common.by import By
-
 import harness
 import identity_providers as idp
 
@@ -90,37 +88,11 @@ def oidc_portal(workdir, plain_dm):
     assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
 
 
-def sign_in(chromium, portal, user):
-    """Opens the portal, signs in at the provider, lands on the portal page."""
-    chromium.get(portal.base + "/portal/")
-    chromium.wait(lambda d: d.find_elements(By.ID, "username"),
-                  "the provider's sign-in form")
-    assert chromium.driver.current_url.startswith(portal.provider.issuer + "/"), \
-        chromium.driver.current_url
-    chromium.element("username").send_keys(user)
-    chromium.element("password").send_keys(idp.USERS[user])
-    chromium.element("sign-in").click()
-    chromium.wait(lambda d: d.find_elements(By.ID, "user"), "the portal page after signing in")
-    assert chromium.text("user") == user
-
-
-def assert_pega_has(dm, sid, user):
-    """Pega made `sid` for user's customer number and holds exactly user's
-    claims, typed, as its private data."""
-    state = dm.state()
-    private = PRIVATE_DATA[user]
-    assert [c["customerId"] for c in state["creates"] if c["sessionId"] == sid] == [
-        private["customerId"]]
-    assert [p["data"] for p in state["private_data"] if p["sessionId"] == sid] == [private]
-    assert state["sessions"][sid]["privateData"] == private
-    return state
-
-
 def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
-    sign_in(chromium, oidc_portal, "alice")
+    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
     eager = chromium.text("eager-session")
     assert eager
-    assert_pega_has(plain_dm, eager, "alice")
+    idp.assert_pega_has(plain_dm, eager, PRIVATE_DATA["alice"])
 
     facts = chromium.open_chat()
     sid = facts["session"]
@@ -128,7 +100,7 @@ def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
     assert json.loads(facts["private-data"]) == PRIVATE_DATA["alice"]
     chromium.wait(lambda d: chromium.text("widget-session") == sid,
                   "onSessionInitialized to show the session")
-    assert_pega_has(plain_dm, sid, "alice")
+    idp.assert_pega_has(plain_dm, sid, PRIVATE_DATA["alice"])
     resp = chromium.fetch("/pegadm/session")
     assert resp["status"] == 200, resp
     assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}

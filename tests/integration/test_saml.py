@@ -1,0 +1,115 @@
+"""A portal behind Debian's mod_auth_mellon, against a real SAML identity
+provider on loopback (lasso, tests/idp/saml_idp.py), in headless chromium:
+the customer signs in at the identity provider, comes back through
+mod_auth_mellon (a signed assertion over HTTP-POST) and opens the chat;
+Pega knows the customer by a SAML attribute and has the attributes, typed,
+as private data.
+"""
+
+import json
+import os
+
+import pytest
+
+import harness
+import identity_providers as idp
+
+MELLON_MODULE = os.path.join(harness.APACHE_MODULES, "mod_auth_mellon.so")
+ENDPOINT = "/portal/mellon"
+
+# What the identity provider's assertion (tests/idp/saml_idp.py) becomes in Pega.
+PRIVATE_DATA = {
+    "alice": {"customerId": "C-1001", "nameId": "6a1c0f7e-alice",
+              "email": "alice@example.com", "name": "Alice Example",
+              "accountNumber": 4711, "vip": True, "groups": "customers,gold"},
+    "bob": {"customerId": "C-2002", "nameId": "9d2e4b1a-bob",
+            "email": "bob@example.com", "name": "Bob Example",
+            "accountNumber": 815, "vip": False, "groups": "customers"},
+}
+
+PORTAL_CONF = """\
+LoadModule auth_mellon_module "{module}"
+DirectoryIndex index.shtml
+
+# The service provider, everywhere; who must log in is said below.
+<Location "/">
+    MellonSPPrivateKeyFile "{sp_key}"
+    MellonSPCertFile "{sp_cert}"
+    MellonSPMetadataFile "{sp_metadata}"
+    MellonIdPMetadataFile "{idp_metadata}"
+    MellonEndpointPath "{endpoint}"
+    MellonUser uid
+    MellonMergeEnvVars On ","
+</Location>
+# mod_auth_mellon marks its cookie test SameSite=None, which a browser
+# takes only with Secure, over HTTPS; this portal is plain HTTP on loopback.
+SetEnvIf Request_URI "^" MELLON_DISABLE_SAMESITE=1
+
+{pegadm}
+# The customer is the identity provider's customer number; the
+# attributes are the private data, typed.
+PegaDMCustomerID "%{{reqenv:MELLON_customerNumber}}"
+PegaDMPrivateData customerId "%{{note:PEGADM_CUSTOMER_ID}}"
+PegaDMPrivateData nameId "%{{reqenv:MELLON_NAME_ID}}"
+PegaDMPrivateData email "%{{reqenv:MELLON_mail}}"
+PegaDMPrivateData name "%{{reqenv:MELLON_displayName}}"
+PegaDMPrivateData accountNumber "%{{reqenv:MELLON_accountNumber}}" number
+PegaDMPrivateData vip "%{{reqenv:MELLON_vip}}" boolean
+PegaDMPrivateData groups "%{{reqenv:MELLON_groups}}"
+
+<Location "/portal">
+    AuthType Mellon
+    MellonEnable auth
+    Require valid-user
+    PegaDM On
+    SetEnv PORTAL_LOGOUT "{endpoint}/logout?ReturnTo={logged_out}"
+</Location>
+<Location "/pegadm/session">
+    SetHandler pegadm-session
+    AuthType Mellon
+    MellonEnable info
+    Require valid-user
+</Location>
+"""
+
+
+@pytest.fixture
+def saml_portal(workdir, plain_dm):
+    """A portal behind mod_auth_mellon and its identity provider, started."""
+    from conftest import require_module
+    require_module()
+    assert os.path.exists(MELLON_MODULE), "libapache2-mod-auth-mellon is not installed"
+    portal = idp.Portal(workdir, loglevel="info")
+    provider = idp.SamlIdp(workdir, portal.base, ENDPOINT).start()
+    portal.conf_body = PORTAL_CONF.format(
+        module=MELLON_MODULE, sp_key=provider.sp_key, sp_cert=provider.sp_cert,
+        sp_metadata=provider.sp_metadata, idp_metadata=provider.idp_metadata,
+        endpoint=ENDPOINT, pegadm=idp.pegadm_lines(plain_dm),
+        logged_out=portal.base + "/logged-out.html")
+    portal.provider = provider
+    try:
+        portal.start()
+        yield portal
+    finally:
+        portal.stop()
+        provider.stop()
+    crashed = portal.crashes()
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+
+
+def test_attributes_reach_pega_as_private_data(chromium, saml_portal, plain_dm):
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    eager = chromium.text("eager-session")
+    assert eager
+    idp.assert_pega_has(plain_dm, eager, PRIVATE_DATA["alice"])
+
+    facts = chromium.open_chat()
+    sid = facts["session"]
+    assert facts["customer"] == "C-1001"
+    assert json.loads(facts["private-data"]) == PRIVATE_DATA["alice"]
+    chromium.wait(lambda d: chromium.text("widget-session") == sid,
+                  "onSessionInitialized to show the session")
+    idp.assert_pega_has(plain_dm, sid, PRIVATE_DATA["alice"])
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
