@@ -63,7 +63,11 @@ LOGGED_OUT_PAGE = """\
 """
 
 
-def read_line(proc, pattern, log_path, what, timeout=harness.START_TIMEOUT):
+# node and its modules load slowly on a busy machine.
+PROVIDER_START_TIMEOUT = 30.0
+
+
+def read_line(proc, pattern, log_path, what, timeout=PROVIDER_START_TIMEOUT):
     """The first stdout line of `proc`, which must match `pattern`; bounded."""
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
