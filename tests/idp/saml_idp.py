@@ -95,6 +95,7 @@ class Idp:
 
     def __init__(self, metadata, key, cert, sp_metadata_path):
         self.server = lasso.Server.newFromBuffers(metadata, key, None, cert)
+        self.server.signatureMethod = lasso.SIGNATURE_METHOD_RSA_SHA256
         self.server.addProvider(lasso.PROVIDER_ROLE_SP, sp_metadata_path)
         self.entity_id = self.server.providerId
         self.sessions = {}
