@@ -7,7 +7,8 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
     OidcProvider   node tests/idp/oidc-provider.js, issuer http://127.0.0.1:<port>
     SamlIdp        tests/idp/saml_idp.py with keys and metadata made by openssl
     Portal         an httpd on a port fixed before the providers start (they
-                   must know where to send the browser back), serving
+                   must know where to send the browser back; one provider
+                   serves the portals of a test module in turn), serving
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
 
@@ -227,17 +228,22 @@ class SamlIdp(_Process):
         return self
 
 
-class Portal(harness.Httpd):
-    """An httpd whose port is chosen at construction, so that the identity
-    provider can be told where the portal is before the portal starts."""
+def portal_base(port):
+    return "http://127.0.0.1:%d" % port
 
-    def __init__(self, workdir, conf="", **kwargs):
+
+class Portal(harness.Httpd):
+    """An httpd on a port chosen before it starts (by default at
+    construction), so that the identity provider, which must know where
+    the portal is, can start first and serve several portals in turn."""
+
+    def __init__(self, workdir, conf="", port=None, **kwargs):
         super().__init__(workdir, conf, **kwargs)
-        self.port = harness.free_port()
+        self.port = port or harness.free_port()
 
     @property
     def base(self):
-        return "http://127.0.0.1:%d" % self.port
+        return portal_base(self.port)
 
     def write_config(self):
         harness.populate_server_root(self.root, self.users)

@@ -64,14 +64,24 @@ PegaDMPrivateData address "%{{reqenv:OIDC_CLAIM_address}}" json
 """
 
 
+@pytest.fixture(scope="module")
+def oidc_provider(workdir):
+    """The OpenID provider, for the portals of this module, all on one port."""
+    port = harness.free_port()
+    provider = idp.OidcProvider(workdir, idp.portal_base(port), CLIENT_SECRET).start()
+    provider.portal_port = port
+    yield provider
+    provider.stop()
+
+
 @pytest.fixture
-def oidc_portal(workdir, plain_dm):
-    """A portal behind mod_auth_openidc and its OpenID provider, started."""
+def oidc_portal(workdir, plain_dm, oidc_provider):
+    """A portal behind mod_auth_openidc and the OpenID provider, started."""
     from conftest import require_module
     require_module()
     assert os.path.exists(OIDC_MODULE), "libapache2-mod-auth-openidc is not installed"
-    portal = idp.Portal(workdir, loglevel="info")
-    provider = idp.OidcProvider(workdir, portal.base, CLIENT_SECRET).start()
+    portal = idp.Portal(workdir, port=oidc_provider.portal_port)
+    provider = oidc_provider
     portal.conf_body = PORTAL_CONF.format(
         module=OIDC_MODULE, issuer=provider.issuer, client_id=provider.CLIENT_ID,
         client_secret=CLIENT_SECRET, base=portal.base, passphrase=os.urandom(16).hex(),
@@ -83,7 +93,6 @@ def oidc_portal(workdir, plain_dm):
         yield portal
     finally:
         portal.stop()
-        provider.stop()
     crashed = portal.crashes()
     assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
 
@@ -104,3 +113,4 @@ def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
     resp = chromium.fetch("/pegadm/session")
     assert resp["status"] == 200, resp
     assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
+

@@ -73,14 +73,24 @@ PegaDMPrivateData groups "%{{reqenv:MELLON_groups}}"
 """
 
 
+@pytest.fixture(scope="module")
+def saml_idp(workdir):
+    """The identity provider, for the portals of this module, all on one port."""
+    port = harness.free_port()
+    provider = idp.SamlIdp(workdir, idp.portal_base(port), ENDPOINT).start()
+    provider.portal_port = port
+    yield provider
+    provider.stop()
+
+
 @pytest.fixture
-def saml_portal(workdir, plain_dm):
-    """A portal behind mod_auth_mellon and its identity provider, started."""
+def saml_portal(workdir, plain_dm, saml_idp):
+    """A portal behind mod_auth_mellon and the identity provider, started."""
     from conftest import require_module
     require_module()
     assert os.path.exists(MELLON_MODULE), "libapache2-mod-auth-mellon is not installed"
-    portal = idp.Portal(workdir, loglevel="info")
-    provider = idp.SamlIdp(workdir, portal.base, ENDPOINT).start()
+    portal = idp.Portal(workdir, port=saml_idp.portal_port)
+    provider = saml_idp
     portal.conf_body = PORTAL_CONF.format(
         module=MELLON_MODULE, sp_key=provider.sp_key, sp_cert=provider.sp_cert,
         sp_metadata=provider.sp_metadata, idp_metadata=provider.idp_metadata,
@@ -92,7 +102,6 @@ def saml_portal(workdir, plain_dm):
         yield portal
     finally:
         portal.stop()
-        provider.stop()
     crashed = portal.crashes()
     assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
 
@@ -113,3 +122,4 @@ def test_attributes_reach_pega_as_private_data(chromium, saml_portal, plain_dm):
     resp = chromium.fetch("/pegadm/session")
     assert resp["status"] == 200, resp
     assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
+
