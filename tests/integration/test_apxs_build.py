@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-import harness
+import pegadm_harness as harness
 
 APXS_LINE = re.compile(r"^apxs -c -i .*$", re.M)
 

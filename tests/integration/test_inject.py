@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import harness
-from harness import bootstrap_location, location, pegadm_conf, session_location
+import pegadm_harness as harness
+from pegadm_harness import bootstrap_location, location, pegadm_conf, session_location
 
 TAG = b'<script src="/pegadm/bootstrap.js" defer></script>'
 
