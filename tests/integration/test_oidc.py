@@ -1,21 +1,23 @@
 """A portal behind Debian's mod_auth_openidc, against a real OpenID provider
-on loopback (oidc-provider, tests/idp/oidc-provider.js), in headless
-chromium: the customer signs in at the provider, comes back through
-mod_auth_openidc and opens the chat; Pega knows the customer by a claim and
-has the claims, typed, as private data.
+on loopback (oidc-provider, tests/idp/oidc-provider.js, run by
+pegadm_harness.idp), in headless chromium: the customer signs in at the
+provider, comes back through mod_auth_openidc and opens the chat; Pega
+knows the customer by a claim and has the claims, typed, as private data.
 """
 
 import json
 import os
 
 import pytest
-import harness
-import identity_providers as idp
+
+import pegadm_harness as harness
+from pegadm_harness import idp
+from pegadm_harness.plugin import require_module
 
 OIDC_MODULE = os.path.join(harness.APACHE_MODULES, "mod_auth_openidc.so")
 CLIENT_SECRET = "portal-client-secret-for-the-tests"
 
-# What the provider's claims (tests/idp/oidc-provider.js) become in Pega.
+# What the provider's claims (tests/idp/oidc-provider.js, driven by pegadm_harness.idp) become in Pega.
 PRIVATE_DATA = {
     "alice": {"customerId": "C-1001", "email": "alice@example.com", "name": "Alice Example",
               "emailVerified": True, "accountNumber": 4711, "vip": True,
@@ -77,7 +79,6 @@ def oidc_provider(workdir):
 @pytest.fixture
 def oidc_portal(workdir, plain_dm, oidc_provider):
     """A portal behind mod_auth_openidc and the OpenID provider, started."""
-    from conftest import require_module
     require_module()
     assert os.path.exists(OIDC_MODULE), "libapache2-mod-auth-openidc is not installed"
     portal = idp.Portal(workdir, port=oidc_provider.portal_port)

@@ -1,9 +1,9 @@
 """A portal behind Debian's mod_auth_mellon, against a real SAML identity
-provider on loopback (lasso, tests/idp/saml_idp.py), in headless chromium:
-the customer signs in at the identity provider, comes back through
-mod_auth_mellon (a signed assertion over HTTP-POST) and opens the chat;
-Pega knows the customer by a SAML attribute and has the attributes, typed,
-as private data.
+provider on loopback (lasso, tests/idp/saml_idp.py, run by
+pegadm_harness.idp), in headless chromium: the customer signs in at the
+identity provider, comes back through mod_auth_mellon (a signed assertion
+over HTTP-POST) and opens the chat; Pega knows the customer by a SAML
+attribute and has the attributes, typed, as private data.
 """
 
 import json
@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-import harness
-import identity_providers as idp
+import pegadm_harness as harness
+from pegadm_harness import idp
+from pegadm_harness.plugin import require_module
 
 MELLON_MODULE = os.path.join(harness.APACHE_MODULES, "mod_auth_mellon.so")
 ENDPOINT = "/portal/mellon"
@@ -86,7 +87,6 @@ def saml_idp(workdir):
 @pytest.fixture
 def saml_portal(workdir, plain_dm, saml_idp):
     """A portal behind mod_auth_mellon and the identity provider, started."""
-    from conftest import require_module
     require_module()
     assert os.path.exists(MELLON_MODULE), "libapache2-mod-auth-mellon is not installed"
     portal = idp.Portal(workdir, port=saml_idp.portal_port)

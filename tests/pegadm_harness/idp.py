@@ -1,4 +1,4 @@
-"""Real identity providers on loopback for the browser tests of
+"""Real identity providers on loopback, for the browser tests of
 test_oidc.py and test_saml.py, and a portal that logs its users in through
 them: Debian's mod_auth_openidc against an OpenID provider (the npm package
 oidc-provider, tests/idp/oidc-provider.js), Debian's mod_auth_mellon against
@@ -11,8 +11,10 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
                    serves the portals of a test module in turn), serving
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
+    sign_in, assert_pega_has   the browser's log-in, what Pega then holds
 
-Both providers know the users of USERS, with these passwords.
+Both providers know the users of USERS, with these passwords. Needs
+selenium, like browser.py; not imported by the package itself.
 """
 
 import os
@@ -25,9 +27,11 @@ import time
 
 from selenium.webdriver.common.by import By
 
-import harness
+from .httpd import Httpd, populate_server_root, render_httpd_conf
+from .settings import REPO_ROOT, WIDGET_ID, WIDGET_SECRET
+from .util import free_port, make_public_dir, stop_process, write_file
 
-IDP_DIR = os.path.join(harness.REPO_ROOT, "tests", "idp")
+IDP_DIR = os.path.join(REPO_ROOT, "tests", "idp")
 OIDC_SCRIPT = os.path.join(IDP_DIR, "oidc-provider.js")
 SAML_SCRIPT = os.path.join(IDP_DIR, "saml_idp.py")
 NODE = shutil.which("node") or shutil.which("nodejs") or "node"
@@ -129,13 +133,7 @@ class _Process:
         return read_log(self.log_path)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(harness.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(harness.STOP_TIMEOUT)
+        stop_process(self.proc)
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
 
@@ -211,10 +209,10 @@ class SamlIdp(_Process):
 
     def __init__(self, workdir, portal, endpoint):
         super().__init__(workdir)
-        self.dir = harness.make_public_dir(workdir, "saml-")
+        self.dir = make_public_dir(workdir, "saml-")
         self.sp_key, self.sp_cert = make_key_pair(self.dir, "sp")
         self.idp_key, self.idp_cert = make_key_pair(self.dir, "idp")
-        self.sp_metadata = harness.write_file(
+        self.sp_metadata = write_file(
             os.path.join(self.dir, "sp-metadata.xml"),
             SP_METADATA.format(endpoint=portal + endpoint,
                                cert=certificate_body(self.sp_cert)))
@@ -232,29 +230,29 @@ def portal_base(port):
     return "http://127.0.0.1:%d" % port
 
 
-class Portal(harness.Httpd):
+class Portal(Httpd):
     """An httpd on a port chosen before it starts (by default at
     construction), so that the identity provider, which must know where
     the portal is, can start first and serve several portals in turn."""
 
     def __init__(self, workdir, conf="", port=None, **kwargs):
         super().__init__(workdir, conf, **kwargs)
-        self.port = port or harness.free_port()
+        self.port = port or free_port()
 
     @property
     def base(self):
         return portal_base(self.port)
 
     def write_config(self):
-        harness.populate_server_root(self.root, self.users)
+        populate_server_root(self.root, self.users)
         portal = os.path.join(self.root, "htdocs", "portal")
         os.makedirs(portal, mode=0o755, exist_ok=True)
-        harness.write_file(os.path.join(portal, "index.shtml"), PORTAL_PAGE)
-        harness.write_file(os.path.join(self.root, "htdocs", "logged-out.html"),
+        write_file(os.path.join(portal, "index.shtml"), PORTAL_PAGE)
+        write_file(os.path.join(self.root, "htdocs", "logged-out.html"),
                            LOGGED_OUT_PAGE)
-        text = harness.render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
+        text = render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
                                          self.loglevel, self.load_pegadm)
-        harness.write_file(self.conf_path, text)
+        write_file(self.conf_path, text)
 
 
 def pegadm_lines(emulator):
@@ -267,7 +265,7 @@ PegaDMServiceURL "{service}"
     SetHandler pegadm-bootstrap
     Require all granted
 </Location>
-""".format(widget=harness.WIDGET_ID, secret=harness.WIDGET_SECRET, service=emulator.url)
+""".format(widget=WIDGET_ID, secret=WIDGET_SECRET, service=emulator.url)
 
 
 # ---- in the browser ----
