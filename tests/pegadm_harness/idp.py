@@ -5,7 +5,8 @@ oidc-provider, tests/idp/oidc-provider.js), Debian's mod_auth_mellon against
 a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
 
     OidcProvider   node tests/idp/oidc-provider.js, issuer http://127.0.0.1:<port>
-    SamlIdp        tests/idp/saml_idp.py with keys and metadata made by openssl
+    SamlIdp        tests/idp/saml_idp.py; the service provider made by
+                   mellon_create_metadata, the identity provider's key by openssl
     Portal         an httpd on a port fixed before the providers start (they
                    must know where to send the browser back; one provider
                    serves the portals of a test module in turn), serving
@@ -35,6 +36,7 @@ IDP_DIR = os.path.join(REPO_ROOT, "tests", "idp")
 OIDC_SCRIPT = os.path.join(IDP_DIR, "oidc-provider.js")
 SAML_SCRIPT = os.path.join(IDP_DIR, "saml_idp.py")
 NODE = shutil.which("node") or shutil.which("nodejs") or "node"
+MELLON_CREATE_METADATA = "/usr/sbin/mellon_create_metadata"
 
 USERS = {"alice": "alice-password", "bob": "bob-password"}
 
@@ -161,27 +163,6 @@ class OidcProvider(_Process):
         return self.url
 
 
-SP_METADATA = """\
-<?xml version="1.0" encoding="UTF-8"?>
-<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"
-                  xmlns:ds="http://www.w3.org/2000/09/xmldsig#"
-                  entityID="{endpoint}/metadata">
-  <SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true"
-                   protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <KeyDescriptor use="signing">
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
-    </KeyDescriptor>
-    <SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-                         Location="{endpoint}/logout"/>
-    <NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</NameIDFormat>
-    <AssertionConsumerService index="0" isDefault="true"
-                              Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-                              Location="{endpoint}/postResponse"/>
-  </SPSSODescriptor>
-</EntityDescriptor>
-"""
-
-
 def make_key_pair(directory, name):
     """(key, certificate) paths of a fresh self-signed RSA key (openssl)."""
     key = os.path.join(directory, name + "-key.pem")
@@ -189,33 +170,29 @@ def make_key_pair(directory, name):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
                     "-days", "2", "-subj", "/CN=%s" % name, "-keyout", key, "-out", cert],
                    check=True, capture_output=True, timeout=60)
-    os.chmod(key, 0o644)  # read by httpd's children (www-data) too
     return key, cert
-
-
-def certificate_body(path):
-    """The base64 of a PEM certificate, as metadata carries it."""
-    with open(path) as fh:
-        return "".join(line.strip() for line in fh
-                       if line.strip() and not line.startswith("-----"))
 
 
 class SamlIdp(_Process):
     """tests/idp/saml_idp.py for one service provider, mod_auth_mellon at
-    <portal><endpoint>: the keys of both sides and both metadata files are
-    made here, in a directory of their own."""
+    <portal><endpoint>, in a directory of its own: the service provider's
+    key, certificate and metadata made as its administrator would, by
+    mod_auth_mellon's mellon_create_metadata; the identity provider's key
+    by openssl."""
 
     name = "saml-idp"
 
     def __init__(self, workdir, portal, endpoint):
         super().__init__(workdir)
         self.dir = make_public_dir(workdir, "saml-")
-        self.sp_key, self.sp_cert = make_key_pair(self.dir, "sp")
+        entity_id = portal + endpoint + "/metadata"
+        subprocess.run([MELLON_CREATE_METADATA, entity_id, portal + endpoint], cwd=self.dir,
+                       check=True, capture_output=True, timeout=120)
+        made = os.path.join(self.dir, re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z.]", "_",
+                                                                  entity_id)))
+        self.sp_key, self.sp_cert, self.sp_metadata = (made + ext for ext in
+                                                       (".key", ".cert", ".xml"))
         self.idp_key, self.idp_cert = make_key_pair(self.dir, "idp")
-        self.sp_metadata = write_file(
-            os.path.join(self.dir, "sp-metadata.xml"),
-            SP_METADATA.format(endpoint=portal + endpoint,
-                               cert=certificate_body(self.sp_cert)))
         self.idp_metadata = os.path.join(self.dir, "idp-metadata.xml")
 
     def start(self):
