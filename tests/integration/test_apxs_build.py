@@ -20,7 +20,6 @@ def readme_apxs_command():
 
 
 def copy_sources(dest):
-    shutil.copy(os.path.join(harness.REPO_ROOT, "mod_pegadm.c"), dest)
     shutil.copytree(os.path.join(harness.REPO_ROOT, "src"), os.path.join(dest, "src"))
 
 

@@ -202,7 +202,7 @@ def test_a_backend_that_compresses_anyway_is_left_alone(proxy):
     resp = get(proxy, "/app/always-gzip.html", **{"Accept-Encoding": "gzip"})
     assert resp.header("Content-Encoding") == "gzip"
     assert gzip.decompress(resp.body) == PAGE
-    assert re.search(r"PEGADM101: .*content-encoded", proxy.error_log())
+    assert re.search(r"PEGADM103: .*content-encoded", proxy.error_log())
 
 
 def test_mod_deflate_still_compresses_for_the_client(module_httpd, legacy):
