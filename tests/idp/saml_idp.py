@@ -66,7 +66,9 @@ METADATA = """\
   <IDPSSODescriptor WantAuthnRequestsSigned="true"
                     protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <KeyDescriptor use="signing">
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+      <ds:KeyInfo><ds:X509Data>
+        <ds:X509Certificate>{cert}</ds:X509Certificate>
+      </ds:X509Data></ds:KeyInfo>
     </KeyDescriptor>
     <SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
                          Location="{base}/slo"/>

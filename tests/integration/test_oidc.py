@@ -17,7 +17,7 @@ from pegadm_harness.plugin import require_module
 OIDC_MODULE = os.path.join(harness.APACHE_MODULES, "mod_auth_openidc.so")
 CLIENT_SECRET = "portal-client-secret-for-the-tests"
 
-# What the provider's claims (tests/idp/oidc-provider.js, driven by pegadm_harness.idp) become in Pega.
+# What the provider's claims (tests/idp/oidc-provider.js) become in Pega.
 PRIVATE_DATA = {
     "alice": {"customerId": "C-1001", "email": "alice@example.com", "name": "Alice Example",
               "emailVerified": True, "accountNumber": 4711, "vip": True,
@@ -115,3 +115,13 @@ def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
     assert resp["status"] == 200, resp
     assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
 
+
+def test_the_documented_configuration_passes_apachectl(config_test, workdir):
+    conf = idp.documented_conf("### OpenID Connect (mod_auth_openidc)")
+    secret = harness.write_file(os.path.join(workdir, "documented-oidc-secret"),
+                                harness.WIDGET_SECRET, 0o600)
+    conf = conf.replace("/etc/apache2/pegadm-jwt-secret", secret)
+    result = config_test('LoadModule auth_openidc_module "%s"\n%s' % (OIDC_MODULE, conf),
+                         env={"PORTAL_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+                              "PORTAL_OIDC_PASSPHRASE": "a passphrase"})
+    assert result.returncode == 0, result.output

@@ -123,3 +123,19 @@ def test_attributes_reach_pega_as_private_data(chromium, saml_portal, plain_dm):
     assert resp["status"] == 200, resp
     assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
 
+
+def test_the_documented_configuration_passes_apachectl(config_test, workdir, saml_idp):
+    conf = idp.documented_conf("### SAML (mod_auth_mellon)")
+    secret = harness.write_file(os.path.join(workdir, "documented-saml-secret"),
+                                harness.WIDGET_SECRET, 0o600)
+    conf = conf.replace("/etc/apache2/pegadm-jwt-secret", secret)
+    # the files mellon_create_metadata and the identity provider made
+    made = "/etc/apache2/mellon/https_portal.example.com_portal_mellon_metadata"
+    for documented, real in ((made + ".key", saml_idp.sp_key),
+                             (made + ".cert", saml_idp.sp_cert),
+                             (made + ".xml", saml_idp.sp_metadata),
+                             ("/etc/apache2/mellon/idp-metadata.xml", saml_idp.idp_metadata)):
+        assert documented in conf, documented
+        conf = conf.replace(documented, real)
+    result = config_test('LoadModule auth_mellon_module "%s"\n%s' % (MELLON_MODULE, conf))
+    assert result.returncode == 0, result.output

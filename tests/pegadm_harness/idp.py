@@ -13,6 +13,7 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
     sign_in, assert_pega_has   the browser's log-in, what Pega then holds
+    documented_conf            an example configuration of docs/identity.md
 
 Both providers know the users of USERS, with these passwords. Needs
 selenium, like browser.py; not imported by the package itself.
@@ -39,6 +40,7 @@ NODE = shutil.which("node") or shutil.which("nodejs") or "node"
 MELLON_CREATE_METADATA = "/usr/sbin/mellon_create_metadata"
 
 USERS = {"alice": "alice-password", "bob": "bob-password"}
+IDENTITY_DOC = os.path.join(REPO_ROOT, "docs", "identity.md")
 
 # The portal's page: who is logged in, the session made with it (eager
 # mode), a plain logout link, the widget through the bootstrap.
@@ -272,3 +274,13 @@ def assert_pega_has(dm, sid, private):
     assert pushed == [private], "%r != [%r]" % (pushed, private)
     assert state["sessions"][sid]["privateData"] == private, state["sessions"][sid]
     return state
+
+
+def documented_conf(heading, path=IDENTITY_DOC):
+    """The first ```apache block after the line `heading` of a document."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    start = text.index("\n" + heading + "\n")
+    match = re.compile(r"^```apache\n(.*?)^```$", re.M | re.S).search(text, start)
+    assert match, "no apache block under %r in %s" % (heading, path)
+    return match.group(1)
