@@ -29,6 +29,8 @@ PEGADM_PACKAGES=(
     # from npm (tests/idp, npm ci) and a SAML identity provider on lasso
     libapache2-mod-auth-openidc libapache2-mod-auth-mellon nodejs npm
     python3-lasso
+    # the status handler's test: Debian's Prometheus scrapes it (and promtool)
+    prometheus
 )
 
 pegadm_say() {

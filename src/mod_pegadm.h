@@ -30,6 +30,9 @@ typedef struct {
     pegadm_keys_t keys; /* derived once, at start-up */
 } pegadm_secret_t;
 
+/* metrics, audit log, preflight (src/mod_pegadm_ops.h) */
+typedef struct pegadm_ops_t pegadm_ops_t;
+
 typedef struct {
     const char *key;
     ap_expr_info_t *expr;
@@ -42,7 +45,10 @@ typedef struct {
 typedef struct {
     int enabled;
     const char *widget_id;
+    int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
     const pegadm_secret_t *secret;
+    const pegadm_secret_t
+        *secret_next; /* PegaDMJWTSecretNext: rotation (mod_pegadm_rotation.c) */
     const char *service_url;
     const char *private_data_url;
     ap_expr_info_t *customer_id;      /* NULL: REMOTE_USER */
@@ -69,6 +75,8 @@ typedef struct {
     apr_interval_time_t breaker_cooldown;
 } pegadm_dir_conf_t;
 
+typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
+
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
     const char *cache_provider_name;
@@ -82,6 +90,10 @@ typedef struct {
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
+    const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
+    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
+    pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
+    pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -154,6 +166,19 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 /* mod_pegadm_handlers.c */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
+
+/* mod_pegadm_mark.c */
+/* Opens, in each child, the cross-node create mark's client to a memcache
+ * or redis PegaDMCache's servers. */
+void pegadm_mark_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_localcache.c: the per-process read cache */
+const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
+/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
+void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

@@ -86,12 +86,15 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
-/* The common case, a cached session: the lock is held for the raw read
- * only and the entry is opened outside it, so that the requests of a busy
- * server queue on the lock as briefly as possible. Anything else (and any
- * doubt) is left to the locked path, which reads again. */
+/* The common case, a cached session, after this process's own copy
+ * (pegadm_session_get) missed: the lock is held for the raw read only (and
+ * not at all by a store safe for concurrent reads) and the entry opened
+ * outside it, so that the requests of a busy server queue on the lock as
+ * briefly as possible. gen: the copy's generation, read
+ * before the store. Anything else (and any doubt) is left to the locked
+ * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          pegadm_session_result_t *res)
+                          apr_uint32_t gen, pegadm_session_result_t *res, apr_time_t *made)
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
@@ -99,11 +102,12 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     entry_t e = {0};
     apr_status_t rv;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
-        return 0;
+    if (req->read_unlocked) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    } else if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+        req->store->unlock(req->store->ctx);
     }
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS) {
         return 0;
     }
@@ -111,8 +115,23 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     if (e.type != ENTRY_SESSION) {
         return 0;
     }
+    if (req->local) {
+        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e.session_id,
+                              apr_time_now(), e.time + req->ttl);
+    }
     res->session_id = e.session_id;
+    if (made) {
+        *made = e.time;
+    }
     return 1;
+}
+
+/* Every process's copy of the customer's session is void after a change. */
+static void changed(const pegadm_session_req_t *req)
+{
+    if (req->local) {
+        pegadm_localcache_changed(req->local, req->widget_id, req->customer_id);
+    }
 }
 
 static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
@@ -139,6 +158,7 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
     }
+    changed(req); /* a failed write may have landed all the same */
     return rv;
 }
 
@@ -187,6 +207,34 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         res->session_id = found.session_id;
     }
     return rv;
+}
+
+/* During a rotation the session may be filed under the other secret's
+ * keys: it is handed out and filed anew under the current keys, keeping its
+ * age (a session stored there meanwhile wins, as in store_new_session). A
+ * failure to file it again is no failure: the next request tries again. */
+static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
+                                const cache_id_t *id, pegadm_session_result_t *res)
+{
+    pegadm_session_req_t previous = *req;
+    entry_t e = {ENTRY_SESSION, 0, 0, NULL};
+    cache_id_t old;
+
+    if (!req->keys_previous) {
+        return 0;
+    }
+    previous.keys = req->keys_previous;
+    previous.local = NULL; /* filed anew below, which voids any copy */
+    if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
+        !cached_session(p, &previous, &old, 0, res, &e.time)) {
+        return 0;
+    }
+    e.session_id = res->session_id;
+    if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
+        store_new_session(p, req, id, &e, 1, res);
+        req->store->unlock(req->store->ctx);
+    }
+    return 1;
 }
 
 static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
@@ -280,19 +328,67 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
     }
 }
 
+/* What the holder of the cross-node mark does. The entry is read again
+ * under the mark: the previous holder's session may have landed after our
+ * first read. A pending entry found now is a dead node's (marks outlast
+ * pending entries), so it is taken over. The mark is released whatever
+ * happens, once the outcome is stored, so that it never outlives the
+ * create; should the release fail, it lapses by itself. */
+static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
+                                                 const cache_id_t *id, const cache_id_t *mark,
+                                                 apr_time_t started,
+                                                 pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    step_t step = STEP_DONE;
+    entry_t e;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        apr_time_t now;
+
+        rv = load(p, req, id, &e, res);
+        now = apr_time_now();
+        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE) {
+            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            rv = save(p, req, id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        status = store_failed(p, res, rv, "reading or marking an entry");
+    } else if (step != STEP_DONE) {
+        status = create_and_store(p, req, id, 1, res);
+    }
+    req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
+    return status;
+}
+
+/* With a cross-node mark, a pending entry is written by the mark's holder
+ * only: written before the mark is taken, it could overwrite a session that
+ * another node stored meanwhile. Without one, the node lock alone decides. */
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res)
 {
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status = PEGADM_SESSION_OK;
-    cache_id_t id;
+    cache_id_t id, mark;
+    apr_uint32_t gen = 0;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (req->local) {
+        res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
+                                                started, p, &gen);
+        if (res->session_id) {
+            return PEGADM_SESSION_OK;
+        }
+    }
+    if (cache_id(req, "session", &id) != APR_SUCCESS ||
+        (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, res)) {
+    if (cached_session(p, req, &id, gen, res, NULL) || filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
     for (;;) {
@@ -306,7 +402,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         rv = load(p, req, &id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
             rv = save(p, req, &id, &pending, pending.time);
         }
@@ -318,8 +414,19 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         if (step == STEP_DONE) {
             return status;
         }
-        if (step == STEP_CREATE) {
+        if (step == STEP_CREATE && !req->mark) {
             return create_and_store(p, req, &id, 1, res);
+        }
+        if (step == STEP_CREATE) {
+            rv = req->mark->take(req->mark->ctx, mark.bytes, sizeof(mark.bytes),
+                                 req->wait_max + apr_time_from_sec(1), p);
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, &id, &mark, started, res);
+            }
+            if (rv != APR_EEXIST) {
+                return store_failed(p, res, rv, "taking the create mark");
+            }
+            /* another node is creating it: wait for the outcome */
         }
         if (now - started >= req->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
@@ -387,22 +494,40 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, req, &id, 0, res);
 }
 
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
-                                              pegadm_session_result_t *res)
+/* Under the lock: removes the session filed under keys. */
+static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys)
 {
+    pegadm_session_req_t with_keys = *req;
     cache_id_t id;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    with_keys.keys = keys;
+    if (cache_id(&with_keys, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
+    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+/* A session still filed under the other secret's keys goes too: the
+ * lookup would find it there. */
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              pegadm_session_result_t *res)
+{
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    rv = remove_session(p, req, req->keys);
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = remove_session(p, req, req->keys_previous);
+    }
     req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+    changed(req);
+    if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "removing an entry");
     }
     return PEGADM_SESSION_OK;

@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "pegadm_localcache.h"
 #include "pegadm_seal.h"
 
 /* Bytes of an entry's plain header (type, time, count), before the session
@@ -30,6 +31,20 @@ typedef struct {
     apr_status_t (*del)(void *ctx, const unsigned char *id, unsigned int id_len, apr_pool_t *p);
 } pegadm_store_t;
 
+/* A mark held by the shared store's server itself, taken atomically (a
+ * memcached "add", a Redis INCR): of the nodes sharing the store, one at a
+ * time creates a given customer's session. take answers APR_SUCCESS when
+ * the mark is now the caller's, APR_EEXIST when another holds it; anything
+ * else means the server could not be asked. A mark lapses by itself after
+ * ttl, so that a node that dies holding one blocks nobody for longer. */
+typedef struct {
+    void *ctx;
+    apr_status_t (*take)(void *ctx, const unsigned char *id, unsigned int id_len,
+                         apr_interval_time_t ttl, apr_pool_t *p);
+    apr_status_t (*release)(void *ctx, const unsigned char *id, unsigned int id_len,
+                            apr_pool_t *p);
+} pegadm_mark_t;
+
 /* Makes a brand-new session upstream (calls 1 and 2). Returns APR_SUCCESS
  * with *session_id in p, or an error with *why for the log. An error without
  * calling the service, because it is deemed down (an open circuit
@@ -39,7 +54,14 @@ typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char 
 
 typedef struct {
     const pegadm_store_t *store;
+    const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
+    pegadm_localcache_t *local; /* NULL: every lookup reads the store */
+    int read_unlocked;          /* 1: the store is safe for a plain read without its lock */
     const pegadm_keys_t *keys;
+    /* NULL, or the keys of the other secret of a rotation: a session found
+     * filed under them is filed anew under keys (after the two secrets are
+     * swapped in the configuration, no cached session is lost) */
+    const pegadm_keys_t *keys_previous;
     const char *widget_id;
     const char *customer_id;      /* already validated */
     apr_interval_time_t ttl;      /* how long a session ID is reused */

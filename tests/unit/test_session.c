@@ -30,7 +30,7 @@ typedef struct {
 typedef struct {
     slot_t slots[SLOTS];
     apr_thread_mutex_t *mutex;
-    apr_status_t fail_get, fail_put;
+    apr_status_t fail_get, fail_put, fail_lock;
     /* Another node's write landing right after ours: when put_countdown
      * puts have been made, the slot written last becomes `injected`. */
     int put_countdown;
@@ -39,7 +39,8 @@ typedef struct {
 
 static apr_status_t fake_lock(void *c)
 {
-    return apr_thread_mutex_lock(((fake_store_t *)c)->mutex);
+    fake_store_t *f = c;
+    return f->fail_lock ? f->fail_lock : apr_thread_mutex_lock(f->mutex);
 }
 
 static apr_status_t fake_unlock(void *c)
@@ -152,7 +153,7 @@ static upstream_t upstream;
 static int setup(void **state)
 {
     memset(&store_data.slots, 0, sizeof(store_data.slots));
-    store_data.fail_get = store_data.fail_put = APR_SUCCESS;
+    store_data.fail_get = store_data.fail_put = store_data.fail_lock = APR_SUCCESS;
     store_data.put_countdown = 0;
     memset(&upstream, 0, sizeof(upstream));
     return 0;
@@ -352,6 +353,45 @@ static void test_forget(void **state)
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
+/* ---- a rotation's swap of the two secrets: sessions filed under the
+ * other secret's keys are kept ---- */
+
+static pegadm_keys_t other_keys;
+
+static void test_a_session_filed_under_the_previous_keys_is_kept(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_req_t only_new = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    /* without the previous keys, a new session: what the swap must avoid */
+    only_new.create = NULL;
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(res.created, 0);
+    /* filed anew under the current keys */
+    assert_int_equal(pegadm_session_get(pool, &only_new, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_forget_removes_the_session_under_both_keys(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_string_not_equal(res.session_id, first.session_id);
+}
+
 /* ---- several nodes on one shared store: the lock is per node, so another
  * node's session can land while ours is being created ---- */
 
@@ -535,6 +575,50 @@ static void test_waiter_gives_up_after_wait_max(void **state)
     }
 }
 
+/* Two processes' read caches over one store: a hit reads nothing, and a
+ * renewal through one is seen by the other's very next lookup. */
+static void test_local_copies_follow_changes_made_elsewhere(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-3");
+}
+
+/* A store safe for concurrent reads is read without its lock; the others
+ * never are. */
+static void test_cached_read_without_the_lock(void **state)
+{
+    pegadm_session_req_t req = request_for("ivan");
+    pegadm_session_result_t first, res;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    store_data.fail_lock = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    req.read_unlocked = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +640,10 @@ int main(void)
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
+        cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
+        cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
+        cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
+        cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;
@@ -565,6 +653,7 @@ int main(void)
     apr_thread_mutex_create(&store_data.mutex, APR_THREAD_MUTEX_DEFAULT, pool);
     store = (pegadm_store_t){&store_data, fake_lock, fake_unlock, fake_get, fake_put, fake_del};
     pegadm_keys_derive(&keys, (const unsigned char *)secret, strlen(secret));
+    pegadm_keys_derive(&other_keys, (const unsigned char *)"the other secret", 16);
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     apr_terminate();
     return failed;
