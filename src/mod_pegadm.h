@@ -73,6 +73,9 @@ typedef struct {
     /* the circuit breaker around the create (mod_pegadm_session.c) */
     int breaker_threshold;
     apr_interval_time_t breaker_cooldown;
+    /* the chat follows the portal login (mod_pegadm_lifecycle.c) */
+    int forget;                               /* PegaDMForget */
+    apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;
 
 typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
@@ -146,7 +149,16 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
                                             const char **id);
 
 /* mod_pegadm_session.c */
-typedef enum { PEGADM_OP_GET, PEGADM_OP_RENEW, PEGADM_OP_FORGET } pegadm_op_t;
+/* PAGE is GET for an eager page: a session it creates is kept for the
+ * widget's first POST (RENEW), which takes it instead of creating one.
+ * LAST_FORGET tells when the session was last forgotten (res->forgotten_at). */
+typedef enum {
+    PEGADM_OP_GET,
+    PEGADM_OP_PAGE,
+    PEGADM_OP_RENEW,
+    PEGADM_OP_FORGET,
+    PEGADM_OP_LAST_FORGET
+} pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
  * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
@@ -166,6 +178,18 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 /* mod_pegadm_handlers.c */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
+
+/* mod_pegadm_lifecycle.c: the chat follows the portal login */
+const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
+const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
+/* Registers PegaDMForget's hook (fixups, before any other module's). */
+void pegadm_lifecycle_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
+ * owner check (GET {session endpoint}?owner); creates no session. */
+pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                        const char *customer_id, const char **owner);
 
 /* mod_pegadm_mark.c */
 /* Opens, in each child, the cross-node create mark's client to a memcache

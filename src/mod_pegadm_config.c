@@ -53,6 +53,8 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->breaker_cooldown = UNSET;
     d->cid_query_ttl = UNSET;
     d->inject = UNSET;
+    d->forget = UNSET;
+    d->private_data_refresh = UNSET;
     return d;
 }
 
@@ -91,6 +93,8 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->inject = MERGE_NUM(inject);
     d->script_nonce = MERGE_PTR(script_nonce);
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
+    d->forget = MERGE_NUM(forget);
+    d->private_data_refresh = MERGE_NUM(private_data_refresh);
     return d;
 }
 
@@ -639,5 +643,9 @@ const command_rec pegadm_cmds[] = {
                   "warn when a service's certificate expires within this many days"),
     AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
                   "a file, or \"|program\", receiving one JSON line per session event"),
+    AP_INIT_FLAG("PegaDMForget", pegadm_set_forget, NULL, DIR_SCOPE,
+                 "On for the portal's logout URL: drop the user's chat session first"),
+    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", pegadm_set_private_data_refresh, NULL, DIR_SCOPE,
+                  "seconds between re-pushes of changed private data (0: never re-push)"),
     {.name = NULL}, /* the end of the table */
 };

@@ -15,25 +15,39 @@
  * A pending entry marks a create in progress until its time; a failed entry
  * tells those who waited for that create that it failed at its time; a
  * refused one that it was refused then, the service being deemed down for
- * count more milliseconds. */
+ * count more milliseconds. A session entry (type 'T') carries, between the
+ * count (its flags) and the session ID, the digest of the private data last
+ * pushed to it and when the last push was tried:
+ *   ... | digest (PEGADM_DATA_DIGEST_LEN) | pushed at (8) | session ID
+ * Type 'S' is the older session entry without them, still read. */
 enum entry_type {
     ENTRY_NONE = 0,
-    ENTRY_SESSION = 'S',
+    ENTRY_SESSION = 'T',
+    ENTRY_SESSION_V1 = 'S',
     ENTRY_PENDING = 'P',
     ENTRY_FAILED = 'F',
     ENTRY_REFUSED = 'N',
     ENTRY_RATE = 'R',
+    ENTRY_FORGOTTEN = 'L', /* under its own key: when the session was last forgotten */
 };
+
+/* The flags of a session entry (its count). */
+#define FLAG_FOR_PAGE     0x1 /* created for an eager page, not yet renewed */
+#define FLAG_DIGEST_KNOWN 0x2 /* digest holds the private data last pushed */
+#define FLAG_PUSH_FAILED  0x4 /* the last re-push failed */
 
 typedef struct {
     enum entry_type type;
     apr_time_t time;
     apr_uint32_t count;
     const char *session_id;
+    unsigned char digest[PEGADM_DATA_DIGEST_LEN];
+    apr_time_t pushed_at;
 } entry_t;
 
 #define ENTRY_HEADER  PEGADM_SESSION_ENTRY_HEADER
-#define ENTRY_MAX     (ENTRY_HEADER + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
+#define SESSION_EXTRA (PEGADM_DATA_DIGEST_LEN + 8)
+#define ENTRY_MAX     (ENTRY_HEADER + SESSION_EXTRA + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
 #define POLL_INTERVAL apr_time_from_msec(20)
 /* A refused entry's count holds milliseconds; this fits, with room. */
 #define HELD_MAX apr_time_from_sec(86400)
@@ -49,7 +63,7 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
                        pegadm_session_result_t *res)
 {
     unsigned char *plain;
-    apr_size_t plain_len;
+    apr_size_t plain_len, sid_len;
 
     if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
@@ -61,8 +75,24 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     e->time = (apr_time_t)pegadm_get_be(plain + 1, 8);
     e->count = (apr_uint32_t)pegadm_get_be(plain + 9, 4);
     e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
-    if (e->type == ENTRY_SESSION &&
-        !pegadm_session_id_is_valid(e->session_id, plain_len - ENTRY_HEADER)) {
+    sid_len = plain_len - ENTRY_HEADER;
+    if (e->type == ENTRY_SESSION_V1) {
+        e->type = ENTRY_SESSION;
+        e->count = 0;
+        e->pushed_at = e->time;
+    } else if (e->type == ENTRY_SESSION) {
+        if (plain_len < ENTRY_HEADER + SESSION_EXTRA) {
+            e->type = ENTRY_NONE;
+            res->discarded++;
+            return;
+        }
+        memcpy(e->digest, plain + ENTRY_HEADER, PEGADM_DATA_DIGEST_LEN);
+        e->pushed_at =
+            (apr_time_t)pegadm_get_be(plain + ENTRY_HEADER + PEGADM_DATA_DIGEST_LEN, 8);
+        e->session_id += SESSION_EXTRA;
+        sid_len -= SESSION_EXTRA;
+    }
+    if (e->type == ENTRY_SESSION && !pegadm_session_id_is_valid(e->session_id, sid_len)) {
         e->type = ENTRY_NONE;
         res->discarded++;
     }
@@ -94,12 +124,11 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
  * before the store. Anything else (and any doubt) is left to the locked
  * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          apr_uint32_t gen, pegadm_session_result_t *res, apr_time_t *made)
+                          apr_uint32_t gen, entry_t *e, pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
-    entry_t e = {0};
     apr_status_t rv;
 
     if (req->read_unlocked) {
@@ -111,18 +140,16 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     if (rv != APR_SUCCESS) {
         return 0;
     }
-    open_entry(p, req, id, buf, len, &e, &scratch);
-    if (e.type != ENTRY_SESSION) {
+    memset(e, 0, sizeof(*e));
+    open_entry(p, req, id, buf, len, e, &scratch);
+    if (e->type != ENTRY_SESSION) {
         return 0;
     }
     if (req->local) {
-        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e.session_id,
-                              apr_time_now(), e.time + req->ttl);
+        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
+                              apr_time_now(), e->time + req->ttl);
     }
-    res->session_id = e.session_id;
-    if (made) {
-        *made = e.time;
-    }
+    res->session_id = e->session_id;
     return 1;
 }
 
@@ -138,7 +165,8 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
                          const entry_t *e, apr_time_t expiry)
 {
     apr_size_t sid_len = e->session_id ? strlen(e->session_id) : 0;
-    unsigned char plain[ENTRY_HEADER + PEGADM_SESSION_ID_MAX];
+    apr_size_t head = ENTRY_HEADER + (e->type == ENTRY_SESSION ? SESSION_EXTRA : 0);
+    unsigned char plain[ENTRY_HEADER + SESSION_EXTRA + PEGADM_SESSION_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
     apr_status_t rv;
@@ -149,11 +177,16 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     plain[0] = (unsigned char)e->type;
     pegadm_put_be(plain + 1, (apr_uint64_t)e->time, 8);
     pegadm_put_be(plain + 9, e->count, 4);
-    if (sid_len) {
-        memcpy(plain + ENTRY_HEADER, e->session_id, sid_len);
+    if (e->type == ENTRY_SESSION) {
+        memcpy(plain + ENTRY_HEADER, e->digest, PEGADM_DATA_DIGEST_LEN);
+        pegadm_put_be(plain + ENTRY_HEADER + PEGADM_DATA_DIGEST_LEN, (apr_uint64_t)e->pushed_at,
+                      8);
     }
-    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, ENTRY_HEADER + sid_len,
-                     &sealed, &sealed_len);
+    if (sid_len) {
+        memcpy(plain + head, e->session_id, sid_len);
+    }
+    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, head + sid_len, &sealed,
+                     &sealed_len);
     if (rv == APR_SUCCESS) {
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
@@ -209,15 +242,22 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
     return rv;
 }
 
+static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
+{
+    res->refused = 1;
+    res->retry_after = held_until > now ? held_until - now : 0;
+}
+
 /* During a rotation the session may be filed under the other secret's
  * keys: it is handed out and filed anew under the current keys, keeping its
- * age (a session stored there meanwhile wins, as in store_new_session). A
- * failure to file it again is no failure: the next request tries again. */
+ * age and what it records (a session stored there meanwhile wins, as in
+ * store_new_session). A failure to file it again is no failure: the next
+ * request tries again. */
 static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
                                 const cache_id_t *id, pegadm_session_result_t *res)
 {
     pegadm_session_req_t previous = *req;
-    entry_t e = {ENTRY_SESSION, 0, 0, NULL};
+    entry_t e;
     cache_id_t old;
 
     if (!req->keys_previous) {
@@ -226,21 +266,14 @@ static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
     previous.keys = req->keys_previous;
     previous.local = NULL; /* filed anew below, which voids any copy */
     if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
-        !cached_session(p, &previous, &old, 0, res, &e.time)) {
+        !cached_session(p, &previous, &old, 0, &e, res)) {
         return 0;
     }
-    e.session_id = res->session_id;
     if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
         store_new_session(p, req, id, &e, 1, res);
         req->store->unlock(req->store->ctx);
     }
     return 1;
-}
-
-static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
-{
-    res->refused = 1;
-    res->retry_after = held_until > now ? held_until - now : 0;
 }
 
 /* Runs the upstream create and records its outcome. For a first request
@@ -279,6 +312,14 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
     e.type = ENTRY_SESSION;
     e.time = now;
     e.session_id = sid;
+    e.pushed_at = now;
+    if (req->data_digest) {
+        memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+        e.count |= FLAG_DIGEST_KNOWN;
+    }
+    if (first && req->for_page) {
+        e.count |= FLAG_FOR_PAGE;
+    }
     rv = req->store->lock(req->store->ctx);
     if (rv == APR_SUCCESS) {
         rv = store_new_session(p, req, id, &e, first, res);
@@ -328,6 +369,96 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
     }
 }
 
+/* ---- private data follows the identity ---- */
+
+static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_t now)
+{
+    if (!req->data_digest || req->refresh <= 0 || !req->push) {
+        return 0;
+    }
+    if ((e->count & FLAG_DIGEST_KNOWN) &&
+        !memcmp(e->digest, req->data_digest, PEGADM_DATA_DIGEST_LEN)) {
+        return 0;
+    }
+    return e->pushed_at + req->refresh <= now || e->pushed_at > now;
+}
+
+/* Under the lock: the entry of session sid, if it is still the stored one. */
+static int reload_same(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                       const char *sid, entry_t *e, pegadm_session_result_t *res)
+{
+    return load(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+           !strcmp(e->session_id, sid);
+}
+
+/* Claims the re-push for this request: under the lock, a due push is
+ * marked as tried now, so that of concurrent requests (and processes, and
+ * nodes on a shared store) only one pushes per window. */
+static int claim_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                      const char *sid, pegadm_session_result_t *res)
+{
+    apr_time_t now = apr_time_now();
+    entry_t e;
+    int claimed = 0;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return 0;
+    }
+    if (reload_same(p, req, id, sid, &e, res) && push_due(req, &e, now)) {
+        e.pushed_at = now;
+        claimed = save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS;
+    }
+    req->store->unlock(req->store->ctx);
+    return claimed;
+}
+
+/* Records the outcome of a re-push in the session's entry. */
+static void note_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                      const char *sid, int ok, pegadm_session_result_t *res)
+{
+    entry_t e;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return;
+    }
+    if (reload_same(p, req, id, sid, &e, res)) {
+        res->push_failed_before = !ok && (e.count & FLAG_PUSH_FAILED);
+        if (ok) {
+            memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+            e.count = (e.count | FLAG_DIGEST_KNOWN) & ~(apr_uint32_t)FLAG_PUSH_FAILED;
+        } else {
+            e.count |= FLAG_PUSH_FAILED;
+        }
+        save(p, req, id, &e, e.time + req->ttl);
+    }
+    req->store->unlock(req->store->ctx);
+}
+
+/* The session e is handed out; first, private data that changed since the
+ * last push is pushed to it, when due. A failed push leaves the session as
+ * it is (the service keeps the older data) and is tried again once due. */
+static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
+                                                    const pegadm_session_req_t *req,
+                                                    const cache_id_t *id, const entry_t *e,
+                                                    pegadm_session_result_t *res)
+{
+    const char *sid = e->session_id, *why = NULL;
+    int ok;
+
+    res->session_id = sid;
+    if (!push_due(req, e, apr_time_now()) || !claim_push(p, req, id, sid, res)) {
+        return PEGADM_SESSION_OK;
+    }
+    ok = req->push(req->push_baton, p, sid, &why) == APR_SUCCESS;
+    note_push(p, req, id, sid, ok, res);
+    res->pushed = ok;
+    res->push_failed = !ok;
+    if (!ok) {
+        res->why = why ? why : "the service failed";
+    }
+    return PEGADM_SESSION_OK;
+}
+
 /* What the holder of the cross-node mark does. The entry is read again
  * under the mark: the previous holder's session may have landed after our
  * first read. A pending entry found now is a dead node's (marks outlast
@@ -350,7 +481,7 @@ static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_ses
         rv = load(p, req, id, &e, res);
         now = apr_time_now();
         if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE) {
-            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
             rv = save(p, req, id, &pending, pending.time);
         }
         req->store->unlock(req->store->ctx);
@@ -372,12 +503,15 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
 {
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status = PEGADM_SESSION_OK;
+    entry_t found;
     cache_id_t id, mark;
     apr_uint32_t gen = 0;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (req->local) {
+    /* the process's copy holds the session ID only: private data that may
+     * have changed is compared with the shared entry's digest */
+    if (req->local && !req->data_digest) {
         res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
                                                 started, p, &gen);
         if (res->session_id) {
@@ -388,7 +522,10 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, gen, res, NULL) || filed_under_previous(p, req, &id, res)) {
+    if (cached_session(p, req, &id, gen, &found, res)) {
+        return refresh_private_data(p, req, &id, &found, res);
+    }
+    if (filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
     for (;;) {
@@ -403,7 +540,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
         if (step == STEP_CREATE && !req->mark) {
-            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
             rv = save(p, req, &id, &pending, pending.time);
         }
         req->store->unlock(req->store->ctx);
@@ -412,7 +549,9 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
             return store_failed(p, res, rv, "reading or marking an entry");
         }
         if (step == STEP_DONE) {
-            return status;
+            return status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION
+                       ? refresh_private_data(p, req, &id, &e, res)
+                       : status;
         }
         if (step == STEP_CREATE && !req->mark) {
             return create_and_store(p, req, &id, 1, res);
@@ -476,22 +615,89 @@ static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_
     return PEGADM_SESSION_OK;
 }
 
+/* Under the lock: takes the session made for an eager page that no
+ * renewal has taken yet (its mark is cleared: the next renewal creates). */
+static int take_page_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                             const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
+{
+    int taken = 0;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return 0;
+    }
+    if (load(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+        (e->count & FLAG_FOR_PAGE)) {
+        e->count &= ~(apr_uint32_t)FLAG_FOR_PAGE;
+        taken = save(p, req, id, e, e->time + req->ttl) == APR_SUCCESS;
+    }
+    req->store->unlock(req->store->ctx);
+    return taken;
+}
+
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res)
 {
     pegadm_session_status_t status;
+    entry_t e;
     cache_id_t id;
 
     memset(res, 0, sizeof(*res));
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if (take_page_session(p, req, &id, &e, res)) {
+        return refresh_private_data(p, req, &id, &e, res);
+    }
     status = count_create(p, req, res);
     if (status != PEGADM_SESSION_OK) {
         return status;
     }
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
     /* A failed renewal keeps the cached session: it still works. */
     return create_and_store(p, req, &id, 0, res);
+}
+
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
+    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    rv = load(p, req, &id, &e, res);
+    req->store->unlock(req->store->ctx);
+    if (rv != APR_SUCCESS) {
+        return store_failed(p, res, rv, "reading an entry");
+    }
+    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
+    return PEGADM_SESSION_OK;
+}
+
+/* Under the lock: records when the customer's session was forgotten (a
+ * logout); a session that only expires leaves it as it is. The record is
+ * kept a week (memcached takes longer lifetimes for dates), longer than
+ * any chat: the owner of the login it marks (mod_pegadm_owner.c) must not
+ * change under a chat that began after it. One lost sooner (a full cache)
+ * ends such a chat: the safe side. */
+#define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
+
+static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req)
+{
+    apr_time_t now = apr_time_now();
+    entry_t e = {.type = ENTRY_FORGOTTEN, .time = now};
+    cache_id_t id;
+
+    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    return save(p, req, &id, &e, now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
 }
 
 /* Under the lock: removes the session filed under keys. */
@@ -524,6 +730,9 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     rv = remove_session(p, req, req->keys);
     if (rv == APR_SUCCESS && req->keys_previous) {
         rv = remove_session(p, req, req->keys_previous);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = note_forgotten(p, req);
     }
     req->store->unlock(req->store->ctx);
     changed(req);

@@ -52,6 +52,14 @@ typedef struct {
 typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char **session_id,
                                          const char **why, apr_time_t *held_until);
 
+/* Pushes the request's private data to an existing session (call 2, JWT
+ * iss = session_id). APR_SUCCESS, or an error with *why for the log. */
+typedef apr_status_t (*pegadm_push_fn)(void *baton, apr_pool_t *p, const char *session_id,
+                                       const char **why);
+
+/* Bytes of the keyed digest of the private data kept with a session. */
+#define PEGADM_DATA_DIGEST_LEN 16
+
 typedef struct {
     const pegadm_store_t *store;
     const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
@@ -70,6 +78,17 @@ typedef struct {
     apr_interval_time_t create_window;
     pegadm_create_fn create;
     void *create_baton;
+    /* Private data follows the identity: a session handed out whose last
+     * pushed private data differs from data_digest gets it again through
+     * push, at most once per refresh. NULL data_digest or refresh 0: never
+     * (e.g. the private data is the customer ID, which the key fixes). */
+    const unsigned char *data_digest; /* PEGADM_DATA_DIGEST_LEN bytes, or NULL */
+    apr_interval_time_t refresh;
+    pegadm_push_fn push;
+    void *push_baton;
+    /* for an eager page: a session created now is kept for the widget's
+     * first renewal, which takes it instead of creating another */
+    int for_page;
 } pegadm_session_req_t;
 
 typedef enum {
@@ -86,6 +105,10 @@ typedef struct {
     int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
     int discarded;                   /* entries that failed authentication */
+    int pushed;                      /* on OK: changed private data was re-pushed */
+    int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
+    int push_failed_before;          /* with push_failed: the previous re-push failed too */
+    apr_time_t forgotten_at;         /* of pegadm_session_last_forget */
 } pegadm_session_result_t;
 
 /* The cached session, or a new one if there is none. Concurrent callers for
@@ -94,11 +117,19 @@ typedef struct {
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res);
 
-/* Always a new session, replacing the cached one, within the create limit. */
+/* A new session, replacing the cached one, within the create limit; but a
+ * session created for an eager page (for_page) and not yet renewed is
+ * taken as it is, once. */
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res);
 
-/* Forgets the customer's session. */
+/* When the customer's session was last forgotten (res->forgotten_at; 0:
+ * not within the TTL), creating nothing: it marks the end of a login. */
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res);
+
+/* Forgets the customer's session, noting when (pegadm_session_last_forget). */
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res);
 

@@ -575,6 +575,159 @@ static void test_waiter_gives_up_after_wait_max(void **state)
     }
 }
 
+/* ---- the chat follows the portal login ---- */
+
+typedef struct {
+    int pushes;
+    int fail;
+    const char *last_sid;
+} pusher_t;
+
+static apr_status_t fake_push(void *baton, apr_pool_t *p, const char *sid, const char **why)
+{
+    pusher_t *u = baton;
+    u->pushes++;
+    u->last_sid = apr_pstrdup(p, sid);
+    if (u->fail) {
+        *why = "private data refused";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static pusher_t pusher;
+static const unsigned char data_v1[PEGADM_DATA_DIGEST_LEN] = "first-data-16-b";
+static const unsigned char data_v2[PEGADM_DATA_DIGEST_LEN] = "other-data-16-b";
+
+static pegadm_session_req_t refreshing(const unsigned char *digest, apr_interval_time_t refresh)
+{
+    pegadm_session_req_t req = request_for("alice");
+    req.data_digest = digest;
+    req.refresh = refresh;
+    req.push = fake_push;
+    req.push_baton = &pusher;
+    return req;
+}
+
+static void test_changed_data_is_pushed_to_the_same_session(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_result_t first, res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    req = refreshing(data_v2, 1); /* a refresh window of 1 µs has passed */
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.pushed);
+    assert_int_equal(pusher.pushes, 1);
+    assert_string_equal(pusher.last_sid, first.session_id);
+    assert_string_equal(res.session_id, first.session_id);
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_false(res.pushed); /* unchanged since */
+    assert_int_equal(pusher.pushes, 1);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_pushes_wait_for_the_refresh_window(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, apr_time_from_sec(60));
+    pegadm_session_result_t res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    pegadm_session_get(pool, &req, &res);
+    req.data_digest = data_v2;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+    req.refresh = 0; /* off */
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+    req.refresh = 1;
+    req.data_digest = NULL; /* nothing to compare */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+}
+
+static void test_a_failed_push_still_hands_out_the_session(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_result_t first, res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    pegadm_session_get(pool, &req, &first);
+    req.data_digest = data_v2;
+    pusher.fail = 1;
+    for (int i = 0; i < 2; i++) {
+        apr_sleep(10);
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_string_equal(res.session_id, first.session_id);
+        assert_true(res.push_failed);
+        assert_int_equal(res.push_failed_before, i); /* logged once per streak */
+        assert_string_equal(res.why, "private data refused");
+    }
+    pusher.fail = 0;
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.pushed);
+    assert_int_equal(pusher.pushes, 3);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_a_renewal_takes_the_eager_pages_session_once(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t page, res;
+
+    req.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    req.for_page = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, page.session_id);
+    assert_int_equal(res.created, 0);
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, page.session_id);
+    assert_int_equal(upstream.creates, 2);
+    /* a page that finds a session does not mark it */
+    req.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, page.session_id);
+    assert_int_equal(upstream.creates, 3);
+}
+
+static void test_a_forget_is_noted_and_nothing_else_is(void **state)
+{
+    pegadm_session_req_t req = request_for("alice"), other = request_for("bob");
+    pegadm_session_result_t got, res;
+    apr_time_t first;
+
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    pegadm_session_get(pool, &req, &got);
+    pegadm_session_renew(pool, &req, &got);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
+    pegadm_session_forget(pool, &req, &res);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    first = res.forgotten_at;
+    assert_true(first > 0);
+    apr_sleep(10);
+    pegadm_session_forget(pool, &req, &res); /* even with no session left */
+    pegadm_session_last_forget(pool, &req, &res);
+    assert_true(res.forgotten_at > first);
+    assert_int_equal(pegadm_session_last_forget(pool, &other, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_STORE);
+}
+
 /* Two processes' read caches over one store: a hit reads nothing, and a
  * renewal through one is seen by the other's very next lookup. */
 static void test_local_copies_follow_changes_made_elsewhere(void **state)
@@ -640,6 +793,11 @@ int main(void)
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
+        cmocka_unit_test_setup(test_changed_data_is_pushed_to_the_same_session, setup),
+        cmocka_unit_test_setup(test_pushes_wait_for_the_refresh_window, setup),
+        cmocka_unit_test_setup(test_a_failed_push_still_hands_out_the_session, setup),
+        cmocka_unit_test_setup(test_a_renewal_takes_the_eager_pages_session_once, setup),
+        cmocka_unit_test_setup(test_a_forget_is_noted_and_nothing_else_is, setup),
         cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
         cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
         cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
