@@ -2,9 +2,10 @@
 """A SAML 2.0 identity provider for the integration tests, on loopback only,
 built on lasso (Debian's python3-lasso, the library mod_auth_mellon itself
 uses): single sign-on over HTTP-Redirect (the AuthnRequest) and HTTP-POST
-(the signed Response), single logout over HTTP-Redirect, for one service
-provider whose metadata it is given. Users alice and bob sign in with a
-password; their attributes include a customer number and an email.
+(the signed Response), single logout over HTTP-Redirect begun by the
+service provider or here (GET /logout), for one service provider whose
+metadata it is given. Users alice and bob sign in with a password; their
+attributes include a customer number and an email.
 
     saml_idp.py --key KEY --cert CERT --sp-metadata SP.xml --metadata-out IDP.xml
 
@@ -146,6 +147,23 @@ class Idp:
             return logout.msgUrl
 
 
+    def log_out_everywhere(self, session_dump):
+        """The URL of a LogoutRequest to the service provider the user is
+        signed in to, for a logout begun here (IdP-initiated)."""
+        with self.lock:
+            logout = lasso.Logout(self.server)
+            logout.setSessionFromDump(session_dump)
+            logout.initRequest(None, lasso.HTTP_METHOD_REDIRECT)
+            logout.buildRequestMsg()
+            return logout.msgUrl
+
+    def logged_out(self, query):
+        """Checks the service provider's LogoutResponse in `query`."""
+        with self.lock:
+            logout = lasso.Logout(self.server)
+            logout.processResponseMsg(query)
+
+
 def attribute_statement(user):
     statement = lasso.Saml2AttributeStatement()
     attributes = []
@@ -217,6 +235,15 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(200, body)
             elif path == "/sso":
                 self.reply(200, login_form(query, False))
+            elif path == "/logout" and known:
+                # the user logs out here: the service provider is told first
+                url = idp.log_out_everywhere(known["dump"])
+                idp.sessions.pop(cookie, None)
+                self.reply(303, headers=(("Location", url), (
+                    "Set-Cookie", "%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" % COOKIE)))
+            elif path == "/slo" and "SAMLResponse=" in query:
+                idp.logged_out(query)
+                self.reply(200, page("Signed out", '<p id="signed-out">You are signed out.</p>'))
             elif path == "/slo":
                 url = idp.log_out(query, known["dump"] if known else None)
                 idp.sessions.pop(cookie, None)

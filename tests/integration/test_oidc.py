@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from selenium.webdriver.common.by import By
 
 import pegadm_harness as harness
 from pegadm_harness import idp
@@ -56,6 +57,12 @@ PegaDMPrivateData address "%{{reqenv:OIDC_CLAIM_address}}" json
     Require valid-user
     PegaDM On
     SetEnv PORTAL_LOGOUT "/portal/redirect_uri?logout={logged_out}"
+</Location>
+# The logout link, mod_auth_openidc's ?logout=, drops the chat session.
+<Location "/portal/redirect_uri">
+    <If "%{{QUERY_STRING}} =~ /(^|&)logout=/">
+        PegaDMForget On
+    </If>
 </Location>
 <Location "/pegadm/session">
     SetHandler pegadm-session
@@ -125,3 +132,55 @@ def test_the_documented_configuration_passes_apachectl(config_test, workdir):
                          env={"PORTAL_OIDC_CLIENT_SECRET": CLIENT_SECRET,
                               "PORTAL_OIDC_PASSPHRASE": "a passphrase"})
     assert result.returncode == 0, result.output
+
+
+# ---- logout through mod_auth_openidc's ?logout= (PegaDMForget) ----
+
+def log_out(chromium, portal):
+    """The portal's plain logout link: mod_auth_openidc's ?logout=, the
+    provider's sign-out page, back at the portal's logged-out page."""
+    chromium.element("logout").click()
+    chromium.wait(lambda d: d.find_elements(By.ID, "sign-out"),
+                  "the provider's sign-out page")
+    chromium.element("sign-out").click()
+    chromium.wait(lambda d: d.find_elements(By.ID, "logged-out"), "the logged-out page")
+    assert chromium.driver.current_url == portal.base + "/logged-out.html"
+    assert chromium.fetch("/pegadm/session")["status"] == 401
+
+
+def test_logout_drops_the_chat_session(chromium, oidc_portal, plain_dm):
+    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
+    first = chromium.open_chat()["session"]
+    creates = len(plain_dm.state()["creates"])
+    log_out(chromium, oidc_portal)
+
+    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
+    again = chromium.text("eager-session")
+    assert again and again != first, "the session outlived the logout"
+    idp.assert_pega_has(plain_dm, again, PRIVATE_DATA["alice"])
+    assert len(plain_dm.state()["creates"]) == creates + 1
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"])["sessionId"] == again
+
+
+def test_the_next_user_at_the_browser_gets_nothing_of_the_first(
+        chromium, oidc_portal, plain_dm):
+    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
+    alice = chromium.open_chat()["session"]
+    log_out(chromium, oidc_portal)
+
+    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "bob")
+    assert alice not in chromium.driver.page_source
+    facts = chromium.open_chat()
+    bob = facts["session"]
+    assert bob != alice
+    assert facts["customer"] == "C-2002"
+    assert json.loads(facts["private-data"]) == PRIVATE_DATA["bob"]
+    idp.assert_pega_has(plain_dm, bob, PRIVATE_DATA["bob"])
+    resp = chromium.fetch("/pegadm/session")
+    assert json.loads(resp["body"])["sessionId"] == bob
+    widget = chromium.element("pega-emu-widget").text
+    for trace in (alice, "C-1001", "alice"):
+        assert trace not in widget
+        assert trace not in chromium.driver.page_source

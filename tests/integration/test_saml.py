@@ -10,6 +10,7 @@ import json
 import os
 
 import pytest
+from selenium.webdriver.common.by import By
 
 import pegadm_harness as harness
 from pegadm_harness import idp
@@ -64,6 +65,10 @@ PegaDMPrivateData groups "%{{reqenv:MELLON_groups}}"
     Require valid-user
     PegaDM On
     SetEnv PORTAL_LOGOUT "{endpoint}/logout?ReturnTo={logged_out}"
+</Location>
+# The logout link, mod_auth_mellon's logout endpoint, drops the chat session.
+<Location "{endpoint}/logout">
+    PegaDMForget On
 </Location>
 <Location "/pegadm/session">
     SetHandler pegadm-session
@@ -139,3 +144,72 @@ def test_the_documented_configuration_passes_apachectl(config_test, workdir, sam
         conf = conf.replace(documented, real)
     result = config_test('LoadModule auth_mellon_module "%s"\n%s' % (MELLON_MODULE, conf))
     assert result.returncode == 0, result.output
+
+
+# ---- logout through mod_auth_mellon's logout endpoint (PegaDMForget) ----
+
+def log_out(chromium, portal):
+    """The portal's plain logout link: mod_auth_mellon's logout endpoint, a
+    LogoutRequest to the identity provider, its LogoutResponse, back at the
+    portal's logged-out page."""
+    chromium.element("logout").click()
+    chromium.wait(lambda d: d.find_elements(By.ID, "logged-out"), "the logged-out page")
+    assert chromium.driver.current_url == portal.base + "/logged-out.html"
+    assert chromium.fetch("/pegadm/session")["status"] == 401
+
+
+def test_logout_drops_the_chat_session(chromium, saml_portal, plain_dm):
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    first = chromium.open_chat()["session"]
+    creates = len(plain_dm.state()["creates"])
+    log_out(chromium, saml_portal)
+
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    again = chromium.text("eager-session")
+    assert again and again != first, "the session outlived the logout"
+    idp.assert_pega_has(plain_dm, again, PRIVATE_DATA["alice"])
+    assert len(plain_dm.state()["creates"]) == creates + 1
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"])["sessionId"] == again
+
+
+def test_the_next_user_at_the_browser_gets_nothing_of_the_first(
+        chromium, saml_portal, plain_dm):
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    alice = chromium.open_chat()["session"]
+    log_out(chromium, saml_portal)
+
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "bob")
+    assert alice not in chromium.driver.page_source
+    facts = chromium.open_chat()
+    bob = facts["session"]
+    assert bob != alice
+    assert facts["customer"] == "C-2002"
+    assert json.loads(facts["private-data"]) == PRIVATE_DATA["bob"]
+    idp.assert_pega_has(plain_dm, bob, PRIVATE_DATA["bob"])
+    resp = chromium.fetch("/pegadm/session")
+    assert json.loads(resp["body"])["sessionId"] == bob
+    widget = chromium.element("pega-emu-widget").text
+    for trace in (alice, "C-1001", "alice"):
+        assert trace not in widget
+        assert trace not in chromium.driver.page_source
+
+
+def test_a_logout_begun_at_the_identity_provider_drops_the_chat_session(
+        chromium, saml_portal, plain_dm):
+    """The customer logs out at the identity provider (of another
+    application, say): it sends the browser to mod_auth_mellon's logout
+    endpoint with a LogoutRequest, and the chat session goes too."""
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    first = chromium.open_chat()["session"]
+    chromium.get(saml_portal.provider.url + "/logout")
+    chromium.wait(lambda d: d.find_elements(By.ID, "signed-out"),
+                  "the identity provider's signed-out page")
+    chromium.get(saml_portal.base + "/logged-out.html")
+    assert chromium.fetch("/pegadm/session")["status"] == 401
+
+    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
+    again = chromium.text("eager-session")
+    assert again and again != first, "the session outlived the logout"
+    idp.assert_pega_has(plain_dm, again, PRIVATE_DATA["alice"])
