@@ -29,7 +29,7 @@ PEGADM_PACKAGES=(
     debhelper dpkg-dev lintian git
     # the identity-provider tests: the real SSO modules, an OpenID provider
     # from npm (tests/idp, npm ci) and a SAML identity provider on lasso
-    libapache2-mod-auth-openidc libapache2-mod-auth-mellon nodejs npm
+    libapache2-mod-auth-openidc libapache2-mod-auth-mellon npm
     python3-lasso
     # the status handler's test: Debian's Prometheus scrapes it (and promtool)
     prometheus
