@@ -7,10 +7,13 @@ drops that customer's session and expires the cookie. test_oidc.py and
 test_saml.py run this with the real modules in a browser.
 """
 
+import http.client
 import re
+import ssl
 
-from pegadm_harness import (OTHER_WIDGET_ID, OTHER_WIDGET_SECRET, assert_session, location,
-                     portal_conf, session_get)
+from pegadm_harness import (APACHE_MODULES, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET,
+                            REQUEST_TIMEOUT, Response, assert_session, basic_auth_header,
+                            free_port, location, portal_conf, session_get)
 
 COOKIE = "pegadm_logout"
 # The logout location authenticates nobody, as the SSO modules' do not.
@@ -23,10 +26,11 @@ def logout_cookies(resp):
             if v.startswith(COOKIE + "=")]
 
 
-def issued_cookie(resp):
+def issued_cookie(resp, secure=False):
     [value] = logout_cookies(resp)
     attributes = [a.strip() for a in value.split(";")[1:]]
-    assert sorted(attributes) == ["HttpOnly", "Path=/", "SameSite=Lax"], value
+    assert sorted(attributes) == ["HttpOnly", "Path=/", "SameSite=Lax"] + (
+        ["Secure"] if secure else []), value
     return value.split(";", 1)[0]
 
 
@@ -87,3 +91,29 @@ def test_no_tampered_or_foreign_cookie_drops_anything(module_httpd, dm):
         assert bye(server, cookie).status == 404
         assert assert_session(session_get(server, "alice")) == first, cookie
     assert len(dm.creates_for("alice")) == 1 + 1  # one each server
+
+
+def test_over_https_the_cookie_is_secure(module_httpd, dm, ca):
+    port = free_port()
+    server = module_httpd('LoadModule ssl_module "%s/mod_ssl.so"\n' % APACHE_MODULES
+                          + portal_conf(dm, BYE) + """
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    SSLEngine on
+    SSLCertificateFile "{cert}"
+    SSLCertificateKeyFile "{key}"
+</VirtualHost>
+""".format(port=port, cert=ca["cert"], key=ca["key"]))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT,
+                                       context=ssl.create_default_context(cafile=ca["ca"]))
+    try:
+        conn.request("GET", "/pegadm/session",
+                     headers={"Authorization": basic_auth_header("alice")})
+        raw = conn.getresponse()
+        resp = Response(raw.status, raw.headers, raw.read())
+    finally:
+        conn.close()
+    assert_session(resp)
+    issued_cookie(resp, secure=True)
+    # the same server over plain HTTP: no Secure
+    issued_cookie(session_get(server, "bob"))
