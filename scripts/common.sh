@@ -27,6 +27,10 @@ PEGADM_PACKAGES=(
     nodejs
     # the Debian package: built from a copy of the git tree, checked by lintian
     debhelper dpkg-dev lintian git
+    # the identity-provider tests: the real SSO modules, an OpenID provider
+    # from npm (tests/idp, npm ci) and a SAML identity provider on lasso
+    libapache2-mod-auth-openidc libapache2-mod-auth-mellon npm
+    python3-lasso
     # the status handler's test: Debian's Prometheus scrapes it (and promtool)
     prometheus
 )
@@ -35,12 +39,18 @@ pegadm_say() {
     printf '\n==> %s\n' "$*"
 }
 
-# Lists the packages of PEGADM_PACKAGES that are not installed.
+# Lists the packages of PEGADM_PACKAGES that are neither installed nor
+# provided by an installed package (a nodejs that bundles npm provides npm).
 pegadm_missing_packages() {
     local pkg status
+    local -A provided=()
+    while read -r pkg; do
+        [[ -n $pkg ]] && provided[$pkg]=1
+    done < <(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
+        awk '$1 ~ /^ii/ { $1 = ""; gsub(/\([^)]*\)/, ""); gsub(/[ ,]+/, "\n"); print }')
     for pkg in "${PEGADM_PACKAGES[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null) || status=
-        [[ $status == ii* ]] || printf '%s\n' "$pkg"
+        [[ $status == ii* || -n ${provided[$pkg]-} ]] || printf '%s\n' "$pkg"
     done
 }
 
@@ -64,7 +74,7 @@ pegadm_install_packages() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update &&
-        apt-get install -y --no-install-recommends "${PEGADM_PACKAGES[@]}"
+        apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 # Configures (afresh if the build directory belongs to another checkout)

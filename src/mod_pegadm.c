@@ -146,6 +146,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     pegadm_localcache_register_hooks(p);
     pegadm_ops_register_hooks(p);
     pegadm_lifecycle_register_hooks(p);
+    pegadm_logout_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

@@ -200,6 +200,16 @@ apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
 /* Registers PegaDMForget's hook (fixups, before any other module's). */
 void pegadm_lifecycle_register_hooks(apr_pool_t *p);
 
+/* mod_pegadm_logout.c: PegaDMForget where the logout location knows
+ * nobody. Each PegaDMForget On calls pegadm_logout_cookie_wanted; only then
+ * does pegadm_logout_cookie_set, where a session is handed to customer_id's
+ * log-in, give the browser the logout cookie that the PegaDMForget scope
+ * reads before authentication. */
+void pegadm_logout_cookie_wanted(cmd_parms *cmd);
+void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
+                              const char *customer_id);
+void pegadm_logout_register_hooks(apr_pool_t *p);
+
 /* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
  * owner check (GET {session endpoint}?owner); creates no session. */
 pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,

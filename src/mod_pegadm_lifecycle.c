@@ -21,6 +21,9 @@ APLOG_USE_MODULE(pegadm);
 const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on)
 {
     ((pegadm_dir_conf_t *)dv)->forget = on;
+    if (on) {
+        pegadm_logout_cookie_wanted(cmd);
+    }
     return NULL;
 }
 
@@ -149,11 +152,9 @@ static int forget_fixups(request_rec *r)
  * authenticates), and before every other module's fixups: a per-directory
  * RewriteRule [R] in the logout location (mod_rewrite, in fixups) or the
  * handler may end the request there, and the session must be gone by then.
- * A request answered before fixups never gets here: mod_auth_openidc
- * answers its own ?logout= while authenticating, mod_alias's Redirect
- * answers before authentication. For those, PegaDMForget goes on the
- * portal's own logout URL, which then sends the browser on (RewriteRule,
- * or a page). */
+ * A request answered before fixups never gets here (mod_auth_openidc
+ * answers its own ?logout= while authenticating): the logout cookie of
+ * mod_pegadm_logout.c covers those, before authentication. */
 void pegadm_lifecycle_register_hooks(apr_pool_t *p)
 {
     ap_hook_fixups(forget_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);

@@ -16,9 +16,11 @@ traffic stays on 127.0.0.1.
     sanitizers  the environment and reports of a sanitizer build
     browser     headless chromium and the demo portal (needs selenium; not
                 imported here)
+    idp         an OpenID provider and a SAML identity provider on loopback,
+                a portal behind them (needs selenium; not imported here)
     plugin      the pytest fixtures (loaded by tests/conftest.py)
 
-Everything public but browser and plugin can be imported from the package
+Everything public but browser, idp and plugin can be imported from the package
 itself (`from pegadm_harness import assert_session`).
 """
 

@@ -1,0 +1,134 @@
+/* PegaDMForget where the logout location knows nobody. mod_auth_openidc
+ * answers its ?logout= in its authentication hook, so no fixup runs there;
+ * mod_auth_mellon serves its logout endpoint without authentication and
+ * without the MELLON_ variables. Neither says who is logging out. So the
+ * browser carries it: where the module hands a session to a log-in, it sets
+ * a cookie sealing the customer ID (AES-256-GCM under the key derived from
+ * the JWT secret, bound to the widget), which reveals nothing and cannot be
+ * made for another customer; a PegaDMForget scope opens it before any
+ * authentication runs, drops that customer's session and expires it. */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <util_cookies.h>
+
+#include "pegadm_b64.h"
+
+APLOG_USE_MODULE(pegadm);
+
+#define LOGOUT_COOKIE "pegadm_logout"
+/* userdata of the configuration pool: some scope has PegaDMForget On */
+#define LOGOUT_WANTED "pegadm-logout-cookie"
+/* a sealed customer ID (at most 256 bytes) in base64url, with room */
+#define LOGOUT_COOKIE_MAX 512
+
+static const unsigned char *cookie_aad(request_rec *r, const pegadm_dir_conf_t *d,
+                                       apr_size_t *len)
+{
+    const char *aad = apr_pstrcat(r->pool, "logout:", d->widget_id, NULL);
+    *len = strlen(aad);
+    return (const unsigned char *)aad;
+}
+
+/* The customer the request's cookie names, or NULL. */
+static const char *cookie_customer(request_rec *r, const pegadm_dir_conf_t *d)
+{
+    const char *value = NULL;
+    unsigned char *sealed, *plain;
+    apr_size_t sealed_len, plain_len, aad_len;
+    const unsigned char *aad = cookie_aad(r, d, &aad_len);
+
+    if (ap_cookie_read(r, LOGOUT_COOKIE, &value, 0) != APR_SUCCESS || !value ||
+        strlen(value) > LOGOUT_COOKIE_MAX ||
+        pegadm_b64url_decode(r->pool, value, strlen(value), &sealed, &sealed_len) !=
+            APR_SUCCESS ||
+        pegadm_unseal(r->pool, &d->secret->keys, aad, aad_len, sealed, sealed_len, &plain,
+                      &plain_len) != APR_SUCCESS ||
+        memchr(plain, '\0', plain_len)) {
+        return NULL;
+    }
+    return apr_pstrmemdup(r->pool, (const char *)plain, plain_len);
+}
+
+static const char *cookie_attributes(request_rec *r)
+{
+    return !strcmp(ap_http_scheme(r), "https") ? "Path=/; HttpOnly; SameSite=Lax; Secure"
+                                               : "Path=/; HttpOnly; SameSite=Lax";
+}
+
+void pegadm_logout_cookie_wanted(cmd_parms *cmd)
+{
+    /* a property of this configuration: gone with its pool on a restart */
+    apr_pool_userdata_setn("1", LOGOUT_WANTED, NULL, cmd->pool);
+}
+
+static int logout_cookie_wanted(request_rec *r)
+{
+    void *wanted = NULL;
+
+    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, r->server->process->pconf);
+    return wanted != NULL;
+}
+
+void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
+                              const char *customer_id)
+{
+    unsigned char *sealed;
+    apr_size_t sealed_len, aad_len;
+    const unsigned char *aad = cookie_aad(r, d, &aad_len);
+    const char *known;
+
+    if (!logout_cookie_wanted(r)) {
+        return; /* no logout location would read it */
+    }
+    known = cookie_customer(r, d);
+    if (known && !strcmp(known, customer_id)) {
+        return; /* the browser has it already */
+    }
+    if (pegadm_seal(r->pool, &d->secret->keys, aad, aad_len, (const unsigned char *)customer_id,
+                    strlen(customer_id), &sealed, &sealed_len) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM506: sealing the logout cookie failed (OpenSSL); "
+                      "PegaDMForget cannot drop this session where nobody is logged in");
+        return;
+    }
+    apr_table_addn(r->err_headers_out, "Set-Cookie",
+                   apr_pstrcat(r->pool, LOGOUT_COOKIE "=",
+                               pegadm_b64url_encode(r->pool, sealed, sealed_len), "; ",
+                               cookie_attributes(r), NULL));
+}
+
+/* header_parser: runs before any authentication of the request. */
+static int logout_header_parser(request_rec *r)
+{
+    const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
+    pegadm_session_result_t res;
+    const char *customer_id;
+
+    if (d->forget != 1 || !d->widget_id || !d->secret || r->main) {
+        return DECLINED;
+    }
+    customer_id = cookie_customer(r, d);
+    if (!customer_id) {
+        return DECLINED;
+    }
+    if (pegadm_session_op(r, d, customer_id, PEGADM_OP_FORGET, NULL, &res) ==
+        PEGADM_SESSION_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM507: PegaDMForget: dropped the chat session of customer '%s' "
+                      "named by the logout cookie",
+                      ap_escape_logitem(r->pool, customer_id));
+    }
+    apr_table_addn(
+        r->err_headers_out, "Set-Cookie",
+        apr_pstrcat(r->pool, LOGOUT_COOKIE "=; Max-Age=0; ", cookie_attributes(r), NULL));
+    return DECLINED;
+}
+
+void pegadm_logout_register_hooks(apr_pool_t *p)
+{
+    ap_hook_header_parser(logout_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,119 @@
+"""PegaDMForget where the logout location knows nobody (mod_auth_openidc's
+?logout= is answered in its authentication hook, mod_auth_mellon's logout
+endpoint runs unauthenticated): where the module hands a session to a
+log-in it sets the logout cookie, which names the customer sealed under the
+widget's key; a PegaDMForget scope opens it before any authentication,
+drops that customer's session and expires the cookie. test_oidc.py and
+test_saml.py run this with the real modules in a browser.
+"""
+
+import http.client
+import re
+import ssl
+
+from pegadm_harness import (APACHE_MODULES, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET,
+                            REQUEST_TIMEOUT, Response, assert_session, basic_auth_header,
+                            free_port, location, portal_conf, session_get)
+
+COOKIE = "pegadm_logout"
+# The logout location authenticates nobody, as the SSO modules' do not.
+BYE = location("/bye", "PegaDMForget On", "Require all granted", auth=False)
+
+
+def logout_cookies(resp):
+    """The values the answer sets for the logout cookie, with attributes."""
+    return [v for v in resp.headers.get_all("Set-Cookie") or ()
+            if v.startswith(COOKIE + "=")]
+
+
+def issued_cookie(resp, secure=False):
+    [value] = logout_cookies(resp)
+    attributes = [a.strip() for a in value.split(";")[1:]]
+    assert sorted(attributes) == ["HttpOnly", "Path=/", "SameSite=Lax"] + (
+        ["Secure"] if secure else []), value
+    return value.split(";", 1)[0]
+
+
+def bye(server, cookie):
+    return server.request("GET", "/bye", headers={"Cookie": cookie} if cookie else {})
+
+
+def test_a_handed_out_session_sets_an_opaque_logout_cookie(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    resp = session_get(server, "alice")
+    assert_session(resp)
+    cookie = issued_cookie(resp)
+    value = cookie.split("=", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", value), cookie
+    assert "alice" not in value
+    # The browser that has it is not given it again.
+    again = session_get(server, "alice", headers={"Cookie": cookie})
+    assert_session(again)
+    assert logout_cookies(again) == []
+    # Another user's log-in gets a cookie of its own.
+    assert issued_cookie(session_get(server, "bob", headers={"Cookie": cookie})) != cookie
+
+
+def test_no_cookie_where_no_scope_forgets(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, location("/eager/", "PegaDM On")))
+    resp = server.request("GET", "/eager/session.shtml", user="alice")
+    assert resp.status == 200 and b"SID=[" in resp.body, resp
+    assert logout_cookies(resp) == []
+    assert_session(resp := session_get(server, "alice"))
+    assert logout_cookies(resp) == []
+
+
+def test_forget_drops_the_session_the_cookie_names(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    resp = session_get(server, "alice")
+    first = assert_session(resp)
+    bob = assert_session(session_get(server, "bob"))
+    answer = bye(server, issued_cookie(resp))
+    assert answer.status == 404  # the location's own answer, unchanged
+    [expired] = logout_cookies(answer)
+    assert expired.startswith(COOKIE + "=;") and "Max-Age=0" in expired, expired
+    assert assert_session(session_get(server, "alice")) != first
+    assert len(dm.creates_for("alice")) == 2
+    assert assert_session(session_get(server, "bob")) == bob
+
+
+def test_no_tampered_or_foreign_cookie_drops_anything(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    resp = session_get(server, "alice")
+    first = assert_session(resp)
+    name, value = issued_cookie(resp).split("=", 1)
+    flipped = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
+    other = module_httpd(portal_conf(dm, BYE, widget=OTHER_WIDGET_ID,
+                                     secret=OTHER_WIDGET_SECRET))
+    foreign = issued_cookie(session_get(other, "alice", headers={}))
+    for cookie in (None, name + "=" + flipped, name + "=" + value[:-4], name + "=",
+                   foreign, name + "=" + "x" * 2000):
+        assert bye(server, cookie).status == 404
+        assert assert_session(session_get(server, "alice")) == first, cookie
+    assert len(dm.creates_for("alice")) == 1 + 1  # one each server
+
+
+def test_over_https_the_cookie_is_secure(module_httpd, dm, ca):
+    port = free_port()
+    server = module_httpd('LoadModule ssl_module "%s/mod_ssl.so"\n' % APACHE_MODULES
+                          + portal_conf(dm, BYE) + """
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    SSLEngine on
+    SSLCertificateFile "{cert}"
+    SSLCertificateKeyFile "{key}"
+</VirtualHost>
+""".format(port=port, cert=ca["cert"], key=ca["key"]))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT,
+                                       context=ssl.create_default_context(cafile=ca["ca"]))
+    try:
+        conn.request("GET", "/pegadm/session",
+                     headers={"Authorization": basic_auth_header("alice")})
+        raw = conn.getresponse()
+        resp = Response(raw.status, raw.headers, raw.read())
+    finally:
+        conn.close()
+    assert_session(resp)
+    issued_cookie(resp, secure=True)
+    # the same server over plain HTTP: no Secure
+    issued_cookie(session_get(server, "bob"))
