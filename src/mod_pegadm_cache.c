@@ -2,9 +2,9 @@
  * unless PegaDMCache names another), the default shmcb sized for
  * PegaDMCacheCustomers, the instance made in post_config with its global
  * mutex (a shmcb one kept by the parent across reloads) and re-attached in
- * child_init, and the pegadm_store_t that the
- * session flow (pegadm_session.c) reads and writes through. What goes into
- * the cache is the session flow's business; this file stops at the store. */
+ * child_init, and the pegadm_store_t that the session flow
+ * (pegadm_session.c) reads and writes through. What goes into the cache is
+ * the session flow's business; this file stops at the store. */
 #include "mod_pegadm.h"
 
 #include <string.h>
