@@ -30,6 +30,9 @@ static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     if (pegadm_dbd_check_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (pegadm_check_security(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return pegadm_check_scopes(ptemp, s);
 }
 

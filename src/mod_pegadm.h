@@ -151,6 +151,10 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
 
+/* mod_pegadm_checks.c */
+/* Refuses unsafe combinations of directives, warns about risky ones. */
+int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
+
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"
 /* Registers the PegaDMInject output filter and the hooks that add it. */

@@ -1,0 +1,126 @@
+/* Start-up checks of what the configuration tree shows about security:
+ * combinations of directives that are each valid alone but unsafe
+ * together are refused; risky uses of the module's variables draw a
+ * warning. Each message names the directive, file and line. What httpd
+ * does not let a module see at start-up (.htaccess files, values made by
+ * other modules at request time) is covered per request or documented in
+ * docs/security.md. */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "pegadm_confcheck.h"
+
+APLOG_USE_MODULE(pegadm);
+
+/* What a scope inherits from the scopes that enclose it. */
+typedef struct {
+    const ap_directive_t *service_url;
+    const ap_directive_t *private_data_url;
+    const ap_directive_t *proxy;
+} scope_t;
+
+static int is_transparent(const ap_directive_t *d)
+{
+    static const char *const transparent[] = {
+        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
+    for (int i = 0; transparent[i]; i++) {
+        if (!strcasecmp(d->directive, transparent[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    return ap_getword_conf(p, &args);
+}
+
+/* Takes in the settings of one level (and of the conditional sections in
+ * it, which httpd reads as if they were not there). */
+static void collect(const ap_directive_t *first, scope_t *scope)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "PegaDMServiceURL")) {
+            scope->service_url = d;
+        } else if (!strcasecmp(d->directive, "PegaDMPrivateDataURL")) {
+            scope->private_data_url = d;
+        } else if (!strcasecmp(d->directive, "PegaDMProxy")) {
+            scope->proxy = d;
+        } else if (d->first_child && is_transparent(d)) {
+            collect(d->first_child, scope);
+        }
+    }
+}
+
+/* The later of the two directives is the one that made the pair. */
+static const ap_directive_t *later(const ap_directive_t *a, const ap_directive_t *b)
+{
+    int cmp = strcmp(a->filename, b->filename);
+    return cmp ? (cmp > 0 ? a : b) : (a->line_num > b->line_num ? a : b);
+}
+
+static int check_cleartext(apr_pool_t *p, const ap_directive_t *url,
+                           const ap_directive_t *proxy)
+{
+    const char *why;
+    const ap_directive_t *at;
+
+    if (!url || !proxy) {
+        return 0;
+    }
+    why = pegadm_check_cleartext_proxy(p, first_arg(p, url), first_arg(p, proxy));
+    if (!why) {
+        return 0;
+    }
+    at = later(url, proxy);
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                 "PEGADM700: %s at %s:%d: with %s (%s:%d), %s; use https:// or a proxy "
+                 "on loopback",
+                 at->directive, at->filename, at->line_num,
+                 at == url ? proxy->directive : url->directive,
+                 at == url ? proxy->filename : url->filename,
+                 at == url ? proxy->line_num : url->line_num, why);
+    return 1;
+}
+
+static int check_scope(apr_pool_t *p, const scope_t *scope, const scope_t *outer)
+{
+    int failures = 0;
+
+    /* only pairs this scope completes: the enclosing one reported its own */
+    if (scope->service_url != outer->service_url || scope->proxy != outer->proxy) {
+        failures += check_cleartext(p, scope->service_url, scope->proxy);
+    }
+    if (scope->private_data_url != outer->private_data_url || scope->proxy != outer->proxy) {
+        failures += check_cleartext(p, scope->private_data_url, scope->proxy);
+    }
+    return failures;
+}
+
+static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer)
+{
+    scope_t scope = *outer;
+    int failures;
+
+    collect(first, &scope);
+    failures = check_scope(p, &scope, outer);
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            /* a conditional section's settings were collected with this
+             * level already: walking it again finds no new pair */
+            failures += walk(p, d->first_child, &scope);
+        }
+    }
+    return failures;
+}
+
+int pegadm_check_security(apr_pool_t *ptemp, server_rec *s)
+{
+    scope_t none = {NULL, NULL, NULL};
+    return walk(ptemp, ap_conftree, &none) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
