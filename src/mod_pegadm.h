@@ -151,6 +151,14 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
 
+/* mod_pegadm_origin.c */
+/* True unless r comes from the portal's own pages: Sec-Fetch-Site
+ * same-origin or none; without it, GET passes and POST or DELETE need an
+ * Origin equal to the request's own. */
+int pegadm_is_cross_site(request_rec *r);
+/* True if a POST's body is application/json, or there is no body. */
+int pegadm_post_body_is_json(request_rec *r);
+
 /* mod_pegadm_checks.c */
 /* Refuses unsafe combinations of directives, warns about risky ones. */
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);

@@ -76,3 +76,93 @@ def test_a_plain_http_service_in_a_location_below_a_remote_proxy_is_refused(conf
 def test_https_or_a_loopback_proxy_passes(config_test, conf):
     rc, output = config_test(GOOD + conf)
     assert rc == 0 and "Syntax OK" in output, output
+
+
+# ---- cross-site requests by allow-list ----
+
+@pytest.fixture
+def portal(module_httpd, dm):
+    return module_httpd(harness.portal_conf(dm))
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_post_or_delete_without_origin_or_fetch_metadata_is_refused(portal, dm, method):
+    sid = harness.assert_session(harness.session_get(portal, "alice"))
+    resp = portal.request(method, harness.SESSION_PATH, user="alice")
+    harness.assert_json_error(resp, 403, "cross_origin")
+    assert harness.assert_session(harness.session_get(portal, "alice")) == sid
+    assert len(dm.creates_for("alice")) == 1
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none", "Same-Origin"])
+@pytest.mark.parametrize("origin", [None, "https://portal.example"])
+def test_fetch_metadata_same_origin_or_none_is_accepted(portal, dm, site, origin):
+    """What a browser sends behind a TLS-terminating front end: the page's
+    https origin differs from what the back end sees, Sec-Fetch-Site does not."""
+    headers = {"Sec-Fetch-Site": site}
+    if origin:
+        headers["Origin"] = origin
+    harness.assert_session(portal.request("POST", harness.SESSION_PATH, user="alice",
+                                          headers=headers, body={}))
+    resp = portal.request("DELETE", harness.SESSION_PATH, user="alice", headers=headers)
+    assert resp.status == 204, resp
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/plain", b"{}"),
+    ("application/x-www-form-urlencoded", b"proactiveTrigger=x"),
+    ("multipart/form-data; boundary=x", b"--x--\r\n"),
+    ("application/jsonx", b"{}"),
+    (None, b"{}"),
+])
+def test_post_body_must_be_json(portal, dm, content_type, body):
+    headers = {"Origin": portal.origin}
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = portal.request("POST", harness.SESSION_PATH, user="alice", headers=headers,
+                          body=body)
+    harness.assert_json_error(resp, 415, "unsupported_media_type")
+    assert dm.state()["creates"] == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json",
+                                          "application/json; charset=utf-8",
+                                          "Application/JSON"])
+def test_json_post_bodies_are_accepted(portal, dm, content_type):
+    headers = {"Origin": portal.origin, "Content-Type": content_type}
+    harness.assert_session(portal.request("POST", harness.SESSION_PATH, user="alice",
+                                          headers=headers, body=b'{"proactiveTrigger": "t"}'))
+
+
+def test_post_without_a_body_needs_no_content_type(portal, dm):
+    harness.assert_session(harness.same_origin_request(portal, "POST", "alice"))
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_cross_site_get_is_refused(portal, dm, site):
+    resp = portal.request("GET", harness.SESSION_PATH, user="alice",
+                          headers={"Sec-Fetch-Site": site})
+    harness.assert_json_error(resp, 403, "cross_origin")
+    assert dm.state()["creates"] == []
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none"])
+def test_same_origin_get_is_accepted(portal, dm, site):
+    harness.assert_session(portal.request("GET", harness.SESSION_PATH, user="alice",
+                                          headers={"Sec-Fetch-Site": site}))
+
+
+def test_behind_a_tls_front_end_server_name_with_https_makes_the_origin_match(
+        module_httpd, dm):
+    """docs/security.md: a browser without Fetch Metadata sends only Origin;
+    ServerName https://... gives the back end the scheme the browser sees,
+    and the front end passes the browser's Host on (ProxyPreserveHost On)."""
+    server = module_httpd(harness.portal_conf(dm) + "ServerName https://portal.example:443\n")
+    headers = {"Host": "portal.example", "Origin": "https://portal.example"}
+    harness.assert_session(server.request("POST", harness.SESSION_PATH, user="alice",
+                                          headers=headers))
+    assert server.request("DELETE", harness.SESSION_PATH, user="alice",
+                          headers=headers).status == 204
+    plain = {"Host": "portal.example", "Origin": "http://portal.example"}
+    harness.assert_json_error(server.request("POST", harness.SESSION_PATH, user="alice",
+                                             headers=plain), 403, "cross_origin")
