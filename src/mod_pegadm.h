@@ -159,6 +159,12 @@ int pegadm_is_cross_site(request_rec *r);
 /* True if a POST's body is application/json, or there is no body. */
 int pegadm_post_body_is_json(request_rec *r);
 
+/* mod_pegadm_secretview.c */
+/* Called by PegaDMJWTSecret once the secret is read: warns if it is written
+ * in a configuration file readable by group or others, and withholds it
+ * from what mod_info and DUMP_CONFIG print of the configuration. */
+void pegadm_secret_withhold(cmd_parms *cmd, const char *secret);
+
 /* mod_pegadm_checks.c */
 /* Refuses unsafe combinations of directives, warns about risky ones. */
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);

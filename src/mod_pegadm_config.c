@@ -232,12 +232,18 @@ static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char 
 
 static const char *set_secret(cmd_parms *cmd, void *dv, const char *arg)
 {
+    const char *err;
+
     /* httpd leaves an undefined ${VAR} in place: never take that as a key. */
     if (strstr(arg, "${")) {
         return apr_psprintf(cmd->pool, "%s: the value contains an undefined ${...} variable",
                             cmd->cmd->name);
     }
-    return make_secret(cmd, dv, arg, strlen(arg));
+    err = make_secret(cmd, dv, arg, strlen(arg));
+    if (!err) {
+        pegadm_secret_withhold(cmd, arg);
+    }
+    return err;
 }
 
 static const char *read_secret_file(cmd_parms *cmd, const char *path, char *buf,

@@ -166,3 +166,87 @@ def test_behind_a_tls_front_end_server_name_with_https_makes_the_origin_match(
     plain = {"Host": "portal.example", "Origin": "http://portal.example"}
     harness.assert_json_error(server.request("POST", harness.SESSION_PATH, user="alice",
                                              headers=plain), 403, "cross_origin")
+
+
+# ---- the secret stays secret ----
+
+SERVER_INFO = ("LoadModule info_module %s/mod_info.so\n" % harness.APACHE_MODULES
+               + location("/server-info", "SetHandler server-info", auth=False))
+
+
+def secret_forms(workdir):
+    """The same secret given the three ways: (directive line, environment)."""
+    path = os.path.join(workdir, "info-secret")
+    harness.write_file(path, WIDGET_SECRET + "\n", 0o600)
+    return {
+        "inline": (SECRET, {}),
+        "variable": ('PegaDMJWTSecret "${PEGADM_TEST_SECRET}"',
+                     {"PEGADM_TEST_SECRET": WIDGET_SECRET}),
+        "file": ('PegaDMJWTSecretFile "%s"' % path, {}),
+        "define": ('Define PEGADM_DEFINED_SECRET "%s"\nPegaDMJWTSecret "${PEGADM_DEFINED_SECRET}"'
+                   % WIDGET_SECRET, {}),
+    }
+
+
+@pytest.mark.parametrize("form", ["inline", "variable", "file", "define"])
+def test_server_info_never_shows_the_secret(module_httpd, dm, workdir, form):
+    line, env = secret_forms(workdir)[form]
+    secret = WIDGET_SECRET
+    conf = (WIDGET + "\n" + line + "\n" + "PegaDMServiceURL %s\n" % dm.url
+            + 'PegaDMCAFile "%s"\n' % dm.ca_file + harness.session_location()
+            + location("/eager/", "PegaDM On", line) + SERVER_INFO)
+    server = module_httpd(conf, env=env)
+    harness.assert_session(harness.session_get(server, "alice"))
+    shown = ""
+    for query in ("", "?config", "?list", "?server", "?hooks", "?providers"):
+        resp = server.request("GET", "/server-info" + query)
+        assert resp.status == 200, resp
+        shown += resp.text
+    assert "PegaDMJWTSecret" in shown or "PegaDMJWTSecretFile" in shown, shown[:3000]
+    assert secret not in shown
+    assert secret[:12] not in shown
+
+
+@pytest.mark.parametrize("form", ["inline", "variable", "define"])
+def test_dump_config_never_shows_the_secret(config_test, workdir, form):
+    line, env = secret_forms(workdir)[form]
+    secret = WIDGET_SECRET
+    conf = ("LoadModule info_module %s/mod_info.so\n" % harness.APACHE_MODULES
+            + WIDGET + "\n" + line + "\n")
+    root = harness.make_public_dir(workdir, "dumpconfig-")
+    harness.populate_server_root(root, ("alice",))
+    path = harness.write_file(os.path.join(root, "conf", "httpd.conf"),
+                              harness.render_httpd_conf(root, harness.free_port(), conf))
+    proc = harness.subprocess.run([harness.APACHE_BIN, "-t", "-D", "DUMP_CONFIG", "-f", path],
+                                  capture_output=True, env=harness.apache_env(env), timeout=30)
+    output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    assert proc.returncode == 0 and "PegaDMJWTSecret" in output, output
+    assert secret not in output, output
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_an_inline_secret_in_a_config_file_readable_by_others_is_warned_about(
+        config_test, workdir, mode):
+    include = os.path.join(harness.make_public_dir(workdir, "inline-"), "pegadm-secret.conf")
+    harness.write_file(include, SECRET + "\n", mode)
+    result = config_test(WIDGET + '\nInclude "%s"\n' % include)
+    rc, output = result
+    assert rc == 0, output
+    lines = [line for line in output.splitlines() if "PegaDMJWTSecret" in line
+             and include in line and "readable by group or others" in line]
+    assert lines and re.search(r"pegadm-secret\.conf:1\b", lines[0]), output
+
+
+def test_an_inline_secret_in_a_private_config_file_is_silent(config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "inline-"), "pegadm-secret.conf")
+    harness.write_file(include, SECRET + "\n", 0o600)
+    rc, output = config_test(WIDGET + '\nInclude "%s"\n' % include)
+    assert rc == 0 and "readable by group or others" not in output, output
+
+
+def test_a_secret_from_the_environment_is_not_an_inline_secret(config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "inline-"), "pegadm-secret.conf")
+    harness.write_file(include, 'PegaDMJWTSecret "${PEGADM_TEST_SECRET}"\n', 0o644)
+    rc, output = config_test(WIDGET + '\nInclude "%s"\n' % include,
+                             env={"PEGADM_TEST_SECRET": WIDGET_SECRET})
+    assert rc == 0 and "readable by group or others" not in output, output
