@@ -140,6 +140,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_fixups(pegadm_fixups, after_env, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
+    pegadm_cache_control_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

@@ -165,6 +165,13 @@ int pegadm_post_body_is_json(request_rec *r);
  * from what mod_info and DUMP_CONFIG print of the configuration. */
 void pegadm_secret_withhold(cmd_parms *cmd, const char *secret);
 
+/* mod_pegadm_cachectl.c: what caches may keep */
+/* Makes the bootstrap script publicly cacheable unless the answer sets a
+ * cookie or another module set a Cache-Control; call from its handler. */
+void pegadm_cache_control_bootstrap(request_rec *r);
+/* Registers the filter that keeps eager answers private, and the bootstrap's. */
+void pegadm_cache_control_register_hooks(apr_pool_t *p);
+
 /* mod_pegadm_checks.c */
 /* Refuses unsafe combinations of directives, warns about risky ones. */
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);

@@ -20,6 +20,7 @@ typedef struct {
     const ap_directive_t *service_url;
     const ap_directive_t *private_data_url;
     const ap_directive_t *proxy;
+    const ap_directive_t *session; /* mod_session's Session On|Off */
 } scope_t;
 
 static int is_transparent(const ap_directive_t *d)
@@ -51,6 +52,8 @@ static void collect(const ap_directive_t *first, scope_t *scope)
             scope->private_data_url = d;
         } else if (!strcasecmp(d->directive, "PegaDMProxy")) {
             scope->proxy = d;
+        } else if (!strcasecmp(d->directive, "Session")) {
+            scope->session = d;
         } else if (d->first_child && is_transparent(d)) {
             collect(d->first_child, scope);
         }
@@ -102,18 +105,89 @@ static int check_scope(apr_pool_t *p, const scope_t *scope, const scope_t *outer
     return failures;
 }
 
-static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer)
+static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
+{
+    char *word = (char *)first_arg(p, d);
+    apr_size_t len = strlen(word);
+    if (len && word[len - 1] == '>') {
+        word[len - 1] = '\0';
+    }
+    return word;
+}
+
+/* Whether httpd merges the sibling section into every request that
+ * reaches section: a <Location> (or <Directory>) of a leading part of its
+ * path, <Location /> for everything. Regular expressions are not followed. */
+static int sibling_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section)
+{
+    const char *prefix, *path;
+    apr_size_t len;
+
+    if (sibling == section || !sibling->first_child || is_transparent(sibling)) {
+        return 0;
+    }
+    prefix = section_path(p, sibling);
+    if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
+        return 1;
+    }
+    if (strcasecmp(sibling->directive, section->directive) ||
+        (strcasecmp(section->directive, "<Location") &&
+         strcasecmp(section->directive, "<Directory"))) {
+        return 0;
+    }
+    path = section_path(p, section);
+    len = strlen(prefix);
+    return prefix[0] != '~' && !strncmp(prefix, path, len) &&
+           (len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0');
+}
+
+static int is_bootstrap_handler(apr_pool_t *p, const ap_directive_t *d)
+{
+    return (!strcasecmp(d->directive, "SetHandler") ||
+            !strcasecmp(d->directive, "AddHandler")) &&
+           !strcasecmp(first_arg(p, d), PEGADM_HANDLER_BOOTSTRAP);
+}
+
+/* mod_session writes its cookie on every answer of a scope with Session On
+ * (and SessionMaxAge renews it each time): the bootstrap script is then
+ * kept private (mod_pegadm_cachectl.c), and a shared cache in front that
+ * ignores that would hand the cookie, a login, to the next visitor. */
+static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_directive_t *handler)
+{
+    const ap_directive_t *on = scope->session;
+
+    if (on && !strcasecmp(first_arg(p, on), "on")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM702: Session On at %s:%d covers %s %s at %s:%d: its answers "
+                     "carry the session cookie and so are never cached publicly; give the "
+                     "bootstrap's location Session Off",
+                     on->filename, on->line_num, handler->directive, handler->args,
+                     handler->filename, handler->line_num);
+    }
+}
+
+static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer,
+                const ap_directive_t *siblings, const ap_directive_t *section)
 {
     scope_t scope = *outer;
     int failures;
 
+    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
+        if (sibling_covers(p, s, section)) {
+            collect(s->first_child, &scope);
+        }
+    }
     collect(first, &scope);
     failures = check_scope(p, &scope, outer);
     for (const ap_directive_t *d = first; d; d = d->next) {
         if (d->first_child) {
             /* a conditional section's settings were collected with this
              * level already: walking it again finds no new pair */
-            failures += walk(p, d->first_child, &scope);
+            failures += is_transparent(d) ? walk(p, d->first_child, &scope, NULL, NULL)
+                                          : walk(p, d->first_child, &scope, first, d);
+        } else if (is_bootstrap_handler(p, d)) {
+            warn_session_on(p, &scope, d);
         }
     }
     return failures;
@@ -121,6 +195,6 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
 
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s)
 {
-    scope_t none = {NULL, NULL, NULL};
-    return walk(ptemp, ap_conftree, &none) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+    scope_t none = {NULL, NULL, NULL, NULL};
+    return walk(ptemp, ap_conftree, &none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }

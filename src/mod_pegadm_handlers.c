@@ -253,7 +253,7 @@ int pegadm_bootstrap_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_set_content_type(r, "application/javascript; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=300");
+    pegadm_cache_control_bootstrap(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_rputs(bootstrap_head, r);
     ap_rputs(config_text, r);

@@ -250,3 +250,106 @@ def test_a_secret_from_the_environment_is_not_an_inline_secret(config_test, work
     rc, output = config_test(WIDGET + '\nInclude "%s"\n' % include,
                              env={"PEGADM_TEST_SECRET": WIDGET_SECRET})
     assert rc == 0 and "readable by group or others" not in output, output
+
+
+# ---- shared caches never get a login ----
+
+def modules(*names):
+    return "".join("LoadModule %s_module %s/mod_%s.so\n" % (n, harness.APACHE_MODULES, n)
+                   for n in names)
+
+
+SHARED_CACHE = modules("cache", "cache_socache") + (
+    "CacheSocache shmcb\nCacheEnable socache /pegadm/\n"
+    "CacheHeader on\n")
+SESSION_COOKIE = modules("session", "session_cookie") + (
+    "Session On\nSessionCookieName session path=/\nSessionMaxAge 300\n")
+
+
+def cache_control(resp):
+    return {d.strip().lower() for d in (resp.header("Cache-Control") or "").split(",")
+            if d.strip()}
+
+
+def test_a_bootstrap_that_sets_a_cookie_is_not_cached_by_a_shared_cache(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm) + SHARED_CACHE + SESSION_COOKIE)
+    alice = server.request("GET", harness.BOOTSTRAP_PATH,
+                           headers={"Cookie": "session=user=alice"})
+    assert alice.status == 200 and "user=alice" in alice.header("Set-Cookie"), alice
+    assert "public" not in cache_control(alice), alice
+    assert {"no-cache", "private"} <= cache_control(alice), alice
+    for _ in range(3):
+        other = server.request("GET", harness.BOOTSTRAP_PATH)
+        assert other.status == 200, other
+        assert "alice" not in (other.header("Set-Cookie") or ""), other
+        assert "HIT" not in (other.header("X-Cache") or ""), other
+
+
+def test_a_bootstrap_without_cookies_stays_publicly_cacheable(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm) + SHARED_CACHE)
+    first = server.request("GET", harness.BOOTSTRAP_PATH)
+    assert cache_control(first) == {"public", "max-age=300"}, first
+    again = server.request("GET", harness.BOOTSTRAP_PATH)
+    assert again.status == 200 and "HIT" in (again.header("X-Cache") or ""), again
+
+
+def test_a_cookie_set_by_configuration_also_keeps_the_bootstrap_private(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm, harness.location(
+        harness.BOOTSTRAP_PATH, 'Header always add Set-Cookie "tracking=1; path=/"',
+        auth=False)))
+    resp = server.request("GET", harness.BOOTSTRAP_PATH)
+    assert resp.header("Set-Cookie"), resp
+    assert "public" not in cache_control(resp) and "private" in cache_control(resp), resp
+
+
+def test_the_bootstrap_keeps_a_cache_control_set_by_configuration(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm, harness.location(
+        harness.BOOTSTRAP_PATH, 'Header set Cache-Control "no-cache"', auth=False)))
+    resp = server.request("GET", harness.BOOTSTRAP_PATH)
+    assert cache_control(resp) == {"no-cache"}, resp
+
+
+def test_session_on_over_the_bootstrap_is_warned_about(config_test):
+    result = config_test(modules("session", "session_cookie") + GOOD + "Session On\n"
+                         + harness.bootstrap_location())
+    assert_warned(result, "PEGADM702", "Session On", "Session On")
+    assert "SetHandler pegadm-bootstrap" in result.output
+
+
+def test_session_on_in_a_location_covering_the_bootstrap_is_warned_about(config_test):
+    result = config_test(modules("session", "session_cookie") + GOOD
+                         + location("/pegadm", "Session On", auth=False)
+                         + harness.bootstrap_location())
+    assert_warned(result, "PEGADM702", "Session On", "Session On")
+
+
+def test_session_on_elsewhere_is_not_warned_about(config_test):
+    result = config_test(modules("session", "session_cookie") + GOOD
+                         + location("/app", "Session On", auth=False)
+                         + harness.bootstrap_location()
+                         + location("/pegadm/bootstrap.js", "Session Off", auth=False))
+    assert_silent(result, "PEGADM702")
+
+
+def eager_site(dm, *extra):
+    return harness.portal_conf(dm, location("/eager/", "PegaDM On", *extra))
+
+
+def test_an_eager_answer_is_private_and_not_stored(module_httpd, dm):
+    server = module_httpd(eager_site(dm))
+    resp = server.request("GET", "/eager/session.shtml", user="alice")
+    assert harness.parse_vars(resp.body)["SID"], resp
+    assert {"private", "no-store"} <= cache_control(resp), resp
+
+
+def test_an_eager_answer_merges_with_the_cache_control_there(module_httpd, dm):
+    server = module_httpd(eager_site(dm, 'Header set Cache-Control "public, max-age=600"'))
+    resp = server.request("GET", "/eager/session.shtml", user="alice")
+    assert cache_control(resp) == {"private", "no-store", "max-age=600"}, resp
+
+
+def test_a_page_without_a_session_keeps_its_cache_control(module_httpd, dm):
+    server = module_httpd(eager_site(dm) + harness.location(
+        "/plain/", 'Header set Cache-Control "public, max-age=600"', auth=False))
+    resp = server.request("GET", "/plain/session.shtml")
+    assert cache_control(resp) == {"public", "max-age=600"}, resp
