@@ -192,6 +192,76 @@ static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, ap
     res->retry_after = held_until > now ? held_until - now : 0;
 }
 
+/* Under the lock: counts one more create in the customer's window. Every
+ * create counts, whatever caused it (a first or forgotten session, an
+ * eager page, a POST): otherwise logging out and in again would mint
+ * sessions without limit. */
+static pegadm_session_status_t count_create_locked(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_time_t now;
+    apr_status_t rv;
+
+    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    rv = load(p, req, &id, &e, res);
+    now = apr_time_now();
+    if (rv == APR_SUCCESS) {
+        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
+            e.type = ENTRY_RATE;
+            e.time = now;
+            e.count = 0;
+        }
+        if (e.count >= (apr_uint32_t)req->create_limit) {
+            res->retry_after = e.time + req->create_window - now;
+            res->why = "create limit reached";
+            return PEGADM_SESSION_RATE_LIMITED;
+        }
+        e.count++;
+        e.session_id = NULL;
+        rv = save(p, req, &id, &e, e.time + req->create_window);
+    }
+    return rv == APR_SUCCESS ? PEGADM_SESSION_OK : store_failed(p, res, rv, "counting creates");
+}
+
+static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                                            pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    status = count_create_locked(p, req, res);
+    req->store->unlock(req->store->ctx);
+    return status;
+}
+
+/* Gives back the count of a create that called nobody (the service was
+ * deemed down): a customer reloading through an outage is not locked out
+ * for the window once it is over. */
+static void uncount_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                           pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+
+    if (cache_id(req, "rate", &id) != APR_SUCCESS ||
+        req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return;
+    }
+    if (load(p, req, &id, &e, res) == APR_SUCCESS && e.type == ENTRY_RATE && e.count > 0) {
+        e.count--;
+        save(p, req, &id, &e, e.time + req->create_window);
+    }
+    req->store->unlock(req->store->ctx);
+}
+
 /* Runs the upstream create and records its outcome. For a first request
  * (first = 1) a failed or refused entry tells those waiting on our pending
  * entry, and the stored session wins over ours (store_new_session). */
@@ -210,6 +280,7 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
         res->why = why ? why : "the service failed";
         if (held_until) {
             note_refusal(res, held_until, now);
+            uncount_create(p, req, res);
         }
         if (first) {
             e.type = res->refused ? ENTRY_REFUSED : ENTRY_FAILED;
@@ -303,6 +374,11 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         rv = load(p, req, &id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
+        if (step == STEP_CREATE &&
+            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
+            req->store->unlock(req->store->ctx);
+            return status;
+        }
         if (step == STEP_CREATE) {
             entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
             rv = save(p, req, &id, &pending, pending.time);
@@ -324,46 +400,6 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         }
         apr_sleep(POLL_INTERVAL);
     }
-}
-
-/* Under the lock: counts one more fresh session in the customer's window. */
-static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
-                                            pegadm_session_result_t *res)
-{
-    cache_id_t id;
-    entry_t e;
-    apr_time_t now;
-    apr_status_t rv;
-
-    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
-    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
-        return store_failed(p, res, rv, "locking");
-    }
-    rv = load(p, req, &id, &e, res);
-    now = apr_time_now();
-    if (rv == APR_SUCCESS) {
-        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
-            e.type = ENTRY_RATE;
-            e.time = now;
-            e.count = 0;
-        }
-        if (e.count >= (apr_uint32_t)req->create_limit) {
-            req->store->unlock(req->store->ctx);
-            res->retry_after = e.time + req->create_window - now;
-            res->why = "create limit reached";
-            return PEGADM_SESSION_RATE_LIMITED;
-        }
-        e.count++;
-        e.session_id = NULL;
-        rv = save(p, req, &id, &e, e.time + req->create_window);
-    }
-    req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS) {
-        return store_failed(p, res, rv, "counting creates");
-    }
-    return PEGADM_SESSION_OK;
 }
 
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
@@ -388,6 +424,7 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
                                               pegadm_session_result_t *res)
 {
     cache_id_t id;
+    entry_t e;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
@@ -397,7 +434,12 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    /* A create in progress stays marked: its waiters would otherwise each
+     * start one of their own. What it makes is what they all get. */
+    rv = load(p, req, &id, &e, res);
+    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > apr_time_now())) {
+        rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    }
     req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         return store_failed(p, res, rv, "removing an entry");

@@ -353,3 +353,62 @@ def test_a_page_without_a_session_keeps_its_cache_control(module_httpd, dm):
         "/plain/", 'Header set Cache-Control "public, max-age=600"', auth=False))
     resp = server.request("GET", "/plain/session.shtml")
     assert cache_control(resp) == {"public", "max-age=600"}, resp
+
+
+# ---- PegaDMCreateLimit counts every create ----
+
+def limited_site(dm, limit="2 60"):
+    return harness.portal_conf(dm, location("/eager/", "PegaDM On"),
+                               server_extra=["PegaDMCreateLimit %s" % limit])
+
+
+def forget(server, user):
+    assert harness.same_origin_request(server, "DELETE", user).status == 204
+
+
+def test_gets_after_deletes_count_against_the_create_limit(module_httpd, dm):
+    server = module_httpd(limited_site(dm))
+    for _ in range(2):
+        harness.assert_session(harness.session_get(server, "alice"))
+        forget(server, "alice")
+    resp = harness.session_get(server, "alice")
+    harness.assert_json_error(resp, 429, "rate_limited")
+    harness.assert_retry_after(resp, most=60)
+    assert len(dm.creates_for("alice")) == 2
+    harness.assert_session(harness.session_get(server, "bob"))
+
+
+def test_eager_pages_and_posts_count_against_the_create_limit(module_httpd, dm):
+    server = module_httpd(limited_site(dm))
+    page = server.request("GET", "/eager/session.shtml", user="alice")
+    assert harness.parse_vars(page.body)["SID"], page
+    forget(server, "alice")
+    harness.assert_session(harness.same_origin_request(server, "POST", "alice"))
+    harness.assert_json_error(harness.same_origin_request(server, "POST", "alice"), 429,
+                              "rate_limited")
+    forget(server, "alice")
+    page = server.request("GET", "/eager/session.shtml", user="alice")
+    assert page.status == 200 and harness.parse_vars(page.body)["SID"] == b"(none)", page
+    assert len(dm.creates_for("alice")) == 2
+
+
+def test_a_delete_racing_first_requests_still_makes_one_create(module_httpd, dm):
+    import threading
+    import time
+    server = module_httpd(harness.portal_conf(dm))
+    dm.set_mode("delay", applies_to="create", delay_ms=1000)
+    results = []
+
+    def client():
+        results.append(harness.session_get(server, "alice"))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.4)
+    forget(server, "alice")
+    for thread in threads:
+        thread.join(30)
+    sids = {harness.assert_session(r) for r in results}
+    assert len(results) == 6 and len(sids) == 1, results
+    assert len(dm.creates_for("alice")) == 1

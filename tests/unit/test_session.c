@@ -260,7 +260,7 @@ static void test_tampered_entry_is_discarded(void **state)
         }
     }
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(res.discarded, 1);
+    assert_int_equal(res.discarded, 2); /* the session and the create count */
     assert_int_equal(res.created, 1);
     assert_string_equal(res.session_id, "sess-2");
 }
@@ -317,14 +317,44 @@ static void test_renew_replaces_and_is_limited(void **state)
     assert_string_not_equal(first.session_id, renewed.session_id);
     assert_int_equal(pegadm_session_get(pool, &req, &again), PEGADM_SESSION_OK);
     assert_string_equal(again.session_id, renewed.session_id);
-    assert_int_equal(pegadm_session_renew(pool, &req, &renewed), PEGADM_SESSION_OK);
+    /* the first create counted too: the limit of 2 is reached */
     assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_RATE_LIMITED);
     assert_true(again.retry_after > 0);
     assert_true(again.retry_after <= apr_time_from_sec(60));
-    assert_int_equal(upstream.creates, 3);
+    assert_int_equal(upstream.creates, 2);
     /* another customer has a window of their own */
     req = request_for("bob");
     assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_OK);
+}
+
+/* Forgetting a session and asking again is a create like any other. */
+static void test_every_create_counts_against_the_limit(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    }
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_RATE_LIMITED);
+    assert_true(res.retry_after > 0);
+    assert_int_equal(upstream.creates, 2);
+}
+
+/* A refused create (the service deemed down) calls nobody: it is not counted. */
+static void test_refused_creates_do_not_count(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    upstream.held_for = apr_time_from_sec(20);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+        assert_true(res.refused);
+    }
+    upstream.held_for = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
 }
 
 static void test_failed_renew_keeps_session(void **state)
@@ -547,6 +577,8 @@ int main(void)
         cmocka_unit_test_setup(test_entry_moved_between_customers_is_discarded, setup),
         cmocka_unit_test_setup(test_store_failures, setup),
         cmocka_unit_test_setup(test_renew_replaces_and_is_limited, setup),
+        cmocka_unit_test_setup(test_every_create_counts_against_the_limit, setup),
+        cmocka_unit_test_setup(test_refused_creates_do_not_count, setup),
         cmocka_unit_test_setup(test_failed_renew_keeps_session, setup),
         cmocka_unit_test_setup(test_forget, setup),
         cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),
