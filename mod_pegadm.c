@@ -72,6 +72,10 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
                      "PEGADM403: cannot keep upstream connections; each call to the "
                      "service connects afresh");
     }
+    /* a waiting request waits for one create: a place per thread is enough */
+    if (pegadm_waiters_create(p, threads, &sc->waiters) != APR_SUCCESS) {
+        sc->waiters = NULL;
+    }
 }
 
 /* Marks a request whose eager work is done (or failed). */

@@ -54,6 +54,7 @@ typedef struct {
     int token_lifetime;
     int create_limit;
     apr_interval_time_t create_window;
+    int create_waiters; /* per process, for one customer's create */
     const char *session_endpoint;
     /* the bootstrap tag filter (mod_pegadm_inject.c) */
     int inject;
@@ -81,6 +82,7 @@ typedef struct {
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
+    pegadm_waiters_t *waiters;             /* per process, from child_init */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -99,6 +101,7 @@ apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d);
 void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                               apr_interval_time_t *window);
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */

@@ -407,6 +407,8 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
+    req.waiters = sc->waiters;
+    req.waiters_max = pegadm_conf_create_waiters(d);
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,

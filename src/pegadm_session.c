@@ -348,21 +348,31 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
     }
 }
 
-pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
-                                           pegadm_session_result_t *res)
+/* How soon a request refused for too many waiters may come back: a create
+ * usually takes well under this, the pending entry's deadline is far later. */
+#define WAITER_RETRY apr_time_from_sec(2)
+
+/* Past the bound on this process's waiters for one create: refused at
+ * once, told to come back about when that create should be done. */
+static pegadm_session_status_t too_many_waiting(const entry_t *pending, apr_time_t now,
+                                                pegadm_session_result_t *res)
 {
-    apr_time_t started = apr_time_now();
+    res->why = "too many requests of this customer wait for one create "
+               "(PegaDMCreateWaiters)";
+    note_refusal(res, pending->time - now < WAITER_RETRY ? pending->time : now + WAITER_RETRY,
+                 now);
+    return PEGADM_SESSION_UPSTREAM;
+}
+
+/* The locked loop of pegadm_session_get; *waiting says whether a place
+ * among the waiters was taken (1), and must be given back. */
+static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              const cache_id_t *id, apr_time_t started,
+                                              int *waiting, pegadm_session_result_t *res)
+{
     pegadm_session_status_t status = PEGADM_SESSION_OK;
-    cache_id_t id;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
-    if (cached_session(p, req, &id, res)) {
-        return PEGADM_SESSION_OK;
-    }
     for (;;) {
         entry_t e;
         apr_time_t now;
@@ -371,7 +381,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
             return store_failed(p, res, rv, "locking");
         }
-        rv = load(p, req, &id, &e, res);
+        rv = load(p, req, id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
         if (step == STEP_CREATE &&
@@ -381,7 +391,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         }
         if (step == STEP_CREATE) {
             entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
-            rv = save(p, req, &id, &pending, pending.time);
+            rv = save(p, req, id, &pending, pending.time);
         }
         req->store->unlock(req->store->ctx);
 
@@ -392,7 +402,12 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
             return status;
         }
         if (step == STEP_CREATE) {
-            return create_and_store(p, req, &id, 1, res);
+            return create_and_store(p, req, id, 1, res);
+        }
+        if (!*waiting && req->waiters &&
+            !(*waiting = pegadm_waiters_enter(req->waiters, id->bytes, sizeof(id->bytes),
+                                              req->waiters_max))) {
+            return too_many_waiting(&e, now, res);
         }
         if (now - started >= req->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
@@ -400,6 +415,28 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
         }
         apr_sleep(POLL_INTERVAL);
     }
+}
+
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+                                           pegadm_session_result_t *res)
+{
+    apr_time_t started = apr_time_now();
+    pegadm_session_status_t status;
+    int waiting = 0;
+    cache_id_t id;
+
+    memset(res, 0, sizeof(*res));
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if (cached_session(p, req, &id, res)) {
+        return PEGADM_SESSION_OK;
+    }
+    status = wait_or_create(p, req, &id, started, &waiting, res);
+    if (waiting == 1) {
+        pegadm_waiters_leave(req->waiters, id.bytes, sizeof(id.bytes));
+    }
+    return status;
 }
 
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,

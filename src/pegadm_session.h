@@ -9,6 +9,7 @@
 #include <apr_time.h>
 
 #include "pegadm_seal.h"
+#include "pegadm_waiters.h"
 
 /* Bytes of an entry's plain header (type, time, count), before the session
  * ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For sizing the store. */
@@ -48,6 +49,8 @@ typedef struct {
     apr_interval_time_t create_window;
     pegadm_create_fn create;
     void *create_baton;
+    pegadm_waiters_t *waiters; /* NULL: any number may wait for one create */
+    int waiters_max;           /* of this process, for one customer's create */
 } pegadm_session_req_t;
 
 typedef enum {
@@ -68,7 +71,8 @@ typedef struct {
 
 /* The cached session, or a new one if there is none. Concurrent callers for
  * the same customer wait for the first one's create instead of making their
- * own; they share its failure too. */
+ * own; they share its failure too. Past waiters_max waiting in this
+ * process, the rest are refused at once (UPSTREAM, refused, retry_after). */
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res);
 

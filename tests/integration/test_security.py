@@ -412,3 +412,57 @@ def test_a_delete_racing_first_requests_still_makes_one_create(module_httpd, dm)
     sids = {harness.assert_session(r) for r in results}
     assert len(results) == 6 and len(sids) == 1, results
     assert len(dm.creates_for("alice")) == 1
+
+
+# ---- one customer cannot hold the server ----
+
+def concurrent(count, call):
+    import threading
+    import time
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def client(index):
+        barrier.wait(timeout=10)
+        start = time.monotonic()
+        resp = call()
+        results[index] = (resp, time.monotonic() - start)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_waiters_for_one_create_are_bounded_per_child(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm, server_extra=["PegaDMCreateWaiters 1"]))
+    dm.set_mode("delay", applies_to="create", delay_ms=2000)
+    results = concurrent(12, lambda: harness.session_get(server, "alice"))
+    refused = [(r, t) for r, t in results if r.status == 503]
+    served = [r for r, t in results if r.status == 200]
+    # two children (harness MPM settings): one creator, at most one waiter each
+    assert len(served) <= 3 and len(refused) >= 9, [r for r, _ in results]
+    for resp, elapsed in refused:
+        harness.assert_json_error(resp, 503, "upstream_unavailable")
+        assert 1 <= harness.assert_retry_after(resp) <= 3, resp
+        assert elapsed < 1.5, elapsed
+    assert len({harness.assert_session(r) for r in served}) == 1
+    assert len(dm.creates_for("alice")) == 1
+    # other customers are not held up
+    dm.set_mode("ok")
+    harness.assert_session(harness.session_get(server, "bob"))
+
+
+def test_the_default_lets_a_few_tabs_wait(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm))
+    dm.set_mode("delay", applies_to="create", delay_ms=1000)
+    results = concurrent(6, lambda: harness.session_get(server, "alice"))
+    assert len({harness.assert_session(r) for r, _ in results}) == 1
+    assert len(dm.creates_for("alice")) == 1
+
+
+def test_create_waiters_out_of_range_is_refused(config_test):
+    bad = "PegaDMCreateWaiters 0"
+    assert_refused(config_test(GOOD + bad + "\n"), "PegaDMCreateWaiters", bad)
