@@ -20,7 +20,9 @@ typedef struct {
     const ap_directive_t *service_url;
     const ap_directive_t *private_data_url;
     const ap_directive_t *proxy;
-    const ap_directive_t *session; /* mod_session's Session On|Off */
+    const ap_directive_t *session;  /* mod_session's Session On|Off */
+    int client_address_condition;   /* an enclosing <If> or Require on the client address */
+    const char *const *unset_early; /* headers RequestHeader unsets early, NULL-terminated */
 } scope_t;
 
 static int is_transparent(const ap_directive_t *d)
@@ -41,9 +43,51 @@ static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
     return ap_getword_conf(p, &args);
 }
 
+static int is_require_container(const ap_directive_t *d)
+{
+    return !strcasecmp(d->directive, "<RequireAll") || !strcasecmp(d->directive, "<RequireAny");
+}
+
+/* The words of a directive's arguments, at most max of them; returns how many. */
+static int words(apr_pool_t *p, const ap_directive_t *d, const char **out, int max)
+{
+    const char *args = d->args ? d->args : "";
+    int n = 0;
+
+    while (n < max && *args) {
+        const char *w = ap_getword_conf(p, &args);
+        if (!*w && !*args) {
+            break;
+        }
+        out[n++] = w;
+    }
+    return n;
+}
+
+/* Remembers the header of a "RequestHeader unset <name> early". */
+static void note_unset_early(apr_pool_t *p, const ap_directive_t *d, scope_t *scope)
+{
+    const char *w[4];
+    const char **list;
+    int n = words(p, d, w, 4), have = 0;
+
+    if (n != 3 || strcasecmp(w[0], "unset") || strcasecmp(w[2], "early")) {
+        return;
+    }
+    while (scope->unset_early && scope->unset_early[have]) {
+        have++;
+    }
+    list = apr_pcalloc(p, (apr_size_t)(have + 2) * sizeof(*list));
+    if (have) {
+        memcpy(list, scope->unset_early, (apr_size_t)have * sizeof(*list));
+    }
+    list[have] = w[1];
+    scope->unset_early = list;
+}
+
 /* Takes in the settings of one level (and of the conditional sections in
  * it, which httpd reads as if they were not there). */
-static void collect(const ap_directive_t *first, scope_t *scope)
+static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
 {
     for (const ap_directive_t *d = first; d; d = d->next) {
         if (!strcasecmp(d->directive, "PegaDMServiceURL")) {
@@ -54,8 +98,15 @@ static void collect(const ap_directive_t *first, scope_t *scope)
             scope->proxy = d;
         } else if (!strcasecmp(d->directive, "Session")) {
             scope->session = d;
+        } else if (!strcasecmp(d->directive, "Require") && d->args &&
+                   !strncasecmp(d->args, "ip ", 3)) {
+            scope->client_address_condition = 1;
+        } else if (d->first_child && is_require_container(d)) {
+            collect(p, d->first_child, scope);
+        } else if (!strcasecmp(d->directive, "RequestHeader")) {
+            note_unset_early(p, d, scope);
         } else if (d->first_child && is_transparent(d)) {
-            collect(d->first_child, scope);
+            collect(p, d->first_child, scope);
         }
     }
 }
@@ -167,6 +218,105 @@ static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_direct
     }
 }
 
+/* ap_expr string forms that read what the client sends: a header read
+ * there is whatever the client says, unless only a trusted front end can
+ * reach the scope. */
+static int reads_request_header(apr_pool_t *p, const char *expr)
+{
+    static const char *const forms[] = {"%{http:", "%{req:", "%{req_novary:", "%{http_", NULL};
+    char *lower = apr_pstrdup(p, expr);
+
+    ap_str_tolower(lower);
+    for (int i = 0; forms[i]; i++) {
+        if (strstr(lower, forms[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_client_address_condition(const ap_directive_t *d)
+{
+    return (!strcasecmp(d->directive, "<If") || !strcasecmp(d->directive, "<ElseIf")) &&
+           d->args &&
+           (strstr(d->args, "REMOTE_ADDR") || strstr(d->args, "-ipmatch") ||
+            strstr(d->args, "-R "));
+}
+
+static void warn_customer_id(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    if (!scope->client_address_condition && reads_request_header(p, d->args)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM703: PegaDMCustomerID at %s:%d reads a request header, which any "
+                     "client can send, and no condition on the client address (<If> on "
+                     "%%{CONN_REMOTE_ADDR}, Require ip) encloses it: a client could name "
+                     "any customer",
+                     d->filename, d->line_num);
+    }
+}
+
+static int is_unset_early(const scope_t *scope, const char *header)
+{
+    for (int i = 0; scope->unset_early && scope->unset_early[i]; i++) {
+        if (!strcasecmp(scope->unset_early[i], header)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* RequestHeader set|append|add|merge|setifempty|edit <name> ...PEGADM_SESSION_ID... */
+static void warn_forwarded_session(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    const char *w[2];
+
+    if (!d->args || !strstr(d->args, "PEGADM_SESSION_ID") || words(p, d, w, 2) != 2 ||
+        !strcasecmp(w[0], "unset") || is_unset_early(scope, w[1])) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM704: RequestHeader at %s:%d forwards PEGADM_SESSION_ID in %s with no "
+                 "\"RequestHeader unset %s early\" before it in the server or virtual host: "
+                 "where the variable is not set, the client's own %s goes through",
+                 d->filename, d->line_num, w[1], w[1], w[1]);
+}
+
+static int is_log_directive(const ap_directive_t *d)
+{
+    static const char *const logs[] = {"LogFormat", "CustomLog",      "TransferLog",
+                                       "GlobalLog", "ErrorLogFormat", NULL};
+    for (int i = 0; logs[i]; i++) {
+        if (!strcasecmp(d->directive, logs[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void warn_logged_session(const ap_directive_t *d)
+{
+    if (d->args && strstr(d->args, "PEGADM_SESSION_ID")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM705: %s at %s:%d logs PEGADM_SESSION_ID: a session ID is a "
+                     "bearer credential for the chat, and whoever reads the log can use it",
+                     d->directive, d->filename, d->line_num);
+    }
+}
+
+/* The warnings about one directive of a level. */
+static void warn_directive(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    if (is_bootstrap_handler(p, d)) {
+        warn_session_on(p, scope, d);
+    } else if (!strcasecmp(d->directive, "PegaDMCustomerID")) {
+        warn_customer_id(p, scope, d);
+    } else if (!strcasecmp(d->directive, "RequestHeader")) {
+        warn_forwarded_session(p, scope, d);
+    } else if (is_log_directive(d)) {
+        warn_logged_session(d);
+    }
+}
+
 static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer,
                 const ap_directive_t *siblings, const ap_directive_t *section)
 {
@@ -175,19 +325,22 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
 
     for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
         if (sibling_covers(p, s, section)) {
-            collect(s->first_child, &scope);
+            collect(p, s->first_child, &scope);
         }
     }
-    collect(first, &scope);
+    collect(p, first, &scope);
     failures = check_scope(p, &scope, outer);
     for (const ap_directive_t *d = first; d; d = d->next) {
         if (d->first_child) {
+            scope_t inner = scope;
+            inner.client_address_condition |= is_client_address_condition(d);
             /* a conditional section's settings were collected with this
              * level already: walking it again finds no new pair */
-            failures += is_transparent(d) ? walk(p, d->first_child, &scope, NULL, NULL)
-                                          : walk(p, d->first_child, &scope, first, d);
-        } else if (is_bootstrap_handler(p, d)) {
-            warn_session_on(p, &scope, d);
+            failures += is_transparent(d) || is_require_container(d)
+                            ? walk(p, d->first_child, &inner, NULL, NULL)
+                            : walk(p, d->first_child, &inner, first, d);
+        } else {
+            warn_directive(p, &scope, d);
         }
     }
     return failures;
@@ -195,6 +348,6 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
 
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s)
 {
-    scope_t none = {NULL, NULL, NULL, NULL};
+    scope_t none = {NULL, NULL, NULL, NULL, 0, NULL};
     return walk(ptemp, ap_conftree, &none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }

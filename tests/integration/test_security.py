@@ -466,3 +466,81 @@ def test_the_default_lets_a_few_tabs_wait(module_httpd, dm):
 def test_create_waiters_out_of_range_is_refused(config_test):
     bad = "PegaDMCreateWaiters 0"
     assert_refused(config_test(GOOD + bad + "\n"), "PegaDMCreateWaiters", bad)
+
+
+# ---- risky configurations draw a warning ----
+
+@pytest.mark.parametrize("expr", ['"%{HTTP:X-Customer}"', '"%{http:X-Customer}"',
+                                  '"%{req:X-Customer}"', "\"%{tolower:%{req_novary:X-C}}\"",
+                                  '"%{HTTP_COOKIE}"'])
+def test_a_customer_id_from_a_request_header_is_warned_about(config_test, expr):
+    line = "PegaDMCustomerID %s" % expr
+    result = config_test(GOOD + location("/app/", line, "PegaDM On"))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+@pytest.mark.parametrize("condition", ["\"%{CONN_REMOTE_ADDR} -ipmatch '192.0.2.10/32'\"",
+                                       "\"-R '192.0.2.0/24'\"",
+                                       "\"%{REMOTE_ADDR} == '192.0.2.10'\""])
+def test_a_customer_id_header_under_a_client_address_condition_is_silent(config_test,
+                                                                        condition):
+    result = config_test(GOOD + '<If %s>\n    PegaDMCustomerID "%%{HTTP:X-Customer}"\n</If>\n'
+                         % condition)
+    assert_silent(result, "PEGADM703")
+
+
+def test_a_customer_id_header_behind_require_ip_is_silent(config_test):
+    result = config_test(GOOD + location("/app/", 'PegaDMCustomerID "%{HTTP:X-Customer}"',
+                                         "Require ip 192.0.2.10", auth=False))
+    assert_silent(result, "PEGADM703")
+
+
+def test_a_customer_id_from_the_login_is_silent(config_test):
+    result = config_test(GOOD + 'PegaDMCustomerID "%{tolower:%{REMOTE_USER}}"\n')
+    assert_silent(result, "PEGADM703")
+
+
+FORWARD = 'RequestHeader set X-PegaDM-Session "%{PEGADM_SESSION_ID}e" env=PEGADM_SESSION_ID'
+
+
+def test_forwarding_the_session_without_unsetting_the_clients_header_is_warned_about(
+        config_test):
+    result = config_test(GOOD + location("/app/", "PegaDM On", FORWARD))
+    assert_warned(result, "PEGADM704", "RequestHeader", FORWARD)
+    assert "X-PegaDM-Session" in result.output
+
+
+@pytest.mark.parametrize("unset", ["RequestHeader unset X-PegaDM-Session early",
+                                   "RequestHeader unset x-pegadm-session early"])
+def test_forwarding_after_an_early_unset_is_silent(config_test, unset):
+    result = config_test(GOOD + unset + "\n" + location("/app/", "PegaDM On", FORWARD))
+    assert_silent(result, "PEGADM704")
+
+
+def test_an_unset_of_another_header_does_not_count(config_test):
+    result = config_test(GOOD + "RequestHeader unset X-Other early\n"
+                         + location("/app/", "PegaDM On", FORWARD))
+    assert_warned(result, "PEGADM704", "RequestHeader", FORWARD)
+
+
+def test_an_unset_that_is_not_early_does_not_count(config_test):
+    result = config_test(GOOD + location("/app/", "PegaDM On",
+                                         "RequestHeader unset X-PegaDM-Session", FORWARD))
+    assert_warned(result, "PEGADM704", "RequestHeader", FORWARD)
+
+
+@pytest.mark.parametrize("line", [
+    'LogFormat "%h %u %{PEGADM_SESSION_ID}e" withsession',
+    'CustomLog logs/sessions.log "%h %{PEGADM_SESSION_ID}e"',
+])
+def test_logging_the_session_id_is_warned_about(config_test, line):
+    result = config_test(GOOD + line + "\n")
+    assert_warned(result, "PEGADM705", line.split()[0], line)
+
+
+def test_logging_the_widget_id_is_silent(config_test):
+    result = config_test(GOOD + 'LogFormat "%h %{PEGADM_WIDGET_ID}e" withwidget\n')
+    rc, output = result
+    assert rc == 0
+    assert not [l for l in output.splitlines()
+                if "PEGADM705" in l and result.line_of("withwidget") in cited_lines(l)], output
