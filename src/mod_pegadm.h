@@ -9,6 +9,7 @@
 #include <ap_expr.h>
 #include <ap_socache.h>
 #include <apr_global_mutex.h>
+#include <apr_hash.h>
 
 #include "pegadm_breaker.h"
 #include "pegadm_dm.h"
@@ -83,6 +84,7 @@ typedef struct {
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
+    apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;

@@ -544,3 +544,44 @@ def test_logging_the_widget_id_is_silent(config_test):
     assert rc == 0
     assert not [l for l in output.splitlines()
                 if "PEGADM705" in l and result.line_of("withwidget") in cited_lines(l)], output
+
+
+# ---- tenants stay apart ----
+
+def tenant_db(workdir, name, customer):
+    import sqlite3
+    path = os.path.join(harness.make_public_dir(workdir, "tenant-"), name + ".sqlite")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE portal_customers (login TEXT NOT NULL, customer_id TEXT)")
+        db.execute("INSERT INTO portal_customers VALUES ('alice', ?)", (customer,))
+    db.close()
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_two_virtual_hosts_with_their_own_databases_never_share_an_answer(
+        module_httpd, dm, workdir):
+    query = "SELECT customer_id FROM portal_customers WHERE login = %s"
+    hosts, dbs = "", {}
+    for name, customer in (("tenant-a.example", "C-A"), ("tenant-b.example", "C-B")):
+        dbs[name] = tenant_db(workdir, name, customer)
+        hosts += ("<VirtualHost *:*>\n  ServerName %s\n  DBDriver sqlite3\n"
+                  '  DBDParams "%s"\n  PegaDMCustomerIDQuery "%s"\n'
+                  "  PegaDMCustomerIDQueryTTL 300\n</VirtualHost>\n"
+                  % (name, dbs[name], query))
+    server = module_httpd("LoadModule dbd_module %s/mod_dbd.so\n" % harness.APACHE_MODULES
+                          + harness.portal_conf(dm) + hosts)
+    a = harness.assert_session(harness.session_get(server, "alice",
+                                                   headers={"Host": "tenant-a.example"}))
+    b = harness.assert_session(harness.session_get(server, "alice",
+                                                   headers={"Host": "tenant-b.example"}))
+    assert a != b
+    assert [c["customerId"] for c in dm.state()["creates"]] == ["C-A", "C-B"]
+    # the answers are cached, each with its own host
+    import sqlite3
+    with sqlite3.connect(dbs["tenant-a.example"]) as db:
+        db.execute("UPDATE portal_customers SET customer_id = 'C-A2'")
+    db.close()
+    assert harness.assert_session(harness.session_get(
+        server, "alice", headers={"Host": "tenant-a.example"})) == a
+    assert len(dm.state()["creates"]) == 2
