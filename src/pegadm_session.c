@@ -8,11 +8,16 @@
 #include "pegadm_dm.h"
 
 /* What the store holds for a customer, before sealing:
- *   type (1 byte) | time (8 bytes, big-endian microseconds) | count (4) | session ID
+ *   version (1 byte) | type (1) | time (8 bytes, big-endian microseconds) |
+ *   expiry (8) | count (4) | session ID
+ * The expiry is the entry's own: past it the entry is not honoured,
+ * whatever expiry the cache server applies (a cache writer can keep an
+ * entry or put an old one back; it cannot make one that authenticates).
  * A pending entry marks a create in progress until its time; a failed entry
  * tells those who waited for that create that it failed at its time; a
  * refused one that it was refused then, the service being deemed down for
- * count more milliseconds. */
+ * count more milliseconds. A forgotten entry, under a key of its own, says
+ * that the customer's sessions made before its time are not to be used. */
 enum entry_type {
     ENTRY_NONE = 0,
     ENTRY_SESSION = 'S',
@@ -20,11 +25,15 @@ enum entry_type {
     ENTRY_FAILED = 'F',
     ENTRY_REFUSED = 'N',
     ENTRY_RATE = 'R',
+    ENTRY_FORGOTTEN = 'X',
 };
+
+#define ENTRY_VERSION 2
 
 typedef struct {
     enum entry_type type;
     apr_time_t time;
+    apr_time_t expiry;
     apr_uint32_t count;
     const char *session_id;
 } entry_t;
@@ -51,17 +60,23 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
         plain_len < ENTRY_HEADER) {
-        res->discarded++; /* tampered, or sealed under an older secret */
+        res->discarded++; /* tampered, unreadable, or sealed under an older secret */
         return;
     }
-    e->type = (enum entry_type)plain[0];
-    e->time = (apr_time_t)pegadm_get_be(plain + 1, 8);
-    e->count = (apr_uint32_t)pegadm_get_be(plain + 9, 4);
+    if (plain[0] != ENTRY_VERSION) {
+        return; /* written by an older release: as good as none */
+    }
+    e->type = (enum entry_type)plain[1];
+    e->time = (apr_time_t)pegadm_get_be(plain + 2, 8);
+    e->expiry = (apr_time_t)pegadm_get_be(plain + 10, 8);
+    e->count = (apr_uint32_t)pegadm_get_be(plain + 18, 4);
     e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
     if (e->type == ENTRY_SESSION &&
         !pegadm_session_id_is_valid(e->session_id, plain_len - ENTRY_HEADER)) {
         e->type = ENTRY_NONE;
         res->discarded++;
+    } else if (e->expiry <= apr_time_now()) {
+        e->type = ENTRY_NONE; /* past its own time, kept or put back by the cache */
     }
 }
 
@@ -83,6 +98,44 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
+/* The key of the customer's forgotten entry. */
+static apr_status_t forgotten_id(const pegadm_session_req_t *req, cache_id_t *id)
+{
+    return pegadm_cache_id(req->keys, "forgotten", req->widget_id, req->customer_id, id->bytes);
+}
+
+/* A session entry made no later than the customer's last forget is one a
+ * cache writer put back after it: it reads as no entry. */
+static void drop_if_forgotten(entry_t *e, const entry_t *forgotten)
+{
+    if (e->type == ENTRY_SESSION && forgotten->type == ENTRY_FORGOTTEN &&
+        e->time <= forgotten->time) {
+        e->type = ENTRY_NONE;
+    }
+}
+
+/* Loads the customer's session entry, and for a session the forgotten
+ * entry that may overrule it. */
+static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                 const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
+{
+    cache_id_t fid;
+    entry_t forgotten;
+    apr_status_t rv = load(p, req, id, e, res);
+
+    if (rv != APR_SUCCESS || e->type != ENTRY_SESSION) {
+        return rv;
+    }
+    if (forgotten_id(req, &fid) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = load(p, req, &fid, &forgotten, res);
+    if (rv == APR_SUCCESS) {
+        drop_if_forgotten(e, &forgotten);
+    }
+    return rv;
+}
+
 /* The common case, a cached session: the lock is held for the raw read
  * only and the entry is opened outside it, so that the requests of a busy
  * server queue on the lock as briefly as possible. Anything else (and any
@@ -90,21 +143,30 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
                           pegadm_session_result_t *res)
 {
-    unsigned char buf[ENTRY_MAX];
-    unsigned int len = sizeof(buf);
+    unsigned char buf[ENTRY_MAX], fbuf[ENTRY_MAX];
+    unsigned int len = sizeof(buf), flen = sizeof(fbuf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
-    entry_t e = {0};
-    apr_status_t rv;
+    entry_t e = {0}, forgotten = {0};
+    cache_id_t fid;
+    apr_status_t rv, frv;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (forgotten_id(req, &fid) != APR_SUCCESS ||
+        req->store->lock(req->store->ctx) != APR_SUCCESS) {
         return 0;
     }
     rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    frv = rv == APR_SUCCESS
+              ? req->store->get(req->store->ctx, fid.bytes, sizeof(fid.bytes), fbuf, &flen, p)
+              : rv;
     req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || (frv != APR_SUCCESS && frv != APR_NOTFOUND)) {
         return 0;
     }
     open_entry(p, req, id, buf, len, &e, &scratch);
+    if (frv == APR_SUCCESS) {
+        open_entry(p, req, &fid, fbuf, flen, &forgotten, &scratch);
+        drop_if_forgotten(&e, &forgotten);
+    }
     if (e.type != ENTRY_SESSION) {
         return 0;
     }
@@ -124,9 +186,11 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     if (sid_len > PEGADM_SESSION_ID_MAX) {
         return APR_EINVAL;
     }
-    plain[0] = (unsigned char)e->type;
-    pegadm_put_be(plain + 1, (apr_uint64_t)e->time, 8);
-    pegadm_put_be(plain + 9, e->count, 4);
+    plain[0] = ENTRY_VERSION;
+    plain[1] = (unsigned char)e->type;
+    pegadm_put_be(plain + 2, (apr_uint64_t)e->time, 8);
+    pegadm_put_be(plain + 10, (apr_uint64_t)expiry, 8);
+    pegadm_put_be(plain + 18, e->count, 4);
     if (sid_len) {
         memcpy(plain + ENTRY_HEADER, e->session_id, sid_len);
     }
@@ -169,7 +233,7 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
 
     res->session_id = e->session_id;
     if (converge) {
-        rv = load(p, req, id, &found, res);
+        rv = load_session(p, req, id, &found, res);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -179,7 +243,7 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         }
     }
     rv = save(p, req, id, e, e->time + req->ttl);
-    if (rv == APR_SUCCESS && converge && load(p, req, id, &found, res) == APR_SUCCESS &&
+    if (rv == APR_SUCCESS && converge && load_session(p, req, id, &found, res) == APR_SUCCESS &&
         found.type == ENTRY_SESSION) {
         res->session_id = found.session_id;
     }
@@ -381,7 +445,7 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
         if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
             return store_failed(p, res, rv, "locking");
         }
-        rv = load(p, req, id, &e, res);
+        rv = load_session(p, req, id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
         if (step == STEP_CREATE &&
@@ -390,7 +454,7 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
             return status;
         }
         if (step == STEP_CREATE) {
-            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, NULL};
+            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, 0, NULL};
             rv = save(p, req, id, &pending, pending.time);
         }
         req->store->unlock(req->store->ctx);
@@ -460,12 +524,14 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res)
 {
-    cache_id_t id;
-    entry_t e;
+    apr_time_t now = apr_time_now();
+    entry_t e, forgotten = {ENTRY_FORGOTTEN, now, 0, 0, NULL};
+    cache_id_t id, fid;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (cache_id(req, "session", &id) != APR_SUCCESS ||
+        forgotten_id(req, &fid) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
@@ -474,12 +540,17 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     /* A create in progress stays marked: its waiters would otherwise each
      * start one of their own. What it makes is what they all get. */
     rv = load(p, req, &id, &e, res);
-    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > apr_time_now())) {
+    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > now)) {
         rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
     }
+    /* Outlives every session made before now (each expires within the TTL
+     * after it was made), so none of them can be put back and used. */
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+        rv = save(p, req, &fid, &forgotten, now + req->ttl);
+    }
     req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        return store_failed(p, res, rv, "removing an entry");
+    if (rv != APR_SUCCESS) {
+        return store_failed(p, res, rv, "forgetting an entry");
     }
     return PEGADM_SESSION_OK;
 }

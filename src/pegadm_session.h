@@ -11,9 +11,10 @@
 #include "pegadm_seal.h"
 #include "pegadm_waiters.h"
 
-/* Bytes of an entry's plain header (type, time, count), before the session
- * ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For sizing the store. */
-#define PEGADM_SESSION_ENTRY_HEADER 13
+/* Bytes of an entry's plain header (version, type, time, expiry, count),
+ * before the session ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For
+ * sizing the store. */
+#define PEGADM_SESSION_ENTRY_HEADER 22
 
 /* A key/value store with expiry and one lock that serialises short
  * read-modify-write sequences (never held across an upstream call).
@@ -80,7 +81,8 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res);
 
-/* Forgets the customer's session. */
+/* Forgets the customer's session: an entry made before now is not honoured
+ * again, even if a cache writer puts it back. */
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res);
 

@@ -585,3 +585,83 @@ def test_two_virtual_hosts_with_their_own_databases_never_share_an_answer(
     assert harness.assert_session(harness.session_get(
         server, "alice", headers={"Host": "tenant-a.example"})) == a
     assert len(dm.state()["creates"]) == 2
+
+
+# ---- a cache writer cannot turn back time ----
+
+@pytest.fixture(params=["memcache", "redis"])
+def shared_cache(request, workdir):
+    import cache_raw
+    import cache_servers
+    server = cache_servers.KINDS[request.param](workdir).start()
+    server.raw = cache_raw.RAW[request.param](server)
+    yield server
+    server.stop()
+
+
+def shared_site(dm, cache, *extra):
+    return cache.load_line + harness.portal_conf(dm, server_extra=[cache.directive, *extra])
+
+
+def session_entry(cache):
+    """(key, value) of the one session entry: the longest value (it holds the ID)."""
+    entries = [(key, cache.raw.get(key)) for key in cache.raw.keys()]
+    entries = [(k, v) for k, v in entries if v is not None]
+    assert entries, "nothing in the cache"
+    return max(entries, key=lambda kv: len(kv[1]))
+
+
+def test_an_entry_written_back_after_its_ttl_is_not_honoured(module_httpd, dm, shared_cache):
+    import time
+    server = module_httpd(shared_site(dm, shared_cache, "PegaDMCacheTTL 2"))
+    first = harness.assert_session(harness.session_get(server, "alice"))
+    key, value = session_entry(shared_cache)
+    time.sleep(3)
+    shared_cache.raw.set(key, value)  # no expiry at all on the cache server
+    assert harness.assert_session(harness.session_get(server, "alice")) != first
+    assert len(dm.creates_for("alice")) == 2
+
+
+def test_an_entry_written_back_after_a_delete_is_not_honoured(module_httpd, dm, shared_cache):
+    server = module_httpd(shared_site(dm, shared_cache))
+    first = harness.assert_session(harness.session_get(server, "alice"))
+    key, value = session_entry(shared_cache)
+    forget(server, "alice")
+    shared_cache.raw.set(key, value)
+    second = harness.assert_session(harness.session_get(server, "alice"))
+    assert second != first
+    page = server.request("GET", "/index.html")
+    assert page.status == 200
+    assert harness.assert_session(harness.session_get(server, "alice")) == second
+
+
+@pytest.mark.parametrize("garbage", [b"x" * 100000, b"x" * 3000, b"\x00" * 7],
+                         ids=["100000 bytes", "3000 bytes", "7 bytes"])
+def test_an_oversized_or_undecodable_entry_is_discarded_not_an_outage(
+        module_httpd, dm, shared_cache, garbage):
+    server = module_httpd(shared_site(dm, shared_cache))
+    first = harness.assert_session(harness.session_get(server, "alice"))
+    key, _ = session_entry(shared_cache)
+    shared_cache.raw.set(key, garbage)
+    second = harness.assert_session(harness.session_get(server, "alice"))
+    assert second != first
+    harness.assert_session(harness.session_get(server, "bob"))
+    assert "PEGADM035" in server.error_log() or "PEGADM706" in server.error_log()
+    assert "PEGADM033" not in server.error_log()
+
+
+def test_a_redis_key_of_another_type_is_discarded_not_an_outage(module_httpd, dm, workdir):
+    import cache_raw
+    import cache_servers
+    cache = cache_servers.RedisServer(workdir).start()
+    try:
+        raw = cache_raw.RawRedis(cache)
+        server = module_httpd(shared_site(dm, cache))
+        harness.assert_session(harness.session_get(server, "alice"))
+        cache.raw = raw
+        key, _ = session_entry(cache)
+        raw.replace_with_list(key)
+        harness.assert_session(harness.session_get(server, "alice"))
+        harness.assert_session(harness.session_get(server, "bob"))
+    finally:
+        cache.stop()

@@ -430,7 +430,7 @@ static void test_first_request_hands_out_what_the_store_holds(void **state)
             store_data.injected = store_data.slots[i];
         }
     }
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    memset(&store_data.slots, 0, sizeof(store_data.slots)); /* the store lost it */
     store_data.put_countdown = 2; /* the pending marker, then our session */
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
     assert_int_equal(upstream.creates, 2);
