@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 #include <mod_dbd.h>
 
+#include "pegadm_bytes.h"
 #include "pegadm_identity.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -336,10 +337,15 @@ static int answer_key(request_rec *r, const pegadm_dir_conf_t *d, const char *lo
                APR_SUCCESS;
 }
 
+/* A cached answer, before sealing: kind (1 byte) | expiry (8, big-endian
+ * microseconds) | the customer ID. Past its own expiry an answer is not
+ * used, whatever the cache server keeps. */
+#define ANSWER_HEADER 9
+
 static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
                          pegadm_customer_status_t *st, const char **value)
 {
-    unsigned char buf[1 + PEGADM_CUSTOMER_ID_MAX + PEGADM_SEAL_OVERHEAD];
+    unsigned char buf[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX + PEGADM_SEAL_OVERHEAD];
     unsigned int len = sizeof(buf);
     unsigned char *plain;
     apr_size_t plain_len;
@@ -351,17 +357,20 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
     rv = key->sc->cache_provider->retrieve(key->sc->cache, r->server, key->id, sizeof(key->id),
                                            buf, &len, r->pool);
     apr_global_mutex_unlock(key->sc->mutex);
-    if (rv != APR_SUCCESS || pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
-                                           buf, len, &plain, &plain_len) != APR_SUCCESS) {
+    if (rv != APR_SUCCESS ||
+        pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id), buf, len, &plain,
+                      &plain_len) != APR_SUCCESS ||
+        plain_len < ANSWER_HEADER ||
+        (apr_time_t)pegadm_get_be(plain + 1, 8) <= apr_time_now()) {
         return 0;
     }
-    if (plain_len == 1 && plain[0] == CACHED_NONE) {
+    if (plain_len == ANSWER_HEADER && plain[0] == CACHED_NONE) {
         *st = PEGADM_CUSTOMER_NONE;
         return 1;
     }
-    if (plain_len > 1 && plain[0] == CACHED_FOUND) {
+    if (plain_len > ANSWER_HEADER && plain[0] == CACHED_FOUND) {
         *st = PEGADM_CUSTOMER_OK;
-        *value = (const char *)plain + 1;
+        *value = (const char *)plain + ANSWER_HEADER;
         return 1;
     }
     return 0;
@@ -370,23 +379,26 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
 static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
                             pegadm_customer_status_t st, const char *value)
 {
-    const char *plain = st == PEGADM_CUSTOMER_OK
-                            ? apr_psprintf(r->pool, "%c%s", CACHED_FOUND, value)
-                            : apr_psprintf(r->pool, "%c", CACHED_NONE);
+    apr_size_t value_len = st == PEGADM_CUSTOMER_OK ? strlen(value) : 0;
+    apr_time_t expiry = apr_time_now() + d->cid_query_ttl;
+    unsigned char plain[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
     apr_status_t rv;
 
-    if (strlen(plain) > 1 + PEGADM_CUSTOMER_ID_MAX ||
-        pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
-                    (const unsigned char *)plain, strlen(plain), &sealed,
-                    &sealed_len) != APR_SUCCESS ||
+    if (value_len > PEGADM_CUSTOMER_ID_MAX) {
+        return;
+    }
+    plain[0] = st == PEGADM_CUSTOMER_OK ? CACHED_FOUND : CACHED_NONE;
+    pegadm_put_be(plain + 1, (apr_uint64_t)expiry, 8);
+    memcpy(plain + ANSWER_HEADER, value_len ? value : "", value_len);
+    if (pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id), plain,
+                    ANSWER_HEADER + value_len, &sealed, &sealed_len) != APR_SUCCESS ||
         apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
         return;
     }
     rv = key->sc->cache_provider->store(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                        apr_time_now() + d->cid_query_ttl, sealed,
-                                        (unsigned int)sealed_len, r->pool);
+                                        expiry, sealed, (unsigned int)sealed_len, r->pool);
     apr_global_mutex_unlock(key->sc->mutex);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,

@@ -665,3 +665,26 @@ def test_a_redis_key_of_another_type_is_discarded_not_an_outage(module_httpd, dm
         harness.assert_session(harness.session_get(server, "bob"))
     finally:
         cache.stop()
+
+
+def test_a_customer_id_answer_written_back_after_its_ttl_is_not_honoured(
+        module_httpd, dm, workdir, shared_cache):
+    import sqlite3
+    import time
+    db = tenant_db(workdir, "replay", "C-OLD")
+    server = module_httpd(
+        "LoadModule dbd_module %s/mod_dbd.so\n" % harness.APACHE_MODULES
+        + 'DBDriver sqlite3\nDBDParams "%s"\n' % db
+        + shared_site(dm, shared_cache, 'PegaDMCustomerIDQuery "SELECT customer_id FROM '
+                      'portal_customers WHERE login = %s"', "PegaDMCustomerIDQueryTTL 2"))
+    harness.assert_session(harness.session_get(server, "alice"))
+    entries = [(k, shared_cache.raw.get(k)) for k in shared_cache.raw.keys()]
+    key, value = min(((k, v) for k, v in entries if v), key=lambda kv: len(kv[1]))
+    assert len(entries) == 3 and len(value) < 50, entries  # the answer, the shortest
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE portal_customers SET customer_id = 'C-NEW'")
+    conn.close()
+    time.sleep(3)
+    shared_cache.raw.set(key, value)
+    harness.assert_session(harness.session_get(server, "alice"))
+    assert [c["customerId"] for c in dm.state()["creates"]] == ["C-OLD", "C-NEW"]
