@@ -688,3 +688,64 @@ def test_a_customer_id_answer_written_back_after_its_ttl_is_not_honoured(
     shared_cache.raw.set(key, value)
     harness.assert_session(harness.session_get(server, "alice"))
     assert [c["customerId"] for c in dm.state()["creates"]] == ["C-OLD", "C-NEW"]
+
+
+# ---- PegaDMInject never breaks a page ----
+
+INJECT_TAG = b'<script src="/pegadm/bootstrap.js" defer></script>'
+TRICKY_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Not </body> here</title>\n"
+    b"<style>p::after { content: \"</body>\"; }</style></head>\n"
+    b"<body><p id=\"mention\" title=\"</body>\">Help: our chat lives in the element "
+    b"pega-wm-chat, loaded from /pegadm/bootstrap.js.</p>\n"
+    b"<script>var closing = \"</body>\"; window.pageScriptRan = closing.length === 7;"
+    b"</script>\n"
+    b"<textarea id=\"notes\"></body></textarea>\n"
+    b"<!-- </body> -->\n"
+    b"<a href='#' data-x=</body>>x</a>\n"
+    b"</body>\n</html>\n")
+REAL_END = TRICKY_PAGE.rindex(b"</body>")
+
+
+def inject_site(dm, *extra):
+    return (harness.pegadm_conf(dm, extra=['PegaDMCustomerID "kiosk-7"', *extra])
+            + harness.session_location(auth=False) + harness.bootstrap_location()
+            + location("/", "PegaDMInject On", auth=False))
+
+
+def serve_page(server, name, body):
+    harness.write_file(os.path.join(server.root, "htdocs", name), body)
+    return server.request("GET", "/" + name)
+
+
+def test_the_tag_goes_where_the_parser_sees_the_body_end(module_httpd, dm):
+    server = module_httpd(inject_site(dm))
+    resp = serve_page(server, "tricky.html", TRICKY_PAGE)
+    assert resp.status == 200, resp
+    assert resp.body == TRICKY_PAGE[:REAL_END] + INJECT_TAG + TRICKY_PAGE[REAL_END:], resp.body
+
+
+@pytest.mark.parametrize("page", [
+    b"<html><body><script id=\"pega-wm-chat\" src=\"https://w.example/w.js\"></script>"
+    b"</body></html>",
+    b"<html><body><script src=\"/pegadm/bootstrap.js\"></script></body></html>",
+    b"<html><body><SCRIPT SRC='https://portal.example/pegadm/bootstrap.js?v=2' "
+    b"DEFER></SCRIPT></body></html>",
+], ids=["widget script", "bootstrap", "absolute bootstrap URL"])
+def test_a_page_that_loads_the_widget_is_left_alone(module_httpd, dm, page):
+    server = module_httpd(inject_site(dm))
+    assert serve_page(server, "loads.html", page).body == page
+
+
+def test_a_tricky_page_keeps_working_and_gets_the_chat_in_chromium(module_httpd, plain_dm,
+                                                                  chromium):
+    server = module_httpd(inject_site(plain_dm))
+    harness.write_file(os.path.join(server.root, "htdocs", "tricky.html"), TRICKY_PAGE)
+    chromium.get(server.origin + "/tricky.html")
+    chromium.wait(lambda d: chromium.run("return window.pageScriptRan === true"),
+                  "the page's own inline script to run")
+    assert chromium.run("return document.getElementById('notes').value") == "</body>"
+    assert chromium.run("return document.querySelectorAll("
+                        "'script[src=\"/pegadm/bootstrap.js\"]').length") == 1
+    facts = chromium.open_chat()
+    assert facts["customer"] == "kiosk-7"
