@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import pegabench as pb  # noqa: E402
+from pegadm_harness import apache_env, port_answers, stop_process, wait_for  # noqa: E402
 
 USERS = 100000
 CONNECTIONS = 32  # per target: one process, fewer threads busy than figure 7's two children
@@ -51,14 +52,14 @@ def traced_pid(conf_path):
 def profile(wd, emulator, users, seconds):
     body = pb.pegadm_server_lines(emulator, extra=EXTRA) + pb.standard_locations(users.dbm_path)
     server = pb.Httpd(wd, "heap-%d" % seconds, body, run_as_www_data=False)
-    server.write_site()
+    server.write_config()
     out = os.path.join(wd, "heaptrack-%d" % seconds)
     log = open(os.path.join(wd, "heaptrack-%d.log" % seconds), "w")
     tracer = subprocess.Popen(["heaptrack", "-o", out, pb.APACHE_BIN, "-f", server.conf_path, "-X"],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              env=server.env)
+                              env=apache_env(server.env))
     try:
-        pb.wait_for(lambda: pb.port_answers(server.port), 120, 0.2, "httpd under heaptrack")
+        wait_for(lambda: port_answers(server.port), 120, 0.2, "httpd under heaptrack")
         emulator.reset()
         emulator.set_mode("flap", period_ms=FLAP_MS, fail_mode="reset")
         runs = [pb.Wrk(server.url(pb.SESSION_PATH), users.headers(), seconds, CONNECTIONS,
@@ -75,7 +76,7 @@ def profile(wd, emulator, users, seconds):
         tracer.wait(timeout=600)
     finally:
         if tracer.poll() is None:
-            pb.stop_process(tracer)
+            stop_process(tracer, group=True, timeout=pb.STOP_TIMEOUT)
         log.close()
     report = subprocess.run(["heaptrack_print", "-f", out + ".zst", "--print-leaks", "0",
                              "--print-peaks", "0", "--print-allocators", "0",

@@ -100,7 +100,7 @@ def one_cache(wd, emulator, users, kind, seconds):
     race_names = users.names()[USERS:]
     rotations = [users.headers(USERS), users.headers(USERS, shift=USERS // 2)]
     emulator.reset()
-    cache = pb.CacheServer(kind, wd).start() if kind != "shmcb" else None
+    cache = pb.cache_server(kind, wd).start() if kind != "shmcb" else None
     try:
         provider = cache.provider if cache else None
         body = (pb.pegadm_server_lines(emulator, cache=provider)

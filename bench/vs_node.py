@@ -18,6 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import pegabench as pb  # noqa: E402
+from pegadm_harness import (children_of, free_port, port_answers, stop_process,  # noqa: E402
+                            wait_for, write_file)
 
 NODE_DIR = os.path.join(pb.BENCH_DIR, "node-express")
 USERS = 1000
@@ -28,9 +30,8 @@ MAX_WARM_PASSES = 12
 
 class NodeServer:
     def __init__(self, workdir, emulator, users):
-        self.port = pb.harness.free_port()
-        secret = pb.harness.write_file(os.path.join(workdir, "node-secret"),
-                                       pb.WIDGET_SECRET, 0o600)
+        self.port = free_port()
+        secret = write_file(os.path.join(workdir, "node-secret"), pb.WIDGET_SECRET, 0o600)
         self.env = {"PATH": os.environ["PATH"], "PORT": str(self.port),
                     "WORKERS": str(WORKERS), "SERVICE_URL": emulator.url,
                     "WIDGET_ID": pb.WIDGET_ID, "SECRET_FILE": secret,
@@ -44,18 +45,18 @@ class NodeServer:
             self.proc = subprocess.Popen(["node", "server.js"], cwd=NODE_DIR, env=self.env,
                                          stdout=log_file, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        pb.wait_for(lambda: pb.port_answers(self.port) and len(self.pids()) == WORKERS + 1,
-                    pb.START_TIMEOUT, 0.1, "node on port %d" % self.port)
+        wait_for(lambda: port_answers(self.port) and len(self.pids()) == WORKERS + 1,
+                 pb.START_TIMEOUT, 0.1, "node on port %d" % self.port)
         return self
 
     def pids(self):
-        return [self.proc.pid] + pb.children_of(self.proc.pid)
+        return [self.proc.pid] + sorted(children_of(self.proc.pid))
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def stop(self):
-        pb.stop_process(self.proc)
+        stop_process(self.proc, group=True, timeout=pb.STOP_TIMEOUT)
 
     def __enter__(self):
         return self.start()

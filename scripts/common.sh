@@ -13,6 +13,10 @@ PEGADM_PACKAGES=(
     valgrind
     # the layout check: every C file as .clang-format has it
     clang-format
+    # the checks of the shell scripts and the Python code
+    shellcheck pyflakes3
+    # the static analysis of src/*.c (.clang-tidy)
+    clang-tidy
     # the browser tests: headless chromium driven through chromedriver
     chromium chromium-driver python3-selenium
     # the shared-cache tests: several httpd nodes on a real Redis and memcached

@@ -1,5 +1,6 @@
-/* What the Apache-side files of mod_pegadm share: configuration records,
- * the session operations on a request, and the handlers. */
+/* What the Apache-side files of mod_pegadm share: the configuration
+ * records, and what each mod_pegadm_*.c file offers the others, grouped by
+ * file. The httpd-free core has a header per file (pegadm_*.h). */
 #ifndef MOD_PEGADM_H
 #define MOD_PEGADM_H
 
@@ -77,7 +78,7 @@ typedef struct {
     ap_socache_instance_t *cache;
     apr_global_mutex_t *mutex;
     apr_uint32_t cache_error_logged_at; /* seconds; per process */
-    /* many nodes, many customers (mod_pegadm_cachesize.c, child_init) */
+    /* many nodes, many customers (mod_pegadm_cache.c, child_init) */
     const char *cache_args;                /* PegaDMCache's after the ':' */
     const ap_directive_t *cache_directive; /* where PegaDMCache is, for messages */
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
@@ -106,14 +107,25 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
 int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
+
+/* mod_pegadm_scopes.c */
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 
-/* mod_pegadm_session.c */
-/* Resolves the cache provider (shmcb unless PegaDMCache says otherwise). */
+/* mod_pegadm_cache.c */
+/* Resolves the cache provider (shmcb unless PegaDMCache says otherwise),
+ * creates the default shmcb cache sized for PegaDMCacheCustomers, and warns
+ * about a given shmcb size too small for them. */
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* Creates the mutex and initialises the cache; logs (info) a shmcb's size. */
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
+/* The session cache as a pegadm_store_t, allocated in p. */
+const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s);
+/* Logs the store's failure why, at most once a minute per process. */
+void pegadm_cache_log_failure(request_rec *r, const char *why);
+
+/* mod_pegadm_customer.c */
 typedef enum {
     PEGADM_CUSTOMER_OK = 0,
     PEGADM_CUSTOMER_NONE,       /* not authenticated, or no customer for the log-in */
@@ -126,21 +138,13 @@ typedef enum {
 pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
                                             const char **id);
 
+/* mod_pegadm_session.c */
 typedef enum { PEGADM_OP_GET, PEGADM_OP_RENEW, PEGADM_OP_FORGET } pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
  * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res);
-
-/* mod_pegadm_cachesize.c */
-/* The arguments of the default shmcb cache: sized for PegaDMCacheCustomers. */
-const char *pegadm_cache_default_args(apr_pool_t *p, server_rec *s);
-/* Sizes "PegaDMCache shmcb" (no size) like the default, warns about a
- * given shmcb size too small for PegaDMCacheCustomers. */
-apr_status_t pegadm_cache_check_size(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
-/* Logs (info) how many customers a shmcb cache keeps. */
-void pegadm_cache_log_size(server_rec *s);
 
 /* mod_pegadm_dbd.c: the customer ID from a database, through mod_dbd */
 const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query);

@@ -71,7 +71,7 @@ static void note_unset_early(apr_pool_t *p, const ap_directive_t *d, scope_t *sc
     const char **list;
     int n = words(p, d, w, 4), have = 0;
 
-    if (n != 3 || strcasecmp(w[0], "unset") || strcasecmp(w[2], "early")) {
+    if (n != 3 || strcasecmp(w[0], "unset") != 0 || strcasecmp(w[2], "early") != 0) {
         return;
     }
     while (scope->unset_early && scope->unset_early[have]) {
@@ -101,11 +101,9 @@ static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
         } else if (!strcasecmp(d->directive, "Require") && d->args &&
                    !strncasecmp(d->args, "ip ", 3)) {
             scope->client_address_condition = 1;
-        } else if (d->first_child && is_require_container(d)) {
-            collect(p, d->first_child, scope);
         } else if (!strcasecmp(d->directive, "RequestHeader")) {
             note_unset_early(p, d, scope);
-        } else if (d->first_child && is_transparent(d)) {
+        } else if (d->first_child && (is_transparent(d) || is_require_container(d))) {
             collect(p, d->first_child, scope);
         }
     }
@@ -182,9 +180,9 @@ static int sibling_covers(apr_pool_t *p, const ap_directive_t *sibling,
     if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
         return 1;
     }
-    if (strcasecmp(sibling->directive, section->directive) ||
-        (strcasecmp(section->directive, "<Location") &&
-         strcasecmp(section->directive, "<Directory"))) {
+    if (strcasecmp(sibling->directive, section->directive) != 0 ||
+        (strcasecmp(section->directive, "<Location") != 0 &&
+         strcasecmp(section->directive, "<Directory") != 0)) {
         return 0;
     }
     path = section_path(p, section);

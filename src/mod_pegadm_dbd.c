@@ -3,7 +3,6 @@
  * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions. */
 #include "mod_pegadm.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include <apr_dbd.h>
@@ -14,6 +13,7 @@
 #include <mod_dbd.h>
 
 #include "pegadm_bytes.h"
+#include "pegadm_confcheck.h"
 #include "pegadm_identity.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -76,17 +76,13 @@ const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query)
 
 const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
 {
-    char *end;
-    apr_int64_t v;
+    long v;
+    const char *err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, QUERY_TTL_MAX, &v);
 
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (!apr_isdigit(*arg) || *end || errno || v > QUERY_TTL_MAX) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from 0 to %d",
-                            cmd->cmd->name, arg, QUERY_TTL_MAX);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
     }
-    ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
-    return NULL;
+    return err;
 }
 
 /* ---- start-up check: every query needs a DBDriver for its server ----
@@ -99,7 +95,7 @@ static int level_has_driver(const ap_directive_t *first)
         if (!strcasecmp(d->directive, "DBDriver")) {
             return 1;
         }
-        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") &&
+        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0 &&
             level_has_driver(d->first_child)) {
             return 1;
         }
@@ -152,7 +148,7 @@ static void find_database(const ap_directive_t *first, database_t *db)
             db->driver = d->args;
         } else if (!strcasecmp(d->directive, "DBDParams")) {
             db->params = d->args;
-        } else if (d->first_child && strcasecmp(d->directive, "<VirtualHost")) {
+        } else if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0) {
             find_database(d->first_child, db);
         }
     }

@@ -121,7 +121,7 @@ int pegadm_session_handler(request_rec *r)
     pegadm_session_status_t st;
     int status;
 
-    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION)) {
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION) != 0) {
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);
@@ -232,7 +232,7 @@ int pegadm_bootstrap_handler(request_rec *r)
     json_t *config;
     char *config_text;
 
-    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP)) {
+    if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_BOOTSTRAP) != 0) {
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);

@@ -54,7 +54,7 @@ static int is_encoded(const request_rec *r)
     if (!enc) {
         enc = r->content_encoding;
     }
-    return enc && *enc && strcasecmp(enc, "identity");
+    return enc && *enc && strcasecmp(enc, "identity") != 0;
 }
 
 static void restore_accept_encoding(request_rec *r)
@@ -104,7 +104,7 @@ static inject_ctx_t *inject_start(ap_filter_t *f)
     }
     if (is_encoded(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "PEGADM101: page left alone: it is content-encoded");
+                      "PEGADM103: page left alone: it is content-encoded");
         return NULL;
     }
     ctx = apr_pcalloc(r->pool, sizeof(*ctx));
@@ -154,7 +154,7 @@ static void insert_tag(ap_filter_t *f, inject_ctx_t *ctx, apr_bucket *b, apr_siz
 
     if (apr_table_get(f->r->notes, INJECTED_NOTE)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, f->r,
-                      "PEGADM101: page left alone: it already got the tag");
+                      "PEGADM104: page left alone: it already got the tag");
         return;
     }
     tag = apr_bucket_pool_create(ctx->tag, strlen(ctx->tag), f->r->pool, f->c->bucket_alloc);
@@ -226,7 +226,7 @@ static apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             }
             ctx->scanning = 0;
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, f->r,
-                          "PEGADM101: page left alone: it has no </body>");
+                          "PEGADM105: page left alone: it has no </body>");
         } else if (!APR_BUCKET_IS_METADATA(b) &&
                    (rv = scan_bucket(f, ctx, &b)) != APR_SUCCESS) {
             return rv;

@@ -47,7 +47,7 @@ int pegadm_is_cross_site(request_rec *r)
     if (site) {
         /* a browser's own word: only these two mean "the portal's page"
          * (none: typed in, a bookmark) */
-        return strcasecmp(site, "same-origin") && strcasecmp(site, "none");
+        return strcasecmp(site, "same-origin") != 0 && strcasecmp(site, "none") != 0;
     }
     if (r->method_number == M_GET) {
         return 0; /* reading needs no proof: another site cannot read the answer */

@@ -15,8 +15,9 @@
 
 APLOG_USE_MODULE(pegadm);
 
-#define WITHHELD    "(withheld)"
-#define CONFIG_READ (1024 * 1024) /* a configuration file larger than this is not searched */
+#define WITHHELD "(withheld)"
+#define CONFIG_READ                                                                            \
+    ((apr_size_t)1024 * 1024) /* a configuration file larger than this is not searched */
 
 /* Replaces the arguments of every Define whose value holds the secret. */
 static void hide_in_defines(apr_pool_t *p, ap_directive_t *d, const char *secret)

@@ -1,183 +1,20 @@
-/* The Apache side of sessions: httpd's socache and a global mutex as the
- * store, the upstream create with the request's private data, and the
- * customer ID of a request. */
+/* The session op of a request: the session flow (pegadm_session.c) run
+ * over the cache's store (mod_pegadm_cache.c) for a customer already known
+ * (mod_pegadm_customer.c), with the create it calls on a miss: the
+ * upstream calls with the request's private data, behind the circuit
+ * breaker. The answer to the browser is the handlers' and eager mode's. */
 #include "mod_pegadm.h"
 
 #include <string.h>
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
-#include <http_protocol.h>
-#include <http_request.h>
-#include <util_mutex.h>
-
-#include "pegadm_identity.h"
-#include "pegadm_shmcb.h"
 
 APLOG_USE_MODULE(pegadm);
-
-/* socache_memcache and socache_redis take at most 16 bytes of namespace */
-#define CACHE_NAMESPACE "mod_pegadm"
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &pegadm_module);
-}
-
-static apr_status_t destroy_cache(void *data)
-{
-    server_rec *s = data;
-    pegadm_server_conf_t *sc = server_conf(s);
-    if (sc->cache) {
-        sc->cache_provider->destroy(sc->cache, s);
-        sc->cache = NULL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
-{
-    pegadm_server_conf_t *sc = server_conf(s);
-    const char *err;
-
-    if (sc->cache_provider) {
-        return pegadm_cache_check_size(pconf, ptemp, s);
-    }
-    sc->cache_provider =
-        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
-    if (!sc->cache_provider) {
-        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                     "PEGADM020: the session cache needs mod_socache_shmcb loaded "
-                     "(or PegaDMCache naming a loaded socache provider)");
-        return APR_EGENERAL;
-    }
-    sc->cache_provider_name = "shmcb";
-    sc->cache_args = pegadm_cache_default_args(pconf, s);
-    err = sc->cache_provider->create(&sc->cache, sc->cache_args, ptemp, pconf);
-    if (err) {
-        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                     "PEGADM021: creating the shmcb session cache failed: %s", err);
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
-{
-    pegadm_server_conf_t *sc = server_conf(s);
-    struct ap_socache_hints hints = {PEGADM_SHMCB_HINT_ID_LEN, PEGADM_SHMCB_HINT_OBJ_SIZE, 60};
-    apr_status_t rv;
-
-    rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = sc->cache_provider->init(sc->cache, CACHE_NAMESPACE, &hints, s, pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "PEGADM022: initialising the %s session cache failed",
-                     sc->cache_provider_name);
-        return rv;
-    }
-    apr_pool_cleanup_register(pconf, s, destroy_cache, apr_pool_cleanup_null);
-    pegadm_cache_log_size(s);
-    return APR_SUCCESS;
-}
-
-void pegadm_cache_child_init(apr_pool_t *p, server_rec *s)
-{
-    pegadm_server_conf_t *sc = server_conf(s);
-    apr_status_t rv;
-
-    if (!sc->mutex) {
-        return;
-    }
-    rv = apr_global_mutex_child_init(&sc->mutex, apr_global_mutex_lockfile(sc->mutex), p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "PEGADM023: attaching to the session cache mutex failed");
-    }
-}
-
-/* ---- pegadm_store_t over socache ---- */
-
-typedef struct {
-    pegadm_server_conf_t *sc;
-    server_rec *s;
-} store_ctx_t;
-
-static apr_status_t store_lock(void *ctx)
-{
-    return apr_global_mutex_lock(((store_ctx_t *)ctx)->sc->mutex);
-}
-
-static apr_status_t store_unlock(void *ctx)
-{
-    return apr_global_mutex_unlock(((store_ctx_t *)ctx)->sc->mutex);
-}
-
-/* A cache server that fails is held for dead by apr_memcache and apr_redis
- * for 5 seconds, during which they answer "not found" without asking it
- * (their retry, a ping, fails silently too). Such an answer is no miss: a
- * "not found" counts only once this process has seen no cache failure
- * for longer than that; before, the cache counts as unreachable. */
-#define CACHE_DEAD_SECONDS 7
-
-static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
-{
-    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        apr_atomic_set32(&c->sc->cache_failed_at, now);
-    } else if (rv == APR_NOTFOUND &&
-               now - apr_atomic_read32(&c->sc->cache_failed_at) < CACHE_DEAD_SECONDS) {
-        return APR_ECONNREFUSED;
-    }
-    return rv;
-}
-
-/* A value the provider cannot hand over (larger than any entry, a Redis
- * key of another type) is no outage if the server still answers: removing
- * it succeeds. It is then discarded like a tampered entry (an empty value
- * fails authentication), instead of holding the cache for down. */
-static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int id_len,
-                              unsigned char *buf, unsigned int *len, apr_pool_t *p)
-{
-    store_ctx_t *c = ctx;
-    apr_status_t rv =
-        c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p);
-    apr_status_t removed;
-
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        removed = c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p);
-        if (removed == APR_SUCCESS || removed == APR_NOTFOUND) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, c->s,
-                         "PEGADM706: removed a session cache entry that could not be read "
-                         "(too large, or not written by mod_pegadm)");
-            *len = 0;
-            return APR_SUCCESS;
-        }
-    }
-    return note_cache_result(c, rv);
-}
-
-/* A store never answers "not found" but for a server held for dead. */
-static apr_status_t store_put(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_time_t expiry, const unsigned char *val, unsigned int len,
-                              apr_pool_t *p)
-{
-    store_ctx_t *c = ctx;
-    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, id, id_len, expiry,
-                                                   (unsigned char *)val, len, p);
-    return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
-}
-
-static apr_status_t store_del(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_pool_t *p)
-{
-    store_ctx_t *c = ctx;
-    return note_cache_result(c,
-                             c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p));
 }
 
 /* ---- the upstream create ---- */
@@ -340,81 +177,17 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
     return rv;
 }
 
-/* Whether id may be used; refusals other than "empty" are logged. */
-static int usable_customer_id(request_rec *r, const char *id)
-{
-    pegadm_id_check_t check = id ? pegadm_customer_id_check(id, strlen(id)) : PEGADM_ID_EMPTY;
-
-    if (check != PEGADM_ID_OK && check != PEGADM_ID_EMPTY) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "PEGADM032: refusing customer ID (%" APR_SIZE_T_FMT
-                      " bytes): %s; treated as "
-                      "not authenticated",
-                      strlen(id), pegadm_id_check_reason(check));
-    }
-    return check == PEGADM_ID_OK;
-}
-
-/* With PegaDMCustomerIDQuery the expression gives the log-in name, and the
- * database the customer ID; both are checked. */
-pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
-                                            const char **out)
-{
-    const char *id = r->user, *err = NULL;
-    pegadm_customer_status_t st = PEGADM_CUSTOMER_OK;
-
-    if (d->customer_id) {
-        id = ap_expr_str_exec(r, d->customer_id, &err);
-        if (err) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "PEGADM031: PegaDMCustomerID: evaluating the expression failed: %s",
-                          err);
-            return PEGADM_CUSTOMER_NONE;
-        }
-    }
-    if (!usable_customer_id(r, id)) {
-        return PEGADM_CUSTOMER_NONE;
-    }
-    if (d->cid_query) {
-        st = pegadm_dbd_customer_id(r, d, id, &id);
-        if (st == PEGADM_CUSTOMER_OK && !usable_customer_id(r, id)) {
-            st = PEGADM_CUSTOMER_NONE;
-        }
-    }
-    if (st == PEGADM_CUSTOMER_OK) {
-        apr_table_setn(r->notes, PEGADM_CUSTOMER_NOTE, id);
-        *out = id;
-    }
-    return st;
-}
-
-/* The cache's own trouble is logged at most once a minute per process:
- * every request would otherwise repeat it. */
-static void log_store_failure(request_rec *r, pegadm_server_conf_t *sc, const char *why)
-{
-    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    apr_uint32_t last = apr_atomic_read32(&sc->cache_error_logged_at);
-
-    if (now - last >= 60 && apr_atomic_cas32(&sc->cache_error_logged_at, now, last) == last) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "PEGADM033: %s (%s); answering as if the service were unavailable", why,
-                      sc->cache_provider_name);
-    }
-}
-
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res)
 {
-    pegadm_server_conf_t *sc = server_conf(r->server);
-    store_ctx_t ctx = {sc, r->server};
-    pegadm_store_t store = {&ctx, store_lock, store_unlock, store_get, store_put, store_del};
-    create_baton_t baton = {r, d, customer_id, &store, PEGADM_DM_INTERNAL};
+    const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
+    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL};
     pegadm_session_req_t req;
     pegadm_session_status_t st;
 
     memset(&req, 0, sizeof(req));
-    req.store = &store;
+    req.store = store;
     req.keys = &d->secret->keys;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;
@@ -424,7 +197,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
-    req.waiters = sc->waiters;
+    req.waiters = server_conf(r->server)->waiters;
     req.waiters_max = pegadm_conf_create_waiters(d);
 
     if (op == PEGADM_OP_RENEW && trigger) {
@@ -444,7 +217,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     }
     switch (st) {
     case PEGADM_SESSION_STORE:
-        log_store_failure(r, sc, res->why);
+        pegadm_cache_log_failure(r, res->why);
         break;
     case PEGADM_SESSION_UPSTREAM:
         /* An open breaker was logged when it opened: its fast 503s, this

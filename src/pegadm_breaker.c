@@ -1,3 +1,7 @@
+/* The circuit breaker (pegadm_breaker.h): the pure transitions of its
+ * record, and enter/leave, which keep the record sealed in a store. When
+ * and why it is consulted, and the logging of its changes, is the glue's
+ * (mod_pegadm_session.c). */
 #include "pegadm_breaker.h"
 
 #include <string.h>
@@ -180,7 +184,7 @@ static apr_status_t update(apr_pool_t *p, const pegadm_breaker_ref_t *ref, apr_t
             step->change =
                 pegadm_breaker_record(&step->record, &ref->conf, step->verdict, step->ok, now);
         }
-        if (memcmp(&before, &step->record, sizeof(before))) {
+        if (memcmp(&before, &step->record, sizeof(before)) != 0) {
             rv = save(p, ref, id, &step->record, now);
         }
     }

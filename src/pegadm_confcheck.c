@@ -1,3 +1,7 @@
+/* Checks of directive values without httpd (pegadm_confcheck.h): numbers,
+ * shmcb's size, UUIDs, service and proxy URLs, local paths. Fuzzed by
+ * tests/fuzz/fuzz_confcheck.c; the directive handlers that call them are in
+ * mod_pegadm_config.c and mod_pegadm_dbd.c. */
 #include "pegadm_confcheck.h"
 
 #include <arpa/inet.h>
@@ -24,6 +28,12 @@ const char *pegadm_check_int(apr_pool_t *p, const char *name, const char *arg, l
     }
     *out = v;
     return NULL;
+}
+
+apr_size_t pegadm_shmcb_args_size(const char *args, apr_size_t none)
+{
+    const char *open = strrchr(args, '(');
+    return open ? (apr_size_t)strtol(open + 1, NULL, 10) : none;
 }
 
 int pegadm_is_uuid(const char *s)
@@ -66,7 +76,7 @@ const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char
         return apr_psprintf(p, "%s: the URL must not carry credentials, a query or a fragment",
                             name);
     }
-    if (strcasecmp(uri.scheme, "https") &&
+    if (strcasecmp(uri.scheme, "https") != 0 &&
         !(!strcasecmp(uri.scheme, "http") && pegadm_is_loopback_host(uri.hostname))) {
         return apr_psprintf(p,
                             "%s: '%s' must be an https:// URL (plain http:// is accepted only "
@@ -84,7 +94,7 @@ const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *
 {
     apr_uri_t uri;
     if (apr_uri_parse(p, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
-        (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))) {
+        (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(p, "%s: '%s' is not an http:// or https:// proxy URL", name, arg);
     }
     return NULL;
@@ -95,7 +105,7 @@ const char *pegadm_check_cleartext_proxy(apr_pool_t *p, const char *url, const c
     apr_uri_t target, via;
 
     if (!proxy || apr_uri_parse(p, url, &target) != APR_SUCCESS || !target.scheme ||
-        strcasecmp(target.scheme, "http")) {
+        strcasecmp(target.scheme, "http") != 0) {
         return NULL;
     }
     if (apr_uri_parse(p, proxy, &via) == APR_SUCCESS && via.hostname &&

@@ -10,6 +10,10 @@
 const char *pegadm_check_int(apr_pool_t *p, const char *name, const char *arg, long min,
                              long max, long *out);
 
+/* The size in bytes of shmcb's arguments "path(bytes)", or none if they
+ * give no size. The arguments are shmcb's to check: it has accepted them. */
+apr_size_t pegadm_shmcb_args_size(const char *args, apr_size_t none);
+
 /* True if s is a UUID in its 8-4-4-4-12 hex form, nothing before or after. */
 int pegadm_is_uuid(const char *s);
 

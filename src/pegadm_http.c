@@ -254,7 +254,8 @@ static pegadm_http_status_t pegadm_http_perform(CURL *h, apr_pool_t *p, const ch
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     status = pegadm_http_status_from_curl(rc, sink.too_large);
     if (status == PEGADM_HTTP_TOO_LARGE) {
-        resp->error = apr_psprintf(p, "answer larger than %d bytes", PEGADM_HTTP_MAX_BODY);
+        resp->error = apr_psprintf(p, "answer larger than %" APR_SIZE_T_FMT " bytes",
+                                   PEGADM_HTTP_MAX_BODY);
     } else if (status != PEGADM_HTTP_OK) {
         resp->error = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status) != CURLE_OK) {

@@ -6,7 +6,7 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
-#define PEGADM_HTTP_MAX_BODY (64 * 1024) /* larger answers are a failure */
+#define PEGADM_HTTP_MAX_BODY (64 * (apr_size_t)1024) /* larger answers are a failure */
 
 /* A per-process set of idle libcurl handles. A call takes one and gives it
  * back, so the next call reuses its open connection and TLS session instead

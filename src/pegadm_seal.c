@@ -1,3 +1,6 @@
+/* Keys derived from the JWT secret (HKDF), cache keys (HMAC) and sealed
+ * cache entries (AES-256-GCM) on OpenSSL, as pegadm_seal.h promises. What
+ * is sealed, and where it is stored, is the callers' business. */
 #include "pegadm_seal.h"
 
 #include <string.h>

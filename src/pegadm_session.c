@@ -1,3 +1,6 @@
+/* The session flow over an abstract store (pegadm_session.h): entries,
+ * single-flight creation, the per-customer create limit. It calls the
+ * create it is given and knows nothing of httpd or of the service. */
 #include "pegadm_session.h"
 
 #include <string.h>

@@ -59,7 +59,7 @@ apr_status_t pegadm_shmcb_layout(apr_size_t size, pegadm_shmcb_layout_t *layout)
     }
     segment = size - ALIGNED_SIZE(shmcb_header_t);
     indexes = segment / (PEGADM_SHMCB_HINT_OBJ_SIZE + PEGADM_SHMCB_HINT_ID_LEN);
-    while (subcaches > 1 && indexes / subcaches < 2 * subcaches) {
+    while (subcaches > 1 && indexes / subcaches < 2 * (apr_size_t)subcaches) {
         subcaches /= 2;
     }
     indexes /= subcaches;

@@ -7,7 +7,8 @@
 #include <apr.h>
 #include <apr_errno.h>
 
-#define PEGADM_SHMCB_DEFAULT_SIZE (512 * 1024) /* shmcb's size when none is given */
+/* shmcb's size when none is given */
+#define PEGADM_SHMCB_DEFAULT_SIZE (512 * (apr_size_t)1024)
 
 /* The hints (struct ap_socache_hints) the module gives shmcb. They decide
  * how shmcb splits its memory between index slots and data; these balance

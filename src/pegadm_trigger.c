@@ -1,3 +1,5 @@
+/* Parsing the session endpoint's POST body (pegadm_trigger.h); fuzzed by
+ * tests/fuzz/fuzz_trigger_body.c. */
 #include "pegadm_trigger.h"
 
 #include <apr_lib.h>

@@ -1,5 +1,7 @@
-"""Shared plumbing of the benchmarks: users and their credentials, httpd
-instances, the DM emulator, wrk, a fill client, process memory and results.
+"""What the benchmarks add to the test harness (tests/pegadm_harness, which
+runs httpd, the DM emulator and the cache servers): many users and their
+credentials, a benchmark site, wrk and a fill client, process memory and
+CPU, comparisons, profiles and results.
 
 Everything listens on 127.0.0.1 only, every wait is bounded, and every
 process started here is stopped by whoever started it (the context managers
@@ -14,10 +16,7 @@ import http.client
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,21 +25,19 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-import harness  # noqa: E402  (the integration tests' emulator and CA helpers)
+import pegadm_harness as harness  # noqa: E402
+from pegadm_harness import caches  # noqa: E402
+from pegadm_harness import (APACHE_BIN, APACHE_MODULES, SESSION_PATH, WIDGET_ID,  # noqa: E402
+                            WIDGET_SECRET, basic_auth_header, children_of)
 
 MODULE_PATH = os.environ.get(
     "PEGADM_BENCH_MODULE", os.path.join(REPO_ROOT, "build", "mod_pegadm.so"))
 RESULTS_DIR = os.environ.get("PEGADM_BENCH_RESULTS", os.path.join(BENCH_DIR, "results"))
 LUA_SCRIPT = os.path.join(BENCH_DIR, "lua", "users.lua")
-APACHE_BIN = "/usr/sbin/apache2"
-APACHE_MODULES = "/usr/lib/apache2/modules"
 
-WIDGET_ID = harness.WIDGET_ID
-WIDGET_SECRET = harness.WIDGET_SECRET
 PASSWORD = "bench-password"
-SESSION_PATH = "/pegadm/session"
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -48,10 +45,6 @@ STOP_TIMEOUT = 15.0
 
 def log(*parts):
     print("[%s]" % time.strftime("%H:%M:%S"), *parts, flush=True)
-
-
-def wait_for(predicate, timeout, interval=0.1, what="condition"):
-    return harness.wait_for(predicate, timeout, interval, what)
 
 
 # --------------------------------------------------------------------------
@@ -69,7 +62,7 @@ def sha_hash(password):
 
 
 def basic_header(name, password=PASSWORD):
-    return "Basic " + base64.b64encode(("%s:%s" % (name, password)).encode()).decode()
+    return basic_auth_header(name, password)
 
 
 class Users:
@@ -123,24 +116,6 @@ class Users:
 # processes and memory
 # --------------------------------------------------------------------------
 
-def children_of(pid):
-    """Direct children of pid, from /proc (no psutil on a plain Debian)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # the command name is in parentheses and may hold spaces
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
 def _status_kb(pid, key, filename="status"):
     try:
         with open("/proc/%d/%s" % (pid, filename)) as fh:
@@ -187,62 +162,15 @@ def cpu_seconds(pids):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def stop_process(proc, group=True):
-    """SIGTERM, bounded wait, then SIGKILL (the process group if it has one)."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        if group:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-        proc.wait(STOP_TIMEOUT)
-
-
-def port_answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------
 # the DM emulator
 # --------------------------------------------------------------------------
 
-class Emulator(harness.Emulator):
-    """The integration tests' emulator, started with --quiet: a request log
-    line per call would cost the emulator more than the module."""
-
-    def start(self):
-        args = [sys.executable, harness.EMULATOR_SCRIPT, "--port", "0", "--quiet",
-                "--cert", self.cert, "--key", self.key]
-        for widget, secret in self.widgets.items():
-            path = os.path.join(self.workdir, "emulator-secret-%s" % widget)
-            harness.write_file(path, secret, 0o600)
-            args += ["--widget", "%s:@%s" % (widget, path)]
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file)
-        self.port = self._read_port()
-        return self
-
-    def create_count(self):
-        return len(self.state()["creates"])
-
-    def creates_per_customer(self):
-        counts = {}
-        for create in self.state()["creates"]:
-            counts[create["customerId"]] = counts.get(create["customerId"], 0) + 1
-        return counts
-
-
 def start_emulator(workdir):
+    """The tests' emulator, quiet: a request log line per call would cost the
+    emulator more than the module."""
     ca = harness.load_ca_module().make_ca(os.path.join(workdir, "ca"))
-    return Emulator(workdir, ca, {WIDGET_ID: WIDGET_SECRET}).start()
+    return harness.Emulator(workdir, ca, {WIDGET_ID: WIDGET_SECRET}, quiet=True).start()
 
 
 # --------------------------------------------------------------------------
@@ -335,28 +263,28 @@ def standard_locations(users_db):
             "<Location /plain>\n    PegaDM Off\n%s</Location>\n") % (auth, auth, auth, auth)
 
 
-class Httpd:
-    """One httpd (event MPM unless told otherwise) with its own ServerRoot,
-    run in the foreground in its own process group."""
+class Httpd(harness.Httpd):
+    """The tests' httpd (event MPM unless told otherwise) serving the
+    benchmark site: its own ServerRoot, run in the foreground in its own
+    process group, and up once two children run."""
+
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
 
     def __init__(self, workdir, name, body, static_json=b"{}", loglevel="warn", mpm="event",
                  env=None, run_as_www_data=True):
-        self.mpm = mpm
+        super().__init__(workdir, body, mpm=mpm, loglevel=loglevel, env=env, name=name)
         self.run_as_www_data = run_as_www_data
-        self.env = dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}, **(env or {}))
-        self.root = os.path.join(workdir, "httpd-" + name)
-        self.body = body
         self.static_json = static_json
-        self.loglevel = loglevel
         self.port = harness.free_port()
-        self.proc = None
-        self.conf_path = os.path.join(self.root, "conf", "httpd.conf")
 
-    def write_site(self):
+    def write_config(self):
         """The configuration and the documents (start() writes them too)."""
         for sub in ("conf", "run", "logs", "htdocs/static", "htdocs/eager", "htdocs/plain"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             os.chmod(os.path.join(self.root, sub), 0o755)
+        os.makedirs(os.path.join(self.root, "cores"), exist_ok=True)
+        os.chmod(os.path.join(self.root, "cores"), 0o1777)  # see harness.Httpd.crashes()
         harness.write_file(os.path.join(self.root, "htdocs", "index.html"), "ok\n")
         harness.write_file(os.path.join(self.root, "htdocs", "static", "session.json"),
                            self.static_json)
@@ -372,7 +300,8 @@ ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 {modules}
 LoadModule pegadm_module "{module}"
-{run_as}PidFile "{root}/run/httpd.pid"
+{run_as}CoreDumpDirectory "{root}/cores"
+PidFile "{root}/run/httpd.pid"
 DefaultRuntimeDir "{root}/run"
 ErrorLog "{root}/logs/error.log"
 LogLevel {loglevel}
@@ -382,12 +311,7 @@ KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 {tuning}
-DocumentRoot "{root}/htdocs"
-{authn_cache}
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
+{document_root}{authn_cache}
 <Directory "{root}/htdocs">
     Options +Includes
     AddType text/html .shtml
@@ -396,62 +320,29 @@ DocumentRoot "{root}/htdocs"
 </Directory>
 {body}
 """.format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
-           run_as=run_as, loglevel=self.loglevel, tuning=MPM_TUNING[self.mpm], body=self.body,
-           authn_cache=AUTHN_CACHE.format(root=self.root)))
+           run_as=run_as, loglevel=self.loglevel, tuning=MPM_TUNING[self.mpm],
+           body=self.conf_body, authn_cache=AUTHN_CACHE.format(root=self.root),
+           document_root=harness.DOCUMENT_ROOT.format(root=self.root)))
 
     def set_static_json(self, data):
         """Replaces the static JSON file (httpd serves what is there now)."""
         self.static_json = data
         harness.write_file(os.path.join(self.root, "htdocs", "static", "session.json"), data)
 
-    def start(self):
-        self.write_site()
-        with open(os.path.join(self.root, "logs", "stdout.log"), "ab") as out:
-            self.proc = subprocess.Popen(
-                [APACHE_BIN, "-f", self.conf_path, "-DFOREGROUND"], stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
-        try:
-            wait_for(self._up, START_TIMEOUT, 0.1, "httpd on port %d" % self.port)
-        except (TimeoutError, RuntimeError) as err:
-            self.stop()
-            raise RuntimeError("httpd did not start (%s):\n%s\n%s" % (
-                err, self.read_log("stdout.log")[-3000:], self.error_log()[-3000:]))
-        return self
-
-    def _up(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("httpd exited with %d" % self.proc.returncode)
-        return port_answers(self.port) and len(self.children()) >= 2
-
-    def stop(self):
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
+    def _answers(self):
+        return super()._answers() and len(self.children()) >= 2
 
     def graceful(self):
-        """`apache2 -k graceful`, the way an administrator reloads."""
+        """`apache2 -k graceful`, the way an administrator reloads (without
+        waiting for the new generation, unlike harness.graceful_restart)."""
         subprocess.run([APACHE_BIN, "-f", self.conf_path, "-k", "graceful"], check=True,
-                       timeout=30, env=self.env)
+                       timeout=30, env=harness.apache_env(self.env))
 
     def children(self):
-        return children_of(self.proc.pid) if self.proc else []
+        return sorted(children_of(self.proc.pid)) if self.proc else []
 
     def pids(self):
         return [self.proc.pid] + self.children()
-
-    def read_log(self, name):
-        try:
-            with open(os.path.join(self.root, "logs", name), errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return ""
-
-    def error_log(self):
-        return self.read_log("error.log")
-
-    def crashes(self):
-        return [line for line in self.error_log().splitlines()
-                if re.search(r"exit signal|AH00052|AH00060|segmentation fault", line, re.I)]
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
@@ -459,12 +350,6 @@ DocumentRoot "{root}/htdocs"
     def get(self, path, user, timeout=30):
         return harness.http_request(self.port, "GET", path, user=user, password=PASSWORD,
                                     timeout=timeout)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def session_body_size(server, user):
@@ -488,39 +373,16 @@ def same_size_json(size):
 # cache servers
 # --------------------------------------------------------------------------
 
-class CacheServer:
-    """A redis-server or memcached on a free loopback port, no persistence."""
+class Memcached(caches.Memcached):
+    """memcached with room for every session of the biggest run."""
 
-    def __init__(self, kind, workdir):
-        self.kind = kind
-        self.port = harness.free_port()
-        self.workdir = workdir
-        self.proc = None
+    memory_mb = 256
 
-    def start(self):
-        if self.kind == "redis":
-            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--dir", self.workdir]
-        else:
-            args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
-                    "-m", "256", "-u", "nobody"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: port_answers(self.port), START_TIMEOUT, 0.1, self.kind)
-        return self
 
-    def stop(self):
-        stop_process(self.proc)
-
-    @property
-    def provider(self):
-        return "%s:127.0.0.1:%d" % ("redis" if self.kind == "redis" else "memcache", self.port)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+def cache_server(kind, workdir):
+    """The harness's redis-server ("redis") or memcached ("memcache") on a
+    free loopback port, without persistence; start() it."""
+    return {"redis": caches.RedisServer, "memcache": Memcached}[kind](workdir)
 
 
 # --------------------------------------------------------------------------
@@ -672,15 +534,14 @@ class Workdir:
     afterwards unless PEGADM_BENCH_KEEP is set."""
 
     def __enter__(self):
-        self.path = tempfile.mkdtemp(prefix="pegadm-bench-")
-        os.chmod(self.path, 0o755)
+        self.path = harness.make_public_dir(prefix="pegadm-bench-")
         return self.path
 
     def __exit__(self, *exc):
         if os.environ.get("PEGADM_BENCH_KEEP"):
             log("kept", self.path)
         else:
-            shutil.rmtree(self.path, ignore_errors=True)
+            harness.remove_tree(self.path)
 
 
 def require_module():

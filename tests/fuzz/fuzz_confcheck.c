@@ -9,12 +9,21 @@
 #include "fuzz_support.h"
 #include "pegadm_confcheck.h"
 
-static const char *check_int(apr_pool_t *p, const char *arg)
+static const char *check_int(apr_pool_t *p, const char *name, const char *arg, long min,
+                             long max)
 {
     long v = -1;
-    const char *err = pegadm_check_int(p, "PegaDMTimeout", arg, 1, 60, &v);
-    PEGADM_FUZZ_CHECK(err || (v >= 1 && v <= 60 && strspn(arg, "0123456789") == strlen(arg)));
+    const char *err = pegadm_check_int(p, name, arg, min, max, &v);
+    PEGADM_FUZZ_CHECK(err ||
+                      (v >= min && v <= max && strspn(arg, "0123456789") == strlen(arg)));
     return err;
+}
+
+/* Whatever the arguments, a size comes back; without "(" it is the default. */
+static void check_shmcb_size(const char *arg)
+{
+    apr_size_t size = pegadm_shmcb_args_size(arg, 12345);
+    PEGADM_FUZZ_CHECK(strchr(arg, '(') || size == 12345);
 }
 
 static const char *check_service_url(apr_pool_t *p, const char *arg)
@@ -38,8 +47,10 @@ static const char *check_local_path(apr_pool_t *p, const char *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = {"PegaDMTimeout", "PegaDMServiceURL", "PegaDMProxy",
-                                        "PegaDMSessionEndpoint", "PegaDMWidgetID"};
+    static const char *const names[] = {
+        "PegaDMTimeout",           "PegaDMServiceURL", "PegaDMProxy",
+        "PegaDMSessionEndpoint",   "PegaDMWidgetID",   "PegaDMCache",
+        "PegaDMCustomerIDQueryTTL"};
     apr_pool_t *p;
     const char *arg, *err = NULL;
     unsigned which;
@@ -49,10 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     p = pegadm_fuzz_pool();
     arg = apr_pstrmemdup(p, (const char *)data + 1, size - 1);
-    which = data[0] % 5;
+    which = data[0] % 7;
     switch (which) {
     case 0:
-        err = check_int(p, arg);
+        err = check_int(p, names[0], arg, 1, 60);
         break;
     case 1:
         err = check_service_url(p, arg);
@@ -63,8 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 3:
         err = check_local_path(p, arg);
         break;
-    default:
+    case 4:
         PEGADM_FUZZ_CHECK(!pegadm_is_uuid(arg) || strlen(arg) == 36);
+        break;
+    case 5:
+        check_shmcb_size(arg);
+        break;
+    default:
+        err = check_int(p, names[6], arg, 0, 86400);
     }
     PEGADM_FUZZ_CHECK(!err || !strncmp(err, names[which], strlen(names[which])));
     apr_pool_destroy(p);

@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-import harness
+import pegadm_harness as harness
 
 APXS_LINE = re.compile(r"^apxs -c -i .*$", re.M)
 
@@ -20,7 +20,6 @@ def readme_apxs_command():
 
 
 def copy_sources(dest):
-    shutil.copy(os.path.join(harness.REPO_ROOT, "mod_pegadm.c"), dest)
     shutil.copytree(os.path.join(harness.REPO_ROOT, "src"), os.path.join(dest, "src"))
 
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-import harness
-from harness import BOOTSTRAP_PATH, WIDGET_ID, assert_session, portal_conf, session_get
+import pegadm_harness as harness
+from pegadm_harness import BOOTSTRAP_PATH, WIDGET_ID, assert_session, portal_conf, session_get
 
 
 def widget_url_in(body, url):

@@ -12,16 +12,21 @@ http:// for a loopback service.
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.webdriver.common.by import By
 
-import harness
-from chromium import demo_private_data
+import pegadm_harness as harness
+from pegadm_harness.browser import demo_private_data
 
-SCREENSHOT = os.path.join(harness.REPO_ROOT, "docs", "demo-portal.png")
+# The screenshot of the demo portal lands under build/, so a test run leaves
+# the tree as it was; PEGADM_UPDATE_DOCS=1 also copies it to docs/, where
+# the README shows it.
+SCREENSHOT = os.path.join(harness.REPO_ROOT, "build", "screenshots", "demo-portal.png")
+DOCS_SCREENSHOT = os.path.join(harness.REPO_ROOT, "docs", "demo-portal.png")
 ACCESS_LINE = re.compile(r'^\S+ (\S+) \[[^]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
 
 
@@ -78,6 +83,8 @@ def test_a_logged_in_customer_opens_a_chat_pega_already_knows(chromium, demo_por
     assert len(plain_dm.state()["creates"]) == 2
     assert harness.WIDGET_SECRET not in chromium.driver.page_source
     chromium.screenshot(SCREENSHOT)
+    if os.environ.get("PEGADM_UPDATE_DOCS") == "1":
+        shutil.copyfile(SCREENSHOT, DOCS_SCREENSHOT)
 
 
 def test_the_next_user_at_the_same_browser_gets_nothing_of_the_first(

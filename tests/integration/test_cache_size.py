@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness import assert_session, location, portal_conf, session_get
+from pegadm_harness import assert_session, location, portal_conf, session_get
 
 LAYOUT_RE = re.compile(r"PEGADM402: session cache: shmcb of (\d+) bytes, (\d+) subcaches of "
                        r"(\d+) index slots and (\d+) data bytes: keeps the sessions of about "

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-import harness
-from harness import assert_session, portal_conf, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, portal_conf, session_get
 
 CLIENTS = 40
 

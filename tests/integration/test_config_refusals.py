@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import WIDGET_ID, WIDGET_SECRET, location, session_location
+from pegadm_harness import WIDGET_ID, WIDGET_SECRET, location, session_location
 
 WIDGET = "PegaDMWidgetID %s" % WIDGET_ID
 SECRET = 'PegaDMJWTSecret "%s"' % WIDGET_SECRET

@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-import harness
-from harness import (APACHE_MODULES, assert_json_error, assert_retry_after, assert_session,
-                     location, parse_vars, pegadm_conf, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (APACHE_MODULES, assert_json_error, assert_retry_after, assert_session,
+                             location, parse_vars, pegadm_conf, session_get)
 
 QUERY = "SELECT customer_id FROM portal_customers WHERE login = %s"
 ROWS = [

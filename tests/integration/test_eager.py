@@ -3,9 +3,9 @@ applications and the access log, and a failing service never breaks pages."""
 
 import pytest
 
-import harness
-from harness import (WIDGET_ID, assert_session, echoed_headers, location, parse_vars,
-                     portal_conf, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (WIDGET_ID, assert_session, echoed_headers, location, parse_vars,
+                             portal_conf, session_get)
 
 HEADER = "X-PegaDM-Session"
 

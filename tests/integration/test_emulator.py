@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-import harness
+import pegadm_harness as harness
 
 emu = harness.load_emulator_module()
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-import harness
-from harness import (assert_json_error, assert_retry_after, assert_session, location,
-                     parse_vars, portal_conf, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (assert_json_error, assert_retry_after, assert_session, location,
+                             parse_vars, portal_conf, session_get)
 
 TIMEOUT = 2  # PegaDMTimeout of these servers, seconds
 

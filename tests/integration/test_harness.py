@@ -3,7 +3,7 @@ module's tests cannot be trusted either way."""
 
 import pytest
 
-import harness
+import pegadm_harness as harness
 
 ODD_USERS = [
     "alice",

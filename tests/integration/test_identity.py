@@ -1,11 +1,13 @@
 """Customer identity: what reaches Pega is exactly the user, whatever the
 name contains, and one user's session is never another's."""
 
+import os
+
 import pytest
 
-import harness
-from harness import (assert_json_error, assert_session, location, parse_vars, portal_conf,
-                     session_get)
+import pegadm_harness as harness
+from pegadm_harness import (assert_json_error, assert_session, location, parse_vars, portal_conf,
+                             session_get)
 
 NAME_256 = "u" * 250 + "ééé"
 NAMES = {
@@ -88,7 +90,7 @@ def test_customer_id_expression(module_httpd, dm):
 
 def test_secret_from_a_file_is_trimmed(module_httpd, dm, workdir):
     path = harness.write_file(
-        harness.os.path.join(workdir, "secret-with-space"),
+        os.path.join(workdir, "secret-with-space"),
         "  \n%s\n\n" % harness.WIDGET_SECRET, 0o600)
     server = module_httpd(portal_conf(dm, secret=None, server_extra=[
         'PegaDMJWTSecretFile "%s"' % path]))

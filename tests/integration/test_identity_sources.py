@@ -14,14 +14,15 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import subprocess
 import urllib.parse
 
 import pytest
 
-import harness
-from harness import (APACHE_MODULES, assert_json_error, assert_session, echoed_headers,
-                     location, parse_vars, pegadm_conf, same_origin_request, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (APACHE_MODULES, assert_json_error, assert_session, echoed_headers,
+                             location, parse_vars, pegadm_conf, same_origin_request, session_get)
 
 OPENSSL_TIMEOUT = 60
 CURL_TIMEOUT = 30
@@ -276,7 +277,7 @@ def slapd(workdir):
 
 def port_open(port):
     try:
-        harness.socket.create_connection(("127.0.0.1", port), 1).close()
+        socket.create_connection(("127.0.0.1", port), 1).close()
         return True
     except OSError:
         return False

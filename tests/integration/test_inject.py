@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import harness
-from harness import bootstrap_location, location, pegadm_conf, session_location
+import pegadm_harness as harness
+from pegadm_harness import bootstrap_location, location, pegadm_conf, session_location
 
 TAG = b'<script src="/pegadm/bootstrap.js" defer></script>'
 
@@ -202,7 +202,7 @@ def test_a_backend_that_compresses_anyway_is_left_alone(proxy):
     resp = get(proxy, "/app/always-gzip.html", **{"Accept-Encoding": "gzip"})
     assert resp.header("Content-Encoding") == "gzip"
     assert gzip.decompress(resp.body) == PAGE
-    assert re.search(r"PEGADM101: .*content-encoded", proxy.error_log())
+    assert re.search(r"PEGADM103: .*content-encoded", proxy.error_log())
 
 
 def test_mod_deflate_still_compresses_for_the_client(module_httpd, legacy):

@@ -2,8 +2,8 @@
 spreading POSTs over several child processes gets no more fresh sessions
 than the limit allows."""
 
-import harness
-from harness import assert_json_error, assert_retry_after, assert_session, portal_conf
+import pegadm_harness as harness
+from pegadm_harness import assert_json_error, assert_retry_after, assert_session, portal_conf
 
 
 def test_create_limit_holds_across_child_processes(module_httpd, dm):

@@ -1,8 +1,8 @@
 """Neither the JWT secret nor a minted token may reach any log, at any
 level: run at trace8 and look."""
 
-import harness
-from harness import assert_session, location, portal_conf, same_origin_request, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, location, portal_conf, same_origin_request, session_get
 
 
 def token_fragments(tokens):

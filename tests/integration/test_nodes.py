@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-import cache_servers
-import harness
-from harness import (assert_json_error, assert_retry_after, assert_session, location,
-                     parse_vars, portal_conf, session_get)
+import pegadm_harness as harness
+from pegadm_harness import caches
+from pegadm_harness import (assert_json_error, assert_retry_after, assert_session, location,
+                             parse_vars, portal_conf, session_get)
 
 EAGER_PAGE = "/eager/session.shtml"
 USERS = ("alice", "bob", "carol", "dave")
@@ -19,9 +19,9 @@ USERS = ("alice", "bob", "carol", "dave")
 ONE_PROCESS = "ServerLimit 1\nStartServers 1\nThreadsPerChild 25\nMaxRequestWorkers 25\n"
 
 
-@pytest.fixture(params=sorted(cache_servers.KINDS))
+@pytest.fixture(params=sorted(caches.KINDS))
 def cache(request, workdir):
-    server = cache_servers.KINDS[request.param](workdir).start()
+    server = caches.KINDS[request.param](workdir).start()
     yield server
     server.stop()
 

@@ -4,8 +4,8 @@ pass could go green without testing what it claims."""
 
 import os
 
-import harness
-from harness import assert_session, portal_conf, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, portal_conf, session_get
 
 
 def child_pids(parent):

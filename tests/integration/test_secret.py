@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-import harness
-from harness import (assert_json_error, assert_session, location, parse_vars,
-                     same_origin_request, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (assert_json_error, assert_session, location, parse_vars,
+                             same_origin_request, session_get)
 
 OLD_SECRET = "file-secret-before-rotation-0123456789abcdef"
 NEW_SECRET = "file-secret-after-rotation-fedcba9876543210"

@@ -3,11 +3,12 @@ security model (docs/security.md), one group of tests per property."""
 
 import os
 import re
+import subprocess
 
 import pytest
 
-import harness
-from harness import WIDGET_ID, WIDGET_SECRET, location, session_location
+import pegadm_harness as harness
+from pegadm_harness import WIDGET_ID, WIDGET_SECRET, location
 
 WIDGET = "PegaDMWidgetID %s" % WIDGET_ID
 SECRET = 'PegaDMJWTSecret "%s"' % WIDGET_SECRET
@@ -217,7 +218,7 @@ def test_dump_config_never_shows_the_secret(config_test, workdir, form):
     harness.populate_server_root(root, ("alice",))
     path = harness.write_file(os.path.join(root, "conf", "httpd.conf"),
                               harness.render_httpd_conf(root, harness.free_port(), conf))
-    proc = harness.subprocess.run([harness.APACHE_BIN, "-t", "-D", "DUMP_CONFIG", "-f", path],
+    proc = subprocess.run([harness.APACHE_BIN, "-t", "-D", "DUMP_CONFIG", "-f", path],
                                   capture_output=True, env=harness.apache_env(env), timeout=30)
     output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
     assert proc.returncode == 0 and "PegaDMJWTSecret" in output, output
@@ -592,8 +593,7 @@ def test_two_virtual_hosts_with_their_own_databases_never_share_an_answer(
 @pytest.fixture(params=["memcache", "redis"])
 def shared_cache(request, workdir):
     import cache_raw
-    import cache_servers
-    server = cache_servers.KINDS[request.param](workdir).start()
+    server = harness.caches.KINDS[request.param](workdir).start()
     server.raw = cache_raw.RAW[request.param](server)
     yield server
     server.stop()
@@ -652,8 +652,7 @@ def test_an_oversized_or_undecodable_entry_is_discarded_not_an_outage(
 
 def test_a_redis_key_of_another_type_is_discarded_not_an_outage(module_httpd, dm, workdir):
     import cache_raw
-    import cache_servers
-    cache = cache_servers.RedisServer(workdir).start()
+    cache = harness.RedisServer(workdir).start()
     try:
         raw = cache_raw.RawRedis(cache)
         server = module_httpd(shared_site(dm, cache))

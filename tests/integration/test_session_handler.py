@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-import harness
-from harness import (SESSION_PATH, assert_json_error, assert_protective_headers,
-                     assert_retry_after, assert_session, portal_conf,
-                     same_origin_request, session_get)
+import pegadm_harness as harness
+from pegadm_harness import (SESSION_PATH, assert_json_error, assert_protective_headers,
+                             assert_retry_after, assert_session, portal_conf,
+                             same_origin_request, session_get)
 
 
 @pytest.fixture

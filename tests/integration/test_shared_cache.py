@@ -4,9 +4,9 @@ detected, and an unreachable cache must not turn into unstored sessions."""
 
 import base64
 
-import harness
-from harness import (assert_json_error, assert_session, location, parse_vars, portal_conf,
-                     session_get)
+import pegadm_harness as harness
+from pegadm_harness import (assert_json_error, assert_session, location, parse_vars, portal_conf,
+                             session_get)
 
 LOAD_MEMCACHE = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n" % (
     harness.APACHE_MODULES)

@@ -4,8 +4,8 @@ each MPM (the emulator counts the connections it accepts)."""
 
 import pytest
 
-import harness
-from harness import assert_session, portal_conf, session_get
+import pegadm_harness as harness
+from pegadm_harness import assert_session, portal_conf, session_get
 
 CUSTOMERS = 15
 

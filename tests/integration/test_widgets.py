@@ -4,10 +4,10 @@ tokens, even for the same user name."""
 
 import pytest
 
-import harness
-from harness import (OTHER_WIDGET_ID, OTHER_WIDGET_SECRET, WIDGET_ID, WIDGET_SECRET,
-                     assert_session, location, parse_vars, pegadm_conf, same_origin_request,
-                     session_get)
+import pegadm_harness as harness
+from pegadm_harness import (OTHER_WIDGET_ID, OTHER_WIDGET_SECRET, WIDGET_ID, WIDGET_SECRET,
+                             assert_session, location, parse_vars, pegadm_conf, same_origin_request,
+                             session_get)
 
 SECRETS = {WIDGET_ID: WIDGET_SECRET, OTHER_WIDGET_ID: OTHER_WIDGET_SECRET}
 JWT = harness.load_emulator_module()  # its own verifier, independent of the module's code

@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -34,9 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # The DM emulator and its throwaway CA, started the way the integration
-# tests start them.
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
-from harness import Emulator, http_request, load_ca_module  # noqa: E402
+# tests start them (tests/conftest.py puts the harness package on the path).
+from pegadm_harness import Emulator, http_request, load_ca_module  # noqa: E402
 
 PACKAGE = "libapache2-mod-pegadm"
 SOURCE = "mod-pegadm"

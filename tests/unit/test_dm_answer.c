@@ -1,5 +1,5 @@
 /* The DM client: how the answer to call 1 is judged, and both calls
- * end to end against a fake service on the loopback interface. */
+ * end to end against the fake service (fake_service.c) on 127.0.0.1. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,14 +8,10 @@
 
 #include <cmocka.h>
 
+#include "fake_service.h"
 #include "pegadm_test_pool.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_pools.h>
@@ -220,143 +216,6 @@ static void why_does_not_echo_the_body(void **state)
 
 /* ---- both calls against a fake service on 127.0.0.1 ---- */
 
-typedef struct {
-    int listen_fd;
-    int port;
-    const char *answer;        /* NULL: never answer, wait for the client to give up */
-    int answer_before_reading; /* for the TLS test: talk plain HTTP at once */
-    char request[16384];
-    size_t request_len;
-    pthread_t thread;
-} fake_service_t;
-
-static void fake_service_read_request(fake_service_t *svc, int fd)
-{
-    size_t need = sizeof(svc->request) - 1;
-
-    while (svc->request_len < need) {
-        ssize_t n = recv(fd, svc->request + svc->request_len, need - svc->request_len, 0);
-        const char *end, *length;
-        if (n <= 0) {
-            return;
-        }
-        svc->request_len += (size_t)n;
-        svc->request[svc->request_len] = '\0';
-        end = strstr(svc->request, "\r\n\r\n");
-        length = strstr(svc->request, "\r\nContent-Length: ");
-        if (end && length && length < end) {
-            need = (size_t)(end + 4 - svc->request) + strtoul(length + 18, NULL, 10);
-        }
-    }
-}
-
-static void fake_service_send_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n <= 0) {
-            return;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Serves one connection; no cmocka asserts here, they only work in the
- * test's own thread. */
-static void *fake_service_run(void *arg)
-{
-    fake_service_t *svc = arg;
-    char drain[4096];
-    int fd = accept(svc->listen_fd, NULL, NULL);
-
-    if (fd < 0) {
-        return NULL;
-    }
-    if (!svc->answer_before_reading) {
-        fake_service_read_request(svc, fd);
-    }
-    if (svc->answer) {
-        fake_service_send_all(fd, svc->answer, strlen(svc->answer));
-    }
-    if (!svc->answer || svc->answer_before_reading) {
-        while (recv(fd, drain, sizeof(drain), 0) > 0) {
-        }
-    }
-    close(fd);
-    return NULL;
-}
-
-static int loopback_listener(int *port)
-{
-    struct sockaddr_in addr;
-    socklen_t addr_len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(fd, 4), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &addr_len), 0);
-    *port = ntohs(addr.sin_port);
-    return fd;
-}
-
-/* Joining in a pool cleanup keeps the thread from outliving svc even when
- * an assertion ends the test early; shutdown wakes an accept() that no
- * client will ever satisfy. */
-static apr_status_t fake_service_cleanup(void *data)
-{
-    fake_service_t *svc = data;
-
-    shutdown(svc->listen_fd, SHUT_RDWR);
-    pthread_join(svc->thread, NULL);
-    close(svc->listen_fd);
-    return APR_SUCCESS;
-}
-
-static fake_service_t *fake_service_start_mode(apr_pool_t *p, const char *answer,
-                                               int answer_before_reading)
-{
-    fake_service_t *svc = apr_pcalloc(p, sizeof(*svc));
-
-    svc->answer = answer;
-    svc->answer_before_reading = answer_before_reading;
-    svc->listen_fd = loopback_listener(&svc->port);
-    assert_int_equal(pthread_create(&svc->thread, NULL, fake_service_run, svc), 0);
-    apr_pool_cleanup_register(p, svc, fake_service_cleanup, apr_pool_cleanup_null);
-    return svc;
-}
-
-static fake_service_t *fake_service_start(apr_pool_t *p, const char *answer)
-{
-    return fake_service_start_mode(p, answer, 0);
-}
-
-/* Waits for the one connection to end: svc->request is then complete. */
-static void fake_service_stop(apr_pool_t *p, fake_service_t *svc)
-{
-    apr_pool_cleanup_run(p, svc, fake_service_cleanup);
-}
-
-/* A port nobody listens on: bound, then closed. */
-static int closed_port(void)
-{
-    int port;
-    close(loopback_listener(&port));
-    return port;
-}
-
-static const char *http_answer(apr_pool_t *p, const char *status_line, const char *body)
-{
-    return apr_psprintf(p,
-                        "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %" APR_SIZE_T_FMT "\r\nConnection: close\r\n\r\n%s",
-                        status_line, strlen(body), body);
-}
-
 static pegadm_dm_target_t loopback_target(apr_pool_t *p, int port)
 {
     pegadm_dm_target_t t;
@@ -406,7 +265,8 @@ static void create_session_request_and_answer(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    svc = fake_service_start(p, http_answer(p, "200 OK", "{\"sessionId\":\"sess-1234\"}"));
+    svc = fake_service_start(p, FAKE_ANSWER,
+                             fake_http_answer(p, "200 OK", "{\"sessionId\":\"sess-1234\"}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(
         pegadm_dm_create_session(p, &t, "o\"brien\\ \xc3\xa9", test_now(), &sid, &why),
@@ -425,7 +285,7 @@ static void create_session_request_and_answer(void **state)
 
 static void create_session_refuses_invalid_utf8(void **state)
 {
-    pegadm_dm_target_t t = loopback_target(*state, closed_port());
+    pegadm_dm_target_t t = loopback_target(*state, fake_service_closed_port());
     const char *sid, *why;
 
     assert_int_equal(
@@ -449,8 +309,8 @@ static void create_session_error_status(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    svc =
-        fake_service_start(p, http_answer(p, "401 Unauthorized", "{\"error\":\"bad token\"}"));
+    svc = fake_service_start(
+        p, FAKE_ANSWER, fake_http_answer(p, "401 Unauthorized", "{\"error\":\"bad token\"}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
                      PEGADM_DM_HTTP_STATUS);
@@ -468,9 +328,10 @@ static void create_session_does_not_follow_redirects(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    svc = fake_service_start(p, "HTTP/1.1 307 Temporary Redirect\r\n"
-                                "Location: http://127.0.0.1:1/elsewhere\r\n"
-                                "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    svc = fake_service_start(p, FAKE_ANSWER,
+                             "HTTP/1.1 307 Temporary Redirect\r\n"
+                             "Location: http://127.0.0.1:1/elsewhere\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n");
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
                      PEGADM_DM_HTTP_STATUS);
@@ -485,7 +346,8 @@ static void create_session_bad_answer_body(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    svc = fake_service_start(p, http_answer(p, "200 OK", "{\"sessionId\":42}"));
+    svc =
+        fake_service_start(p, FAKE_ANSWER, fake_http_answer(p, "200 OK", "{\"sessionId\":42}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
                      PEGADM_DM_BAD_ANSWER);
@@ -507,17 +369,17 @@ static void answer_size_limit(void **state)
     memset(body, ' ', PEGADM_HTTP_MAX_BODY + 1);
     memcpy(body, "{\"sessionId\":\"big\"}", 19);
     body[PEGADM_HTTP_MAX_BODY] = '\0';
-    answers[0] = http_answer(p, "200 OK", body);
+    answers[0] = fake_http_answer(p, "200 OK", body);
     body[PEGADM_HTTP_MAX_BODY] = ' ';
     body[PEGADM_HTTP_MAX_BODY + 1] = '\0';
-    answers[1] = http_answer(p, "200 OK", body);
+    answers[1] = fake_http_answer(p, "200 OK", body);
     answers[2] = apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", body, NULL);
     for (i = 0; i < 3; i++) {
         fake_service_t *svc;
         pegadm_dm_target_t t;
         const char *sid, *why;
 
-        svc = fake_service_start(p, answers[i]);
+        svc = fake_service_start(p, FAKE_ANSWER, answers[i]);
         t = loopback_target(p, svc->port);
         assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
                          expected[i]);
@@ -538,7 +400,8 @@ static void http_layer_reports_too_large(void **state)
 
     memset(body, 'x', PEGADM_HTTP_MAX_BODY + 1);
     body[PEGADM_HTTP_MAX_BODY + 1] = '\0';
-    svc = fake_service_start(p, apr_pstrcat(p, "HTTP/1.1 200 OK\r\n\r\n", body, NULL));
+    svc = fake_service_start(p, FAKE_ANSWER,
+                             apr_pstrcat(p, "HTTP/1.1 200 OK\r\n\r\n", body, NULL));
     assert_int_equal(pegadm_http_post_json(p,
                                            apr_psprintf(p, "http://127.0.0.1:%d/", svc->port),
                                            "token", "{}", 2, &opts, &resp),
@@ -549,7 +412,7 @@ static void http_layer_reports_too_large(void **state)
 
 static void create_session_connection_refused(void **state)
 {
-    pegadm_dm_target_t t = loopback_target(*state, closed_port());
+    pegadm_dm_target_t t = loopback_target(*state, fake_service_closed_port());
     const char *sid, *why;
 
     assert_int_equal(pegadm_dm_create_session(*state, &t, "alice", test_now(), &sid, &why),
@@ -566,7 +429,7 @@ static void create_session_timeout(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    svc = fake_service_start(p, NULL);
+    svc = fake_service_start(p, FAKE_SILENT, NULL);
     t = loopback_target(p, svc->port);
     t.http.timeout = apr_time_from_msec(300);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
@@ -583,7 +446,7 @@ static void tls_handshake_failure(void **state)
     pegadm_http_response_t resp;
     fake_service_t *svc;
 
-    svc = fake_service_start_mode(p, http_answer(p, "200 OK", "{}"), 1);
+    svc = fake_service_start(p, FAKE_ANSWER_AT_ONCE, fake_http_answer(p, "200 OK", "{}"));
     assert_int_equal(pegadm_http_post_json(p,
                                            apr_psprintf(p, "https://127.0.0.1:%d/", svc->port),
                                            "token", "{}", 2, &opts, &resp),
@@ -604,24 +467,25 @@ static void only_http_and_https_urls(void **state)
         pegadm_http_post_json(p, "file:///dev/null", "token", "{}", 2, &opts, &resp),
         PEGADM_HTTP_ERROR);
     assert_non_null(strstr(resp.error, "file"));
-    assert_int_equal(
-        pegadm_http_post_json(p, apr_psprintf(p, "ftp://127.0.0.1:%d/", closed_port()), "token",
-                              "{}", 2, &opts, &resp),
-        PEGADM_HTTP_ERROR);
+    assert_int_equal(pegadm_http_post_json(
+                         p, apr_psprintf(p, "ftp://127.0.0.1:%d/", fake_service_closed_port()),
+                         "token", "{}", 2, &opts, &resp),
+                     PEGADM_HTTP_ERROR);
 }
 
 /* With no proxy configured, the environment's proxy variables are ignored. */
 static void environment_proxy_is_ignored(void **state)
 {
     apr_pool_t *p = *state;
-    const char *dead_proxy = apr_psprintf(p, "http://127.0.0.1:%d", closed_port());
+    const char *dead_proxy = apr_psprintf(p, "http://127.0.0.1:%d", fake_service_closed_port());
     fake_service_t *svc;
     pegadm_dm_target_t t;
     const char *sid, *why;
 
     setenv("http_proxy", dead_proxy, 1);
     setenv("ALL_PROXY", dead_proxy, 1);
-    svc = fake_service_start(p, http_answer(p, "200 OK", "{\"sessionId\":\"direct\"}"));
+    svc = fake_service_start(p, FAKE_ANSWER,
+                             fake_http_answer(p, "200 OK", "{\"sessionId\":\"direct\"}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
                      PEGADM_DM_OK);
@@ -643,8 +507,9 @@ static void configured_proxy_is_used(void **state)
     pegadm_dm_target_t t;
     const char *sid, *why;
 
-    proxy = fake_service_start(p, http_answer(p, "200 OK", "{\"sessionId\":\"proxied\"}"));
-    t = loopback_target(p, closed_port());
+    proxy = fake_service_start(p, FAKE_ANSWER,
+                               fake_http_answer(p, "200 OK", "{\"sessionId\":\"proxied\"}"));
+    t = loopback_target(p, fake_service_closed_port());
     t.service_url = "http://pega.invalid";
     t.http.proxy = apr_psprintf(p, "http://127.0.0.1:%d", proxy->port);
     assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
@@ -663,7 +528,8 @@ static void push_private_data_request(void **state)
     pegadm_dm_target_t t;
     const char *why = "unset";
 
-    svc = fake_service_start(p, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    svc = fake_service_start(p, FAKE_ANSWER,
+                             "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), &why),
                      PEGADM_DM_OK);
@@ -684,7 +550,7 @@ static void push_private_data_error_status(void **state)
     pegadm_dm_target_t t;
     const char *why;
 
-    svc = fake_service_start(p, http_answer(p, "403 Forbidden", "{}"));
+    svc = fake_service_start(p, FAKE_ANSWER, fake_http_answer(p, "403 Forbidden", "{}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), &why),
                      PEGADM_DM_HTTP_STATUS);
@@ -698,7 +564,7 @@ static void push_private_data_error_status(void **state)
 
 static void push_private_data_needs_an_object(void **state)
 {
-    pegadm_dm_target_t t = loopback_target(*state, closed_port());
+    pegadm_dm_target_t t = loopback_target(*state, fake_service_closed_port());
     json_t *payload = json_pack("[s]", "alice");
     const char *why;
 

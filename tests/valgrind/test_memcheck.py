@@ -10,8 +10,8 @@ import re
 import signal
 import time
 
-import harness
-from harness import location, parse_vars, same_origin_request, session_get
+import pegadm_harness as harness
+from pegadm_harness import location, parse_vars, same_origin_request, session_get
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUPPRESSIONS = os.path.join(HERE, "httpd.supp")

@@ -1,25 +1,27 @@
-"""Fixtures: a work directory, a throwaway CA, the DM emulator, an echo
-backend and a factory for real httpd instances.
+"""The pytest plugin of the harness: its fixtures, for the integration
+tests, the memcheck run and whatever else loads it (tests/conftest.py
+does, with `pytest_plugins`).
 
     workdir        session: a 0755 temp directory, removed at the end
+                   (kept when PEGADM_TEST_KEEP is set)
     ca             session: {"ca", "ca_key", "cert", "key"} paths (throwaway CA)
-    emulator       session: the running harness.Emulator (HTTPS, test widgets)
+    emulator       session: the running emulator.Emulator (HTTPS, test widgets)
     dm             function: the emulator, reset before the test and after it
-    echo_backend   session: harness.EchoBackend on 127.0.0.1 (plain HTTP)
+    echo_backend   session: backends.EchoBackend on 127.0.0.1 (plain HTTP)
     closed_port    session: a loopback port that refuses connections
-    memcached      function: a fresh harness.FakeMemcached on 127.0.0.1
-    connect_proxy  function: a harness.ConnectProxy (HTTP CONNECT to loopback)
+    memcached      function: a fresh caches.FakeMemcached on 127.0.0.1
+    connect_proxy  function: a backends.ConnectProxy (HTTP CONNECT to loopback)
     httpd_factory  function: start(conf="", users=..., mpm=..., loglevel=...,
-                   env=..., load_pegadm=True) -> harness.Httpd, stopped after
+                   env=..., load_pegadm=True) -> httpd.Httpd, stopped after
                    the test; a child crash seen in its error log fails the test
     module_httpd   function: like httpd_factory but first checks the module
                    was built
     (autouse)      with PEGADM_TEST_SANITIZER_LOGS set, a test during which
                    httpd wrote a sanitizer report fails
-    config_test    function: config_test(conf_text, **kw) -> ConfigTestResult
+    config_test    function: config_test(conf_text, **kw) -> httpd.ConfigTestResult
     plain_emulator session: the emulator over plain HTTP (for the browser)
     plain_dm       function: plain_emulator, reset before the test and after it
-    chromium       function: a headless chromium.Chromium, fresh profile
+    chromium       function: a headless browser.Chromium, fresh profile
     demo_portal    function: the demo portal (demo/) against plain_dm, started
 """
 
@@ -27,64 +29,78 @@ import os
 
 import pytest
 
-import harness
+from .backends import ClosedPort, ConnectProxy, EchoBackend
+from .caches import FakeMemcached
+from .emulator import Emulator, load_ca_module
+from .httpd import Httpd
+from .httpd import config_test as run_config_test
+from .sanitizers import SANITIZER_LOGS, sanitizer_reports
+from .settings import (MODULE_PATH, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET, REPO_ROOT, WIDGET_ID,
+                       WIDGET_SECRET)
+from .util import make_public_dir, remove_tree
 
 
 @pytest.fixture(scope="session")
 def workdir():
-    path = harness.make_public_dir()
+    path = make_public_dir()
     yield path
     if not os.environ.get("PEGADM_TEST_KEEP"):
-        harness.remove_tree(path)
+        remove_tree(path)
 
 
 @pytest.fixture(scope="session")
 def ca(workdir):
-    return harness.load_ca_module().make_ca(os.path.join(workdir, "ca"))
+    return load_ca_module().make_ca(os.path.join(workdir, "ca"))
 
 
 @pytest.fixture(scope="session")
 def emulator(workdir, ca):
-    emu = harness.Emulator(workdir, ca, {
-        harness.WIDGET_ID: harness.WIDGET_SECRET,
-        harness.OTHER_WIDGET_ID: harness.OTHER_WIDGET_SECRET,
+    emu = Emulator(workdir, ca, {
+        WIDGET_ID: WIDGET_SECRET,
+        OTHER_WIDGET_ID: OTHER_WIDGET_SECRET,
     }).start()
     yield emu
     emu.stop()
 
 
-@pytest.fixture
-def dm(emulator):
-    """The emulator with a clean record and fault mode 'ok'."""
+def reset_around(emulator):
+    """Yields the emulator with a clean record and fault mode 'ok', and
+    resets it again afterwards."""
     emulator.reset()
     yield emulator
     emulator.reset()
 
 
+@pytest.fixture
+def dm(emulator):
+    """The emulator with a clean record and fault mode 'ok'."""
+    yield from reset_around(emulator)
+
+
 @pytest.fixture(scope="session")
 def echo_backend():
-    backend = harness.EchoBackend()
+    backend = EchoBackend()
     yield backend
     backend.stop()
 
 
 @pytest.fixture(scope="session")
 def closed_port():
-    port = harness.ClosedPort()
+    port = ClosedPort()
     yield port.port
     port.close()
 
 
 @pytest.fixture
 def memcached():
-    cache = harness.FakeMemcached()
+    cache = FakeMemcached()
     yield cache
     cache.stop()
 
 
 @pytest.fixture
 def connect_proxy():
-    proxy = harness.ConnectProxy()
+    proxy = ConnectProxy()
     yield proxy
     proxy.stop()
 
@@ -94,7 +110,7 @@ def httpd_factory(workdir):
     started = []
 
     def start(conf="", **kwargs):
-        server = harness.Httpd(workdir, conf, **kwargs)
+        server = Httpd(workdir, conf, **kwargs)
         started.append(server)
         return server.start()
 
@@ -110,27 +126,27 @@ def httpd_factory(workdir):
 
 @pytest.fixture(scope="session", autouse=True)
 def sanitizer_log_dir():
-    if harness.SANITIZER_LOGS:
-        os.makedirs(harness.SANITIZER_LOGS, exist_ok=True)
-        os.chmod(harness.SANITIZER_LOGS, 0o1777)  # children run as www-data
+    if SANITIZER_LOGS:
+        os.makedirs(SANITIZER_LOGS, exist_ok=True)
+        os.chmod(SANITIZER_LOGS, 0o1777)  # children run as www-data
 
 
 @pytest.fixture(autouse=True)
 def no_sanitizer_reports(sanitizer_log_dir):
     """Fails the test during which an httpd process wrote a sanitizer report."""
-    before = set(harness.sanitizer_reports())
+    before = set(sanitizer_reports())
     yield
-    new = {name: text for name, text in harness.sanitizer_reports().items()
+    new = {name: text for name, text in sanitizer_reports().items()
            if name not in before}
     assert not new, "sanitizer reports:\n" + "\n".join(
         "---- %s ----\n%s" % (name, text[-6000:]) for name, text in new.items())
 
 
 def require_module():
-    if not os.path.exists(harness.MODULE_PATH):
+    if not os.path.exists(MODULE_PATH):
         pytest.fail("%s is missing: build it first (cmake -S . -B build && "
-                    "cmake --build build)" % os.path.relpath(harness.MODULE_PATH,
-                                                            harness.REPO_ROOT))
+                    "cmake --build build)" % os.path.relpath(MODULE_PATH,
+                                                            REPO_ROOT))
 
 
 @pytest.fixture
@@ -144,7 +160,7 @@ def config_test(workdir):
     require_module()
 
     def run(conf_text, **kwargs):
-        return harness.config_test(conf_text, workdir=workdir, **kwargs)
+        return run_config_test(conf_text, workdir=workdir, **kwargs)
 
     return run
 
@@ -156,22 +172,20 @@ def plain_emulator(workdir):
     """The emulator over plain HTTP on loopback: the browser loads widget.js
     from it (chromium does not trust the throwaway CA; the module accepts
     http:// for a loopback service)."""
-    emu = harness.Emulator(workdir, None, {harness.WIDGET_ID: harness.WIDGET_SECRET}).start()
+    emu = Emulator(workdir, None, {WIDGET_ID: WIDGET_SECRET}).start()
     yield emu
     emu.stop()
 
 
 @pytest.fixture
 def plain_dm(plain_emulator):
-    plain_emulator.reset()
-    yield plain_emulator
-    plain_emulator.reset()
+    yield from reset_around(plain_emulator)
 
 
 @pytest.fixture
 def chromium(workdir):
-    """A headless chromium with a fresh profile (chromium.Chromium)."""
-    import chromium as browsers  # selenium is needed by the browser tests only
+    """A headless chromium with a fresh profile (browser.Chromium)."""
+    from . import browser as browsers  # selenium: the browser tests only
     browser = browsers.Chromium(workdir)
     yield browser
     browser.quit()
@@ -180,7 +194,7 @@ def chromium(workdir):
 @pytest.fixture
 def demo_portal(workdir, plain_dm):
     """The demo portal (demo/httpd.conf, demo/htdocs) against plain_dm."""
-    import chromium as browsers
+    from . import browser as browsers
     require_module()
     portal = browsers.DemoPortal(workdir, plain_dm).start()
     yield portal

@@ -7,7 +7,6 @@ loopback (no component updates, no sync, no background networking). Every
 wait is bounded.
 """
 
-import importlib.util
 import grp
 import os
 import pwd
@@ -20,24 +19,23 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-import harness
+from .httpd import Httpd, htpasswd_line
+from .settings import (APACHE_MODULES, MODULE_PATH, REPO_ROOT, WIDGET_ID,
+                       WIDGET_SECRET)
+from .util import free_port, load_source, write_file
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 15.0
 WINDOW = (1280, 860)
 
-DEMO_DIR = os.path.join(harness.REPO_ROOT, "demo")
+DEMO_DIR = os.path.join(REPO_ROOT, "demo")
 DEMO_USERS = {"alice": "alice", "bob": "bob"}
 
 
 def demo_customers():
     """demo/customers.py: the demo's customer database."""
-    spec = importlib.util.spec_from_file_location(
-        "demo_customers", os.path.join(DEMO_DIR, "customers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source("demo_customers", os.path.join(DEMO_DIR, "customers.py"))
 
 
 def demo_private_data(user):
@@ -162,7 +160,7 @@ class Chromium:
         return self.wait_for_chat()
 
 
-class DemoPortal(harness.Httpd):
+class DemoPortal(Httpd):
     """The demo portal as scripts/demo runs it (demo/httpd.conf, a copy of
     demo/htdocs, alice/alice and bob/bob, a fresh cookie key), against
     `emulator`, on a free port."""
@@ -182,14 +180,12 @@ class DemoPortal(harness.Httpd):
                 os.chmod(os.path.join(top, name), 0o755)
             for name in files:
                 os.chmod(os.path.join(top, name), 0o644)
-        harness.write_file(os.path.join(web, "htpasswd"),
-                           b"".join(harness.htpasswd_line(u, p) for u, p in DEMO_USERS.items()))
+        write_file(os.path.join(web, "htpasswd"),
+                   b"".join(htpasswd_line(u, p) for u, p in DEMO_USERS.items()))
         demo_customers().create(os.path.join(web, "customers.sqlite"))
-        secret = harness.write_file(os.path.join(self.root, "jwt-secret"),
-                                    harness.WIDGET_SECRET, 0o600)
-        key = harness.write_file(os.path.join(self.root, "session-key"),
-                                 os.urandom(32).hex(), 0o600)
-        self.port = harness.free_port()
+        secret = write_file(os.path.join(self.root, "jwt-secret"), WIDGET_SECRET, 0o600)
+        key = write_file(os.path.join(self.root, "session-key"), os.urandom(32).hex(), 0o600)
+        self.port = free_port()
         root = os.geteuid() == 0
         self.env = {
             "PEGADM_DEMO_STATE": self.root,
@@ -197,9 +193,9 @@ class DemoPortal(harness.Httpd):
             "PEGADM_DEMO_PORT": str(self.port),
             "PEGADM_DEMO_USER": "www-data" if root else pwd.getpwuid(os.getuid()).pw_name,
             "PEGADM_DEMO_GROUP": "www-data" if root else grp.getgrgid(os.getgid()).gr_name,
-            "PEGADM_DEMO_MODULES": harness.APACHE_MODULES,
-            "PEGADM_DEMO_MODULE": harness.MODULE_PATH,
-            "PEGADM_DEMO_WIDGET_ID": harness.WIDGET_ID,
+            "PEGADM_DEMO_MODULES": APACHE_MODULES,
+            "PEGADM_DEMO_MODULE": MODULE_PATH,
+            "PEGADM_DEMO_WIDGET_ID": WIDGET_ID,
             "PEGADM_DEMO_SECRET_FILE": secret,
             "PEGADM_DEMO_SERVICE_URL": self.emulator.url,
             "PEGADM_DEMO_SESSION_KEY_FILE": key,

@@ -1,6 +1,7 @@
 /* mod_pegadm: connects a portal's logged-in customers to Pega Digital
- * Messaging. The module record and hooks; configuration, sessions and the
- * handlers live in src/mod_pegadm_*.c, the httpd-free core in src/pegadm_*.c. */
+ * Messaging. The module record and hooks, and eager mode's fixup; the rest of
+ * the Apache glue is in the other mod_pegadm_*.c, the httpd-free core in
+ * pegadm_*.c. */
 #include "mod_pegadm.h"
 
 #include <string.h>
