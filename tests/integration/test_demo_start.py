@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 
-import harness
+import pegadm_harness as harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "scripts", "demo")
