@@ -25,6 +25,8 @@ PEGADM_PACKAGES=(
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
     # the Debian package: built from a copy of the git tree, checked by lintian
     debhelper dpkg-dev lintian git
+    # the status handler's test: Debian's Prometheus scrapes it (and promtool)
+    prometheus
 )
 
 pegadm_say() {

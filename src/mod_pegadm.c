@@ -13,6 +13,7 @@
 #include <ap_mpm.h>
 #include <util_mutex.h>
 
+#include "mod_pegadm_ops.h"
 #include "pegadm_http.h"
 
 static int pegadm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -146,6 +147,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
     pegadm_cache_control_register_hooks(p);
+    pegadm_ops_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

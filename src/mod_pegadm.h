@@ -31,6 +31,9 @@ typedef struct {
     pegadm_keys_t keys; /* derived once, at start-up */
 } pegadm_secret_t;
 
+/* metrics, audit log, preflight (src/mod_pegadm_ops.h) */
+typedef struct pegadm_ops_t pegadm_ops_t;
+
 typedef struct {
     const char *key;
     ap_expr_info_t *expr;
@@ -43,7 +46,10 @@ typedef struct {
 typedef struct {
     int enabled;
     const char *widget_id;
+    int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
     const pegadm_secret_t *secret;
+    const pegadm_secret_t
+        *secret_next; /* PegaDMJWTSecretNext: rotation (mod_pegadm_rotation.c) */
     const char *service_url;
     const char *private_data_url;
     ap_expr_info_t *customer_id;      /* NULL: REMOTE_USER */
@@ -86,6 +92,7 @@ typedef struct {
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
+    pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;

@@ -15,6 +15,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 
+#include "mod_pegadm_ops.h"
 #include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -42,6 +43,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = UNSET;
+    d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
     d->timeout = UNSET;
     d->connect_timeout = UNSET;
@@ -64,7 +66,10 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
+    d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
     d->secret = MERGE_PTR(secret);
+    /* the next secret goes with the secret it follows */
+    d->secret_next = add->secret || add->secret_next ? add->secret_next : base->secret_next;
     d->service_url = MERGE_PTR(service_url);
     d->private_data_url = MERGE_PTR(private_data_url);
     d->customer_id = MERGE_PTR(customer_id);
@@ -209,6 +214,7 @@ static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
                             cmd->cmd->name, arg);
     }
     ((pegadm_dir_conf_t *)dv)->widget_id = apr_pstrdup(cmd->pool, arg);
+    ((pegadm_dir_conf_t *)dv)->metrics_widget = pegadm_metrics_register_widget(cmd, arg);
     return NULL;
 }
 
@@ -220,16 +226,20 @@ static apr_status_t release_keys(void *keys)
     return APR_SUCCESS;
 }
 
+/* PegaDMJWTSecret(File) set d->secret, PegaDMJWTSecretNext(File) d->secret_next. */
 static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char *bytes,
                                apr_size_t len)
 {
+    int next = cmd->info != NULL;
+    const pegadm_secret_t **target = next ? &d->secret_next : &d->secret;
     pegadm_secret_t *secret;
 
-    if (d->secret) {
+    if (*target) {
         return apr_psprintf(cmd->pool,
                             "%s: a secret is already set in this scope "
-                            "(give PegaDMJWTSecret or PegaDMJWTSecretFile, once)",
-                            cmd->cmd->name);
+                            "(give %s or %sFile, once)",
+                            cmd->cmd->name, next ? "PegaDMJWTSecretNext" : "PegaDMJWTSecret",
+                            next ? "PegaDMJWTSecretNext" : "PegaDMJWTSecret");
     }
     if (len == 0) {
         return apr_psprintf(cmd->pool, "%s: the secret is empty", cmd->cmd->name);
@@ -241,7 +251,7 @@ static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char 
         return apr_psprintf(cmd->pool, "%s: deriving the cache keys failed", cmd->cmd->name);
     }
     apr_pool_cleanup_register(cmd->pool, &secret->keys, release_keys, apr_pool_cleanup_null);
-    d->secret = secret;
+    *target = secret;
     return NULL;
 }
 
@@ -592,6 +602,10 @@ const command_rec pegadm_cmds[] = {
     AP_INIT_TAKE1("PegaDMJWTSecret", set_secret, NULL, DIR_SCOPE, "the widget's JWT secret"),
     AP_INIT_TAKE1("PegaDMJWTSecretFile", set_secret_file, NULL, DIR_SCOPE,
                   "a file holding the widget's JWT secret, read at start-up"),
+    AP_INIT_TAKE1("PegaDMJWTSecretNext", set_secret, "next", DIR_SCOPE,
+                  "the secret the Web Messaging connection uses next (rotation)"),
+    AP_INIT_TAKE1("PegaDMJWTSecretNextFile", set_secret_file, "next", DIR_SCOPE,
+                  "a file holding the secret the connection uses next, read at start-up"),
     AP_INIT_TAKE1("PegaDMServiceURL", set_service_url, NULL, DIR_SCOPE,
                   "the Digital Messaging service base URL"),
     AP_INIT_TAKE1("PegaDMPrivateDataURL", set_private_data_url, NULL, DIR_SCOPE,
@@ -637,5 +651,13 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
+    AP_INIT_FLAG("PegaDMPreflight", pegadm_preflight_set, NULL, RSRC_CONF,
+                 "Off to skip checking the services at start-up and periodically"),
+    AP_INIT_TAKE1("PegaDMPreflightInterval", pegadm_preflight_set_interval, NULL, RSRC_CONF,
+                  "seconds between checks of the services (0: at start-up only)"),
+    AP_INIT_TAKE1("PegaDMCertificateWarnDays", pegadm_preflight_set_warn_days, NULL, RSRC_CONF,
+                  "warn when a service's certificate expires within this many days"),
+    AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
+                  "a file, or \"|program\", receiving one JSON line per session event"),
     {.name = NULL}, /* the end of the table */
 };

@@ -10,6 +10,8 @@
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
+#include "mod_pegadm_ops.h"
+
 APLOG_USE_MODULE(pegadm);
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
@@ -87,15 +89,20 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     pegadm_dm_target_t target;
     pegadm_dm_status_t st;
     json_t *payload = private_data_payload(b, why);
+    apr_time_t started;
 
     if (!payload) {
+        pegadm_count_call(b->r, b->d, PEGADM_UPSTREAM_CREATE, PEGADM_CALL_INTERNAL, 0);
         return APR_EGENERAL;
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    st = pegadm_dm_create_session(p, &target, b->customer_id, apr_time_now(), sid, why);
+    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
     if (st == PEGADM_DM_OK) {
-        st = pegadm_dm_push_private_data(p, &target, *sid, payload, apr_time_now(), why);
+        started = apr_time_now();
+        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, why);
+        pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, *sid,
+                            started);
         if (st != PEGADM_DM_OK) {
             *why = apr_pstrcat(p, "private data: ", *why, NULL);
         }
@@ -163,6 +170,7 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
     pegadm_conf_breaker(b->d, &ref.conf);
     pegadm_breaker_enter(p, &ref, now, &verdict, &record);
     if (verdict == PEGADM_BREAKER_REJECT) {
+        pegadm_observe_refusal(b->r, b->d, "breaker_open", b->customer_id);
         *held_until = pegadm_breaker_reopens(&record, &ref.conf, now);
         *why = apr_pstrcat(p, "circuit breaker open: not calling ", ref.service_url, NULL);
         return APR_EGENERAL;
@@ -173,6 +181,7 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
         pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
                              NULL);
         log_breaker_change(b->r, &ref, change);
+        pegadm_observe_breaker(b->r, b->d, change);
     }
     return rv;
 }
@@ -189,6 +198,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     memset(&req, 0, sizeof(req));
     req.store = store;
     req.keys = &d->secret->keys;
+    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;
     req.customer_id = customer_id;
     req.ttl = pegadm_conf_cache_ttl(d);
@@ -208,6 +218,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     st = op == PEGADM_OP_GET     ? pegadm_session_get(r->pool, &req, res)
          : op == PEGADM_OP_RENEW ? pegadm_session_renew(r->pool, &req, res)
                                  : pegadm_session_forget(r->pool, &req, res);
+    pegadm_observe_session_op(r, d, op, st, res, customer_id);
     if (res->discarded) {
         ap_log_rerror(
             APLOG_MARK, APLOG_WARNING, 0, r,

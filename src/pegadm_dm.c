@@ -160,6 +160,9 @@ static pegadm_dm_status_t pegadm_dm_post(apr_pool_t *p, const pegadm_dm_target_t
     }
     hs = pegadm_http_post_json(p, url, token, text, strlen(text), &t->http, resp);
     free(text);
+    if (t->answered) {
+        *t->answered = hs == PEGADM_HTTP_OK ? resp->status : 0;
+    }
     return pegadm_dm_status_from_http(p, hs, resp, why);
 }
 

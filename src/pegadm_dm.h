@@ -18,6 +18,7 @@ typedef struct {
     apr_size_t secret_len;
     int token_lifetime; /* seconds, exp - iat */
     pegadm_http_opts_t http;
+    long *answered; /* optional: receives the HTTP status of the last answer (0: none) */
 } pegadm_dm_target_t;
 
 typedef enum {

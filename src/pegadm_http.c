@@ -2,6 +2,7 @@
  * target) are kept apart from per-request ones; a handle from a
  * pegadm_http_handles_t set keeps its connections between calls. */
 #include <string.h>
+#include <time.h>
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -298,4 +299,104 @@ pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const
     pegadm_http_give_back(opts->handles, h);
     curl_slist_free_all(headers);
     return status;
+}
+
+/* ---- preflight ---- */
+
+apr_status_t pegadm_http_parse_cert_time(const char *text, apr_time_t *out)
+{
+    struct tm tm;
+    const char *end;
+
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(text, "%b %d %H:%M:%S %Y GMT", &tm);
+    if (!end || *end) {
+        return APR_EINVAL;
+    }
+    *out = apr_time_from_sec(timegm(&tm));
+    return APR_SUCCESS;
+}
+
+/* The earliest "Expire date" of the chain libcurl collected. */
+static apr_time_t pegadm_http_chain_expiry(CURL *h)
+{
+    static const char field[] = "Expire date:";
+    struct curl_certinfo *info = NULL;
+    apr_time_t earliest = 0, t;
+
+    if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &info) != CURLE_OK || !info) {
+        return 0;
+    }
+    for (int i = 0; i < info->num_of_certs; i++) {
+        for (struct curl_slist *f = info->certinfo[i]; f; f = f->next) {
+            if (!strncmp(f->data, field, sizeof(field) - 1) &&
+                pegadm_http_parse_cert_time(f->data + sizeof(field) - 1, &t) == APR_SUCCESS &&
+                (!earliest || t < earliest)) {
+                earliest = t;
+            }
+        }
+    }
+    return earliest;
+}
+
+pegadm_http_status_t pegadm_http_probe(apr_pool_t *p, const char *url,
+                                       const pegadm_http_opts_t *opts, apr_time_t *not_after,
+                                       const char **error)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    pegadm_http_status_t status = PEGADM_HTTP_ERROR;
+    CURL *h = curl_easy_init();
+    CURLcode rc;
+
+    *not_after = 0;
+    *error = NULL;
+    if (!h || pegadm_http_set_transport(h, opts) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_CERTINFO, 1L) != CURLE_OK) {
+        *error = "could not configure libcurl";
+    } else {
+        rc = curl_easy_perform(h);
+        status = pegadm_http_status_from_curl(rc, 0);
+        if (status == PEGADM_HTTP_OK) {
+            *not_after = pegadm_http_chain_expiry(h);
+        } else {
+            *error = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        }
+    }
+    if (h) {
+        curl_easy_cleanup(h);
+    }
+    return status;
+}
+
+pegadm_http_status_t pegadm_http_warm(apr_pool_t *p, const char *url,
+                                      const pegadm_http_opts_t *opts, long *status,
+                                      const char **error)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    pegadm_http_status_t result = PEGADM_HTTP_ERROR;
+    CURL *h = pegadm_http_take(opts->handles);
+    CURLcode rc;
+
+    *status = 0;
+    *error = NULL;
+    if (!h || pegadm_http_set_transport(h, opts) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L) != CURLE_OK) {
+        *error = "could not configure libcurl";
+    } else {
+        rc = curl_easy_perform(h);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+        result = pegadm_http_status_from_curl(rc, 0);
+        if (result == PEGADM_HTTP_OK) {
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        } else {
+            *error = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        }
+    }
+    pegadm_http_give_back(opts->handles, h);
+    return result;
 }

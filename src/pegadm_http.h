@@ -58,3 +58,24 @@ pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const
                                            pegadm_http_response_t *resp);
 
 #endif
+
+/* ---- preflight: is the service there, and how long is its certificate
+ * good for ---- */
+
+/* Resolves url's host, connects and (https) completes a verified TLS
+ * handshake, sending no request. *not_after is the earliest expiry of the
+ * certificates the server sent (0 for plain http or if unknown); *error
+ * says why on failure. Uses a connection of its own. */
+pegadm_http_status_t pegadm_http_probe(apr_pool_t *p, const char *url,
+                                       const pegadm_http_opts_t *opts, apr_time_t *not_after,
+                                       const char **error);
+
+/* HEAD url with a handle of opts->handles, which goes back with its open
+ * connection: the next call pays no handshake. *status is the answer's. */
+pegadm_http_status_t pegadm_http_warm(apr_pool_t *p, const char *url,
+                                      const pegadm_http_opts_t *opts, long *status,
+                                      const char **error);
+
+/* A certificate time as libcurl's OpenSSL back end prints it ("Dec  2
+ * 08:00:00 2026 GMT"); APR_EINVAL if it is not one. */
+apr_status_t pegadm_http_parse_cert_time(const char *text, apr_time_t *out);

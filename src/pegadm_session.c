@@ -144,7 +144,7 @@ static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
  * server queue on the lock as briefly as possible. Anything else (and any
  * doubt) is left to the locked path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          pegadm_session_result_t *res)
+                          pegadm_session_result_t *res, apr_time_t *made)
 {
     unsigned char buf[ENTRY_MAX], fbuf[ENTRY_MAX];
     unsigned int len = sizeof(buf), flen = sizeof(fbuf);
@@ -174,6 +174,9 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
         return 0;
     }
     res->session_id = e.session_id;
+    if (made) {
+        *made = e.time;
+    }
     return 1;
 }
 
@@ -251,6 +254,33 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         res->session_id = found.session_id;
     }
     return rv;
+}
+
+/* During a rotation the session may be filed under the other secret's
+ * keys: it is handed out and filed anew under the current keys, keeping its
+ * age (a session stored there meanwhile wins, as in store_new_session). A
+ * failure to file it again is no failure: the next request tries again. */
+static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
+                                const cache_id_t *id, pegadm_session_result_t *res)
+{
+    pegadm_session_req_t previous = *req;
+    entry_t e = {ENTRY_SESSION, 0, 0, 0, NULL};
+    cache_id_t old;
+
+    if (!req->keys_previous) {
+        return 0;
+    }
+    previous.keys = req->keys_previous;
+    if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
+        !cached_session(p, &previous, &old, res, &e.time)) {
+        return 0;
+    }
+    e.session_id = res->session_id;
+    if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
+        store_new_session(p, req, id, &e, 1, res);
+        req->store->unlock(req->store->ctx);
+    }
+    return 1;
 }
 
 static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
@@ -496,7 +526,7 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     if (cache_id(req, "session", &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, res)) {
+    if (cached_session(p, req, &id, res, NULL) || filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
     status = wait_or_create(p, req, &id, started, &waiting, res);
@@ -524,33 +554,80 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, req, &id, 0, res);
 }
 
+/* Under the lock: removes the session filed under keys. */
+static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys)
+{
+    pegadm_session_req_t with_keys = *req;
+    cache_id_t id;
+    apr_status_t rv;
+
+    with_keys.keys = keys;
+    if (cache_id(&with_keys, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+/* Under the lock: the forgotten entry filed under keys, which outlives
+ * every session made before now (each expires within the TTL after it was
+ * made), so that none of them can be put back and used. */
+static apr_status_t mark_forgotten(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys, apr_time_t now)
+{
+    pegadm_session_req_t with_keys = *req;
+    entry_t forgotten = {ENTRY_FORGOTTEN, now, 0, 0, NULL};
+    cache_id_t fid;
+
+    with_keys.keys = keys;
+    if (forgotten_id(&with_keys, &fid) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    return save(p, &with_keys, &fid, &forgotten, now + req->ttl);
+}
+
+/* Under the lock. A create in progress stays marked: its waiters would
+ * otherwise each start one of their own; what it makes is what they all
+ * get. A session still filed under the other secret's keys goes too: the
+ * lookup would find it there. */
+static apr_status_t forget_locked(apr_pool_t *p, const pegadm_session_req_t *req,
+                                  apr_time_t now, pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_status_t rv;
+
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = load(p, req, &id, &e, res);
+    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > now)) {
+        rv = remove_session(p, req, req->keys);
+    }
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = remove_session(p, req, req->keys_previous);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = mark_forgotten(p, req, req->keys, now);
+    }
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = mark_forgotten(p, req, req->keys_previous, now);
+    }
+    return rv;
+}
+
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res)
 {
     apr_time_t now = apr_time_now();
-    entry_t e, forgotten = {ENTRY_FORGOTTEN, now, 0, 0, NULL};
-    cache_id_t id, fid;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS ||
-        forgotten_id(req, &fid) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    /* A create in progress stays marked: its waiters would otherwise each
-     * start one of their own. What it makes is what they all get. */
-    rv = load(p, req, &id, &e, res);
-    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > now)) {
-        rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
-    }
-    /* Outlives every session made before now (each expires within the TTL
-     * after it was made), so none of them can be put back and used. */
-    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
-        rv = save(p, req, &fid, &forgotten, now + req->ttl);
-    }
+    rv = forget_locked(p, req, now, res);
     req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "forgetting an entry");

@@ -42,6 +42,10 @@ typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char 
 typedef struct {
     const pegadm_store_t *store;
     const pegadm_keys_t *keys;
+    /* NULL, or the keys of the other secret of a rotation: a session found
+     * filed under them is filed anew under keys (after the two secrets are
+     * swapped in the configuration, no cached session is lost) */
+    const pegadm_keys_t *keys_previous;
     const char *widget_id;
     const char *customer_id;      /* already validated */
     apr_interval_time_t ttl;      /* how long a session ID is reused */

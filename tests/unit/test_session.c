@@ -342,6 +342,46 @@ static void test_every_create_counts_against_the_limit(void **state)
     assert_int_equal(upstream.creates, 2);
 }
 
+/* The longest entry in the store: the session (it holds the ID). */
+static slot_t *session_slot(void)
+{
+    slot_t *best = NULL;
+    for (int i = 0; i < SLOTS; i++) {
+        if (store_data.slots[i].used && (!best || store_data.slots[i].len > best->len)) {
+            best = &store_data.slots[i];
+        }
+    }
+    return best;
+}
+
+/* A cache writer puts back a session entry saved before the forget, and
+ * one kept past its own expiry: neither is honoured. */
+static void test_entries_put_back_are_not_honoured(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+    slot_t saved, *slot;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    saved = *session_slot();
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    for (slot = &store_data.slots[0]; slot->used; slot++) {
+    }
+    *slot = saved; /* written back, under its own key */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+
+    req.ttl = apr_time_from_msec(50);
+    req.customer_id = "bob";
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    slot = session_slot();
+    slot->expiry = apr_time_now() + apr_time_from_sec(3600); /* the cache keeps it */
+    apr_sleep(apr_time_from_msec(80));
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.created);
+}
+
 /* A refused create (the service deemed down) calls nobody: it is not counted. */
 static void test_refused_creates_do_not_count(void **state)
 {
@@ -379,6 +419,45 @@ static void test_forget(void **state)
     assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, first.session_id);
+}
+
+/* ---- a rotation's swap of the two secrets: sessions filed under the
+ * other secret's keys are kept ---- */
+
+static pegadm_keys_t other_keys;
+
+static void test_a_session_filed_under_the_previous_keys_is_kept(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_req_t only_new = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    /* without the previous keys, a new session: what the swap must avoid */
+    only_new.create = NULL;
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(res.created, 0);
+    /* filed anew under the current keys */
+    assert_int_equal(pegadm_session_get(pool, &only_new, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_forget_removes_the_session_under_both_keys(void **state)
+{
+    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_result_t first, res;
+
+    before.keys = &other_keys;
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_get(pool, &before, &first), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
@@ -579,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup(test_renew_replaces_and_is_limited, setup),
         cmocka_unit_test_setup(test_every_create_counts_against_the_limit, setup),
         cmocka_unit_test_setup(test_refused_creates_do_not_count, setup),
+        cmocka_unit_test_setup(test_entries_put_back_are_not_honoured, setup),
         cmocka_unit_test_setup(test_failed_renew_keeps_session, setup),
         cmocka_unit_test_setup(test_forget, setup),
         cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),
@@ -588,6 +668,8 @@ int main(void)
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
+        cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
+        cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;
@@ -597,6 +679,7 @@ int main(void)
     apr_thread_mutex_create(&store_data.mutex, APR_THREAD_MUTEX_DEFAULT, pool);
     store = (pegadm_store_t){&store_data, fake_lock, fake_unlock, fake_get, fake_put, fake_del};
     pegadm_keys_derive(&keys, (const unsigned char *)secret, strlen(secret));
+    pegadm_keys_derive(&other_keys, (const unsigned char *)"the other secret", 16);
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     apr_terminate();
     return failed;

@@ -454,6 +454,9 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             if path == "/private-data":
                 return self.only(method, "POST", lambda: self.private_data(body))
             if len(parts) == 2 and parts[1] == "widget.js":
+                # HEAD too, as a CDN answers it: the module warms connections so
+                if method == "HEAD":
+                    return self.widget_js(parts[0])
                 return self.only(method, "GET", lambda: self.widget_js(parts[0]))
             raise Rejection(404, "no such endpoint")
         except Rejection as err:

@@ -89,7 +89,7 @@ def _req_config(directory, tag, extensions):
     return path
 
 
-def _make_server(directory, prefix, ca_cert, ca_key, san):
+def _make_server(directory, prefix, ca_cert, ca_key, san, days=VALIDITY_DAYS):
     cert = os.path.join(directory, prefix + "server.pem")
     key = os.path.join(directory, prefix + "server.key")
     csr = os.path.join(directory, prefix + "server.csr")
@@ -106,7 +106,7 @@ def _make_server(directory, prefix, ca_cert, ca_key, san):
         "x509", "-req", "-in", csr,
         "-CA", ca_cert, "-CAkey", ca_key,
         "-set_serial", _random_serial(),
-        "-days", VALIDITY_DAYS,
+        "-days", str(days),
         "-extfile", ext,
         "-out", cert,
     )
@@ -116,9 +116,10 @@ def _make_server(directory, prefix, ca_cert, ca_key, san):
     return cert, key
 
 
-def make_ca(directory, prefix="", san=SERVER_SAN):
+def make_ca(directory, prefix="", san=SERVER_SAN, server_days=VALIDITY_DAYS):
     """Create a CA and a server certificate for localhost/127.0.0.1 in
-    `directory`.
+    `directory`; the server certificate is valid for `server_days` days
+    (1: it expires tomorrow).
 
     Files: {prefix}ca.pem, {prefix}ca.key, {prefix}server.pem,
     {prefix}server.key. Returns a dict of those paths (keys: ca, ca_key,
@@ -127,7 +128,7 @@ def make_ca(directory, prefix="", san=SERVER_SAN):
     os.makedirs(directory, exist_ok=True)
     label = (prefix or "pegadm-test-") + "throwaway-ca"
     ca_cert, ca_key = _make_authority(directory, prefix, label)
-    cert, key = _make_server(directory, prefix, ca_cert, ca_key, san)
+    cert, key = _make_server(directory, prefix, ca_cert, ca_key, san, server_days)
     return {"ca": ca_cert, "ca_key": ca_key, "cert": cert, "key": key}
 
 

@@ -1,0 +1,273 @@
+/* The shared counters on the Apache side: the widgets of the configuration
+ * collected while it is read, one block of anonymous shared memory made by
+ * the parent process and kept in its process pool, so that the counts
+ * survive graceful restarts (and restarts that keep the parent), a slot
+ * per child process, and the counting calls of the request path. */
+#include "mod_pegadm_ops.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <ap_mpm.h>
+
+APLOG_USE_MODULE(pegadm);
+
+/* Userdata keys: the widget list of this configuration (pconf), and the
+ * shared block of the parent process (process pool, kept across reloads). */
+#define WIDGETS_KEY "pegadm-metrics-widgets"
+#define BLOCK_KEY   "pegadm-metrics-block"
+
+/* Room for widgets added by later graceful restarts. */
+#define WIDGET_HEADROOM 8
+
+typedef struct {
+    apr_shm_t *shm;
+    pegadm_metrics_t *metrics;
+    int slots;
+} block_t;
+
+pegadm_ops_t *pegadm_ops_of(server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    if (!sc->ops) {
+        sc->ops = apr_pcalloc(s->process->pconf, sizeof(*sc->ops));
+    }
+    return sc->ops;
+}
+
+int pegadm_metrics_register_widget(cmd_parms *cmd, const char *widget_id)
+{
+    apr_array_header_t *ids = NULL;
+
+    apr_pool_userdata_get((void **)&ids, WIDGETS_KEY, cmd->pool);
+    if (!ids) {
+        ids = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        apr_pool_userdata_set(ids, WIDGETS_KEY, apr_pool_cleanup_null, cmd->pool);
+    }
+    for (int i = 0; i < ids->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(ids, i, const char *), widget_id)) {
+            return i;
+        }
+    }
+    APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(cmd->pool, widget_id);
+    return ids->nelts - 1;
+}
+
+/* Maps every configured widget into the block; 0 if one does not fit. */
+static int map_widgets(pegadm_metrics_t *m, const apr_array_header_t *ids, int *map)
+{
+    for (int i = 0; i < ids->nelts; i++) {
+        map[i] = pegadm_metrics_widget(m, APR_ARRAY_IDX(ids, i, const char *));
+        if (map[i] < 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static block_t *new_block(server_rec *s, int slots, int widgets)
+{
+    apr_pool_t *pool = s->process->pool;
+    apr_size_t size = pegadm_metrics_size(slots, widgets);
+    block_t *b = apr_pcalloc(pool, sizeof(*b));
+    apr_status_t rv = apr_shm_create(&b->shm, size, NULL, pool);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PEGADM600: cannot create %" APR_SIZE_T_FMT
+                     " bytes of shared memory for the counters; pegadm-status shows none",
+                     size);
+        return NULL;
+    }
+    b->metrics = pegadm_metrics_init(apr_shm_baseaddr_get(b->shm), size, slots, widgets);
+    b->slots = slots;
+    return b;
+}
+
+apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    pegadm_ops_t *ops = pegadm_ops_of(s);
+    apr_array_header_t *ids = NULL;
+    block_t *block = NULL;
+    int slots = 0;
+
+    apr_pool_userdata_get((void **)&ids, WIDGETS_KEY, pconf);
+    if (!ids) {
+        ids = apr_array_make(pconf, 1, sizeof(const char *));
+    }
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &slots);
+    slots = slots > 0 ? slots : 1;
+    ops->widget_map = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)(ids->nelts + 1));
+
+    apr_pool_userdata_get((void **)&block, BLOCK_KEY, s->process->pool);
+    if (block && block->slots == slots && map_widgets(block->metrics, ids, ops->widget_map)) {
+        ops->metrics = block->metrics;
+        return APR_SUCCESS;
+    }
+    if (block) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM601: the counters start again from zero: the new configuration's "
+                     "widgets or process limit do not fit the old ones");
+        /* children of the old generation keep their own mapping */
+        apr_shm_destroy(block->shm);
+    }
+    block = new_block(s, slots, ids->nelts + WIDGET_HEADROOM);
+    apr_pool_userdata_set(block, BLOCK_KEY, apr_pool_cleanup_null, s->process->pool);
+    if (!block || !block->metrics || !map_widgets(block->metrics, ids, ops->widget_map)) {
+        return block ? APR_EGENERAL : APR_SUCCESS;
+    }
+    ops->metrics = block->metrics;
+    return APR_SUCCESS;
+}
+
+static int process_alive(apr_uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_ops_t *ops = pegadm_ops_of(s);
+
+    if (ops->metrics) {
+        ops->slot =
+            pegadm_metrics_claim_slot(ops->metrics, (apr_uint32_t)getpid(), process_alive);
+    }
+}
+
+int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    return sc->ops && sc->ops->widget_map && d->metrics_widget >= 0
+               ? sc->ops->widget_map[d->metrics_widget]
+               : -1;
+}
+
+#ifndef PEGADM_NO_METRICS
+static pegadm_metrics_slot_t *slot_of(const request_rec *r)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    return sc->ops ? sc->ops->slot : NULL;
+}
+#endif
+
+/* PEGADM_NO_METRICS (cmake -DPEGADM_METRICS=OFF) compiles the request
+ * path's counting out, for the benchmark that measures what it costs. */
+void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d, pegadm_metric_t metric)
+{
+#ifndef PEGADM_NO_METRICS
+    pegadm_metrics_add(slot_of(r), pegadm_metrics_index(r, d), metric);
+#endif
+}
+
+void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
+                         pegadm_lookup_result_t result)
+{
+    pegadm_count(r, d, PEGADM_M_LOOKUPS + result);
+}
+
+void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
+                       pegadm_upstream_call_t call, pegadm_call_outcome_t outcome,
+                       apr_interval_time_t took)
+{
+#ifndef PEGADM_NO_METRICS
+    int widget = pegadm_metrics_index(r, d);
+    pegadm_metrics_slot_t *slot = slot_of(r);
+
+    pegadm_metrics_add(slot, widget,
+                       (call == PEGADM_UPSTREAM_CREATE ? PEGADM_M_CREATES : PEGADM_M_PUSHES) +
+                           outcome);
+    if (outcome != PEGADM_CALL_BREAKER_OPEN && outcome != PEGADM_CALL_INTERNAL) {
+        pegadm_metrics_observe(slot, widget, call, took);
+    }
+#endif
+}
+
+void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    if (sc->ops) {
+        pegadm_metrics_set_breaker_open(sc->ops->metrics, pegadm_metrics_index(r, d), open);
+    }
+}
+
+void pegadm_metrics_count_forget(request_rec *r, const pegadm_dir_conf_t *d,
+                                 const char *customer_id)
+{
+    pegadm_count(r, d, PEGADM_M_FORGETS);
+    pegadm_audit(r, d, "forget", "ok", customer_id, NULL, 0);
+}
+
+static pegadm_call_outcome_t outcome_of(pegadm_dm_status_t st)
+{
+    switch (st) {
+    case PEGADM_DM_OK:
+        return PEGADM_CALL_OK;
+    case PEGADM_DM_UNREACHABLE:
+        return PEGADM_CALL_UNREACHABLE;
+    case PEGADM_DM_HTTP_STATUS:
+        return PEGADM_CALL_HTTP_ERROR;
+    case PEGADM_DM_BAD_ANSWER:
+        return PEGADM_CALL_BAD_ANSWER;
+    default:
+        return PEGADM_CALL_INTERNAL;
+    }
+}
+
+void pegadm_observe_call(request_rec *r, const pegadm_dir_conf_t *d,
+                         pegadm_upstream_call_t call, pegadm_dm_status_t st,
+                         const char *customer_id, const char *session_id, apr_time_t started)
+{
+    pegadm_call_outcome_t outcome = outcome_of(st);
+    apr_interval_time_t took = apr_time_now() - started;
+
+    pegadm_count_call(r, d, call, outcome, took);
+    pegadm_audit(r, d, pegadm_upstream_call_name(call), pegadm_call_outcome_name(outcome),
+                 customer_id, st == PEGADM_DM_OK ? session_id : NULL, took);
+}
+
+void pegadm_observe_refusal(request_rec *r, const pegadm_dir_conf_t *d, const char *why,
+                            const char *customer_id)
+{
+    if (!strcmp(why, "breaker_open")) {
+        pegadm_count_call(r, d, PEGADM_UPSTREAM_CREATE, PEGADM_CALL_BREAKER_OPEN, 0);
+        pegadm_count_breaker(r, d, 1);
+    } else {
+        pegadm_count(r, d, PEGADM_M_RATE_LIMITED);
+    }
+    pegadm_audit(r, d, "refusal", why, customer_id, NULL, 0);
+}
+
+void pegadm_observe_breaker(request_rec *r, const pegadm_dir_conf_t *d,
+                            pegadm_breaker_change_t change)
+{
+    if (change == PEGADM_BREAKER_OPENED || change == PEGADM_BREAKER_REOPENED) {
+        pegadm_count_breaker(r, d, 1);
+    } else if (change == PEGADM_BREAKER_RECLOSED) {
+        pegadm_count_breaker(r, d, 0);
+    }
+}
+
+void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegadm_op_t op,
+                               pegadm_session_status_t st, const pegadm_session_result_t *res,
+                               const char *customer_id)
+{
+#ifndef PEGADM_NO_METRICS
+    if (op == PEGADM_OP_GET) {
+        pegadm_count_lookup(r, d,
+                            st == PEGADM_SESSION_STORE                 ? PEGADM_LOOKUP_ERROR
+                            : st == PEGADM_SESSION_OK && !res->created ? PEGADM_LOOKUP_HIT
+                                                                       : PEGADM_LOOKUP_MISS);
+    }
+#endif
+    if (st == PEGADM_SESSION_RATE_LIMITED) {
+        pegadm_observe_refusal(r, d, "rate_limited", customer_id);
+    }
+    if (op == PEGADM_OP_FORGET && st == PEGADM_SESSION_OK) {
+        pegadm_metrics_count_forget(r, d, customer_id);
+    }
+}

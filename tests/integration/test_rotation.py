@@ -1,0 +1,127 @@
+"""Rotating the connection's JWT secret with PegaDMJWTSecretNext: the service
+switches at run time, new customers keep getting sessions, customers with a
+session keep it, every child process learns the switch, one notice is logged;
+swapping the two secrets in the configuration afterwards loses no session."""
+
+import os
+
+import pegadm_harness as harness
+from pegadm_harness import assert_session, same_origin_request, session_get
+
+OLD = harness.WIDGET_SECRET
+NEW = "the-rotated-secret-of-the-connection-0123456789"
+STATUS = harness.location("/pegadm/status", "SetHandler pegadm-status", auth=False)
+
+
+def secret_files(workdir, name, first, nxt):
+    paths = []
+    for which, secret in (("first", first), ("next", nxt)):
+        paths.append(harness.write_file(os.path.join(workdir, "%s-%s" % (name, which)),
+                                        secret + "\n", 0o600))
+    return paths
+
+
+LOAD_MEMCACHE = "LoadModule socache_memcache_module %s/mod_socache_memcache.so\n" % (
+    harness.APACHE_MODULES)
+
+
+def rotation_site(dm, first_path, next_path, *extra, cache_port=None):
+    """With cache_port, sessions live in memcached: the shmcb cache does not
+    outlive a graceful restart, whatever the secrets."""
+    if cache_port:
+        extra = ("PegaDMCache memcache:127.0.0.1:%d" % cache_port, *extra)
+    return (LOAD_MEMCACHE if cache_port else "") + (harness.pegadm_conf(dm, secret=None, extra=[
+        'PegaDMJWTSecretFile "%s"' % first_path,
+        'PegaDMJWTSecretNextFile "%s"' % next_path,
+        "PegaDMBreakerThreshold 0", *extra])
+        + harness.session_location() + STATUS)
+
+
+def rejections(dm):
+    return [r for r in dm.state()["rejections"] if "signature" in r["reason"]]
+
+
+def notices(server, number):
+    return [line for line in server.error_log().splitlines() if number in line]
+
+
+def sessions_on_children(server, users):
+    conns = [harness.KeptConnection(server) for _ in users]
+    try:
+        sids = [assert_session(conn.request("GET", harness.SESSION_PATH, user))
+                for conn, user in zip(conns, users)]
+        pids = harness.children_serving(server, conns, len(users))
+    finally:
+        for conn in conns:
+            conn.close()
+    harness.assert_one_child_each(pids)
+    return sids
+
+
+def test_the_service_switches_to_the_next_secret(module_httpd, dm, workdir, memcached):
+    first, nxt = secret_files(workdir, "rotation", OLD, NEW)
+    users = ["alice", "bob", "c1", "c2", "c3", "dave"]
+    server = module_httpd(rotation_site(dm, first, nxt, *harness.PIDS_LOG,
+                                        cache_port=memcached.port),
+                          users=users, mpm="prefork")
+    alice = assert_session(session_get(server, "alice"))
+    assert rejections(dm) == []
+
+    dm.set_secret(NEW)
+    bob = assert_session(session_get(server, "bob"))
+    assert len(rejections(dm)) == 1, "one refused token, then the next secret"
+    assert assert_session(session_get(server, "alice")) == alice
+    # the other children know: no more refused tokens, wherever a customer lands
+    sessions_on_children(server, ["c1", "c2", "c3"])
+    assert assert_session(same_origin_request(server, "POST", "dave")) not in (alice, bob)
+    assert len(rejections(dm)) == 1
+    assert [len(dm.creates_for(u)) for u in users] == [1, 1, 1, 1, 1, 1]
+    assert dm.state()["sessions"][bob]["privateData"] == {"customerId": "bob"}
+    assert len(notices(server, "PEGADM620")) == 1, server.error_log()
+    assert "PEGADM621" not in server.error_log()
+    doc = server.request("GET", "/pegadm/status").json()
+    assert doc["widgets"][0]["secretInUse"] == "next"
+    assert doc["widgets"][0]["creates"]["http_error"] == 1
+
+    # The administrator swaps the two: every cached session survives.
+    secret_files(workdir, "rotation", NEW, OLD)
+    harness.graceful_restart(server)
+    assert assert_session(session_get(server, "alice")) == alice
+    assert assert_session(session_get(server, "bob")) == bob
+    assert_session(session_get(server, "dave"))
+    eve = assert_session(same_origin_request(server, "POST", "alice"))
+    assert eve != alice
+    assert len(rejections(dm)) == 1, "the swapped-in secret is the one in use"
+    assert [len(dm.creates_for(u)) for u in ("alice", "bob", "dave")] == [2, 1, 1]
+    server.stop()
+    text = server.error_log() + server.access_log()
+    assert OLD not in text and NEW not in text
+
+
+def test_a_logout_after_the_swap_forgets_the_session(module_httpd, dm, workdir, memcached):
+    first, nxt = secret_files(workdir, "swap-forget", OLD, NEW)
+    server = module_httpd(rotation_site(dm, first, nxt, cache_port=memcached.port))
+    alice = assert_session(session_get(server, "alice"))
+    secret_files(workdir, "swap-forget", NEW, OLD)
+    dm.set_secret(NEW)
+    harness.graceful_restart(server)
+    assert same_origin_request(server, "DELETE", "alice").status == 204
+    assert len(dm.creates_for("alice")) == 1
+    assert assert_session(session_get(server, "alice")) != alice
+
+
+def test_without_a_next_secret_a_switch_fails_as_before(module_httpd, dm):
+    server = module_httpd(harness.portal_conf(dm, server_extra=["PegaDMBreakerThreshold 0"]))
+    dm.set_secret(NEW)
+    assert session_get(server, "alice").status == 503
+    assert len(rejections(dm)) == 1
+    assert "PEGADM620" not in server.error_log()
+
+
+def test_next_and_next_file_in_one_scope_are_refused(config_test, workdir):
+    _, nxt = secret_files(workdir, "twice", OLD, NEW)
+    result = config_test(harness.pegadm_conf(extra=[
+        'PegaDMJWTSecretNext "%s"' % NEW, 'PegaDMJWTSecretNextFile "%s"' % nxt]))
+    code, output = result
+    assert code != 0, output
+    assert "PegaDMJWTSecretNextFile: a secret is already set" in output, output
