@@ -12,12 +12,13 @@ against shmcb.
 
 Worst case: for other new customers, the very first request goes to both
 nodes at the same moment (both sent before either answer is read), then
-both nodes are asked again. No socache has an atomic check-and-set across
-nodes, so this race can make two sessions (README, "Several nodes"): it
-counts how often, how many customers were handed two IDs, and whether the
+both nodes are asked again. The create is claimed on the shared cache
+server itself (docs/operations.md, "Concurrent first requests"): it counts
+customers with two creates, customers handed two IDs, and whether the
 nodes agree afterwards.
 
-Target: zero customers with two session IDs when spread over a shared cache.
+Target: zero customers with two session IDs, spread or racing, over a
+shared cache.
 """
 
 import http.client

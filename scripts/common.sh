@@ -23,6 +23,8 @@ PEGADM_PACKAGES=(
     redis-server memcached
     # the identity-source and customer-database tests (mod_dbd, mod_authnz_ldap)
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
+    # the bootstrap script's own tests (node --test tests/js)
+    nodejs
     # the Debian package: built from a copy of the git tree, checked by lintian
     debhelper dpkg-dev lintian git
     # the status handler's test: Debian's Prometheus scrapes it (and promtool)

@@ -104,6 +104,9 @@ static int pegadm_fixups(request_rec *r)
     pegadm_session_result_t res;
     const char *customer_id;
 
+    if (d->forget == 1) {
+        return DECLINED; /* a logout URL: no new session (mod_pegadm_lifecycle.c) */
+    }
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
     }
@@ -120,7 +123,7 @@ static int pegadm_fixups(request_rec *r)
     }
     apr_table_setn(r->notes, EAGER_NOTE, "1");
     if (pegadm_customer_id(r, d, &customer_id) == PEGADM_CUSTOMER_OK &&
-        pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res) == PEGADM_SESSION_OK) {
+        pegadm_session_op(r, d, customer_id, PEGADM_OP_PAGE, NULL, &res) == PEGADM_SESSION_OK) {
         export_session(r, res.session_id, d->widget_id);
     }
     return DECLINED;
@@ -147,7 +150,10 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
     pegadm_cache_control_register_hooks(p);
+    pegadm_mark_register_hooks(p);
+    pegadm_localcache_register_hooks(p);
     pegadm_ops_register_hooks(p);
+    pegadm_lifecycle_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

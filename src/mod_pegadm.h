@@ -75,7 +75,12 @@ typedef struct {
     /* the circuit breaker around the create (mod_pegadm_session.c) */
     int breaker_threshold;
     apr_interval_time_t breaker_cooldown;
+    /* the chat follows the portal login (mod_pegadm_lifecycle.c) */
+    int forget;                               /* PegaDMForget */
+    apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;
+
+typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
 
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
@@ -92,6 +97,9 @@ typedef struct {
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
+    const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
+    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
+    pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
 } pegadm_server_conf_t;
 
@@ -146,7 +154,16 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
                                             const char **id);
 
 /* mod_pegadm_session.c */
-typedef enum { PEGADM_OP_GET, PEGADM_OP_RENEW, PEGADM_OP_FORGET } pegadm_op_t;
+/* PAGE is GET for an eager page: a session it creates is kept for the
+ * widget's first POST (RENEW), which takes it instead of creating one.
+ * LAST_FORGET tells when the session was last forgotten (res->forgotten_at). */
+typedef enum {
+    PEGADM_OP_GET,
+    PEGADM_OP_PAGE,
+    PEGADM_OP_RENEW,
+    PEGADM_OP_FORGET,
+    PEGADM_OP_LAST_FORGET
+} pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
  * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
@@ -169,9 +186,9 @@ int pegadm_bootstrap_handler(request_rec *r);
 
 /* mod_pegadm_origin.c */
 /* True unless r comes from the portal's own pages: Sec-Fetch-Site
- * same-origin or none; without it, GET passes and POST or DELETE need an
- * Origin equal to the request's own. */
-int pegadm_is_cross_site(request_rec *r);
+ * same-origin or none; without it, GET passes (unless strict) and POST,
+ * DELETE or a strict GET need an Origin equal to the request's own. */
+int pegadm_is_cross_site(request_rec *r, int strict);
 /* True if a POST's body is application/json, or there is no body. */
 int pegadm_post_body_is_json(request_rec *r);
 
@@ -191,6 +208,30 @@ void pegadm_cache_control_register_hooks(apr_pool_t *p);
 /* mod_pegadm_checks.c */
 /* Refuses unsafe combinations of directives, warns about risky ones. */
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
+/* mod_pegadm_lifecycle.c: the chat follows the portal login */
+const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
+const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
+/* Registers PegaDMForget's hook (fixups, before any other module's). */
+void pegadm_lifecycle_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
+ * owner check (GET {session endpoint}?owner); creates no session. */
+pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                        const char *customer_id, const char **owner);
+
+/* mod_pegadm_mark.c */
+/* Opens, in each child, the cross-node create mark's client to a memcache
+ * or redis PegaDMCache's servers. */
+void pegadm_mark_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_localcache.c: the per-process read cache */
+const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
+/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
+void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

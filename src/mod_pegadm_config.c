@@ -55,6 +55,8 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->breaker_cooldown = UNSET;
     d->cid_query_ttl = UNSET;
     d->inject = UNSET;
+    d->forget = UNSET;
+    d->private_data_refresh = UNSET;
     return d;
 }
 
@@ -94,6 +96,8 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->inject = MERGE_NUM(inject);
     d->script_nonce = MERGE_PTR(script_nonce);
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
+    d->forget = MERGE_NUM(forget);
+    d->private_data_refresh = MERGE_NUM(private_data_refresh);
     return d;
 }
 
@@ -619,6 +623,12 @@ const command_rec pegadm_cmds[] = {
                   "the socache provider holding sessions, provider[:args]"),
     AP_INIT_TAKE1("PegaDMCacheCustomers", set_cache_customers, NULL, RSRC_CONF,
                   "customers holding a session at once, for sizing the shmcb cache"),
+    AP_INIT_TAKE1("PegaDMLocalCache", pegadm_localcache_set_customers, NULL, RSRC_CONF,
+                  "customers whose session IDs each child process keeps (0: off)"),
+    AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", pegadm_localcache_set_max_age, NULL, RSRC_CONF,
+                  "how long a child reuses what it read from a shared cache (0: never)"),
+    AP_INIT_FLAG("PegaDMCacheReadLock", pegadm_localcache_set_read_lock, NULL, RSRC_CONF,
+                 "Off: memcache and redis reads skip the node's pegadm-cache mutex"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
     AP_INIT_TAKE1("PegaDMTimeout", set_timeout, NULL, DIR_SCOPE,
@@ -659,5 +669,9 @@ const command_rec pegadm_cmds[] = {
                   "warn when a service's certificate expires within this many days"),
     AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
                   "a file, or \"|program\", receiving one JSON line per session event"),
+    AP_INIT_FLAG("PegaDMForget", pegadm_set_forget, NULL, DIR_SCOPE,
+                 "On for the portal's logout URL: drop the user's chat session first"),
+    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", pegadm_set_private_data_refresh, NULL, DIR_SCOPE,
+                  "seconds between re-pushes of changed private data (0: never re-push)"),
     {.name = NULL}, /* the end of the table */
 };

@@ -8,6 +8,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "pegadm_answer.h"
 #include "pegadm_trigger.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -41,10 +42,21 @@ static int send_error(request_rec *r, int status, const char *code, const char *
     return send_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", message));
 }
 
+/* Both values are checked to a safe character set already (a UUID, and
+ * pegadm_session_id_is_valid): the fixed shape needs no JSON library. */
 static int send_session(request_rec *r, const pegadm_dir_conf_t *d, const char *sid)
 {
-    return send_json(r, HTTP_OK,
-                     json_pack("{s:s, s:s}", "sessionId", sid, "widgetId", d->widget_id));
+    apr_size_t len;
+    const char *text = pegadm_session_answer(r->pool, sid, d->widget_id, &len);
+
+    if (!text) {
+        return send_json(r, HTTP_OK,
+                         json_pack("{s:s, s:s}", "sessionId", sid, "widgetId", d->widget_id));
+    }
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "application/json");
+    ap_rwrite(text, (int)len, r);
+    return OK;
 }
 
 /* Reads the optional JSON body of a POST. Returns OK with *trigger (or
@@ -116,10 +128,10 @@ static int misconfigured(request_rec *r)
 int pegadm_session_handler(request_rec *r)
 {
     const pegadm_dir_conf_t *d;
-    const char *customer_id, *trigger = NULL, *problem = NULL;
+    const char *customer_id, *trigger = NULL, *problem = NULL, *owner = NULL;
     pegadm_session_result_t res;
     pegadm_session_status_t st;
-    int status;
+    int status, owner_query;
 
     if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION) != 0) {
         return DECLINED;
@@ -138,7 +150,9 @@ int pegadm_session_handler(request_rec *r)
         return send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                           "use GET, POST or DELETE");
     }
-    if (pegadm_is_cross_site(r)) {
+    /* GET ?owner: the bootstrap's owner check, proven like a POST */
+    owner_query = r->method_number == M_GET && r->args && !strcmp(r->args, "owner");
+    if (pegadm_is_cross_site(r, owner_query)) {
         ap_discard_request_body(r);
         return send_error(r, HTTP_FORBIDDEN, "cross_origin",
                           "this request must come from the portal's own pages");
@@ -165,6 +179,13 @@ int pegadm_session_handler(request_rec *r)
         return send_error(r, HTTP_UNAUTHORIZED, "unauthenticated",
                           "log in to the portal first");
     }
+    if (owner_query) {
+        /* it fails only on the cache (or OpenSSL): a 503 like the cache's */
+        st = pegadm_owner_of(r, d, customer_id, &owner);
+        return st == PEGADM_SESSION_OK
+                   ? send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner))
+                   : answer_failure(r, PEGADM_SESSION_STORE, NULL);
+    }
     switch (r->method_number) {
     case M_GET:
         st = pegadm_session_op(r, d, customer_id, PEGADM_OP_GET, NULL, &res);
@@ -183,48 +204,14 @@ int pegadm_session_handler(request_rec *r)
                                    : answer_failure(r, st, &res);
 }
 
-/* The script is the same for every user of a scope: configuration, never a
- * session ID, so a foreign page that includes it learns nothing. */
-static const char bootstrap_head[] =
-    "/* mod_pegadm: hands the Pega chat widget a session made by the server */\n"
-    "(function () {\n"
-    "  \"use strict\";\n"
-    "  var config = ";
-static const char bootstrap_tail[] =
-    ";\n"
-    "  var widget = window.PegaUnifiedChatWidget = window.PegaUnifiedChatWidget || {};\n"
-    "  widget.onCreateSessionRequest = function (proactiveTrigger) {\n"
-    "    var body = {};\n"
-    "    if (proactiveTrigger !== undefined && proactiveTrigger !== null) {\n"
-    "      body.proactiveTrigger = String(proactiveTrigger);\n"
-    "    }\n"
-    "    return fetch(config.sessionEndpoint, {\n"
-    "      method: \"POST\",\n"
-    "      credentials: \"include\",\n"
-    "      cache: \"no-store\",\n"
-    "      headers: {\"Content-Type\": \"application/json\", \"Accept\": "
-    "\"application/json\"},\n"
-    "      body: JSON.stringify(body)\n"
-    "    }).then(function (response) {\n"
-    "      if (!response.ok) {\n"
-    "        throw new Error(\"mod_pegadm: session endpoint answered \" + response.status);\n"
-    "      }\n"
-    "      return response.json();\n"
-    "    }).then(function (data) {\n"
-    "      if (!data || typeof data.sessionId !== \"string\") {\n"
-    "        throw new Error(\"mod_pegadm: no sessionId in the answer\");\n"
-    "      }\n"
-    "      return data.sessionId;\n"
-    "    });\n"
-    "  };\n"
-    "  if (!document.getElementById(\"pega-wm-chat\")) {\n"
-    "    var script = document.createElement(\"script\");\n"
-    "    script.id = \"pega-wm-chat\";\n"
-    "    script.async = true;\n"
-    "    script.src = config.widgetScript;\n"
-    "    (document.head || document.documentElement).appendChild(script);\n"
-    "  }\n"
-    "})();\n";
+/* The script (src/js/bootstrap.js) is one function expression, called
+ * here with the scope's configuration; the same for every user of a scope,
+ * never a session ID, so a foreign page that includes it learns nothing. */
+#ifdef PEGADM_BOOTSTRAP_JS_HEADER
+#include PEGADM_BOOTSTRAP_JS_HEADER /* made by the CMake build */
+#else
+#include "pegadm_bootstrap_js.h" /* the committed copy, for the apxs build */
+#endif
 
 int pegadm_bootstrap_handler(request_rec *r)
 {
@@ -243,10 +230,10 @@ int pegadm_bootstrap_handler(request_rec *r)
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    config = json_pack("{s:s, s:s}", "sessionEndpoint", pegadm_conf_session_endpoint(d),
-                       "widgetScript",
-                       apr_pstrcat(r->pool, pegadm_conf_service_url(d), "/", d->widget_id,
-                                   "/widget.js", NULL));
+    config = json_pack(
+        "{s:s, s:s, s:s}", "sessionEndpoint", pegadm_conf_session_endpoint(d), "widgetScript",
+        apr_pstrcat(r->pool, pegadm_conf_service_url(d), "/", d->widget_id, "/widget.js", NULL),
+        "widgetId", d->widget_id);
     config_text = json_dumps(config, JSON_COMPACT);
     json_decref(config);
     if (!config_text) {
@@ -255,9 +242,10 @@ int pegadm_bootstrap_handler(request_rec *r)
     ap_set_content_type(r, "application/javascript; charset=utf-8");
     pegadm_cache_control_bootstrap(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-    ap_rputs(bootstrap_head, r);
+    ap_rputs(pegadm_bootstrap_js, r);
+    ap_rputs("(", r);
     ap_rputs(config_text, r);
-    ap_rputs(bootstrap_tail, r);
+    ap_rputs(");\n", r);
     free(config_text);
     return OK;
 }

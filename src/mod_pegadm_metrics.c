@@ -257,7 +257,7 @@ void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegad
                                const char *customer_id)
 {
 #ifndef PEGADM_NO_METRICS
-    if (op == PEGADM_OP_GET) {
+    if (op == PEGADM_OP_GET || op == PEGADM_OP_PAGE) {
         pegadm_count_lookup(r, d,
                             st == PEGADM_SESSION_STORE                 ? PEGADM_LOOKUP_ERROR
                             : st == PEGADM_SESSION_OK && !res->created ? PEGADM_LOOKUP_HIT

@@ -70,6 +70,11 @@ pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_
                                           pegadm_dm_target_t *t, const char *customer_id,
                                           const char **sid, const char **why);
 
+/* Sets t to sign with the secret the service last accepted (a call to an
+ * existing session: private data pushed again). */
+void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                  pegadm_dm_target_t *t);
+
 /* mod_pegadm_status.c */
 int pegadm_status_handler(request_rec *r);
 void pegadm_status_register_hooks(apr_pool_t *p);

@@ -39,7 +39,7 @@ static int origin_is_own(request_rec *r, const char *origin)
                (own.port_str ? own.port : default_port(scheme));
 }
 
-int pegadm_is_cross_site(request_rec *r)
+int pegadm_is_cross_site(request_rec *r, int strict)
 {
     const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *origin;
@@ -49,7 +49,7 @@ int pegadm_is_cross_site(request_rec *r)
          * (none: typed in, a bookmark) */
         return strcasecmp(site, "same-origin") != 0 && strcasecmp(site, "none") != 0;
     }
-    if (r->method_number == M_GET) {
+    if (r->method_number == M_GET && !strict) {
         return 0; /* reading needs no proof: another site cannot read the answer */
     }
     origin = apr_table_get(r->headers_in, "Origin");

@@ -58,6 +58,19 @@ static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_
     }
 }
 
+void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                  pegadm_dm_target_t *t)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->ops ? sc->ops->metrics : NULL;
+
+    use_secret(t, d->secret_next &&
+                          pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
+                              fingerprint(d->secret_next, d->widget_id)
+                      ? d->secret_next
+                      : d->secret);
+}
+
 pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
                                           pegadm_dm_target_t *t, const char *customer_id,
                                           const char **sid, const char **why)

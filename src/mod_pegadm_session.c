@@ -28,6 +28,7 @@ typedef struct {
     /* for the circuit breaker around the create (guarded_create) */
     const pegadm_store_t *store;
     pegadm_dm_status_t dm_status; /* of the last attempt */
+    json_t *payload;              /* the private data, evaluated once per request */
 } create_baton_t;
 
 /* A field whose value does not convert to its type is left out: the chat
@@ -88,7 +89,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     create_baton_t *b = baton;
     pegadm_dm_target_t target;
     pegadm_dm_status_t st;
-    json_t *payload = private_data_payload(b, why);
+    json_t *payload = b->payload ? json_incref(b->payload) : private_data_payload(b, why);
     apr_time_t started;
 
     if (!payload) {
@@ -119,6 +120,68 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
         "PEGADM030: created a chat session and sent its private data for customer '%s'",
         ap_escape_logitem(p, b->customer_id));
     return APR_SUCCESS;
+}
+
+/* Private data follows the identity: call 2 again, to the session handed
+ * out, with this request's private data (pegadm_session.c decides when). */
+static apr_status_t push_upstream(void *baton, apr_pool_t *p, const char *sid, const char **why)
+{
+    create_baton_t *b = baton;
+    pegadm_dm_target_t target;
+    apr_time_t started = apr_time_now();
+    pegadm_dm_status_t st;
+
+    pegadm_conf_dm_target(p, b->d, &target);
+    target.http.handles = server_conf(b->r->server)->http_handles;
+    pegadm_rotation_use_accepted(b->r, b->d, &target);
+    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, why);
+    pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, sid,
+                        started);
+    return st == PEGADM_DM_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* With PegaDMPrivateData fields and re-pushing on, the payload is
+ * evaluated for every request handing out a session, and its keyed digest
+ * compared with that of the data last pushed. Without fields it is the
+ * customer ID, which the cache key already fixes: nothing to compare. */
+static const unsigned char *private_data_digest(create_baton_t *b, apr_pool_t *p)
+{
+    unsigned char mac[PEGADM_CACHE_ID_LEN];
+    const char *why = NULL;
+    char *text;
+    apr_status_t rv;
+
+    if (!b->d->private_data || pegadm_conf_private_data_refresh(b->d) == 0) {
+        return NULL;
+    }
+    b->payload = private_data_payload(b, &why);
+    if (!b->payload) {
+        return NULL; /* a create reports the failing expression */
+    }
+    text = json_dumps(b->payload, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) {
+        return NULL;
+    }
+    rv = pegadm_cache_id(&b->d->secret->keys, "private-data", b->d->widget_id, text, mac);
+    free(text);
+    return rv == APR_SUCCESS ? apr_pmemdup(p, mac, PEGADM_DATA_DIGEST_LEN) : NULL;
+}
+
+static void log_push(request_rec *r, const pegadm_dir_conf_t *d,
+                     const pegadm_session_result_t *res)
+{
+    if (res->pushed) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM503: the private data changed; pushed it again to the "
+                      "customer's chat session");
+    } else if (res->push_failed) {
+        /* every request of the window would repeat it: once per failing streak */
+        ap_log_rerror(APLOG_MARK, res->push_failed_before ? APLOG_DEBUG : APLOG_WARNING, 0, r,
+                      "PEGADM504: pushing changed private data to the chat session failed: "
+                      "%s; the session keeps the older data, tried again in %" APR_TIME_T_FMT
+                      "s (PegaDMPrivateDataRefresh)",
+                      res->why, apr_time_sec(pegadm_conf_private_data_refresh(d)));
+    }
 }
 
 /* ---- the circuit breaker around the create ----
@@ -190,13 +253,17 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res)
 {
+    pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
-    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL};
+    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
     pegadm_session_req_t req;
     pegadm_session_status_t st;
 
     memset(&req, 0, sizeof(req));
     req.store = store;
+    req.mark = sc->create_mark;
+    req.local = sc->localcache;
+    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
     req.keys = &d->secret->keys;
     req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;
@@ -207,17 +274,28 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
-    req.waiters = server_conf(r->server)->waiters;
+    req.waiters = sc->waiters;
     req.waiters_max = pegadm_conf_create_waiters(d);
+    if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
+        req.data_digest = private_data_digest(&baton, r->pool);
+        req.refresh = pegadm_conf_private_data_refresh(d);
+        req.push = push_upstream;
+        req.push_baton = &baton;
+    }
+    req.for_page = op == PEGADM_OP_PAGE;
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
-    st = op == PEGADM_OP_GET     ? pegadm_session_get(r->pool, &req, res)
-         : op == PEGADM_OP_RENEW ? pegadm_session_renew(r->pool, &req, res)
-                                 : pegadm_session_forget(r->pool, &req, res);
+    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &req, res)
+         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &req, res)
+         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &req, res)
+                                       : pegadm_session_get(r->pool, &req, res);
+    if (baton.payload) {
+        json_decref(baton.payload);
+    }
     pegadm_observe_session_op(r, d, op, st, res, customer_id);
     if (res->discarded) {
         ap_log_rerror(
@@ -241,6 +319,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                       "PEGADM037: customer exceeded PegaDMCreateLimit; fresh session refused");
         break;
     default:
+        log_push(r, d, res);
         break;
     }
     return st;

@@ -19,19 +19,30 @@
  * A pending entry marks a create in progress until its time; a failed entry
  * tells those who waited for that create that it failed at its time; a
  * refused one that it was refused then, the service being deemed down for
- * count more milliseconds. A forgotten entry, under a key of its own, says
- * that the customer's sessions made before its time are not to be used. */
+ * count more milliseconds. A session entry (type 'T') carries, between the
+ * count (its flags) and the session ID, the digest of the private data last
+ * pushed to it and when the last push was tried:
+ *   ... | digest (PEGADM_DATA_DIGEST_LEN) | pushed at (8) | session ID
+ * Type 'S' is the session entry without them, still read. A forgotten
+ * entry ('L'), under a key of its own, says when the customer's session was
+ * last forgotten: sessions made no later than its time are not to be used. */
 enum entry_type {
     ENTRY_NONE = 0,
-    ENTRY_SESSION = 'S',
+    ENTRY_SESSION = 'T',
+    ENTRY_SESSION_V1 = 'S',
     ENTRY_PENDING = 'P',
     ENTRY_FAILED = 'F',
     ENTRY_REFUSED = 'N',
     ENTRY_RATE = 'R',
-    ENTRY_FORGOTTEN = 'X',
+    ENTRY_FORGOTTEN = 'L', /* under its own key: when the session was last forgotten */
 };
 
 #define ENTRY_VERSION 2
+
+/* The flags of a session entry (its count). */
+#define FLAG_FOR_PAGE     0x1 /* created for an eager page, not yet renewed */
+#define FLAG_DIGEST_KNOWN 0x2 /* digest holds the private data last pushed */
+#define FLAG_PUSH_FAILED  0x4 /* the last re-push failed */
 
 typedef struct {
     enum entry_type type;
@@ -39,10 +50,13 @@ typedef struct {
     apr_time_t expiry;
     apr_uint32_t count;
     const char *session_id;
+    unsigned char digest[PEGADM_DATA_DIGEST_LEN];
+    apr_time_t pushed_at;
 } entry_t;
 
 #define ENTRY_HEADER  PEGADM_SESSION_ENTRY_HEADER
-#define ENTRY_MAX     (ENTRY_HEADER + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
+#define SESSION_EXTRA PEGADM_SESSION_ENTRY_EXTRA
+#define ENTRY_MAX     (ENTRY_HEADER + SESSION_EXTRA + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
 #define POLL_INTERVAL apr_time_from_msec(20)
 /* A refused entry's count holds milliseconds; this fits, with room. */
 #define HELD_MAX apr_time_from_sec(86400)
@@ -58,7 +72,7 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
                        pegadm_session_result_t *res)
 {
     unsigned char *plain;
-    apr_size_t plain_len;
+    apr_size_t plain_len, sid_len;
 
     if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
@@ -74,8 +88,24 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     e->expiry = (apr_time_t)pegadm_get_be(plain + 10, 8);
     e->count = (apr_uint32_t)pegadm_get_be(plain + 18, 4);
     e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
-    if (e->type == ENTRY_SESSION &&
-        !pegadm_session_id_is_valid(e->session_id, plain_len - ENTRY_HEADER)) {
+    sid_len = plain_len - ENTRY_HEADER;
+    if (e->type == ENTRY_SESSION_V1) {
+        e->type = ENTRY_SESSION;
+        e->count = 0;
+        e->pushed_at = e->time;
+    } else if (e->type == ENTRY_SESSION) {
+        if (plain_len < ENTRY_HEADER + SESSION_EXTRA) {
+            e->type = ENTRY_NONE;
+            res->discarded++;
+            return;
+        }
+        memcpy(e->digest, plain + ENTRY_HEADER, PEGADM_DATA_DIGEST_LEN);
+        e->pushed_at =
+            (apr_time_t)pegadm_get_be(plain + ENTRY_HEADER + PEGADM_DATA_DIGEST_LEN, 8);
+        e->session_id += SESSION_EXTRA;
+        sid_len -= SESSION_EXTRA;
+    }
+    if (e->type == ENTRY_SESSION && !pegadm_session_id_is_valid(e->session_id, sid_len)) {
         e->type = ENTRY_NONE;
         res->discarded++;
     } else if (e->expiry <= apr_time_now()) {
@@ -139,52 +169,77 @@ static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
     return rv;
 }
 
-/* The common case, a cached session: the lock is held for the raw read
- * only and the entry is opened outside it, so that the requests of a busy
- * server queue on the lock as briefly as possible. Anything else (and any
- * doubt) is left to the locked path, which reads again. */
+/* The common case, a cached session, after this process's own copy
+ * (pegadm_session_get) missed: the lock is held for the raw read only (and
+ * not at all by a store safe for concurrent reads) and the entry opened
+ * outside it, so that the requests of a busy server queue on the lock as
+ * briefly as possible. gen: the copy's generation, read
+ * before the store. Anything else (and any doubt) is left to the locked
+ * path, which reads again. */
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          pegadm_session_result_t *res, apr_time_t *made)
+                          apr_uint32_t gen, entry_t *e, pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX], fbuf[ENTRY_MAX];
     unsigned int len = sizeof(buf), flen = sizeof(fbuf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
-    entry_t e = {0}, forgotten = {0};
+    entry_t forgotten;
     cache_id_t fid;
-    apr_status_t rv, frv;
+    apr_status_t rv, frv = APR_NOTFOUND;
+    int locked = 0;
 
-    if (forgotten_id(req, &fid) != APR_SUCCESS ||
-        req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (forgotten_id(req, &fid) != APR_SUCCESS) {
         return 0;
     }
+    if (!req->read_unlocked) {
+        if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+            return 0;
+        }
+        locked = 1;
+    }
     rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    frv = rv == APR_SUCCESS
-              ? req->store->get(req->store->ctx, fid.bytes, sizeof(fid.bytes), fbuf, &flen, p)
-              : rv;
-    req->store->unlock(req->store->ctx);
+    if (rv == APR_SUCCESS) {
+        frv = req->store->get(req->store->ctx, fid.bytes, sizeof(fid.bytes), fbuf, &flen, p);
+    }
+    if (locked) {
+        req->store->unlock(req->store->ctx);
+    }
     if (rv != APR_SUCCESS || (frv != APR_SUCCESS && frv != APR_NOTFOUND)) {
         return 0;
     }
-    open_entry(p, req, id, buf, len, &e, &scratch);
+    memset(e, 0, sizeof(*e));
+    open_entry(p, req, id, buf, len, e, &scratch);
     if (frv == APR_SUCCESS) {
+        memset(&forgotten, 0, sizeof(forgotten));
         open_entry(p, req, &fid, fbuf, flen, &forgotten, &scratch);
-        drop_if_forgotten(&e, &forgotten);
+        drop_if_forgotten(e, &forgotten);
     }
-    if (e.type != ENTRY_SESSION) {
+    /* checked (sealed, unexpired, not forgotten) before this process keeps it */
+    if (e->type != ENTRY_SESSION) {
         return 0;
     }
-    res->session_id = e.session_id;
-    if (made) {
-        *made = e.time;
+    if (req->local) {
+        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
+                              apr_time_now(),
+                              e->expiry < e->time + req->ttl ? e->expiry : e->time + req->ttl);
     }
+    res->session_id = e->session_id;
     return 1;
+}
+
+/* Every process's copy of the customer's session is void after a change. */
+static void changed(const pegadm_session_req_t *req)
+{
+    if (req->local) {
+        pegadm_localcache_changed(req->local, req->widget_id, req->customer_id);
+    }
 }
 
 static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
                          const entry_t *e, apr_time_t expiry)
 {
     apr_size_t sid_len = e->session_id ? strlen(e->session_id) : 0;
-    unsigned char plain[ENTRY_HEADER + PEGADM_SESSION_ID_MAX];
+    apr_size_t head = ENTRY_HEADER + (e->type == ENTRY_SESSION ? SESSION_EXTRA : 0);
+    unsigned char plain[ENTRY_HEADER + SESSION_EXTRA + PEGADM_SESSION_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
     apr_status_t rv;
@@ -197,15 +252,21 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     pegadm_put_be(plain + 2, (apr_uint64_t)e->time, 8);
     pegadm_put_be(plain + 10, (apr_uint64_t)expiry, 8);
     pegadm_put_be(plain + 18, e->count, 4);
-    if (sid_len) {
-        memcpy(plain + ENTRY_HEADER, e->session_id, sid_len);
+    if (e->type == ENTRY_SESSION) {
+        memcpy(plain + ENTRY_HEADER, e->digest, PEGADM_DATA_DIGEST_LEN);
+        pegadm_put_be(plain + ENTRY_HEADER + PEGADM_DATA_DIGEST_LEN, (apr_uint64_t)e->pushed_at,
+                      8);
     }
-    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, ENTRY_HEADER + sid_len,
-                     &sealed, &sealed_len);
+    if (sid_len) {
+        memcpy(plain + head, e->session_id, sid_len);
+    }
+    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, head + sid_len, &sealed,
+                     &sealed_len);
     if (rv == APR_SUCCESS) {
         rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
                              (unsigned int)sealed_len, p);
     }
+    changed(req); /* a failed write may have landed all the same */
     return rv;
 }
 
@@ -256,37 +317,38 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
     return rv;
 }
 
+static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
+{
+    res->refused = 1;
+    res->retry_after = held_until > now ? held_until - now : 0;
+}
+
 /* During a rotation the session may be filed under the other secret's
  * keys: it is handed out and filed anew under the current keys, keeping its
- * age (a session stored there meanwhile wins, as in store_new_session). A
- * failure to file it again is no failure: the next request tries again. */
+ * age and what it records (a session stored there meanwhile wins, as in
+ * store_new_session). A failure to file it again is no failure: the next
+ * request tries again. */
 static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
                                 const cache_id_t *id, pegadm_session_result_t *res)
 {
     pegadm_session_req_t previous = *req;
-    entry_t e = {ENTRY_SESSION, 0, 0, 0, NULL};
+    entry_t e;
     cache_id_t old;
 
     if (!req->keys_previous) {
         return 0;
     }
     previous.keys = req->keys_previous;
+    previous.local = NULL; /* filed anew below, which voids any copy */
     if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
-        !cached_session(p, &previous, &old, res, &e.time)) {
+        !cached_session(p, &previous, &old, 0, &e, res)) {
         return 0;
     }
-    e.session_id = res->session_id;
     if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
         store_new_session(p, req, id, &e, 1, res);
         req->store->unlock(req->store->ctx);
     }
     return 1;
-}
-
-static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, apr_time_t now)
-{
-    res->refused = 1;
-    res->retry_after = held_until > now ? held_until - now : 0;
 }
 
 /* Under the lock: counts one more create in the customer's window. Every
@@ -396,6 +458,14 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
     e.type = ENTRY_SESSION;
     e.time = now;
     e.session_id = sid;
+    e.pushed_at = now;
+    if (req->data_digest) {
+        memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+        e.count |= FLAG_DIGEST_KNOWN;
+    }
+    if (first && req->for_page) {
+        e.count |= FLAG_FOR_PAGE;
+    }
     rv = req->store->lock(req->store->ctx);
     if (rv == APR_SUCCESS) {
         rv = store_new_session(p, req, id, &e, first, res);
@@ -445,27 +515,165 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
     }
 }
 
+/* ---- private data follows the identity ---- */
+
+static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_t now)
+{
+    if (!req->data_digest || req->refresh <= 0 || !req->push) {
+        return 0;
+    }
+    if ((e->count & FLAG_DIGEST_KNOWN) &&
+        !memcmp(e->digest, req->data_digest, PEGADM_DATA_DIGEST_LEN)) {
+        return 0;
+    }
+    return e->pushed_at + req->refresh <= now || e->pushed_at > now;
+}
+
+/* Under the lock: the entry of session sid, if it is still the stored one. */
+static int reload_same(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                       const char *sid, entry_t *e, pegadm_session_result_t *res)
+{
+    return load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+           !strcmp(e->session_id, sid);
+}
+
+/* Claims the re-push for this request: under the lock, a due push is
+ * marked as tried now, so that of concurrent requests (and processes, and
+ * nodes on a shared store) only one pushes per window. */
+static int claim_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                      const char *sid, pegadm_session_result_t *res)
+{
+    apr_time_t now = apr_time_now();
+    entry_t e;
+    int claimed = 0;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return 0;
+    }
+    if (reload_same(p, req, id, sid, &e, res) && push_due(req, &e, now)) {
+        e.pushed_at = now;
+        claimed = save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS;
+    }
+    req->store->unlock(req->store->ctx);
+    return claimed;
+}
+
+/* Records the outcome of a re-push in the session's entry. */
+static void note_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+                      const char *sid, int ok, pegadm_session_result_t *res)
+{
+    entry_t e;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return;
+    }
+    if (reload_same(p, req, id, sid, &e, res)) {
+        res->push_failed_before = !ok && (e.count & FLAG_PUSH_FAILED);
+        if (ok) {
+            memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+            e.count = (e.count | FLAG_DIGEST_KNOWN) & ~(apr_uint32_t)FLAG_PUSH_FAILED;
+        } else {
+            e.count |= FLAG_PUSH_FAILED;
+        }
+        save(p, req, id, &e, e.time + req->ttl);
+    }
+    req->store->unlock(req->store->ctx);
+}
+
+/* The session e is handed out; first, private data that changed since the
+ * last push is pushed to it, when due. A failed push leaves the session as
+ * it is (the service keeps the older data) and is tried again once due. */
+static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
+                                                    const pegadm_session_req_t *req,
+                                                    const cache_id_t *id, const entry_t *e,
+                                                    pegadm_session_result_t *res)
+{
+    const char *sid = e->session_id, *why = NULL;
+    int ok;
+
+    res->session_id = sid;
+    if (!push_due(req, e, apr_time_now()) || !claim_push(p, req, id, sid, res)) {
+        return PEGADM_SESSION_OK;
+    }
+    ok = req->push(req->push_baton, p, sid, &why) == APR_SUCCESS;
+    note_push(p, req, id, sid, ok, res);
+    res->pushed = ok;
+    res->push_failed = !ok;
+    if (!ok) {
+        res->why = why ? why : "the service failed";
+    }
+    return PEGADM_SESSION_OK;
+}
+
+/* What the holder of the cross-node mark does. The entry is read again
+ * under the mark: the previous holder's session may have landed after our
+ * first read. A pending entry found now is a dead node's (marks outlast
+ * pending entries), so it is taken over. The create is counted here, by
+ * the holder only. The mark is released whatever happens, once the outcome
+ * is stored, so that it never outlives the create; should the release
+ * fail, it lapses by itself. */
+static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
+                                                 const cache_id_t *id, const cache_id_t *mark,
+                                                 apr_time_t started,
+                                                 pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    step_t step = STEP_DONE;
+    entry_t e;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+        apr_time_t now;
+
+        rv = load_session(p, req, id, &e, res);
+        now = apr_time_now();
+        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE &&
+            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
+            step = STEP_DONE;
+        } else if (step != STEP_DONE) {
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
+            rv = save(p, req, id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+    }
+    if (rv != APR_SUCCESS) {
+        status = store_failed(p, res, rv, "reading or marking an entry");
+    } else if (step != STEP_DONE) {
+        status = create_and_store(p, req, id, 1, res);
+    } else if (status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION) {
+        res->session_id = e.session_id;
+    }
+    req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
+    return status;
+}
+
 /* How soon a request refused for too many waiters may come back: a create
  * usually takes well under this, the pending entry's deadline is far later. */
 #define WAITER_RETRY apr_time_from_sec(2)
 
 /* Past the bound on this process's waiters for one create: refused at
- * once, told to come back about when that create should be done. */
-static pegadm_session_status_t too_many_waiting(const entry_t *pending, apr_time_t now,
+ * once, told to come back about when that create should be done (due: the
+ * pending entry's deadline, or 0 when another node's mark is waited for). */
+static pegadm_session_status_t too_many_waiting(apr_time_t due, apr_time_t now,
                                                 pegadm_session_result_t *res)
 {
     res->why = "too many requests of this customer wait for one create "
                "(PegaDMCreateWaiters)";
-    note_refusal(res, pending->time - now < WAITER_RETRY ? pending->time : now + WAITER_RETRY,
-                 now);
+    note_refusal(res, due > now && due - now < WAITER_RETRY ? due : now + WAITER_RETRY, now);
     return PEGADM_SESSION_UPSTREAM;
 }
 
 /* The locked loop of pegadm_session_get; *waiting says whether a place
- * among the waiters was taken (1), and must be given back. */
+ * among the waiters was taken (1), and must be given back. With a
+ * cross-node mark, a pending entry is written by the mark's holder only:
+ * written before the mark is taken, it could overwrite a session that
+ * another node stored meanwhile. Without one, the node lock alone decides.
+ * Those waiting for another node's mark count among this process's waiters
+ * too. */
 static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_session_req_t *req,
-                                              const cache_id_t *id, apr_time_t started,
-                                              int *waiting, pegadm_session_result_t *res)
+                                              const cache_id_t *id, const cache_id_t *mark,
+                                              apr_time_t started, int *waiting,
+                                              pegadm_session_result_t *res)
 {
     pegadm_session_status_t status = PEGADM_SESSION_OK;
     apr_status_t rv;
@@ -481,13 +689,13 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
         rv = load_session(p, req, id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE &&
+        if (step == STEP_CREATE && !req->mark &&
             (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
             req->store->unlock(req->store->ctx);
             return status;
         }
-        if (step == STEP_CREATE) {
-            entry_t pending = {ENTRY_PENDING, now + req->wait_max, 0, 0, NULL};
+        if (step == STEP_CREATE && !req->mark) {
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
             rv = save(p, req, id, &pending, pending.time);
         }
         req->store->unlock(req->store->ctx);
@@ -496,15 +704,28 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
             return store_failed(p, res, rv, "reading or marking an entry");
         }
         if (step == STEP_DONE) {
-            return status;
+            return status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION
+                       ? refresh_private_data(p, req, id, &e, res)
+                       : status;
+        }
+        if (step == STEP_CREATE && !req->mark) {
+            return create_and_store(p, req, id, 1, res);
         }
         if (step == STEP_CREATE) {
-            return create_and_store(p, req, id, 1, res);
+            rv = req->mark->take(req->mark->ctx, mark->bytes, sizeof(mark->bytes),
+                                 req->wait_max + apr_time_from_sec(1), p);
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, id, mark, started, res);
+            }
+            if (rv != APR_EEXIST) {
+                return store_failed(p, res, rv, "taking the create mark");
+            }
+            /* another node is creating it: wait for the outcome */
         }
         if (!*waiting && req->waiters &&
             !(*waiting = pegadm_waiters_enter(req->waiters, id->bytes, sizeof(id->bytes),
                                               req->waiters_max))) {
-            return too_many_waiting(&e, now, res);
+            return too_many_waiting(e.type == ENTRY_PENDING ? e.time : 0, now, res);
         }
         if (now - started >= req->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
@@ -519,39 +740,101 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
 {
     apr_time_t started = apr_time_now();
     pegadm_session_status_t status;
+    entry_t found;
+    cache_id_t id, mark;
+    apr_uint32_t gen = 0;
     int waiting = 0;
-    cache_id_t id;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    /* the process's copy holds the session ID only: private data that may
+     * have changed is compared with the shared entry's digest */
+    if (req->local && !req->data_digest) {
+        res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
+                                                started, p, &gen);
+        if (res->session_id) {
+            return PEGADM_SESSION_OK;
+        }
+    }
+    if (cache_id(req, "session", &id) != APR_SUCCESS ||
+        (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, res, NULL) || filed_under_previous(p, req, &id, res)) {
+    if (cached_session(p, req, &id, gen, &found, res)) {
+        return refresh_private_data(p, req, &id, &found, res);
+    }
+    if (filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
-    status = wait_or_create(p, req, &id, started, &waiting, res);
+    status = wait_or_create(p, req, &id, &mark, started, &waiting, res);
     if (waiting == 1) {
         pegadm_waiters_leave(req->waiters, id.bytes, sizeof(id.bytes));
     }
     return status;
 }
 
+/* Under the lock: takes the session made for an eager page that no
+ * renewal has taken yet (its mark is cleared: the next renewal creates). */
+static int take_page_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                             const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
+{
+    int taken = 0;
+
+    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return 0;
+    }
+    if (load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+        (e->count & FLAG_FOR_PAGE)) {
+        e->count &= ~(apr_uint32_t)FLAG_FOR_PAGE;
+        taken = save(p, req, id, e, e->time + req->ttl) == APR_SUCCESS;
+    }
+    req->store->unlock(req->store->ctx);
+    return taken;
+}
+
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res)
 {
     pegadm_session_status_t status;
+    entry_t e;
     cache_id_t id;
 
     memset(res, 0, sizeof(*res));
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if (take_page_session(p, req, &id, &e, res)) {
+        return refresh_private_data(p, req, &id, &e, res);
+    }
     status = count_create(p, req, res);
     if (status != PEGADM_SESSION_OK) {
         return status;
     }
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
     /* A failed renewal keeps the cached session: it still works. */
     return create_and_store(p, req, &id, 0, res);
+}
+
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
+    if (forgotten_id(req, &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    rv = load(p, req, &id, &e, res);
+    req->store->unlock(req->store->ctx);
+    if (rv != APR_SUCCESS) {
+        return store_failed(p, res, rv, "reading an entry");
+    }
+    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
+    return PEGADM_SESSION_OK;
 }
 
 /* Under the lock: removes the session filed under keys. */
@@ -570,21 +853,29 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *re
     return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 
-/* Under the lock: the forgotten entry filed under keys, which outlives
- * every session made before now (each expires within the TTL after it was
- * made), so that none of them can be put back and used. */
-static apr_status_t mark_forgotten(apr_pool_t *p, const pegadm_session_req_t *req,
+/* Under the lock: records under keys when the customer's session was
+ * forgotten (a logout); a session that only expires leaves it as it is.
+ * The record outlives every session made before now (each expires within
+ * the TTL after it was made), so that none of them can be put back and
+ * used. It is kept a week (memcached takes longer lifetimes for dates),
+ * longer than any chat: the owner of the login it marks
+ * (mod_pegadm_owner.c) must not change under a chat that began after it.
+ * One lost sooner (a full cache) ends such a chat: the safe side. */
+#define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
+
+static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req,
                                    const pegadm_keys_t *keys, apr_time_t now)
 {
     pegadm_session_req_t with_keys = *req;
-    entry_t forgotten = {ENTRY_FORGOTTEN, now, 0, 0, NULL};
+    entry_t forgotten = {.type = ENTRY_FORGOTTEN, .time = now};
     cache_id_t fid;
 
     with_keys.keys = keys;
     if (forgotten_id(&with_keys, &fid) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
-    return save(p, &with_keys, &fid, &forgotten, now + req->ttl);
+    return save(p, &with_keys, &fid, &forgotten,
+                now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
 }
 
 /* Under the lock. A create in progress stays marked: its waiters would
@@ -609,10 +900,10 @@ static apr_status_t forget_locked(apr_pool_t *p, const pegadm_session_req_t *req
         rv = remove_session(p, req, req->keys_previous);
     }
     if (rv == APR_SUCCESS) {
-        rv = mark_forgotten(p, req, req->keys, now);
+        rv = note_forgotten(p, req, req->keys, now);
     }
     if (rv == APR_SUCCESS && req->keys_previous) {
-        rv = mark_forgotten(p, req, req->keys_previous, now);
+        rv = note_forgotten(p, req, req->keys_previous, now);
     }
     return rv;
 }
@@ -629,6 +920,7 @@ pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_sessio
     }
     rv = forget_locked(p, req, now, res);
     req->store->unlock(req->store->ctx);
+    changed(req);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "forgetting an entry");
     }

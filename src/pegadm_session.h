@@ -8,13 +8,16 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "pegadm_localcache.h"
 #include "pegadm_seal.h"
 #include "pegadm_waiters.h"
 
 /* Bytes of an entry's plain header (version, type, time, expiry, count),
- * before the session ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For
- * sizing the store. */
+ * before the session ID; a session entry adds PEGADM_SESSION_ENTRY_EXTRA
+ * (the private data's digest, when it was pushed), a sealed entry
+ * PEGADM_SEAL_OVERHEAD. For sizing the store. */
 #define PEGADM_SESSION_ENTRY_HEADER 22
+#define PEGADM_SESSION_ENTRY_EXTRA  (PEGADM_DATA_DIGEST_LEN + 8)
 
 /* A key/value store with expiry and one lock that serialises short
  * read-modify-write sequences (never held across an upstream call).
@@ -32,6 +35,20 @@ typedef struct {
     apr_status_t (*del)(void *ctx, const unsigned char *id, unsigned int id_len, apr_pool_t *p);
 } pegadm_store_t;
 
+/* A mark held by the shared store's server itself, taken atomically (a
+ * memcached "add", a Redis INCR): of the nodes sharing the store, one at a
+ * time creates a given customer's session. take answers APR_SUCCESS when
+ * the mark is now the caller's, APR_EEXIST when another holds it; anything
+ * else means the server could not be asked. A mark lapses by itself after
+ * ttl, so that a node that dies holding one blocks nobody for longer. */
+typedef struct {
+    void *ctx;
+    apr_status_t (*take)(void *ctx, const unsigned char *id, unsigned int id_len,
+                         apr_interval_time_t ttl, apr_pool_t *p);
+    apr_status_t (*release)(void *ctx, const unsigned char *id, unsigned int id_len,
+                            apr_pool_t *p);
+} pegadm_mark_t;
+
 /* Makes a brand-new session upstream (calls 1 and 2). Returns APR_SUCCESS
  * with *session_id in p, or an error with *why for the log. An error without
  * calling the service, because it is deemed down (an open circuit
@@ -39,8 +56,19 @@ typedef struct {
 typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char **session_id,
                                          const char **why, apr_time_t *held_until);
 
+/* Pushes the request's private data to an existing session (call 2, JWT
+ * iss = session_id). APR_SUCCESS, or an error with *why for the log. */
+typedef apr_status_t (*pegadm_push_fn)(void *baton, apr_pool_t *p, const char *session_id,
+                                       const char **why);
+
+/* Bytes of the keyed digest of the private data kept with a session. */
+#define PEGADM_DATA_DIGEST_LEN 16
+
 typedef struct {
     const pegadm_store_t *store;
+    const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
+    pegadm_localcache_t *local; /* NULL: every lookup reads the store */
+    int read_unlocked;          /* 1: the store is safe for a plain read without its lock */
     const pegadm_keys_t *keys;
     /* NULL, or the keys of the other secret of a rotation: a session found
      * filed under them is filed anew under keys (after the two secrets are
@@ -56,6 +84,17 @@ typedef struct {
     void *create_baton;
     pegadm_waiters_t *waiters; /* NULL: any number may wait for one create */
     int waiters_max;           /* of this process, for one customer's create */
+    /* Private data follows the identity: a session handed out whose last
+     * pushed private data differs from data_digest gets it again through
+     * push, at most once per refresh. NULL data_digest or refresh 0: never
+     * (e.g. the private data is the customer ID, which the key fixes). */
+    const unsigned char *data_digest; /* PEGADM_DATA_DIGEST_LEN bytes, or NULL */
+    apr_interval_time_t refresh;
+    pegadm_push_fn push;
+    void *push_baton;
+    /* for an eager page: a session created now is kept for the widget's
+     * first renewal, which takes it instead of creating another */
+    int for_page;
 } pegadm_session_req_t;
 
 typedef enum {
@@ -72,6 +111,10 @@ typedef struct {
     int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
     int discarded;                   /* entries that failed authentication */
+    int pushed;                      /* on OK: changed private data was re-pushed */
+    int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
+    int push_failed_before;          /* with push_failed: the previous re-push failed too */
+    apr_time_t forgotten_at;         /* of pegadm_session_last_forget */
 } pegadm_session_result_t;
 
 /* The cached session, or a new one if there is none. Concurrent callers for
@@ -81,12 +124,21 @@ typedef struct {
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res);
 
-/* Always a new session, replacing the cached one, within the create limit. */
+/* A new session, replacing the cached one, within the create limit; but a
+ * session created for an eager page (for_page) and not yet renewed is
+ * taken as it is, once. */
 pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
                                              pegadm_session_result_t *res);
 
-/* Forgets the customer's session: an entry made before now is not honoured
- * again, even if a cache writer puts it back. */
+/* When the customer's session was last forgotten (res->forgotten_at; 0:
+ * not within the TTL), creating nothing: it marks the end of a login. */
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res);
+
+/* Forgets the customer's session, noting when (pegadm_session_last_forget):
+ * an entry made before then is not honoured again, even if a cache writer
+ * puts it back. */
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res);
 

@@ -39,7 +39,7 @@ typedef struct {
 /* What a customer writes within one TTL (key and sealed value each): a
  * pending marker, a rate counter, a forgotten marker, two sessions. */
 #define MARKER_BYTES  (PEGADM_CACHE_ID_LEN + PEGADM_SESSION_ENTRY_HEADER + PEGADM_SEAL_OVERHEAD)
-#define SESSION_BYTES (MARKER_BYTES + PEGADM_SESSION_ID_MAX)
+#define SESSION_BYTES (MARKER_BYTES + PEGADM_SESSION_ENTRY_EXTRA + PEGADM_SESSION_ID_MAX)
 #define ENTRIES       5
 #define DATA_BYTES    (3 * MARKER_BYTES + 2 * SESSION_BYTES)
 

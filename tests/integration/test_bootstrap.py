@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
 
 import pegadm_harness as harness
 from pegadm_harness import BOOTSTRAP_PATH, WIDGET_ID, assert_session, portal_conf, session_get
@@ -69,13 +68,21 @@ const vm = require('vm');
 const src = require('fs').readFileSync(process.argv[2], 'utf8');
 const appended = [], calls = [];
 function element(tag) {
-  return { tagName: tag.toUpperCase(), attributes: {},
+  return { tagName: tag.toUpperCase(), attributes: {}, listeners: {},
            setAttribute(k, v) { this.attributes[k] = String(v); this[k] = String(v); },
            getAttribute(k) { return k in this.attributes ? this.attributes[k] : null; },
-           addEventListener() {} };
+           addEventListener(t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); } };
 }
-const sink = { appendChild(e) { appended.push(e); return e; },
-               insertBefore(e) { appended.push(e); return e; } };
+// a script "loads" right away: the widget's API appears, then the load event
+function loaded(e) {
+  if (e.tagName === 'SCRIPT') {
+    setTimeout(() => { window.PegaUnifiedChatWidget.endChat = () => calls.push({ url: 'endChat' });
+                       (e.listeners.load || []).forEach(f => f({})); }, 1);
+  }
+  return e;
+}
+const sink = { appendChild(e) { appended.push(e); return loaded(e); },
+               insertBefore(e) { appended.push(e); return loaded(e); } };
 const document = {
   readyState: 'complete', currentScript: null,
   createElement: element,
@@ -94,9 +101,14 @@ const window = {
   PegaUnifiedChatWidget: { keep: 'me' }, document,
   location: { origin: 'http://127.0.0.1:8080', protocol: 'http:', host: '127.0.0.1:8080',
               href: 'http://127.0.0.1:8080/portal' },
+  localStorage: { items: {}, getItem(k) { return k in this.items ? this.items[k] : null; },
+                  setItem(k, v) { this.items[k] = String(v); },
+                  removeItem(k) { delete this.items[k]; } },
+  setTimeout, addEventListener() {},
   fetch: async (url, opts) => {
     calls.push({ url: String(url), opts: opts || {} });
-    const answer = { sessionId: 'SID-FROM-SERVER', widgetId: 'w' };
+    const answer = String(url).endsWith('?owner') ? { owner: 'OWNER' }
+                                                  : { sessionId: 'SID-FROM-SERVER', widgetId: 'w' };
     return { ok: true, status: 200, json: async () => answer,
              text: async () => JSON.stringify(answer) };
   },
@@ -112,16 +124,18 @@ vm.runInContext(src, context);
   const sid = await w.onCreateSessionRequest('trigger-42');
   console.log(JSON.stringify({
     keep: w.keep, sid,
-    calls: calls.map(c => ({ url: c.url, method: c.opts.method,
-                             credentials: c.opts.credentials, body: String(c.opts.body) })),
+    calls: calls.map(c => ({ url: c.url, method: (c.opts || {}).method,
+                             credentials: (c.opts || {}).credentials,
+                             body: String((c.opts || {}).body) })),
+    stored: window.localStorage.items,
     scripts: appended.filter(e => e.tagName === 'SCRIPT').map(e => ({ id: e.id, src: e.src })),
   }));
 })().catch(e => { console.error(String(e && e.stack || e)); process.exit(1); });
 """
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_bootstrap_behaves_in_a_browser_like_runtime(module_httpd, dm, workdir):
+    assert shutil.which("node"), "node is missing: install Debian's nodejs package"
     server = module_httpd(portal_conf(dm))
     script = os.path.join(workdir, "bootstrap-under-test.js")
     runner = os.path.join(workdir, "fake-browser.js")
@@ -132,8 +146,12 @@ def test_bootstrap_behaves_in_a_browser_like_runtime(module_httpd, dm, workdir):
     seen = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert seen["keep"] == "me", "an existing PegaUnifiedChatWidget object was replaced"
     assert seen["sid"] == "SID-FROM-SERVER"
-    assert len(seen["calls"]) == 1, seen
-    call = seen["calls"][0]
+    # the owner check (no chat of this user is known: it ends the chat),
+    # the session, and the owner of the session handed over
+    assert [c["url"] for c in seen["calls"]] == [
+        "/pegadm/session?owner", "endChat", "/pegadm/session", "/pegadm/session?owner"], seen
+    assert seen["stored"] == {"pegadm-owner:" + WIDGET_ID: "OWNER"}
+    call = seen["calls"][2]
     assert call["url"] in ("/pegadm/session", "http://127.0.0.1:8080/pegadm/session"), call
     assert call["method"] == "POST"
     assert call["credentials"] in ("same-origin", "include")

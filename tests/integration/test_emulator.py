@@ -1,6 +1,7 @@
 """The emulator's own checks must be able to fail, or a module minting bad
 tokens would pass every other test. These tests need no httpd."""
 
+import json
 import time
 
 import pytest
@@ -216,3 +217,18 @@ def test_widget_js_is_served(dm):
     assert resp.header("Content-Type") == "application/javascript"
     assert b"PegaUnifiedChatWidget" in resp.body
     assert dm.call("GET", "/%s/widget.js" % harness.OTHER_WIDGET_ID[::-1]).status == 404
+
+
+def test_widget_events_are_recorded_until_reset(dm):
+    event = {"event": "resume", "sessionId": "s-1", "page": "http://127.0.0.1/", "tab": "t"}
+    # the widget sends them with mode no-cors: text/plain, no answer read
+    resp = dm.call("POST", "/__emulator/widget-events", json.dumps(event).encode(),
+                   {"Content-Type": "text/plain;charset=UTF-8"})
+    assert resp.status == 200
+    recorded = dm.state()["widget_events"]
+    assert [{k: e[k] for k in event} for e in recorded] == [event]
+    for bad in ({"event": "explode"}, [], {"sessionId": "s-1"}):
+        assert dm.call("POST", "/__emulator/widget-events", bad).status == 400
+    assert len(dm.state()["widget_events"]) == 1
+    dm.reset()
+    assert dm.state()["widget_events"] == []

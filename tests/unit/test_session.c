@@ -30,7 +30,7 @@ typedef struct {
 typedef struct {
     slot_t slots[SLOTS];
     apr_thread_mutex_t *mutex;
-    apr_status_t fail_get, fail_put;
+    apr_status_t fail_get, fail_put, fail_lock;
     /* Another node's write landing right after ours: when put_countdown
      * puts have been made, the slot written last becomes `injected`. */
     int put_countdown;
@@ -39,7 +39,8 @@ typedef struct {
 
 static apr_status_t fake_lock(void *c)
 {
-    return apr_thread_mutex_lock(((fake_store_t *)c)->mutex);
+    fake_store_t *f = c;
+    return f->fail_lock ? f->fail_lock : apr_thread_mutex_lock(f->mutex);
 }
 
 static apr_status_t fake_unlock(void *c)
@@ -152,7 +153,7 @@ static upstream_t upstream;
 static int setup(void **state)
 {
     memset(&store_data.slots, 0, sizeof(store_data.slots));
-    store_data.fail_get = store_data.fail_put = APR_SUCCESS;
+    store_data.fail_get = store_data.fail_put = store_data.fail_lock = APR_SUCCESS;
     store_data.put_countdown = 0;
     memset(&upstream, 0, sizeof(upstream));
     return 0;
@@ -644,6 +645,205 @@ static void test_waiter_gives_up_after_wait_max(void **state)
     }
 }
 
+/* ---- the chat follows the portal login ---- */
+
+typedef struct {
+    int pushes;
+    int fail;
+    const char *last_sid;
+} pusher_t;
+
+static apr_status_t fake_push(void *baton, apr_pool_t *p, const char *sid, const char **why)
+{
+    pusher_t *u = baton;
+    u->pushes++;
+    u->last_sid = apr_pstrdup(p, sid);
+    if (u->fail) {
+        *why = "private data refused";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static pusher_t pusher;
+static const unsigned char data_v1[PEGADM_DATA_DIGEST_LEN] = "first-data-16-b";
+static const unsigned char data_v2[PEGADM_DATA_DIGEST_LEN] = "other-data-16-b";
+
+static pegadm_session_req_t refreshing(const unsigned char *digest, apr_interval_time_t refresh)
+{
+    pegadm_session_req_t req = request_for("alice");
+    req.data_digest = digest;
+    req.refresh = refresh;
+    req.push = fake_push;
+    req.push_baton = &pusher;
+    return req;
+}
+
+static void test_changed_data_is_pushed_to_the_same_session(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_result_t first, res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    req = refreshing(data_v2, 1); /* a refresh window of 1 µs has passed */
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.pushed);
+    assert_int_equal(pusher.pushes, 1);
+    assert_string_equal(pusher.last_sid, first.session_id);
+    assert_string_equal(res.session_id, first.session_id);
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_false(res.pushed); /* unchanged since */
+    assert_int_equal(pusher.pushes, 1);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_pushes_wait_for_the_refresh_window(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, apr_time_from_sec(60));
+    pegadm_session_result_t res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    pegadm_session_get(pool, &req, &res);
+    req.data_digest = data_v2;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+    req.refresh = 0; /* off */
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+    req.refresh = 1;
+    req.data_digest = NULL; /* nothing to compare */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 0);
+}
+
+static void test_a_failed_push_still_hands_out_the_session(void **state)
+{
+    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_result_t first, res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    pegadm_session_get(pool, &req, &first);
+    req.data_digest = data_v2;
+    pusher.fail = 1;
+    for (int i = 0; i < 2; i++) {
+        apr_sleep(10);
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_string_equal(res.session_id, first.session_id);
+        assert_true(res.push_failed);
+        assert_int_equal(res.push_failed_before, i); /* logged once per streak */
+        assert_string_equal(res.why, "private data refused");
+    }
+    pusher.fail = 0;
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.pushed);
+    assert_int_equal(pusher.pushes, 3);
+    assert_int_equal(upstream.creates, 1);
+}
+
+static void test_a_renewal_takes_the_eager_pages_session_once(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t page, res;
+
+    req.create_limit = 3; /* the first create counts; the hand-over does not */
+    req.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    req.for_page = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, page.session_id);
+    assert_int_equal(res.created, 0);
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, page.session_id);
+    assert_int_equal(upstream.creates, 2);
+    /* a page that finds a session does not mark it */
+    req.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_not_equal(res.session_id, page.session_id);
+    assert_int_equal(upstream.creates, 3);
+}
+
+static void test_a_forget_is_noted_and_nothing_else_is(void **state)
+{
+    pegadm_session_req_t req = request_for("alice"), other = request_for("bob");
+    pegadm_session_result_t got, res;
+    apr_time_t first;
+
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    pegadm_session_get(pool, &req, &got);
+    pegadm_session_renew(pool, &req, &got);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
+    pegadm_session_forget(pool, &req, &res);
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    first = res.forgotten_at;
+    assert_true(first > 0);
+    apr_sleep(10);
+    pegadm_session_forget(pool, &req, &res); /* even with no session left */
+    pegadm_session_last_forget(pool, &req, &res);
+    assert_true(res.forgotten_at > first);
+    assert_int_equal(pegadm_session_last_forget(pool, &other, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(upstream.creates, 2);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_STORE);
+}
+
+/* Two processes' read caches over one store: a hit reads nothing, and a
+ * renewal through one is seen by the other's very next lookup. */
+static void test_local_copies_follow_changes_made_elsewhere(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
+    pegadm_session_result_t res;
+
+    a.create_limit = b.create_limit = 3; /* every create counts */
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-3");
+}
+
+/* A store safe for concurrent reads is read without its lock; the others
+ * never are. */
+static void test_cached_read_without_the_lock(void **state)
+{
+    pegadm_session_req_t req = request_for("ivan");
+    pegadm_session_result_t first, res;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    store_data.fail_lock = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    req.read_unlocked = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +868,13 @@ int main(void)
         cmocka_unit_test_setup(test_first_request_adopts_a_session_stored_meanwhile, setup),
         cmocka_unit_test_setup(test_first_request_hands_out_what_the_store_holds, setup),
         cmocka_unit_test_setup(test_renew_does_not_adopt, setup),
+        cmocka_unit_test_setup(test_changed_data_is_pushed_to_the_same_session, setup),
+        cmocka_unit_test_setup(test_pushes_wait_for_the_refresh_window, setup),
+        cmocka_unit_test_setup(test_a_failed_push_still_hands_out_the_session, setup),
+        cmocka_unit_test_setup(test_a_renewal_takes_the_eager_pages_session_once, setup),
+        cmocka_unit_test_setup(test_a_forget_is_noted_and_nothing_else_is, setup),
+        cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
+        cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
         cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
         cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };

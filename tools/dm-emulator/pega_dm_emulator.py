@@ -234,6 +234,7 @@ class EmulatorState:
             self.faults = []
             self.tokens = []
             self.sessions = {}
+            self.widget_events = []
             self.connections = 0
             self.tls_failures = 0
             self.fault = {"mode": "ok", "delay_ms": 0, "applies_to": "all", "count": None}
@@ -247,6 +248,7 @@ class EmulatorState:
                 "faults": list(self.faults),
                 "tokens": list(self.tokens),
                 "sessions": {sid: dict(s) for sid, s in self.sessions.items()},
+                "widget_events": list(self.widget_events),
                 "connections": self.connections,
                 "tls_failures": self.tls_failures,
                 "mode": dict(self.fault),
@@ -624,6 +626,8 @@ class DMRequestHandler(BaseHTTPRequestHandler):
     def control(self, method, path, body):
         if path.startswith(SESSION_VIEW_PREFIX) and method == "GET":
             return self.session_view(unquote(path[len(SESSION_VIEW_PREFIX):]))
+        if path == WIDGET_EVENTS_PATH and method == "POST":
+            return self.widget_event(strict_json_loads(body or b"{}", "widget event"))
         if path == "/__emulator/state" and method == "GET":
             return self.send_json(200, self.state.snapshot())
         if path == "/__emulator/reset" and method == "POST":
@@ -641,6 +645,19 @@ class DMRequestHandler(BaseHTTPRequestHandler):
                 "body_b64": base64.b64encode(body).decode("ascii"),
             })
         raise Rejection(404, "no such control endpoint")
+
+    def widget_event(self, event):
+        """What the emulated widget did in a page: {"event": "start" | "resume"
+        | "end", "sessionId", "page", "tab", "at" (the page's clock, ms)}; sent
+        with mode no-cors from the page's origin, so the answer is opaque to it."""
+        if not isinstance(event, dict) or event.get("event") not in WIDGET_EVENTS:
+            raise Rejection(400, "a widget event is {\"event\": %s, ...}" % "|".join(WIDGET_EVENTS))
+        self.state.record("widget_events", {
+            "event": event["event"], "sessionId": event.get("sessionId"),
+            "page": event.get("page"), "tab": event.get("tab"), "at": event.get("at"),
+            "time": time.time(),
+        })
+        return self.send_json(200, {})
 
     def set_secret(self, spec):
         """{"widget": id, "secret": s}: the service now verifies that widget's
@@ -662,6 +679,8 @@ class DMRequestHandler(BaseHTTPRequestHandler):
 
 WIDGET_JS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "widget.js")
 SESSION_VIEW_PREFIX = "/__emulator/session/"
+WIDGET_EVENTS_PATH = "/__emulator/widget-events"
+WIDGET_EVENTS = ("start", "resume", "end")
 
 
 def widget_script():

@@ -4,8 +4,16 @@
  * session through PegaUnifiedChatWidget.onCreateSessionRequest(trigger),
  * then shows that session and the customer the service linked to it, and
  * calls onSessionInitialized(sessionId). triggerChat(code), toggleWidget()
- * and endChat() work as the page expects of the real widget. No
- * dependencies, no conversation: the point is the session hand-over. */
+ * and endChat() work as the page expects of the real widget.
+ *
+ * It is as unforgiving as a real widget may be: it keeps its chat in
+ * localStorage, across pages and tabs of the origin, and resumes it about a
+ * second after a page loads, without asking the page, unless endChat() was
+ * called first; it asks onCreateSessionRequest only when it has no chat
+ * and the customer opens it; a chat it holds in one tab lives on there
+ * until that tab calls endChat(). Resumes, starts and ends are reported to
+ * the emulator (POST /__emulator/widget-events) for tests to see. No
+ * dependencies, no conversation: the point is the session's life. */
 (function () {
   "use strict";
 
@@ -16,9 +24,15 @@
   widget.emulated = true;
 
   var script = document.currentScript || document.getElementById("pega-wm-chat");
-  var service = new URL(script.src, location.href).origin;
+  var scriptUrl = new URL(script.src, location.href);
+  var service = scriptUrl.origin;
+  var widgetId = scriptUrl.pathname.split("/").slice(-2)[0];
+  var STORED = "pega-emu-chat:" + widgetId;
+  var RESUME_MS = 1000;
+  var tabId = Math.random().toString(36).slice(2);
   var ui = null;
-  var chat = null; /* the open chat: {trigger} */
+  var chat = null; /* the chat of this page: {trigger, sessionId} */
+  var resumeTimer = null;
 
   var CSS =
     ".pega-emu{position:fixed;right:20px;bottom:20px;z-index:2147483000;" +
@@ -119,11 +133,83 @@
     });
   }
 
+  function storedChat() {
+    try {
+      var value = JSON.parse(localStorage.getItem(STORED) || "null");
+      return value && typeof value.sessionId === "string" ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storeChat(value) {
+    if (value) {
+      localStorage.setItem(STORED, JSON.stringify(value));
+    } else {
+      localStorage.removeItem(STORED);
+    }
+  }
+
+  /* Tells the emulator what happened, for tests; fire and forget. */
+  function report(event, sessionId) {
+    try {
+      fetch(service + "/__emulator/widget-events", {
+        method: "POST",
+        mode: "no-cors",
+        credentials: "omit",
+        keepalive: true,
+        body: JSON.stringify({ event: event, sessionId: sessionId || null,
+                               page: location.href, tab: tabId, at: Date.now() })
+      }).catch(function () {});
+    } catch (e) { /* reporting never breaks the widget */ }
+  }
+
+  function showRecord(record, how) {
+    ui.session.textContent = record.sessionId;
+    ui.customer.textContent = record.customerId;
+    ui.privateData.textContent = JSON.stringify(record.privateData);
+    show(how + ": the agent knows you as " + record.customerId + ".", false);
+  }
+
+  /* The stored chat comes back by itself, as the real widget's does. */
+  function resume() {
+    resumeTimer = null;
+    var stored = storedChat();
+    if (!stored || chat) {
+      return;
+    }
+    var attempt = (chat = { trigger: stored.trigger, sessionId: stored.sessionId });
+    build();
+    ui.panel.hidden = false;
+    clearFacts();
+    ui.trigger.textContent = stored.trigger === undefined || stored.trigger === null
+      ? "none (resumed)" : stored.trigger;
+    report("resume", stored.sessionId);
+    lookUp(stored.sessionId)
+      .then(function (record) {
+        if (chat === attempt) {
+          showRecord(record, "Resumed");
+        }
+      })
+      .catch(function (err) {
+        if (chat === attempt) {
+          show("Could not resume the chat: " + (err && err.message ? err.message : err), true);
+        }
+      });
+  }
+
   function start(trigger) {
     build();
     ui.panel.hidden = false;
     if (chat) {
       return; /* one chat at a time: this one is already open */
+    }
+    if (storedChat()) {
+      if (resumeTimer) {
+        clearTimeout(resumeTimer);
+      }
+      resume(); /* it has a chat: it shows that one, asking nobody */
+      return;
     }
     var attempt = (chat = { trigger: trigger });
     clearFacts();
@@ -146,10 +232,10 @@
         if (chat !== attempt) {
           return; /* ended meanwhile */
         }
-        ui.session.textContent = record.sessionId;
-        ui.customer.textContent = record.customerId;
-        ui.privateData.textContent = JSON.stringify(record.privateData);
-        show("Connected: the agent knows you as " + record.customerId + ".", false);
+        attempt.sessionId = record.sessionId;
+        storeChat({ sessionId: record.sessionId, trigger: trigger === undefined ? null : trigger });
+        report("start", record.sessionId);
+        showRecord(record, "Connected");
         if (typeof widget.onSessionInitialized === "function") {
           widget.onSessionInitialized(record.sessionId);
         }
@@ -176,7 +262,15 @@
   };
 
   widget.endChat = function () {
+    var stored = storedChat();
+    var sessionId = (chat && chat.sessionId) || (stored && stored.sessionId) || null;
+    if (resumeTimer) {
+      clearTimeout(resumeTimer);
+      resumeTimer = null;
+    }
     chat = null;
+    storeChat(null);
+    report("end", sessionId);
     if (ui) {
       ui.panel.hidden = true;
       clearFacts();
@@ -188,5 +282,8 @@
     build();
   } else {
     document.addEventListener("DOMContentLoaded", build);
+  }
+  if (storedChat()) {
+    resumeTimer = setTimeout(resume, RESUME_MS);
   }
 })();

@@ -1,0 +1,191 @@
+/* How a lookup reads: the Apache side of the per-process read cache
+ * (pegadm_localcache.h), its directives, the generation counters in memory
+ * shared by the node's processes (made once per httpd, kept across
+ * restarts) and each child's own cache; and whether a read of a shared
+ * cache takes the node's pegadm-cache mutex. */
+#include "mod_pegadm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <http_core.h>
+
+APLOG_USE_MODULE(pegadm);
+
+#define DEFAULT_CUSTOMERS 10000
+#define MAX_CUSTOMERS     5000000
+#define DEFAULT_MAX_AGE   apr_time_from_sec(1)
+#define MAX_MAX_AGE       apr_time_from_sec(3600)
+#define GENERATIONS_KEY   "pegadm-localcache-generations"
+
+struct pegadm_local_conf {
+    int read_lock;               /* PegaDMCacheReadLock; -1: unset (On) */
+    int customers;               /* -1: unset; 0: off */
+    apr_interval_time_t max_age; /* -1: unset; 0: always read a shared cache */
+    void *generations;           /* shared memory, from post_config */
+};
+
+static pegadm_local_conf_t *local_conf(cmd_parms *cmd)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    if (!sc->local_conf) {
+        sc->local_conf = apr_pcalloc(cmd->pool, sizeof(*sc->local_conf));
+        sc->local_conf->read_lock = -1;
+        sc->local_conf->customers = -1;
+        sc->local_conf->max_age = -1;
+    }
+    return sc->local_conf;
+}
+
+const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    long v;
+
+    if (err) {
+        return err;
+    }
+    v = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < 0 || v > MAX_CUSTOMERS) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a count from 0 (off) to %d",
+                            cmd->cmd->name, arg, MAX_CUSTOMERS);
+    }
+    local_conf(cmd)->customers = (int)v;
+    return NULL;
+}
+
+const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t t;
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0 || t > MAX_MAX_AGE) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a time from 0 to 3600 seconds (e.g. 1, 250ms)",
+                            cmd->cmd->name, arg);
+    }
+    local_conf(cmd)->max_age = t;
+    return NULL;
+}
+
+const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        local_conf(cmd)->read_lock = on;
+    }
+    return err;
+}
+
+/* shmcb is not safe for concurrent use: its reads always take the lock. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
+{
+    return sc->local_conf && sc->local_conf->read_lock == 0 &&
+           !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+}
+
+/* The counters live as long as httpd itself: children of the generation
+ * before a graceful restart, still finishing requests, bump the same ones. */
+static void *shared_generations(server_rec *s)
+{
+    apr_pool_t *pool = s->process->pool;
+    void *found = NULL;
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    apr_pool_userdata_get(&found, GENERATIONS_KEY, pool);
+    if (found) {
+        return found;
+    }
+    rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL, pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PEGADM810: cannot share the local cache's generations between child "
+                     "processes; every lookup reads the session cache");
+        return NULL;
+    }
+    found = apr_shm_baseaddr_get(shm);
+    rv = pegadm_localcache_init_shared(found);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PEGADM813: no random key for the local cache; every lookup reads the "
+                     "session cache");
+        return NULL;
+    }
+    apr_pool_userdata_set(found, GENERATIONS_KEY, apr_pool_cleanup_null, pool);
+    return found;
+}
+
+/* shmcb is the node's own: every change to it bumps a counter here. */
+static int cache_is_shared(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_provider_name && strcmp(sc->cache_provider_name, "shmcb") != 0;
+}
+
+static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                  server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_local_conf_t *lc;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (!sc->local_conf) {
+        sc->local_conf = apr_pcalloc(pconf, sizeof(*sc->local_conf));
+        sc->local_conf->read_lock = sc->local_conf->customers = -1;
+        sc->local_conf->max_age = -1;
+    }
+    lc = sc->local_conf;
+    lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;
+    lc->max_age = lc->max_age < 0 ? DEFAULT_MAX_AGE : lc->max_age;
+    if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {
+        lc->customers = 0;
+        return OK;
+    }
+    lc->generations = shared_generations(s);
+    if (lc->generations) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "PEGADM811: each child process keeps up to %d customers' session IDs "
+                     "(%" APR_SIZE_T_FMT " bytes each) in front of the %s cache%s",
+                     lc->customers, pegadm_localcache_bytes_per_customer(),
+                     sc->cache_provider_name,
+                     cache_is_shared(sc)
+                         ? apr_psprintf(ptemp, ", reused for at most %" APR_TIME_T_FMT " ms",
+                                        apr_time_as_msec(lc->max_age))
+                         : "");
+    }
+    return OK;
+}
+
+static void localcache_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_local_conf_t *lc = sc->local_conf;
+    apr_status_t rv;
+
+    if (!lc || lc->customers <= 0 || !lc->generations) {
+        return;
+    }
+    rv = pegadm_localcache_create(p, (apr_uint32_t)lc->customers, lc->generations,
+                                  cache_is_shared(sc) ? lc->max_age : 0, &sc->localcache);
+    if (rv != APR_SUCCESS) {
+        sc->localcache = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PEGADM812: cannot make this child's local cache; every lookup reads "
+                     "the session cache");
+    }
+}
+
+void pegadm_localcache_register_hooks(apr_pool_t *p)
+{
+    /* after the session cache's post_config, which resolves the provider */
+    ap_hook_post_config(localcache_post_config, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_child_init(localcache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,173 @@
+/* The per-process read cache: copies are used while their generation
+ * holds, until they expire or grow older than max_age; a change made
+ * through any other cache sharing the memory invalidates them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+
+#include "pegadm_localcache.h"
+#include "pegadm_test_pool.h"
+
+static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+static const char widget[] = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+static const apr_time_t now = APR_USEC_PER_SEC * 1000;
+
+static pegadm_localcache_t *cache(apr_pool_t *p, apr_interval_time_t max_age)
+{
+    pegadm_localcache_t *lc = NULL;
+    assert_int_equal(pegadm_localcache_create(p, 100, shared, max_age, &lc), APR_SUCCESS);
+    return lc;
+}
+
+static const char *get(pegadm_localcache_t *lc, const char *customer, apr_time_t at,
+                       apr_pool_t *p)
+{
+    apr_uint32_t gen;
+    return pegadm_localcache_get(lc, widget, customer, at, p, &gen);
+}
+
+static void put(pegadm_localcache_t *lc, const char *customer, const char *sid)
+{
+    apr_uint32_t gen;
+    apr_pool_t *scratch;
+    apr_pool_create(&scratch, NULL);
+    pegadm_localcache_get(lc, widget, customer, now, scratch, &gen);
+    apr_pool_destroy(scratch);
+    pegadm_localcache_put(lc, widget, customer, gen, sid, now, now + apr_time_from_sec(60));
+}
+
+/* The reference vector of the SipHash paper (key 00..0f, input 00..0e). */
+static void test_siphash_matches_the_reference(void **state)
+{
+    unsigned char key[16], in[15];
+    for (int i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+    }
+    for (int i = 0; i < 15; i++) {
+        in[i] = (unsigned char)i;
+    }
+    assert_true(pegadm_siphash24(in, sizeof(in), key) == 0xa129ca6149be45e5ULL);
+}
+
+static void test_a_copy_is_used_until_it_expires(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = cache(p, 0);
+
+    assert_null(get(lc, "alice", now, p));
+    put(lc, "alice", "sess-1");
+    assert_string_equal(get(lc, "alice", now + apr_time_from_sec(59), p), "sess-1");
+    assert_null(get(lc, "alice", now + apr_time_from_sec(60), p));
+}
+
+static void test_max_age_bounds_a_copy(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = cache(p, apr_time_from_msec(1000));
+
+    put(lc, "bob", "sess-2");
+    assert_non_null(get(lc, "bob", now + apr_time_from_msec(999), p));
+    assert_null(get(lc, "bob", now + apr_time_from_msec(1000), p));
+}
+
+/* Two processes: what one changes, the other's copy no longer answers. */
+static void test_a_change_anywhere_invalidates_the_copy(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *reader = cache(p, 0), *writer = cache(p, 0);
+
+    put(reader, "carol", "sess-3");
+    put(reader, "dave", "sess-4");
+    pegadm_localcache_changed(writer, widget, "carol");
+    assert_null(get(reader, "carol", now, p));
+    assert_string_equal(get(reader, "dave", now, p), "sess-4");
+}
+
+/* A copy read before a change, stored after it, is never used: its
+ * generation was taken before the store was read. */
+static void test_a_copy_read_before_a_change_is_not_used(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *reader = cache(p, 0), *writer = cache(p, 0);
+    apr_uint32_t gen;
+
+    assert_null(pegadm_localcache_get(reader, widget, "erin", now, p, &gen));
+    pegadm_localcache_changed(writer, widget, "erin"); /* between the read and the put */
+    pegadm_localcache_put(reader, widget, "erin", gen, "stale", now,
+                          now + apr_time_from_sec(60));
+    assert_null(get(reader, "erin", now, p));
+}
+
+/* Customers, and the same customer of two widgets, never share a copy;
+ * a table smaller than the customers only evicts. */
+static void test_copies_answer_for_their_own_customer_only(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = NULL;
+    char name[16], sid[16];
+    apr_uint32_t gen;
+    int kept = 0;
+
+    assert_int_equal(pegadm_localcache_create(p, 4, shared, 0, &lc), APR_SUCCESS);
+    for (int i = 0; i < 64; i++) {
+        snprintf(name, sizeof(name), "c%d", i);
+        snprintf(sid, sizeof(sid), "s%d", i);
+        put(lc, name, sid);
+    }
+    for (int i = 0; i < 64; i++) {
+        const char *got;
+        snprintf(name, sizeof(name), "c%d", i);
+        snprintf(sid, sizeof(sid), "s%d", i);
+        got = get(lc, name, now, p);
+        if (got) {
+            assert_string_equal(got, sid);
+            kept++;
+        }
+    }
+    assert_true(kept >= 1 && kept <= 4);
+    put(lc, "c63", "s63");
+    assert_null(
+        pegadm_localcache_get(lc, "7d1e4f0a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "c63", now, p, &gen));
+}
+
+static void test_overlong_values_are_not_cached(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = cache(p, 0);
+    char too_long[300];
+
+    memset(too_long, 'x', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    put(lc, "frank", too_long); /* a session ID over 128 bytes */
+    assert_null(get(lc, "frank", now, p));
+    put(lc, too_long, "sess-5"); /* a customer ID over 256 bytes */
+    assert_null(get(lc, too_long, now, p));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POOL_TEST(test_siphash_matches_the_reference),
+        POOL_TEST(test_a_copy_is_used_until_it_expires),
+        POOL_TEST(test_max_age_bounds_a_copy),
+        POOL_TEST(test_a_change_anywhere_invalidates_the_copy),
+        POOL_TEST(test_a_copy_read_before_a_change_is_not_used),
+        POOL_TEST(test_copies_answer_for_their_own_customer_only),
+        POOL_TEST(test_overlong_values_are_not_cached),
+    };
+    int failed;
+
+    apr_initialize();
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return failed;
+}

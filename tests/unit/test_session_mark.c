@@ -1,0 +1,464 @@
+/* The cross-node create mark: two "nodes" (two locks) over one shared
+ * store, and a mark held by the store's server. First requests on both
+ * make one create; a mark held elsewhere is waited for, boundedly; a mark
+ * that cannot be taken is a store failure; the mark never outlives the
+ * create, failed or not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+
+#include "pegadm_session.h"
+
+#define SLOTS 16
+
+typedef struct {
+    unsigned char id[PEGADM_CACHE_ID_LEN];
+    unsigned char val[512];
+    unsigned int len;
+    apr_time_t expiry;
+    int used;
+} slot_t;
+
+/* The shared server: entries and marks, each access atomic. A missing
+ * entry is answered slowly, so that first requests on two nodes both read
+ * "nothing" before either writes. */
+static struct {
+    apr_thread_mutex_t *data;
+    slot_t slots[SLOTS];
+    slot_t marks[SLOTS];
+    apr_status_t fail_mark;
+    int takes, releases;
+    void (*on_take)(void); /* runs before the first take is answered */
+} shared;
+
+static apr_thread_mutex_t *node_lock[2];
+
+static slot_t *find(slot_t *table, const unsigned char *id)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        if (table[i].used && !memcmp(table[i].id, id, PEGADM_CACHE_ID_LEN) &&
+            table[i].expiry > apr_time_now()) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+static slot_t *free_slot(slot_t *table)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        if (!table[i].used || table[i].expiry <= apr_time_now()) {
+            return &table[i];
+        }
+    }
+    fail_msg("the fake store is full");
+    return NULL;
+}
+
+static apr_status_t node_lock_take(void *c)
+{
+    return apr_thread_mutex_lock(c);
+}
+
+static apr_status_t node_lock_give(void *c)
+{
+    return apr_thread_mutex_unlock(c);
+}
+
+static apr_status_t shared_get(void *c, const unsigned char *id, unsigned int id_len,
+                               unsigned char *buf, unsigned int *len, apr_pool_t *p)
+{
+    slot_t *s;
+    apr_thread_mutex_lock(shared.data);
+    s = find(shared.slots, id);
+    if (s) {
+        assert_true(s->len <= *len);
+        memcpy(buf, s->val, s->len);
+        *len = s->len;
+    }
+    apr_thread_mutex_unlock(shared.data);
+    if (!s) {
+        apr_sleep(apr_time_from_msec(100));
+    }
+    return s ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static apr_status_t shared_put(void *c, const unsigned char *id, unsigned int id_len,
+                               apr_time_t expiry, const unsigned char *val, unsigned int len,
+                               apr_pool_t *p)
+{
+    slot_t *s;
+    apr_thread_mutex_lock(shared.data);
+    s = find(shared.slots, id);
+    s = s ? s : free_slot(shared.slots);
+    memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+    memcpy(s->val, val, len);
+    s->len = len;
+    s->expiry = expiry;
+    s->used = 1;
+    apr_thread_mutex_unlock(shared.data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t shared_del(void *c, const unsigned char *id, unsigned int id_len,
+                               apr_pool_t *p)
+{
+    slot_t *s;
+    apr_thread_mutex_lock(shared.data);
+    s = find(shared.slots, id);
+    if (s) {
+        s->used = 0;
+    }
+    apr_thread_mutex_unlock(shared.data);
+    return s ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_len,
+                              apr_interval_time_t ttl, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    void (*hook)(void) = shared.on_take;
+
+    shared.on_take = NULL;
+    if (hook) {
+        hook();
+    }
+    apr_thread_mutex_lock(shared.data);
+    shared.takes++;
+    if (shared.fail_mark) {
+        rv = shared.fail_mark;
+    } else if (find(shared.marks, id)) {
+        rv = APR_EEXIST;
+    } else {
+        slot_t *s = free_slot(shared.marks);
+        memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+        s->expiry = apr_time_now() + ttl;
+        s->used = 1;
+    }
+    apr_thread_mutex_unlock(shared.data);
+    return rv;
+}
+
+static apr_status_t mark_release(void *c, const unsigned char *id, unsigned int id_len,
+                                 apr_pool_t *p)
+{
+    slot_t *s;
+    apr_thread_mutex_lock(shared.data);
+    shared.releases++;
+    s = find(shared.marks, id);
+    if (s) {
+        s->used = 0;
+    }
+    apr_thread_mutex_unlock(shared.data);
+    return s ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static int marks_held(void)
+{
+    int n = 0;
+    apr_thread_mutex_lock(shared.data);
+    for (int i = 0; i < SLOTS; i++) {
+        n += shared.marks[i].used && shared.marks[i].expiry > apr_time_now();
+    }
+    apr_thread_mutex_unlock(shared.data);
+    return n;
+}
+
+typedef struct {
+    apr_thread_mutex_t *lock;
+    int creates;
+    int fail;
+    apr_interval_time_t delay;
+} upstream_t;
+
+static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, const char **why,
+                                apr_time_t *held_until)
+{
+    upstream_t *u = baton;
+    int n;
+    apr_thread_mutex_lock(u->lock);
+    n = ++u->creates; /* not serialised: two nodes may call at once */
+    apr_thread_mutex_unlock(u->lock);
+    apr_sleep(u->delay);
+    if (u->fail) {
+        *why = "service said no";
+        return APR_EGENERAL;
+    }
+    *sid = apr_psprintf(p, "sess-%d", n);
+    return APR_SUCCESS;
+}
+
+static apr_pool_t *pool;
+static pegadm_store_t stores[2];
+static pegadm_mark_t mark = {NULL, mark_take, mark_release};
+static pegadm_keys_t keys;
+static upstream_t upstream;
+
+static int setup(void **state)
+{
+    memset(shared.slots, 0, sizeof(shared.slots));
+    memset(shared.marks, 0, sizeof(shared.marks));
+    shared.fail_mark = APR_SUCCESS;
+    shared.takes = shared.releases = 0;
+    shared.on_take = NULL;
+    upstream.creates = upstream.fail = 0;
+    upstream.delay = apr_time_from_msec(100);
+    return 0;
+}
+
+static pegadm_session_req_t request_on(int node, const char *customer)
+{
+    pegadm_session_req_t req = {0};
+    req.store = &stores[node];
+    req.mark = &mark;
+    req.keys = &keys;
+    req.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+    req.customer_id = customer;
+    req.ttl = apr_time_from_sec(60);
+    req.wait_max = apr_time_from_sec(2);
+    req.create_limit = 2;
+    req.create_window = apr_time_from_sec(60);
+    req.create = fake_create;
+    req.create_baton = &upstream;
+    return req;
+}
+
+typedef struct {
+    pegadm_session_req_t req;
+    pegadm_session_result_t res;
+    pegadm_session_status_t status;
+} job_t;
+
+static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
+{
+    job_t *job = data;
+    apr_pool_t *p;
+    apr_pool_create(&p, NULL);
+    job->status = pegadm_session_get(p, &job->req, &job->res);
+    job->res.session_id = job->res.session_id ? strdup(job->res.session_id) : NULL;
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+#define JOBS 8
+
+static void run_on_both_nodes(job_t *jobs, const char *customer)
+{
+    apr_thread_t *threads[JOBS];
+    apr_status_t rv;
+    for (int i = 0; i < JOBS; i++) {
+        jobs[i].req = request_on(i % 2, customer);
+        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
+    }
+    for (int i = 0; i < JOBS; i++) {
+        apr_thread_join(&rv, threads[i]);
+    }
+}
+
+static void test_first_requests_on_two_nodes_make_one_create(void **state)
+{
+    job_t jobs[JOBS];
+    run_on_both_nodes(jobs, "carol");
+    assert_int_equal(upstream.creates, 1);
+    for (int i = 0; i < JOBS; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_OK);
+        assert_string_equal(jobs[i].res.session_id, "sess-1");
+        free((void *)jobs[i].res.session_id);
+    }
+    assert_int_equal(marks_held(), 0);
+}
+
+/* Without the mark, the two nodes' locks decide nothing between them: one
+ * first request on each, both reading "nothing", make two creates (so the
+ * fixture shows the race the mark closes). */
+static void test_without_the_mark_two_nodes_both_create(void **state)
+{
+    job_t jobs[2];
+    apr_thread_t *threads[2];
+    apr_status_t rv;
+    for (int i = 0; i < 2; i++) {
+        jobs[i].req = request_on(i, "carol");
+        jobs[i].req.mark = NULL;
+        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
+    }
+    for (int i = 0; i < 2; i++) {
+        apr_thread_join(&rv, threads[i]);
+        free((void *)jobs[i].res.session_id);
+    }
+    assert_int_equal(upstream.creates, 2);
+}
+
+static void test_waiters_share_a_failure_across_nodes(void **state)
+{
+    job_t jobs[JOBS];
+    upstream.fail = 1;
+    run_on_both_nodes(jobs, "dave");
+    assert_int_equal(upstream.creates, 1);
+    for (int i = 0; i < JOBS; i++) {
+        assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
+    }
+    assert_int_equal(marks_held(), 0);
+    upstream.fail = 0;
+    {
+        pegadm_session_req_t req = request_on(1, "dave");
+        pegadm_session_result_t res;
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(res.created, 1);
+    }
+}
+
+static void take_mark_elsewhere(const char *customer)
+{
+    unsigned char id[PEGADM_CACHE_ID_LEN];
+    assert_int_equal(pegadm_cache_id(&keys, "create-mark",
+                                     "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11", customer, id),
+                     APR_SUCCESS);
+    assert_int_equal(mark_take(NULL, id, sizeof(id), apr_time_from_sec(60), pool), APR_SUCCESS);
+}
+
+/* A mark held by a node that never finishes: the wait is bounded, and no
+ * create is made while the mark is held. */
+static void test_a_mark_held_elsewhere_is_waited_for_boundedly(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "erin");
+    pegadm_session_result_t res;
+    apr_time_t began = apr_time_now();
+
+    take_mark_elsewhere("erin");
+    req.wait_max = apr_time_from_msec(300);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_string_equal(res.why, "timed out waiting for a concurrent request's create");
+    assert_true(apr_time_now() - began >= apr_time_from_msec(300));
+    assert_int_equal(upstream.creates, 0);
+}
+
+static void test_a_mark_that_cannot_be_taken_is_a_store_failure(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "frank");
+    pegadm_session_result_t res;
+
+    shared.fail_mark = APR_ECONNREFUSED;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_non_null(strstr(res.why, "taking the create mark"));
+    assert_int_equal(upstream.creates, 0);
+    shared.fail_mark = APR_SUCCESS;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+}
+
+/* The previous holder's session lands between our first read and our
+ * take: it is read again under the mark and handed out, not duplicated. */
+static void store_a_session_on_the_other_node(void)
+{
+    pegadm_session_req_t req = request_on(1, "grace");
+    pegadm_session_result_t res;
+    req.mark = NULL;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+}
+
+static void test_a_session_stored_before_the_take_is_handed_out(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "grace");
+    pegadm_session_result_t res;
+
+    shared.on_take = store_a_session_on_the_other_node;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    assert_int_equal(res.created, 0);
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(shared.releases, 1);
+    assert_int_equal(marks_held(), 0);
+}
+
+/* The holder of the mark counts its create against the customer's limit,
+ * like a create on one node does. */
+static void test_the_marks_holder_counts_the_create(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "heidi"), other = request_on(1, "heidi");
+    pegadm_session_result_t res;
+
+    req.create_limit = other.create_limit = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &other, &res), PEGADM_SESSION_RATE_LIMITED);
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(marks_held(), 0);
+}
+
+/* Waiting for another node's mark takes a place among this process's
+ * waiters: past PegaDMCreateWaiters, a request is refused at once. */
+static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
+{
+    pegadm_waiters_t *waiters;
+    job_t first;
+    apr_thread_t *thread;
+    pegadm_session_req_t req = request_on(0, "ivan");
+    pegadm_session_result_t res;
+    apr_time_t began;
+    apr_status_t rv;
+
+    assert_int_equal(pegadm_waiters_create(pool, 4, &waiters), APR_SUCCESS);
+    take_mark_elsewhere("ivan");
+    first.req = request_on(0, "ivan");
+    first.req.waiters = waiters;
+    first.req.waiters_max = 1;
+    apr_thread_create(&thread, NULL, run_get, &first, pool);
+    apr_sleep(apr_time_from_msec(500)); /* two slow reads of nothing, then it waits */
+    req.waiters = waiters;
+    req.waiters_max = 1;
+    began = apr_time_now();
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_true(res.refused);
+    assert_true(res.retry_after > 0);
+    assert_non_null(strstr(res.why, "PegaDMCreateWaiters"));
+    assert_true(apr_time_now() - began < apr_time_from_sec(1));
+    apr_thread_join(&rv, thread);
+    assert_int_equal(first.status, PEGADM_SESSION_UPSTREAM);
+    assert_false(first.res.refused);
+    free((void *)first.res.session_id);
+    assert_int_equal(upstream.creates, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_first_requests_on_two_nodes_make_one_create, setup),
+        cmocka_unit_test_setup(test_without_the_mark_two_nodes_both_create, setup),
+        cmocka_unit_test_setup(test_waiters_share_a_failure_across_nodes, setup),
+        cmocka_unit_test_setup(test_a_mark_held_elsewhere_is_waited_for_boundedly, setup),
+        cmocka_unit_test_setup(test_a_mark_that_cannot_be_taken_is_a_store_failure, setup),
+        cmocka_unit_test_setup(test_a_session_stored_before_the_take_is_handed_out, setup),
+        cmocka_unit_test_setup(test_the_marks_holder_counts_the_create, setup),
+        cmocka_unit_test_setup(test_waiting_for_a_mark_elsewhere_is_bounded, setup),
+    };
+    const char secret[] = "correct horse battery staple, 40 bytes!!";
+    int failed;
+
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    apr_thread_mutex_create(&shared.data, APR_THREAD_MUTEX_DEFAULT, pool);
+    apr_thread_mutex_create(&upstream.lock, APR_THREAD_MUTEX_DEFAULT, pool);
+    for (int i = 0; i < 2; i++) {
+        apr_thread_mutex_create(&node_lock[i], APR_THREAD_MUTEX_DEFAULT, pool);
+        stores[i] = (pegadm_store_t){node_lock[i], node_lock_take, node_lock_give,
+                                     shared_get,   shared_put,     shared_del};
+    }
+    pegadm_keys_derive(&keys, (const unsigned char *)secret, strlen(secret));
+    failed = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return failed;
+}
