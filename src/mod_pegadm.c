@@ -32,6 +32,9 @@ static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     if (pegadm_dbd_check_config(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (pegadm_check_security(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return pegadm_check_scopes(ptemp, s);
 }
 
@@ -70,6 +73,10 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      "PEGADM403: cannot keep upstream connections; each call to the "
                      "service connects afresh");
+    }
+    /* a waiting request waits for one create: a place per thread is enough */
+    if (pegadm_waiters_create(p, threads, &sc->waiters) != APR_SUCCESS) {
+        sc->waiters = NULL;
     }
 }
 
@@ -142,6 +149,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     ap_hook_fixups(pegadm_fixups, after_env, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pegadm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     pegadm_inject_register_hooks(p);
+    pegadm_cache_control_register_hooks(p);
     pegadm_mark_register_hooks(p);
     pegadm_localcache_register_hooks(p);
     pegadm_ops_register_hooks(p);

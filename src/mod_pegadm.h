@@ -10,6 +10,7 @@
 #include <ap_expr.h>
 #include <ap_socache.h>
 #include <apr_global_mutex.h>
+#include <apr_hash.h>
 
 #include "pegadm_breaker.h"
 #include "pegadm_dm.h"
@@ -61,6 +62,7 @@ typedef struct {
     int token_lifetime;
     int create_limit;
     apr_interval_time_t create_window;
+    int create_waiters; /* per process, for one customer's create */
     const char *session_endpoint;
     /* the bootstrap tag filter (mod_pegadm_inject.c) */
     int inject;
@@ -93,6 +95,8 @@ typedef struct {
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
+    pegadm_waiters_t *waiters;             /* per process, from child_init */
+    apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
     const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
     pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
@@ -115,6 +119,7 @@ apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d);
 void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                               apr_interval_time_t *window);
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 
@@ -193,6 +198,30 @@ pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
 
+/* mod_pegadm_origin.c */
+/* True unless r comes from the portal's own pages: Sec-Fetch-Site
+ * same-origin or none; without it, GET passes (unless strict) and POST,
+ * DELETE or a strict GET need an Origin equal to the request's own. */
+int pegadm_is_cross_site(request_rec *r, int strict);
+/* True if a POST's body is application/json, or there is no body. */
+int pegadm_post_body_is_json(request_rec *r);
+
+/* mod_pegadm_secretview.c */
+/* Called by PegaDMJWTSecret once the secret is read: warns if it is written
+ * in a configuration file readable by group or others, and withholds it
+ * from what mod_info and DUMP_CONFIG print of the configuration. */
+void pegadm_secret_withhold(cmd_parms *cmd, const char *secret);
+
+/* mod_pegadm_cachectl.c: what caches may keep */
+/* Makes the bootstrap script publicly cacheable unless the answer sets a
+ * cookie or another module set a Cache-Control; call from its handler. */
+void pegadm_cache_control_bootstrap(request_rec *r);
+/* Registers the filter that keeps eager answers private, and the bootstrap's. */
+void pegadm_cache_control_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_checks.c */
+/* Refuses unsafe combinations of directives, warns about risky ones. */
+int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
 /* mod_pegadm_lifecycle.c: the chat follows the portal login */
 const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
 const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);

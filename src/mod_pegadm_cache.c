@@ -348,12 +348,29 @@ static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
     return rv;
 }
 
+/* A value the provider cannot hand over (larger than any entry, a Redis
+ * key of another type) is no outage if the server still answers: removing
+ * it succeeds. It is then discarded like a tampered entry (an empty value
+ * fails authentication), instead of holding the cache for down. */
 static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int id_len,
                               unsigned char *buf, unsigned int *len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return note_cache_result(
-        c, c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p));
+    apr_status_t rv =
+        c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p);
+    apr_status_t removed;
+
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        removed = c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p);
+        if (removed == APR_SUCCESS || removed == APR_NOTFOUND) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, c->s,
+                         "PEGADM706: removed a session cache entry that could not be read "
+                         "(too large, or not written by mod_pegadm)");
+            *len = 0;
+            return APR_SUCCESS;
+        }
+    }
+    return note_cache_result(c, rv);
 }
 
 /* A store never answers "not found" but for a server held for dead. */

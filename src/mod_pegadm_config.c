@@ -29,6 +29,7 @@ APLOG_USE_MODULE(pegadm);
 #define PEGADM_DEFAULT_TOKEN_LIFETIME   60
 #define PEGADM_DEFAULT_CREATE_LIMIT     10
 #define PEGADM_DEFAULT_CREATE_WINDOW    60
+#define PEGADM_DEFAULT_CREATE_WAITERS   10
 #define SECRET_MAX                      4096
 
 #define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
@@ -49,6 +50,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->token_lifetime = UNSET;
     d->create_limit = UNSET;
     d->create_window = UNSET;
+    d->create_waiters = UNSET;
     d->breaker_threshold = UNSET;
     d->breaker_cooldown = UNSET;
     d->cid_query_ttl = UNSET;
@@ -83,6 +85,7 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* count and window are one directive: keep them together */
     d->create_limit = MERGE_NUM(create_limit);
     d->create_window = add->create_limit != UNSET ? add->create_window : base->create_window;
+    d->create_waiters = MERGE_NUM(create_waiters);
     d->session_endpoint = MERGE_PTR(session_endpoint);
     d->breaker_threshold = MERGE_NUM(breaker_threshold);
     d->breaker_cooldown = MERGE_NUM(breaker_cooldown);
@@ -148,6 +151,11 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
     *count = d->create_limit != UNSET ? d->create_limit : PEGADM_DEFAULT_CREATE_LIMIT;
     *window = d->create_limit != UNSET ? d->create_window
                                        : apr_time_from_sec(PEGADM_DEFAULT_CREATE_WINDOW);
+}
+
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d)
+{
+    return d->create_waiters != UNSET ? d->create_waiters : PEGADM_DEFAULT_CREATE_WAITERS;
 }
 
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)
@@ -253,12 +261,18 @@ static const char *make_secret(cmd_parms *cmd, pegadm_dir_conf_t *d, const char 
 
 static const char *set_secret(cmd_parms *cmd, void *dv, const char *arg)
 {
+    const char *err;
+
     /* httpd leaves an undefined ${VAR} in place: never take that as a key. */
     if (strstr(arg, "${")) {
         return apr_psprintf(cmd->pool, "%s: the value contains an undefined ${...} variable",
                             cmd->cmd->name);
     }
-    return make_secret(cmd, dv, arg, strlen(arg));
+    err = make_secret(cmd, dv, arg, strlen(arg));
+    if (!err) {
+        pegadm_secret_withhold(cmd, arg);
+    }
+    return err;
 }
 
 static const char *read_secret_file(cmd_parms *cmd, const char *path, char *buf,
@@ -457,6 +471,16 @@ static const char *set_create_limit(cmd_parms *cmd, void *dv, const char *count,
     return err;
 }
 
+static const char *set_create_waiters(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(cmd, arg, 1, 10000, &v);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->create_waiters = (int)v;
+    }
+    return err;
+}
+
 static const char *set_ca_file(cmd_parms *cmd, void *dv, const char *arg)
 {
     const char *path = ap_server_root_relative(cmd->pool, arg);
@@ -619,6 +643,8 @@ const command_rec pegadm_cmds[] = {
                   "seconds between iat and exp of minted tokens (1 to 300)"),
     AP_INIT_TAKE2("PegaDMCreateLimit", set_create_limit, NULL, DIR_SCOPE,
                   "fresh sessions one customer may force, and the window in seconds"),
+    AP_INIT_TAKE1("PegaDMCreateWaiters", set_create_waiters, NULL, DIR_SCOPE,
+                  "requests of one customer that may wait for one create, per process"),
     AP_INIT_TAKE1("PegaDMSessionEndpoint", set_session_endpoint, NULL, DIR_SCOPE,
                   "the session endpoint's path, as the bootstrap script calls it"),
     AP_INIT_TAKE1("PegaDMBreakerThreshold", set_breaker_threshold, NULL, DIR_SCOPE,

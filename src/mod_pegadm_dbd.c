@@ -12,6 +12,7 @@
 #include <apr_strings.h>
 #include <mod_dbd.h>
 
+#include "pegadm_bytes.h"
 #include "pegadm_confcheck.h"
 #include "pegadm_identity.h"
 
@@ -121,8 +122,67 @@ static int check_queries(const ap_directive_t *first, int has_driver)
     return failures;
 }
 
+/* ---- which database a server's answers come from ----
+ * mod_dbd keeps its settings to itself; the configuration tree shows them.
+ * A virtual host without DBDriver or DBDParams of its own uses the main
+ * server's, as mod_dbd does. */
+
+#define MAIN_SERVER_KEY "main"
+
+/* The key of a server's record: where its <VirtualHost> starts. */
+static const char *server_key(apr_pool_t *p, const server_rec *s)
+{
+    return s->is_virtual ? apr_psprintf(p, "%s:%d", s->defn_name, (int)s->defn_line_number)
+                         : MAIN_SERVER_KEY;
+}
+
+typedef struct {
+    const char *driver;
+    const char *params;
+} database_t;
+
+static void find_database(const ap_directive_t *first, database_t *db)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "DBDriver")) {
+            db->driver = d->args;
+        } else if (!strcasecmp(d->directive, "DBDParams")) {
+            db->params = d->args;
+        } else if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0) {
+            find_database(d->first_child, db);
+        }
+    }
+}
+
+static void note_databases(apr_pool_t *p, apr_hash_t *found, const ap_directive_t *first,
+                           const database_t *main_db)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            database_t db = *main_db;
+            find_database(d->first_child, &db);
+            apr_hash_set(found, apr_psprintf(p, "%s:%d", d->filename, d->line_num),
+                         APR_HASH_KEY_STRING,
+                         apr_pstrcat(p, db.driver ? db.driver : "", "\n",
+                                     db.params ? db.params : "", NULL));
+        } else if (d->first_child) {
+            note_databases(p, found, d->first_child, main_db);
+        }
+    }
+}
+
 int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
 {
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    apr_pool_t *p = s->process->pconf;
+    database_t main_db = {NULL, NULL};
+
+    find_database(ap_conftree, &main_db);
+    sc->databases = apr_hash_make(p);
+    apr_hash_set(sc->databases, MAIN_SERVER_KEY, APR_HASH_KEY_STRING,
+                 apr_pstrcat(p, main_db.driver ? main_db.driver : "", "\n",
+                             main_db.params ? main_db.params : "", NULL));
+    note_databases(p, sc->databases, ap_conftree, &main_db);
     return check_queries(ap_conftree, 0) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
@@ -239,7 +299,7 @@ static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_
 }
 
 /* ---- the cache ----
- * Keyed by an HMAC of (query, widget, log-in name) under the scope's
+ * Keyed by an HMAC of (query, server, database, widget, log-in name) under the scope's
  * secret and sealed with the cache id as associated data, so an entry
  * can neither be read nor moved to another key or widget. A cache that
  * fails is only an optimisation lost: the database answers instead. */
@@ -249,21 +309,39 @@ typedef struct {
     unsigned char id[PEGADM_CACHE_ID_LEN];
 } answer_key_t;
 
+/* The answers of one query are scoped to the server asking and the
+ * database it asks: two virtual hosts with the same SQL and widget but
+ * customer databases of their own never share one (nor, so, a session). */
 static int answer_key(request_rec *r, const pegadm_dir_conf_t *d, const char *login,
                       answer_key_t *key)
 {
-    const char *purpose = apr_pstrcat(r->pool, "customer-id ", d->cid_query_label, NULL);
+    const char *server = server_key(r->pool, r->server);
+    const char *database;
+    const char *purpose;
 
     key->sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    database = key->sc->databases
+                   ? apr_hash_get(key->sc->databases, server, APR_HASH_KEY_STRING)
+                   : NULL;
+    if (!database) {
+        return 0; /* a server the start-up did not see: ask the database */
+    }
+    purpose = apr_pstrcat(r->pool, "customer-id ", d->cid_query_label, "\n", server, "\n",
+                          database, NULL);
     return key->sc->cache && key->sc->mutex && d->secret &&
            pegadm_cache_id(&d->secret->keys, purpose, d->widget_id, login, key->id) ==
                APR_SUCCESS;
 }
 
+/* A cached answer, before sealing: kind (1 byte) | expiry (8, big-endian
+ * microseconds) | the customer ID. Past its own expiry an answer is not
+ * used, whatever the cache server keeps. */
+#define ANSWER_HEADER 9
+
 static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
                          pegadm_customer_status_t *st, const char **value)
 {
-    unsigned char buf[1 + PEGADM_CUSTOMER_ID_MAX + PEGADM_SEAL_OVERHEAD];
+    unsigned char buf[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX + PEGADM_SEAL_OVERHEAD];
     unsigned int len = sizeof(buf);
     unsigned char *plain;
     apr_size_t plain_len;
@@ -275,17 +353,20 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
     rv = key->sc->cache_provider->retrieve(key->sc->cache, r->server, key->id, sizeof(key->id),
                                            buf, &len, r->pool);
     apr_global_mutex_unlock(key->sc->mutex);
-    if (rv != APR_SUCCESS || pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
-                                           buf, len, &plain, &plain_len) != APR_SUCCESS) {
+    if (rv != APR_SUCCESS ||
+        pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id), buf, len, &plain,
+                      &plain_len) != APR_SUCCESS ||
+        plain_len < ANSWER_HEADER ||
+        (apr_time_t)pegadm_get_be(plain + 1, 8) <= apr_time_now()) {
         return 0;
     }
-    if (plain_len == 1 && plain[0] == CACHED_NONE) {
+    if (plain_len == ANSWER_HEADER && plain[0] == CACHED_NONE) {
         *st = PEGADM_CUSTOMER_NONE;
         return 1;
     }
-    if (plain_len > 1 && plain[0] == CACHED_FOUND) {
+    if (plain_len > ANSWER_HEADER && plain[0] == CACHED_FOUND) {
         *st = PEGADM_CUSTOMER_OK;
-        *value = (const char *)plain + 1;
+        *value = (const char *)plain + ANSWER_HEADER;
         return 1;
     }
     return 0;
@@ -294,23 +375,26 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
 static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const answer_key_t *key,
                             pegadm_customer_status_t st, const char *value)
 {
-    const char *plain = st == PEGADM_CUSTOMER_OK
-                            ? apr_psprintf(r->pool, "%c%s", CACHED_FOUND, value)
-                            : apr_psprintf(r->pool, "%c", CACHED_NONE);
+    apr_size_t value_len = st == PEGADM_CUSTOMER_OK ? strlen(value) : 0;
+    apr_time_t expiry = apr_time_now() + d->cid_query_ttl;
+    unsigned char plain[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
     apr_status_t rv;
 
-    if (strlen(plain) > 1 + PEGADM_CUSTOMER_ID_MAX ||
-        pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id),
-                    (const unsigned char *)plain, strlen(plain), &sealed,
-                    &sealed_len) != APR_SUCCESS ||
+    if (value_len > PEGADM_CUSTOMER_ID_MAX) {
+        return;
+    }
+    plain[0] = st == PEGADM_CUSTOMER_OK ? CACHED_FOUND : CACHED_NONE;
+    pegadm_put_be(plain + 1, (apr_uint64_t)expiry, 8);
+    memcpy(plain + ANSWER_HEADER, value_len ? value : "", value_len);
+    if (pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id), plain,
+                    ANSWER_HEADER + value_len, &sealed, &sealed_len) != APR_SUCCESS ||
         apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
         return;
     }
     rv = key->sc->cache_provider->store(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                        apr_time_now() + d->cid_query_ttl, sealed,
-                                        (unsigned int)sealed_len, r->pool);
+                                        expiry, sealed, (unsigned int)sealed_len, r->pool);
     apr_global_mutex_unlock(key->sc->mutex);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include <apr_strings.h>
-#include <apr_uri.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -58,42 +57,6 @@ static int send_session(request_rec *r, const pegadm_dir_conf_t *d, const char *
     ap_set_content_type(r, "application/json");
     ap_rwrite(text, (int)len, r);
     return OK;
-}
-
-static int default_port(const char *scheme)
-{
-    return !strcasecmp(scheme, "https") ? 443 : 80;
-}
-
-/* The request's own origin from the Host header and the scheme httpd
- * serves, compared with the Origin header by scheme, host and port. */
-static int origin_is_own(request_rec *r, const char *origin)
-{
-    const char *scheme = ap_http_scheme(r);
-    const char *host = apr_table_get(r->headers_in, "Host");
-    apr_uri_t o, own;
-
-    if (!host || apr_uri_parse(r->pool, origin, &o) != APR_SUCCESS || !o.scheme ||
-        !o.hostname || o.path || o.query || o.user ||
-        apr_uri_parse(r->pool, apr_pstrcat(r->pool, scheme, "://", host, NULL), &own) !=
-            APR_SUCCESS ||
-        !own.hostname) {
-        return 0;
-    }
-    return !strcasecmp(o.scheme, scheme) && !strcasecmp(o.hostname, own.hostname) &&
-           (o.port_str ? o.port : default_port(o.scheme)) ==
-               (own.port_str ? own.port : default_port(scheme));
-}
-
-static int is_cross_origin(request_rec *r)
-{
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
-
-    if (site && (!strcasecmp(site, "cross-site") || !strcasecmp(site, "same-site"))) {
-        return 1;
-    }
-    return origin && !origin_is_own(r, origin);
 }
 
 /* Reads the optional JSON body of a POST. Returns OK with *trigger (or
@@ -187,12 +150,17 @@ int pegadm_session_handler(request_rec *r)
         return send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                           "use GET, POST or DELETE");
     }
-    /* GET ?owner: the bootstrap's owner check, for the portal's pages only */
+    /* GET ?owner: the bootstrap's owner check, proven like a POST */
     owner_query = r->method_number == M_GET && r->args && !strcmp(r->args, "owner");
-    if ((r->method_number != M_GET || owner_query) && is_cross_origin(r)) {
+    if (pegadm_is_cross_site(r, owner_query)) {
         ap_discard_request_body(r);
         return send_error(r, HTTP_FORBIDDEN, "cross_origin",
                           "this request must come from the portal's own pages");
+    }
+    if (r->method_number == M_POST && !pegadm_post_body_is_json(r)) {
+        ap_discard_request_body(r);
+        return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                          "the request body must be application/json");
     }
     if (r->method_number == M_POST) {
         status = read_trigger(r, &trigger, &problem);
@@ -272,7 +240,7 @@ int pegadm_bootstrap_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_set_content_type(r, "application/javascript; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=300");
+    pegadm_cache_control_bootstrap(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_rputs(pegadm_bootstrap_js, r);
     ap_rputs("(", r);

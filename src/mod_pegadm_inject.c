@@ -24,9 +24,9 @@ APLOG_USE_MODULE(pegadm);
  * proxied backend answers uncompressed, and put back once the answer is
  * here so mod_deflate can still compress what the client gets. */
 #define ACCEPT_ENCODING_NOTE "pegadm-accept-encoding"
-/* The id of the widget's own <script>: a page that has it loads the widget. */
+/* The id of the widget's own <script>: a page with such a script loads the widget. */
 #define WIDGET_SCRIPT_ID "pega-wm-chat"
-#define CARRY_MAX        8 /* > the longest partial "</body" held back (5) */
+#define CARRY_MAX        8 /* >= the longest partial "</body" held back */
 
 typedef struct {
     int scanning; /* 0 once the tag is in or the page is left alone */
@@ -94,7 +94,6 @@ static inject_ctx_t *inject_start(ap_filter_t *f)
 {
     request_rec *r = f->r;
     const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
-    const char *markers[3];
     inject_ctx_t *ctx;
 
     /* no body, or a part of one (a backend's 206) whose offsets a tag would shift */
@@ -108,13 +107,11 @@ static inject_ctx_t *inject_start(ap_filter_t *f)
                       "PEGADM103: page left alone: it is content-encoded");
         return NULL;
     }
-    markers[0] = pegadm_conf_bootstrap_url(d);
-    markers[1] = WIDGET_SCRIPT_ID;
-    markers[2] = NULL;
     ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     ctx->scanning = 1;
-    ctx->scan = pegadm_html_scan_make(r->pool, markers);
-    ctx->tag = pegadm_html_script_tag(r->pool, markers[0], script_nonce(r, d));
+    ctx->scan = pegadm_html_scan_make(r->pool, pegadm_conf_bootstrap_url(d), WIDGET_SCRIPT_ID);
+    ctx->tag =
+        pegadm_html_script_tag(r->pool, pegadm_conf_bootstrap_url(d), script_nonce(r, d));
     apr_table_unset(r->headers_out, "Content-Length");
     return ctx;
 }
@@ -234,7 +231,7 @@ static apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                    (rv = scan_bucket(f, ctx, &b)) != APR_SUCCESS) {
             return rv;
         }
-        /* A FLUSH passes; a held partial "</body" (at most 5 bytes) stays
+        /* A FLUSH passes; a held partial "</body" (at most 6 bytes) stays
          * until the next piece shows whether the tag goes before it. */
     }
     if (!ctx->scanning) {

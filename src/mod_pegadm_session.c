@@ -274,6 +274,8 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
     req.create = guarded_create;
     req.create_baton = &baton;
+    req.waiters = sc->waiters;
+    req.waiters_max = pegadm_conf_create_waiters(d);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
         req.data_digest = private_data_digest(&baton, r->pool);
         req.refresh = pegadm_conf_private_data_refresh(d);

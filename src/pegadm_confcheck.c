@@ -100,6 +100,24 @@ const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *
     return NULL;
 }
 
+const char *pegadm_check_cleartext_proxy(apr_pool_t *p, const char *url, const char *proxy)
+{
+    apr_uri_t target, via;
+
+    if (!proxy || apr_uri_parse(p, url, &target) != APR_SUCCESS || !target.scheme ||
+        strcasecmp(target.scheme, "http") != 0) {
+        return NULL;
+    }
+    if (apr_uri_parse(p, proxy, &via) == APR_SUCCESS && via.hostname &&
+        pegadm_is_loopback_host(via.hostname)) {
+        return NULL;
+    }
+    return apr_psprintf(p,
+                        "'%s' is plain http:// and the proxy '%s' is not on loopback: the "
+                        "bearer token would cross the network in clear",
+                        url, proxy);
+}
+
 const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char *arg)
 {
     for (const char *c = arg; *c; c++) {

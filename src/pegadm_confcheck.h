@@ -28,6 +28,12 @@ const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char
 /* An http:// or https:// proxy URL with a host. */
 const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg);
 
+/* NULL if a call to url through proxy (NULL: none) keeps its bearer token
+ * off the network in clear; else why not: url is plain http:// (allowed
+ * for loopback only) and the proxy is not on loopback, so the request,
+ * token included, would cross the network to the proxy unencrypted. */
+const char *pegadm_check_cleartext_proxy(apr_pool_t *p, const char *url, const char *proxy);
+
 /* A path on this server, starting with a single /, that can go into a
  * script or an HTML attribute as it is. */
 const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char *arg);

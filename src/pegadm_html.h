@@ -1,7 +1,10 @@
 /* Where the bootstrap <script> tag goes in an HTML document that streams by
- * in pieces split anywhere: right before the first "</body", unless a
- * marker (the bootstrap URL, the widget script's id) comes first, which
- * means the page already loads the widget. */
+ * in pieces split anywhere: right before the first end tag "</body" that an
+ * HTML parser sees as markup (not inside a script, style, textarea, title,
+ * comment or attribute value), unless a <script> whose src is the
+ * bootstrap URL or whose id is the widget script's comes first, which
+ * means the page already loads the widget. Text that merely mentions
+ * either does not count. */
 #ifndef PEGADM_HTML_H
 #define PEGADM_HTML_H
 
@@ -11,18 +14,23 @@ typedef struct pegadm_html_scan_t pegadm_html_scan_t;
 
 typedef enum {
     PEGADM_HTML_MORE = 0, /* neither seen yet: hold back pegadm_html_held() bytes */
-    PEGADM_HTML_BODY_END, /* "</body" found: the tag goes at *at */
-    PEGADM_HTML_MARKER,   /* a marker came first: leave the page alone */
+    PEGADM_HTML_BODY_END, /* the body's end tag found: the tag goes at *at */
+    PEGADM_HTML_MARKER,   /* a script that loads the widget came first: leave the page */
     PEGADM_HTML_DONE      /* an earlier call returned BODY_END or MARKER */
 } pegadm_html_event_t;
 
-/* A scanner for one document. markers: a NULL-terminated list of non-empty
- * strings, copied into p. All matching is ASCII case-insensitive. */
-pegadm_html_scan_t *pegadm_html_scan_make(apr_pool_t *p, const char *const *markers);
+/* A scanner for one document. script_src: the bootstrap URL's path (a
+ * script whose src is it, with or without scheme and host, query or
+ * fragment, loads the widget); script_id: the widget script's id. Both
+ * non-empty, compared ASCII case-insensitively; copied into p. */
+pegadm_html_scan_t *pegadm_html_scan_make(apr_pool_t *p, const char *script_src,
+                                          const char *script_id);
 
-/* How many bytes at the end of what was fed so far may be the start of
- * "</body" (0 to 5). The caller holds them back, unsent, and sends them in
- * front of the next piece (or as they are at the end of the document). */
+/* How many bytes at the end of what was fed so far may be the start of the
+ * body's end tag (0 to PEGADM_HTML_HELD_MAX). The caller holds them back,
+ * unsent, and sends them in front of the next piece (or as they are at the
+ * end of the document). */
+#define PEGADM_HTML_HELD_MAX 6
 apr_size_t pegadm_html_held(const pegadm_html_scan_t *s);
 
 /* Scans the next len bytes. On BODY_END, *at is where "</body" starts,

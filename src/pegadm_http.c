@@ -8,6 +8,7 @@
 #include <apr_thread_mutex.h>
 #include <curl/curl.h>
 
+#include "pegadm_confcheck.h"
 #include "pegadm_http.h"
 
 typedef struct {
@@ -275,12 +276,17 @@ pegadm_http_status_t pegadm_http_post_json(apr_pool_t *p, const char *url, const
 {
     struct curl_slist *headers = NULL;
     pegadm_http_status_t status = PEGADM_HTTP_ERROR;
-    CURL *h = pegadm_http_take(opts->handles);
+    CURL *h;
 
     resp->status = 0;
     resp->body = "";
     resp->body_len = 0;
-    resp->error = NULL;
+    /* the start-up check sees one scope at a time; this holds for every call */
+    resp->error = pegadm_check_cleartext_proxy(p, url, opts->proxy);
+    if (resp->error) {
+        return PEGADM_HTTP_ERROR;
+    }
+    h = pegadm_http_take(opts->handles);
     if (!h) {
         resp->error = "could not create a libcurl handle";
     } else if (pegadm_http_set_transport(h, opts) != CURLE_OK) {

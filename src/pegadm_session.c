@@ -11,7 +11,11 @@
 #include "pegadm_dm.h"
 
 /* What the store holds for a customer, before sealing:
- *   type (1 byte) | time (8 bytes, big-endian microseconds) | count (4) | session ID
+ *   version (1 byte) | type (1) | time (8 bytes, big-endian microseconds) |
+ *   expiry (8) | count (4) | session ID
+ * The expiry is the entry's own: past it the entry is not honoured,
+ * whatever expiry the cache server applies (a cache writer can keep an
+ * entry or put an old one back; it cannot make one that authenticates).
  * A pending entry marks a create in progress until its time; a failed entry
  * tells those who waited for that create that it failed at its time; a
  * refused one that it was refused then, the service being deemed down for
@@ -19,7 +23,9 @@
  * count (its flags) and the session ID, the digest of the private data last
  * pushed to it and when the last push was tried:
  *   ... | digest (PEGADM_DATA_DIGEST_LEN) | pushed at (8) | session ID
- * Type 'S' is the older session entry without them, still read. */
+ * Type 'S' is the session entry without them, still read. A forgotten
+ * entry ('L'), under a key of its own, says when the customer's session was
+ * last forgotten: sessions made no later than its time are not to be used. */
 enum entry_type {
     ENTRY_NONE = 0,
     ENTRY_SESSION = 'T',
@@ -31,6 +37,8 @@ enum entry_type {
     ENTRY_FORGOTTEN = 'L', /* under its own key: when the session was last forgotten */
 };
 
+#define ENTRY_VERSION 2
+
 /* The flags of a session entry (its count). */
 #define FLAG_FOR_PAGE     0x1 /* created for an eager page, not yet renewed */
 #define FLAG_DIGEST_KNOWN 0x2 /* digest holds the private data last pushed */
@@ -39,6 +47,7 @@ enum entry_type {
 typedef struct {
     enum entry_type type;
     apr_time_t time;
+    apr_time_t expiry;
     apr_uint32_t count;
     const char *session_id;
     unsigned char digest[PEGADM_DATA_DIGEST_LEN];
@@ -46,7 +55,7 @@ typedef struct {
 } entry_t;
 
 #define ENTRY_HEADER  PEGADM_SESSION_ENTRY_HEADER
-#define SESSION_EXTRA (PEGADM_DATA_DIGEST_LEN + 8)
+#define SESSION_EXTRA PEGADM_SESSION_ENTRY_EXTRA
 #define ENTRY_MAX     (ENTRY_HEADER + SESSION_EXTRA + PEGADM_SESSION_ID_MAX + PEGADM_SEAL_OVERHEAD)
 #define POLL_INTERVAL apr_time_from_msec(20)
 /* A refused entry's count holds milliseconds; this fits, with room. */
@@ -68,12 +77,16 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
         plain_len < ENTRY_HEADER) {
-        res->discarded++; /* tampered, or sealed under an older secret */
+        res->discarded++; /* tampered, unreadable, or sealed under an older secret */
         return;
     }
-    e->type = (enum entry_type)plain[0];
-    e->time = (apr_time_t)pegadm_get_be(plain + 1, 8);
-    e->count = (apr_uint32_t)pegadm_get_be(plain + 9, 4);
+    if (plain[0] != ENTRY_VERSION) {
+        return; /* written by an older release: as good as none */
+    }
+    e->type = (enum entry_type)plain[1];
+    e->time = (apr_time_t)pegadm_get_be(plain + 2, 8);
+    e->expiry = (apr_time_t)pegadm_get_be(plain + 10, 8);
+    e->count = (apr_uint32_t)pegadm_get_be(plain + 18, 4);
     e->session_id = (const char *)plain + ENTRY_HEADER; /* unseal NUL-terminates */
     sid_len = plain_len - ENTRY_HEADER;
     if (e->type == ENTRY_SESSION_V1) {
@@ -95,6 +108,8 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     if (e->type == ENTRY_SESSION && !pegadm_session_id_is_valid(e->session_id, sid_len)) {
         e->type = ENTRY_NONE;
         res->discarded++;
+    } else if (e->expiry <= apr_time_now()) {
+        e->type = ENTRY_NONE; /* past its own time, kept or put back by the cache */
     }
 }
 
@@ -116,6 +131,44 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
     return rv;
 }
 
+/* The key of the customer's forgotten entry. */
+static apr_status_t forgotten_id(const pegadm_session_req_t *req, cache_id_t *id)
+{
+    return pegadm_cache_id(req->keys, "forgotten", req->widget_id, req->customer_id, id->bytes);
+}
+
+/* A session entry made no later than the customer's last forget is one a
+ * cache writer put back after it: it reads as no entry. */
+static void drop_if_forgotten(entry_t *e, const entry_t *forgotten)
+{
+    if (e->type == ENTRY_SESSION && forgotten->type == ENTRY_FORGOTTEN &&
+        e->time <= forgotten->time) {
+        e->type = ENTRY_NONE;
+    }
+}
+
+/* Loads the customer's session entry, and for a session the forgotten
+ * entry that may overrule it. */
+static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
+                                 const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
+{
+    cache_id_t fid;
+    entry_t forgotten;
+    apr_status_t rv = load(p, req, id, e, res);
+
+    if (rv != APR_SUCCESS || e->type != ENTRY_SESSION) {
+        return rv;
+    }
+    if (forgotten_id(req, &fid) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = load(p, req, &fid, &forgotten, res);
+    if (rv == APR_SUCCESS) {
+        drop_if_forgotten(e, &forgotten);
+    }
+    return rv;
+}
+
 /* The common case, a cached session, after this process's own copy
  * (pegadm_session_get) missed: the lock is held for the raw read only (and
  * not at all by a store safe for concurrent reads) and the entry opened
@@ -126,28 +179,48 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
                           apr_uint32_t gen, entry_t *e, pegadm_session_result_t *res)
 {
-    unsigned char buf[ENTRY_MAX];
-    unsigned int len = sizeof(buf);
+    unsigned char buf[ENTRY_MAX], fbuf[ENTRY_MAX];
+    unsigned int len = sizeof(buf), flen = sizeof(fbuf);
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
-    apr_status_t rv;
+    entry_t forgotten;
+    cache_id_t fid;
+    apr_status_t rv, frv = APR_NOTFOUND;
+    int locked = 0;
 
-    if (req->read_unlocked) {
-        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
-    } else if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
-        rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    if (forgotten_id(req, &fid) != APR_SUCCESS) {
+        return 0;
+    }
+    if (!req->read_unlocked) {
+        if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+            return 0;
+        }
+        locked = 1;
+    }
+    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    if (rv == APR_SUCCESS) {
+        frv = req->store->get(req->store->ctx, fid.bytes, sizeof(fid.bytes), fbuf, &flen, p);
+    }
+    if (locked) {
         req->store->unlock(req->store->ctx);
     }
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || (frv != APR_SUCCESS && frv != APR_NOTFOUND)) {
         return 0;
     }
     memset(e, 0, sizeof(*e));
     open_entry(p, req, id, buf, len, e, &scratch);
+    if (frv == APR_SUCCESS) {
+        memset(&forgotten, 0, sizeof(forgotten));
+        open_entry(p, req, &fid, fbuf, flen, &forgotten, &scratch);
+        drop_if_forgotten(e, &forgotten);
+    }
+    /* checked (sealed, unexpired, not forgotten) before this process keeps it */
     if (e->type != ENTRY_SESSION) {
         return 0;
     }
     if (req->local) {
         pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
-                              apr_time_now(), e->time + req->ttl);
+                              apr_time_now(),
+                              e->expiry < e->time + req->ttl ? e->expiry : e->time + req->ttl);
     }
     res->session_id = e->session_id;
     return 1;
@@ -174,9 +247,11 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     if (sid_len > PEGADM_SESSION_ID_MAX) {
         return APR_EINVAL;
     }
-    plain[0] = (unsigned char)e->type;
-    pegadm_put_be(plain + 1, (apr_uint64_t)e->time, 8);
-    pegadm_put_be(plain + 9, e->count, 4);
+    plain[0] = ENTRY_VERSION;
+    plain[1] = (unsigned char)e->type;
+    pegadm_put_be(plain + 2, (apr_uint64_t)e->time, 8);
+    pegadm_put_be(plain + 10, (apr_uint64_t)expiry, 8);
+    pegadm_put_be(plain + 18, e->count, 4);
     if (e->type == ENTRY_SESSION) {
         memcpy(plain + ENTRY_HEADER, e->digest, PEGADM_DATA_DIGEST_LEN);
         pegadm_put_be(plain + ENTRY_HEADER + PEGADM_DATA_DIGEST_LEN, (apr_uint64_t)e->pushed_at,
@@ -225,7 +300,7 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
 
     res->session_id = e->session_id;
     if (converge) {
-        rv = load(p, req, id, &found, res);
+        rv = load_session(p, req, id, &found, res);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -235,7 +310,7 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         }
     }
     rv = save(p, req, id, e, e->time + req->ttl);
-    if (rv == APR_SUCCESS && converge && load(p, req, id, &found, res) == APR_SUCCESS &&
+    if (rv == APR_SUCCESS && converge && load_session(p, req, id, &found, res) == APR_SUCCESS &&
         found.type == ENTRY_SESSION) {
         res->session_id = found.session_id;
     }
@@ -276,6 +351,76 @@ static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
     return 1;
 }
 
+/* Under the lock: counts one more create in the customer's window. Every
+ * create counts, whatever caused it (a first or forgotten session, an
+ * eager page, a POST): otherwise logging out and in again would mint
+ * sessions without limit. */
+static pegadm_session_status_t count_create_locked(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_time_t now;
+    apr_status_t rv;
+
+    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
+        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    }
+    rv = load(p, req, &id, &e, res);
+    now = apr_time_now();
+    if (rv == APR_SUCCESS) {
+        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
+            e.type = ENTRY_RATE;
+            e.time = now;
+            e.count = 0;
+        }
+        if (e.count >= (apr_uint32_t)req->create_limit) {
+            res->retry_after = e.time + req->create_window - now;
+            res->why = "create limit reached";
+            return PEGADM_SESSION_RATE_LIMITED;
+        }
+        e.count++;
+        e.session_id = NULL;
+        rv = save(p, req, &id, &e, e.time + req->create_window);
+    }
+    return rv == APR_SUCCESS ? PEGADM_SESSION_OK : store_failed(p, res, rv, "counting creates");
+}
+
+static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                                            pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status;
+    apr_status_t rv;
+
+    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        return store_failed(p, res, rv, "locking");
+    }
+    status = count_create_locked(p, req, res);
+    req->store->unlock(req->store->ctx);
+    return status;
+}
+
+/* Gives back the count of a create that called nobody (the service was
+ * deemed down): a customer reloading through an outage is not locked out
+ * for the window once it is over. */
+static void uncount_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                           pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+
+    if (cache_id(req, "rate", &id) != APR_SUCCESS ||
+        req->store->lock(req->store->ctx) != APR_SUCCESS) {
+        return;
+    }
+    if (load(p, req, &id, &e, res) == APR_SUCCESS && e.type == ENTRY_RATE && e.count > 0) {
+        e.count--;
+        save(p, req, &id, &e, e.time + req->create_window);
+    }
+    req->store->unlock(req->store->ctx);
+}
+
 /* Runs the upstream create and records its outcome. For a first request
  * (first = 1) a failed or refused entry tells those waiting on our pending
  * entry, and the stored session wins over ours (store_new_session). */
@@ -294,6 +439,7 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
         res->why = why ? why : "the service failed";
         if (held_until) {
             note_refusal(res, held_until, now);
+            uncount_create(p, req, res);
         }
         if (first) {
             e.type = res->refused ? ENTRY_REFUSED : ENTRY_FAILED;
@@ -387,7 +533,7 @@ static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_
 static int reload_same(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
                        const char *sid, entry_t *e, pegadm_session_result_t *res)
 {
-    return load(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+    return load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
            !strcmp(e->session_id, sid);
 }
 
@@ -462,9 +608,10 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
 /* What the holder of the cross-node mark does. The entry is read again
  * under the mark: the previous holder's session may have landed after our
  * first read. A pending entry found now is a dead node's (marks outlast
- * pending entries), so it is taken over. The mark is released whatever
- * happens, once the outcome is stored, so that it never outlives the
- * create; should the release fail, it lapses by itself. */
+ * pending entries), so it is taken over. The create is counted here, by
+ * the holder only. The mark is released whatever happens, once the outcome
+ * is stored, so that it never outlives the create; should the release
+ * fail, it lapses by itself. */
 static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
                                                  const cache_id_t *id, const cache_id_t *mark,
                                                  apr_time_t started,
@@ -478,9 +625,12 @@ static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_ses
     if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
         apr_time_t now;
 
-        rv = load(p, req, id, &e, res);
+        rv = load_session(p, req, id, &e, res);
         now = apr_time_now();
-        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE) {
+        if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE &&
+            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
+            step = STEP_DONE;
+        } else if (step != STEP_DONE) {
             entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
             rv = save(p, req, id, &pending, pending.time);
         }
@@ -490,23 +640,110 @@ static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_ses
         status = store_failed(p, res, rv, "reading or marking an entry");
     } else if (step != STEP_DONE) {
         status = create_and_store(p, req, id, 1, res);
+    } else if (status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION) {
+        res->session_id = e.session_id;
     }
     req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
     return status;
 }
 
-/* With a cross-node mark, a pending entry is written by the mark's holder
- * only: written before the mark is taken, it could overwrite a session that
- * another node stored meanwhile. Without one, the node lock alone decides. */
+/* How soon a request refused for too many waiters may come back: a create
+ * usually takes well under this, the pending entry's deadline is far later. */
+#define WAITER_RETRY apr_time_from_sec(2)
+
+/* Past the bound on this process's waiters for one create: refused at
+ * once, told to come back about when that create should be done (due: the
+ * pending entry's deadline, or 0 when another node's mark is waited for). */
+static pegadm_session_status_t too_many_waiting(apr_time_t due, apr_time_t now,
+                                                pegadm_session_result_t *res)
+{
+    res->why = "too many requests of this customer wait for one create "
+               "(PegaDMCreateWaiters)";
+    note_refusal(res, due > now && due - now < WAITER_RETRY ? due : now + WAITER_RETRY, now);
+    return PEGADM_SESSION_UPSTREAM;
+}
+
+/* The locked loop of pegadm_session_get; *waiting says whether a place
+ * among the waiters was taken (1), and must be given back. With a
+ * cross-node mark, a pending entry is written by the mark's holder only:
+ * written before the mark is taken, it could overwrite a session that
+ * another node stored meanwhile. Without one, the node lock alone decides.
+ * Those waiting for another node's mark count among this process's waiters
+ * too. */
+static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_session_req_t *req,
+                                              const cache_id_t *id, const cache_id_t *mark,
+                                              apr_time_t started, int *waiting,
+                                              pegadm_session_result_t *res)
+{
+    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    apr_status_t rv;
+
+    for (;;) {
+        entry_t e;
+        apr_time_t now;
+        step_t step;
+
+        if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+            return store_failed(p, res, rv, "locking");
+        }
+        rv = load_session(p, req, id, &e, res);
+        now = apr_time_now();
+        step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
+        if (step == STEP_CREATE && !req->mark &&
+            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
+            req->store->unlock(req->store->ctx);
+            return status;
+        }
+        if (step == STEP_CREATE && !req->mark) {
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
+            rv = save(p, req, id, &pending, pending.time);
+        }
+        req->store->unlock(req->store->ctx);
+
+        if (rv != APR_SUCCESS) {
+            return store_failed(p, res, rv, "reading or marking an entry");
+        }
+        if (step == STEP_DONE) {
+            return status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION
+                       ? refresh_private_data(p, req, id, &e, res)
+                       : status;
+        }
+        if (step == STEP_CREATE && !req->mark) {
+            return create_and_store(p, req, id, 1, res);
+        }
+        if (step == STEP_CREATE) {
+            rv = req->mark->take(req->mark->ctx, mark->bytes, sizeof(mark->bytes),
+                                 req->wait_max + apr_time_from_sec(1), p);
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, id, mark, started, res);
+            }
+            if (rv != APR_EEXIST) {
+                return store_failed(p, res, rv, "taking the create mark");
+            }
+            /* another node is creating it: wait for the outcome */
+        }
+        if (!*waiting && req->waiters &&
+            !(*waiting = pegadm_waiters_enter(req->waiters, id->bytes, sizeof(id->bytes),
+                                              req->waiters_max))) {
+            return too_many_waiting(e.type == ENTRY_PENDING ? e.time : 0, now, res);
+        }
+        if (now - started >= req->wait_max) {
+            res->why = "timed out waiting for a concurrent request's create";
+            return PEGADM_SESSION_UPSTREAM;
+        }
+        apr_sleep(POLL_INTERVAL);
+    }
+}
+
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res)
 {
     apr_time_t started = apr_time_now();
-    pegadm_session_status_t status = PEGADM_SESSION_OK;
+    pegadm_session_status_t status;
     entry_t found;
     cache_id_t id, mark;
     apr_uint32_t gen = 0;
-    apr_status_t rv;
+    int waiting = 0;
 
     memset(res, 0, sizeof(*res));
     /* the process's copy holds the session ID only: private data that may
@@ -528,91 +765,11 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     if (filed_under_previous(p, req, &id, res)) {
         return PEGADM_SESSION_OK;
     }
-    for (;;) {
-        entry_t e;
-        apr_time_t now;
-        step_t step;
-
-        if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
-            return store_failed(p, res, rv, "locking");
-        }
-        rv = load(p, req, &id, &e, res);
-        now = apr_time_now();
-        step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE && !req->mark) {
-            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
-            rv = save(p, req, &id, &pending, pending.time);
-        }
-        req->store->unlock(req->store->ctx);
-
-        if (rv != APR_SUCCESS) {
-            return store_failed(p, res, rv, "reading or marking an entry");
-        }
-        if (step == STEP_DONE) {
-            return status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION
-                       ? refresh_private_data(p, req, &id, &e, res)
-                       : status;
-        }
-        if (step == STEP_CREATE && !req->mark) {
-            return create_and_store(p, req, &id, 1, res);
-        }
-        if (step == STEP_CREATE) {
-            rv = req->mark->take(req->mark->ctx, mark.bytes, sizeof(mark.bytes),
-                                 req->wait_max + apr_time_from_sec(1), p);
-            if (rv == APR_SUCCESS) {
-                return create_under_mark(p, req, &id, &mark, started, res);
-            }
-            if (rv != APR_EEXIST) {
-                return store_failed(p, res, rv, "taking the create mark");
-            }
-            /* another node is creating it: wait for the outcome */
-        }
-        if (now - started >= req->wait_max) {
-            res->why = "timed out waiting for a concurrent request's create";
-            return PEGADM_SESSION_UPSTREAM;
-        }
-        apr_sleep(POLL_INTERVAL);
+    status = wait_or_create(p, req, &id, &mark, started, &waiting, res);
+    if (waiting == 1) {
+        pegadm_waiters_leave(req->waiters, id.bytes, sizeof(id.bytes));
     }
-}
-
-/* Under the lock: counts one more fresh session in the customer's window. */
-static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
-                                            pegadm_session_result_t *res)
-{
-    cache_id_t id;
-    entry_t e;
-    apr_time_t now;
-    apr_status_t rv;
-
-    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
-    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
-        return store_failed(p, res, rv, "locking");
-    }
-    rv = load(p, req, &id, &e, res);
-    now = apr_time_now();
-    if (rv == APR_SUCCESS) {
-        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
-            e.type = ENTRY_RATE;
-            e.time = now;
-            e.count = 0;
-        }
-        if (e.count >= (apr_uint32_t)req->create_limit) {
-            req->store->unlock(req->store->ctx);
-            res->retry_after = e.time + req->create_window - now;
-            res->why = "create limit reached";
-            return PEGADM_SESSION_RATE_LIMITED;
-        }
-        e.count++;
-        e.session_id = NULL;
-        rv = save(p, req, &id, &e, e.time + req->create_window);
-    }
-    req->store->unlock(req->store->ctx);
-    if (rv != APR_SUCCESS) {
-        return store_failed(p, res, rv, "counting creates");
-    }
-    return PEGADM_SESSION_OK;
+    return status;
 }
 
 /* Under the lock: takes the session made for an eager page that no
@@ -625,7 +782,7 @@ static int take_page_session(apr_pool_t *p, const pegadm_session_req_t *req,
     if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
         return 0;
     }
-    if (load(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+    if (load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
         (e->count & FLAG_FOR_PAGE)) {
         e->count &= ~(apr_uint32_t)FLAG_FOR_PAGE;
         taken = save(p, req, id, e, e->time + req->ttl) == APR_SUCCESS;
@@ -665,7 +822,7 @@ pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
+    if (forgotten_id(req, &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
@@ -678,26 +835,6 @@ pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
     }
     res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
     return PEGADM_SESSION_OK;
-}
-
-/* Under the lock: records when the customer's session was forgotten (a
- * logout); a session that only expires leaves it as it is. The record is
- * kept a week (memcached takes longer lifetimes for dates), longer than
- * any chat: the owner of the login it marks (mod_pegadm_owner.c) must not
- * change under a chat that began after it. One lost sooner (a full cache)
- * ends such a chat: the safe side. */
-#define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
-
-static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req)
-{
-    apr_time_t now = apr_time_now();
-    entry_t e = {.type = ENTRY_FORGOTTEN, .time = now};
-    cache_id_t id;
-
-    if (cache_id(req, "forgotten", &id) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    return save(p, req, &id, &e, now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
 }
 
 /* Under the lock: removes the session filed under keys. */
@@ -716,28 +853,76 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *re
     return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 
-/* A session still filed under the other secret's keys goes too: the
+/* Under the lock: records under keys when the customer's session was
+ * forgotten (a logout); a session that only expires leaves it as it is.
+ * The record outlives every session made before now (each expires within
+ * the TTL after it was made), so that none of them can be put back and
+ * used. It is kept a week (memcached takes longer lifetimes for dates),
+ * longer than any chat: the owner of the login it marks
+ * (mod_pegadm_owner.c) must not change under a chat that began after it.
+ * One lost sooner (a full cache) ends such a chat: the safe side. */
+#define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
+
+static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req,
+                                   const pegadm_keys_t *keys, apr_time_t now)
+{
+    pegadm_session_req_t with_keys = *req;
+    entry_t forgotten = {.type = ENTRY_FORGOTTEN, .time = now};
+    cache_id_t fid;
+
+    with_keys.keys = keys;
+    if (forgotten_id(&with_keys, &fid) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    return save(p, &with_keys, &fid, &forgotten,
+                now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
+}
+
+/* Under the lock. A create in progress stays marked: its waiters would
+ * otherwise each start one of their own; what it makes is what they all
+ * get. A session still filed under the other secret's keys goes too: the
  * lookup would find it there. */
+static apr_status_t forget_locked(apr_pool_t *p, const pegadm_session_req_t *req,
+                                  apr_time_t now, pegadm_session_result_t *res)
+{
+    cache_id_t id;
+    entry_t e;
+    apr_status_t rv;
+
+    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = load(p, req, &id, &e, res);
+    if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > now)) {
+        rv = remove_session(p, req, req->keys);
+    }
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = remove_session(p, req, req->keys_previous);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = note_forgotten(p, req, req->keys, now);
+    }
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = note_forgotten(p, req, req->keys_previous, now);
+    }
+    return rv;
+}
+
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res)
 {
+    apr_time_t now = apr_time_now();
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = remove_session(p, req, req->keys);
-    if (rv == APR_SUCCESS && req->keys_previous) {
-        rv = remove_session(p, req, req->keys_previous);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = note_forgotten(p, req);
-    }
+    rv = forget_locked(p, req, now, res);
     req->store->unlock(req->store->ctx);
     changed(req);
     if (rv != APR_SUCCESS) {
-        return store_failed(p, res, rv, "removing an entry");
+        return store_failed(p, res, rv, "forgetting an entry");
     }
     return PEGADM_SESSION_OK;
 }

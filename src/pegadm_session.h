@@ -10,10 +10,14 @@
 
 #include "pegadm_localcache.h"
 #include "pegadm_seal.h"
+#include "pegadm_waiters.h"
 
-/* Bytes of an entry's plain header (type, time, count), before the session
- * ID; a sealed entry adds PEGADM_SEAL_OVERHEAD. For sizing the store. */
-#define PEGADM_SESSION_ENTRY_HEADER 13
+/* Bytes of an entry's plain header (version, type, time, expiry, count),
+ * before the session ID; a session entry adds PEGADM_SESSION_ENTRY_EXTRA
+ * (the private data's digest, when it was pushed), a sealed entry
+ * PEGADM_SEAL_OVERHEAD. For sizing the store. */
+#define PEGADM_SESSION_ENTRY_HEADER 22
+#define PEGADM_SESSION_ENTRY_EXTRA  (PEGADM_DATA_DIGEST_LEN + 8)
 
 /* A key/value store with expiry and one lock that serialises short
  * read-modify-write sequences (never held across an upstream call).
@@ -78,6 +82,8 @@ typedef struct {
     apr_interval_time_t create_window;
     pegadm_create_fn create;
     void *create_baton;
+    pegadm_waiters_t *waiters; /* NULL: any number may wait for one create */
+    int waiters_max;           /* of this process, for one customer's create */
     /* Private data follows the identity: a session handed out whose last
      * pushed private data differs from data_digest gets it again through
      * push, at most once per refresh. NULL data_digest or refresh 0: never
@@ -113,7 +119,8 @@ typedef struct {
 
 /* The cached session, or a new one if there is none. Concurrent callers for
  * the same customer wait for the first one's create instead of making their
- * own; they share its failure too. */
+ * own; they share its failure too. Past waiters_max waiting in this
+ * process, the rest are refused at once (UPSTREAM, refused, retry_after). */
 pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
                                            pegadm_session_result_t *res);
 
@@ -129,7 +136,9 @@ pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
                                                    const pegadm_session_req_t *req,
                                                    pegadm_session_result_t *res);
 
-/* Forgets the customer's session, noting when (pegadm_session_last_forget). */
+/* Forgets the customer's session, noting when (pegadm_session_last_forget):
+ * an entry made before then is not honoured again, even if a cache writer
+ * puts it back. */
 pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
                                               pegadm_session_result_t *res);
 

@@ -36,11 +36,12 @@ typedef struct {
 #define ALIGNED_SIZE(t) APR_ALIGN_DEFAULT(sizeof(t))
 #define SHMCB_MAX_SIZE  ((apr_size_t)UINT_MAX) /* shmcb wants less */
 
-/* What a customer writes within one TTL (key and sealed value each). */
+/* What a customer writes within one TTL (key and sealed value each): a
+ * pending marker, a rate counter, a forgotten marker, two sessions. */
 #define MARKER_BYTES  (PEGADM_CACHE_ID_LEN + PEGADM_SESSION_ENTRY_HEADER + PEGADM_SEAL_OVERHEAD)
-#define SESSION_BYTES (MARKER_BYTES + PEGADM_SESSION_ID_MAX)
-#define ENTRIES       4
-#define DATA_BYTES    (2 * MARKER_BYTES + 2 * SESSION_BYTES)
+#define SESSION_BYTES (MARKER_BYTES + PEGADM_SESSION_ENTRY_EXTRA + PEGADM_SESSION_ID_MAX)
+#define ENTRIES       5
+#define DATA_BYTES    (3 * MARKER_BYTES + 2 * SESSION_BYTES)
 
 /* Keys are HMACs, so a subcache's share of m customers on average is
  * binomial with a standard deviation under sqrt(m). Room for SPREAD

@@ -45,7 +45,8 @@ def parse(lines):
 
 def exercise(server, dm):
     """A create, a cached answer (no event), a renewal, a refusal, a failed
-    create and a forget; returns the IDs that must not show in the log."""
+    create and a forget; returns the IDs that must not show in the log.
+    Under PegaDMCreateLimit 2 the first create and the renewal use it up."""
     sid1 = assert_session(session_get(server, "alice"))
     assert assert_session(session_get(server, "alice")) == sid1
     sid2 = assert_session(same_origin_request(server, "POST", "alice"))
@@ -82,7 +83,7 @@ def check_log(text_lines, secrets):
 
 
 def test_a_file_gets_one_json_line_per_event(module_httpd, dm):
-    server = module_httpd(audit_site(dm, "logs/audit.log", "PegaDMCreateLimit 1 60"),
+    server = module_httpd(audit_site(dm, "logs/audit.log", "PegaDMCreateLimit 2 60"),
                           users=["alice", "bob"])
     secrets = exercise(server, dm)
     path = os.path.join(server.root, "logs", "audit.log")
@@ -100,7 +101,7 @@ def test_a_file_gets_one_json_line_per_event(module_httpd, dm):
 def test_rotatelogs_as_the_program(module_httpd, dm, workdir):
     logs = harness.make_public_dir(workdir, "audit-")
     target = "|%s %s/audit.%%Y%%m%%d 86400" % (ROTATELOGS, logs)
-    server = module_httpd(audit_site(dm, target, "PegaDMCreateLimit 1 60"),
+    server = module_httpd(audit_site(dm, target, "PegaDMCreateLimit 2 60"),
                           users=["alice", "bob"])
     secrets = exercise(server, dm)
     lines = read_lines(os.path.join(logs, "audit.2*"), len(EXPECTED))

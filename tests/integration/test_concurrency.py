@@ -35,7 +35,9 @@ def concurrent_gets(server, user, count):
 @pytest.mark.parametrize("mpm", harness.MPMS)
 def test_concurrent_first_requests_make_one_session(module_httpd, dm, mpm):
     user = "concurrent-%s" % mpm
-    server = module_httpd(portal_conf(dm), users=[user], mpm=mpm)
+    # all of them may wait (the default bound would refuse some: test_security.py)
+    server = module_httpd(portal_conf(dm, server_extra=["PegaDMCreateWaiters %d" % CLIENTS]),
+                          users=[user], mpm=mpm)
     # A slow create widens the window in which the others arrive.
     dm.set_mode("delay", applies_to="create", delay_ms=500)
     results = concurrent_gets(server, user, CLIENTS)

@@ -27,8 +27,10 @@ def cache(request, workdir):
 
 
 def node_conf(dm, cache, extra=""):
+    # 40 clients of one customer may all wait (PegaDMCreateWaiters bounds that)
     return cache.load_line + portal_conf(
-        dm, location("/eager/", "PegaDM On"), extra, server_extra=[cache.directive])
+        dm, location("/eager/", "PegaDM On"), extra,
+        server_extra=[cache.directive, "PegaDMCreateWaiters 40"])
 
 
 def eager_sid(node, user):

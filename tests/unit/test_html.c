@@ -1,5 +1,6 @@
-/* The insertion-point scanner: "</body" and markers found wherever the
- * document is split, case-insensitively; the script tag's escaping. */
+/* The insertion-point scanner: the body's end tag and the scripts that load
+ * the widget found where an HTML parser sees markup, wherever the document
+ * is split, case-insensitively; the script tag's escaping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,15 +18,15 @@
 #define NOT_FOUND (-1)
 #define SKIPPED   (-2)
 
-static const char *const markers[] = {"/pegadm/bootstrap.js", "pega-wm-chat", NULL};
+#define SRC "/pegadm/bootstrap.js"
+#define ID  "pega-wm-chat"
 
 /* Feeds doc in pieces of at most piece bytes, the way the filter does, and
  * returns the absolute offset of the insertion point, NOT_FOUND or SKIPPED.
  * Checks on the way that the held bytes always are a tail of what was fed. */
-static long feed(apr_pool_t *p, const char *const *marks, const char *doc, size_t first,
-                 size_t piece)
+static long feed(apr_pool_t *p, const char *doc, size_t first, size_t piece)
 {
-    pegadm_html_scan_t *s = pegadm_html_scan_make(p, marks);
+    pegadm_html_scan_t *s = pegadm_html_scan_make(p, SRC, ID);
     size_t len = strlen(doc), fed = 0;
 
     while (fed < len) {
@@ -37,7 +38,7 @@ static long feed(apr_pool_t *p, const char *const *marks, const char *doc, size_
         if (n > len - fed) {
             n = len - fed;
         }
-        assert_true(held <= 5 && held <= fed);
+        assert_true(held <= PEGADM_HTML_HELD_MAX && held <= fed);
         ev = pegadm_html_scan(s, doc + fed, n, &at);
         if (ev == PEGADM_HTML_BODY_END) {
             assert_true(at <= held + n);
@@ -57,13 +58,13 @@ static void assert_split_invariant(apr_pool_t *p, const char *doc, long expected
 {
     size_t len = strlen(doc);
 
-    assert_int_equal(feed(p, markers, doc, 0, len ? len : 1), expected);
-    assert_int_equal(feed(p, markers, doc, 0, 1), expected);
+    assert_int_equal(feed(p, doc, 0, len ? len : 1), expected);
+    assert_int_equal(feed(p, doc, 0, 1), expected);
     for (size_t cut = 1; cut < len; cut++) {
-        assert_int_equal(feed(p, markers, doc, cut, len), expected);
+        assert_int_equal(feed(p, doc, cut, len), expected);
     }
     for (size_t piece = 2; piece < 9; piece++) {
-        assert_int_equal(feed(p, markers, doc, 0, piece), expected);
+        assert_int_equal(feed(p, doc, 0, piece), expected);
     }
 }
 
@@ -79,16 +80,18 @@ static void matching_ignores_case(void **state)
 {
     assert_split_invariant(*state, "<p>x</BODY>", 4);
     assert_split_invariant(*state, "<p>x</BoDy\n>", 4);
-    assert_split_invariant(*state, "<script id=\"PEGA-WM-CHAT\"></script></body>", SKIPPED);
+    assert_split_invariant(*state, "<SCRIPT ID=\"PEGA-WM-CHAT\"></SCRIPT></body>", SKIPPED);
 }
 
 /* A '<' or "</" that does not go on to "</body" starts the match over. */
 static void false_starts_restart_the_match(void **state)
 {
     assert_split_invariant(*state, "<</body>", 1);
-    assert_split_invariant(*state, "</</body>", 2);
-    assert_split_invariant(*state, "</bod</body>", 5);
+    assert_split_invariant(*state, "</</body>", NOT_FOUND); /* "</<" opens a bogus comment */
+    assert_split_invariant(*state, "</bod></body>", 6);
     assert_split_invariant(*state, "</bo dy></b></body>", 12);
+    assert_split_invariant(*state, "</bodyx></body >", 8);
+    assert_split_invariant(*state, "</body/>", 0);
     assert_split_invariant(*state, "</div></bod", NOT_FOUND);
     assert_split_invariant(*state, "", NOT_FOUND);
     assert_split_invariant(*state, "no end tag at all", NOT_FOUND);
@@ -96,54 +99,110 @@ static void false_starts_restart_the_match(void **state)
 
 static void held_bytes_are_a_partial_body_end(void **state)
 {
-    pegadm_html_scan_t *s = pegadm_html_scan_make(*state, markers);
+    pegadm_html_scan_t *s = pegadm_html_scan_make(*state, SRC, ID);
     apr_size_t at = 99;
 
     assert_int_equal(pegadm_html_scan(s, "text<", 5, &at), PEGADM_HTML_MORE);
     assert_int_equal(pegadm_html_held(s), 1);
     assert_int_equal(pegadm_html_scan(s, "/bo", 3, &at), PEGADM_HTML_MORE);
     assert_int_equal(pegadm_html_held(s), 4);
+    assert_int_equal(pegadm_html_scan(s, "dy", 2, &at), PEGADM_HTML_MORE);
+    assert_int_equal(pegadm_html_held(s), 6);
     /* the match completes in the next piece: it starts at the first held byte */
-    assert_int_equal(pegadm_html_scan(s, "dy>", 3, &at), PEGADM_HTML_BODY_END);
+    assert_int_equal(pegadm_html_scan(s, ">", 1, &at), PEGADM_HTML_BODY_END);
     assert_int_equal(at, 0);
     assert_int_equal(pegadm_html_held(s), 0);
     assert_int_equal(pegadm_html_scan(s, "</body>", 7, &at), PEGADM_HTML_DONE);
 
-    s = pegadm_html_scan_make(*state, markers);
+    s = pegadm_html_scan_make(*state, SRC, ID);
     assert_int_equal(pegadm_html_scan(s, "</b", 3, &at), PEGADM_HTML_MORE);
     assert_int_equal(pegadm_html_scan(s, "r>", 2, &at), PEGADM_HTML_MORE);
     assert_int_equal(pegadm_html_held(s), 0);
 }
 
-static void a_marker_before_the_body_end_skips(void **state)
+/* Where the last "</body" of doc starts: the real one, in the documents below. */
+static long last_body_end(const char *doc)
+{
+    const char *at = NULL;
+    for (const char *c = strstr(doc, "</body"); c; c = strstr(c + 1, "</body")) {
+        at = c;
+    }
+    return at ? (long)(at - doc) : NOT_FOUND;
+}
+
+/* What a parser reads as text, a script, a style, a title, a textarea, a
+ * comment or an attribute value holds no end tag. */
+static void body_end_only_where_it_is_markup(void **state)
+{
+    assert_split_invariant(*state, "<script>var s = \"</body>\";</script></body>",
+                           last_body_end("<script>var s = \"</body>\";</script></body>"));
+    assert_split_invariant(*state, "<SCRIPT type=module>x='</body>'</SCRIPT ></body>",
+                           last_body_end("<SCRIPT type=module>x='</body>'</SCRIPT ></body>"));
+    assert_split_invariant(*state, "<script>a</scriptx></body></script></body>",
+                           last_body_end("<script>a</scriptx></body></script></body>"));
+    assert_split_invariant(*state, "<style>p::after{content:'</body>'}</style></body>",
+                           last_body_end("<style>p::after{content:'</body>'}</style></body>"));
+    assert_split_invariant(*state, "<title></body></title></body>",
+                           last_body_end("<title></body></title></body>"));
+    assert_split_invariant(*state, "<textarea></body></textarea></body>",
+                           last_body_end("<textarea></body></textarea></body>"));
+    assert_split_invariant(*state, "<!-- </body> --></body>",
+                           last_body_end("<!-- </body> --></body>"));
+    assert_split_invariant(*state, "<!-- a -- b --!></body>",
+                           last_body_end("<!-- a -- b --!></body>"));
+    assert_split_invariant(*state, "<!--></body>", last_body_end("<!--></body>"));
+    assert_split_invariant(*state, "<!---></body>", last_body_end("<!---></body>"));
+    assert_split_invariant(*state, "<!DOCTYPE html></body>",
+                           last_body_end("<!DOCTYPE html></body>"));
+    assert_split_invariant(*state, "<?php echo '</body>' ?></body>",
+                           last_body_end("<?php echo '</body>' ?></body>"));
+    assert_split_invariant(*state, "<p title=\"</body>\"></body>",
+                           last_body_end("<p title=\"</body>\"></body>"));
+    assert_split_invariant(*state, "<p title='a > </body>'></body>",
+                           last_body_end("<p title='a > </body>'></body>"));
+    assert_split_invariant(*state, "<a x=</body>>x</a></body>",
+                           last_body_end("<a x=</body>>x</a></body>"));
+    assert_split_invariant(*state, "<plaintext></body>", NOT_FOUND);
+    assert_split_invariant(*state, "<script>never closed </body>", NOT_FOUND);
+    assert_split_invariant(*state, "a < b </body>", last_body_end("a < b </body>"));
+}
+
+static void a_script_that_loads_the_widget_skips(void **state)
 {
     assert_split_invariant(*state, "<script src=\"/pegadm/bootstrap.js\"></script></body>",
                            SKIPPED);
     assert_split_invariant(*state, "<script id='pega-wm-chat' src=x></script></body>", SKIPPED);
-    /* after the insertion point a marker no longer matters */
+    assert_split_invariant(*state, "<script id=PEGA-WM-CHAT></script></body>", SKIPPED);
+    assert_split_invariant(*state,
+                           "<script defer src=https://p.example/pegadm/bootstrap.js?v=2>"
+                           "</script></body>",
+                           SKIPPED);
+    assert_split_invariant(*state, "<script src=\"//p.example/pegadm/bootstrap.js#x\">",
+                           SKIPPED);
+    /* after the insertion point a script no longer matters */
     assert_split_invariant(*state, "<p></body><script src=/pegadm/bootstrap.js>", 3);
-    /* a marker is a substring; a near miss is none */
-    assert_split_invariant(*state, "/pegadm/bootstrap.jsx", SKIPPED);
-    assert_split_invariant(*state, "/pegadm/bootstrap.j</body>", 19);
 }
 
-/* Markers with borders (a prefix that is also a suffix) need the failure
- * function: a naive restart would miss these. */
-static void self_overlapping_markers_are_found(void **state)
+/* Mentions are not scripts: text, other elements, other attributes, other paths. */
+static void a_mention_is_no_script(void **state)
 {
-    static const char *const tricky[] = {"aab", "ababc", NULL};
-    apr_pool_t *p = *state;
-
-    assert_int_equal(feed(p, tricky, "aaab</body>", 0, 1), SKIPPED);
-    assert_int_equal(feed(p, tricky, "xabababc</body>", 0, 3), SKIPPED);
-    assert_int_equal(feed(p, tricky, "abab</body>", 0, 2), 4);
-    assert_int_equal(feed(p, tricky, "abaab", 3, 100), SKIPPED);
-}
-
-static void no_markers_at_all(void **state)
-{
-    static const char *const none[] = {NULL};
-    assert_int_equal(feed(*state, none, "pega-wm-chat</body>", 0, 4), 12);
+    assert_split_invariant(*state, "<p>pega-wm-chat /pegadm/bootstrap.js</p></body>",
+                           last_body_end("<p>pega-wm-chat /pegadm/bootstrap.js</p></body>"));
+    assert_split_invariant(
+        *state, "<script>document.getElementById('pega-wm-chat')</script></body>", 56);
+    assert_split_invariant(*state, "<div id=pega-wm-chat></div></body>",
+                           last_body_end("<div id=pega-wm-chat></div></body>"));
+    assert_split_invariant(*state, "<img src=/pegadm/bootstrap.js></body>",
+                           last_body_end("<img src=/pegadm/bootstrap.js></body>"));
+    assert_split_invariant(*state, "<script data-id=pega-wm-chat></script></body>",
+                           last_body_end("<script data-id=pega-wm-chat></script></body>"));
+    assert_split_invariant(*state, "<script src=/pegadm/bootstrap.jsx></script></body>",
+                           last_body_end("<script src=/pegadm/bootstrap.jsx></script></body>"));
+    assert_split_invariant(
+        *state, "<script src=/x/pegadm/bootstrap.js></script></body>",
+        last_body_end("<script src=/x/pegadm/bootstrap.js></script></body>"));
+    assert_split_invariant(*state, "<script id=pega-wm-chat-2></script></body>",
+                           last_body_end("<script id=pega-wm-chat-2></script></body>"));
 }
 
 static void script_tag_shape_and_escaping(void **state)
@@ -168,9 +227,9 @@ int main(void)
         POOL_TEST(matching_ignores_case),
         POOL_TEST(false_starts_restart_the_match),
         POOL_TEST(held_bytes_are_a_partial_body_end),
-        POOL_TEST(a_marker_before_the_body_end_skips),
-        POOL_TEST(self_overlapping_markers_are_found),
-        POOL_TEST(no_markers_at_all),
+        POOL_TEST(body_end_only_where_it_is_markup),
+        POOL_TEST(a_script_that_loads_the_widget_skips),
+        POOL_TEST(a_mention_is_no_script),
         POOL_TEST(script_tag_shape_and_escaping),
     };
     int failed;

@@ -261,7 +261,7 @@ static void test_tampered_entry_is_discarded(void **state)
         }
     }
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(res.discarded, 1);
+    assert_int_equal(res.discarded, 2); /* the session and the create count */
     assert_int_equal(res.created, 1);
     assert_string_equal(res.session_id, "sess-2");
 }
@@ -318,14 +318,84 @@ static void test_renew_replaces_and_is_limited(void **state)
     assert_string_not_equal(first.session_id, renewed.session_id);
     assert_int_equal(pegadm_session_get(pool, &req, &again), PEGADM_SESSION_OK);
     assert_string_equal(again.session_id, renewed.session_id);
-    assert_int_equal(pegadm_session_renew(pool, &req, &renewed), PEGADM_SESSION_OK);
+    /* the first create counted too: the limit of 2 is reached */
     assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_RATE_LIMITED);
     assert_true(again.retry_after > 0);
     assert_true(again.retry_after <= apr_time_from_sec(60));
-    assert_int_equal(upstream.creates, 3);
+    assert_int_equal(upstream.creates, 2);
     /* another customer has a window of their own */
     req = request_for("bob");
     assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_OK);
+}
+
+/* Forgetting a session and asking again is a create like any other. */
+static void test_every_create_counts_against_the_limit(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    }
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_RATE_LIMITED);
+    assert_true(res.retry_after > 0);
+    assert_int_equal(upstream.creates, 2);
+}
+
+/* The longest entry in the store: the session (it holds the ID). */
+static slot_t *session_slot(void)
+{
+    slot_t *best = NULL;
+    for (int i = 0; i < SLOTS; i++) {
+        if (store_data.slots[i].used && (!best || store_data.slots[i].len > best->len)) {
+            best = &store_data.slots[i];
+        }
+    }
+    return best;
+}
+
+/* A cache writer puts back a session entry saved before the forget, and
+ * one kept past its own expiry: neither is honoured. */
+static void test_entries_put_back_are_not_honoured(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+    slot_t saved, *slot;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    saved = *session_slot();
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    for (slot = &store_data.slots[0]; slot->used; slot++) {
+    }
+    *slot = saved; /* written back, under its own key */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+
+    req.ttl = apr_time_from_msec(50);
+    req.customer_id = "bob";
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    slot = session_slot();
+    slot->expiry = apr_time_now() + apr_time_from_sec(3600); /* the cache keeps it */
+    apr_sleep(apr_time_from_msec(80));
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.created);
+}
+
+/* A refused create (the service deemed down) calls nobody: it is not counted. */
+static void test_refused_creates_do_not_count(void **state)
+{
+    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_result_t res;
+
+    upstream.held_for = apr_time_from_sec(20);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+        assert_true(res.refused);
+    }
+    upstream.held_for = 0;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
 }
 
 static void test_failed_renew_keeps_session(void **state)
@@ -440,7 +510,7 @@ static void test_first_request_hands_out_what_the_store_holds(void **state)
             store_data.injected = store_data.slots[i];
         }
     }
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    memset(&store_data.slots, 0, sizeof(store_data.slots)); /* the store lost it */
     store_data.put_countdown = 2; /* the pending marker, then our session */
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
     assert_int_equal(upstream.creates, 2);
@@ -680,6 +750,7 @@ static void test_a_renewal_takes_the_eager_pages_session_once(void **state)
     pegadm_session_req_t req = request_for("alice");
     pegadm_session_result_t page, res;
 
+    req.create_limit = 3; /* the first create counts; the hand-over does not */
     req.for_page = 1;
     assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
@@ -736,6 +807,7 @@ static void test_local_copies_follow_changes_made_elsewhere(void **state)
     pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
     pegadm_session_result_t res;
 
+    a.create_limit = b.create_limit = 3; /* every create counts */
     assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
     assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
     assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
@@ -784,6 +856,9 @@ int main(void)
         cmocka_unit_test_setup(test_entry_moved_between_customers_is_discarded, setup),
         cmocka_unit_test_setup(test_store_failures, setup),
         cmocka_unit_test_setup(test_renew_replaces_and_is_limited, setup),
+        cmocka_unit_test_setup(test_every_create_counts_against_the_limit, setup),
+        cmocka_unit_test_setup(test_refused_creates_do_not_count, setup),
+        cmocka_unit_test_setup(test_entries_put_back_are_not_honoured, setup),
         cmocka_unit_test_setup(test_failed_renew_keeps_session, setup),
         cmocka_unit_test_setup(test_forget, setup),
         cmocka_unit_test_setup(test_concurrent_first_requests_make_one_create, setup),

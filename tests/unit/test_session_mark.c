@@ -383,6 +383,56 @@ static void test_a_session_stored_before_the_take_is_handed_out(void **state)
     assert_int_equal(marks_held(), 0);
 }
 
+/* The holder of the mark counts its create against the customer's limit,
+ * like a create on one node does. */
+static void test_the_marks_holder_counts_the_create(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "heidi"), other = request_on(1, "heidi");
+    pegadm_session_result_t res;
+
+    req.create_limit = other.create_limit = 1;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &other, &res), PEGADM_SESSION_RATE_LIMITED);
+    assert_int_equal(upstream.creates, 1);
+    assert_int_equal(marks_held(), 0);
+}
+
+/* Waiting for another node's mark takes a place among this process's
+ * waiters: past PegaDMCreateWaiters, a request is refused at once. */
+static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
+{
+    pegadm_waiters_t *waiters;
+    job_t first;
+    apr_thread_t *thread;
+    pegadm_session_req_t req = request_on(0, "ivan");
+    pegadm_session_result_t res;
+    apr_time_t began;
+    apr_status_t rv;
+
+    assert_int_equal(pegadm_waiters_create(pool, 4, &waiters), APR_SUCCESS);
+    take_mark_elsewhere("ivan");
+    first.req = request_on(0, "ivan");
+    first.req.waiters = waiters;
+    first.req.waiters_max = 1;
+    apr_thread_create(&thread, NULL, run_get, &first, pool);
+    apr_sleep(apr_time_from_msec(500)); /* two slow reads of nothing, then it waits */
+    req.waiters = waiters;
+    req.waiters_max = 1;
+    began = apr_time_now();
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_true(res.refused);
+    assert_true(res.retry_after > 0);
+    assert_non_null(strstr(res.why, "PegaDMCreateWaiters"));
+    assert_true(apr_time_now() - began < apr_time_from_sec(1));
+    apr_thread_join(&rv, thread);
+    assert_int_equal(first.status, PEGADM_SESSION_UPSTREAM);
+    assert_false(first.res.refused);
+    free((void *)first.res.session_id);
+    assert_int_equal(upstream.creates, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +442,8 @@ int main(void)
         cmocka_unit_test_setup(test_a_mark_held_elsewhere_is_waited_for_boundedly, setup),
         cmocka_unit_test_setup(test_a_mark_that_cannot_be_taken_is_a_store_failure, setup),
         cmocka_unit_test_setup(test_a_session_stored_before_the_take_is_handed_out, setup),
+        cmocka_unit_test_setup(test_the_marks_holder_counts_the_create, setup),
+        cmocka_unit_test_setup(test_waiting_for_a_mark_elsewhere_is_bounded, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;

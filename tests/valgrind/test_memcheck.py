@@ -46,6 +46,9 @@ class ValgrindHttpd(harness.Httpd):
                 if name.startswith("valgrind.")}
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def request_mix(server, dm):
     """Every answer the module gives, with its expected status."""
     origin = {"Origin": server.origin}
@@ -56,10 +59,13 @@ def request_mix(server, dm):
         (server.request("GET", "/eager/session.shtml", user="bob"), 200),
         (server.request("GET", harness.BOOTSTRAP_PATH), 200),
         (server.request("PUT", harness.SESSION_PATH, user="alice", headers=origin), 405),
-        (same_origin_request(server, "POST", "alice", body="[1, 2"), 400),
-        (same_origin_request(server, "POST", "alice", body="x" * 5000), 413),
+        (same_origin_request(server, "POST", "alice", body="[1, 2", headers=JSON), 400),
+        (same_origin_request(server, "POST", "alice", body="x" * 5000, headers=JSON), 413),
+        (same_origin_request(server, "POST", "alice", body="{}",
+                             headers={"Content-Type": "text/plain"}), 415),
         (server.request("POST", harness.SESSION_PATH, user="alice",
                         headers={"Origin": "https://evil.example"}), 403),
+        (session_get(server, "alice", headers={"Sec-Fetch-Site": "cross-site"}), 403),
         (same_origin_request(server, "POST", "alice"), 200),
         (same_origin_request(server, "POST", "alice"), 429),
         (same_origin_request(server, "DELETE", "alice"), 204),
@@ -88,7 +94,7 @@ def test_a_request_mix_under_memcheck(workdir, dm):
                                      harness.WIDGET_SECRET + "\n", 0o600)
     conf = (harness.pegadm_conf(dm, secret=None, extra=[
         'PegaDMJWTSecretFile "%s"' % secret_path, "PegaDMTimeout 2",
-        "PegaDMBreakerThreshold 0", "PegaDMCreateLimit 2 60"])
+        "PegaDMBreakerThreshold 0", "PegaDMCreateLimit 3 60"])
         + harness.session_location() + harness.bootstrap_location()
         + location("/eager/", "PegaDM On")
         + harness.session_location(BREAKER_PATH, "PegaDMBreakerThreshold 2",

@@ -1,0 +1,351 @@
+/* Start-up checks of what the configuration tree shows about security:
+ * combinations of directives that are each valid alone but unsafe
+ * together are refused; risky uses of the module's variables draw a
+ * warning. Each message names the directive, file and line. What httpd
+ * does not let a module see at start-up (.htaccess files, values made by
+ * other modules at request time) is covered per request or documented in
+ * docs/security.md. */
+#include "mod_pegadm.h"
+
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "pegadm_confcheck.h"
+
+APLOG_USE_MODULE(pegadm);
+
+/* What a scope inherits from the scopes that enclose it. */
+typedef struct {
+    const ap_directive_t *service_url;
+    const ap_directive_t *private_data_url;
+    const ap_directive_t *proxy;
+    const ap_directive_t *session;  /* mod_session's Session On|Off */
+    int client_address_condition;   /* an enclosing <If> or Require on the client address */
+    const char *const *unset_early; /* headers RequestHeader unsets early, NULL-terminated */
+} scope_t;
+
+static int is_transparent(const ap_directive_t *d)
+{
+    static const char *const transparent[] = {
+        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
+    for (int i = 0; transparent[i]; i++) {
+        if (!strcasecmp(d->directive, transparent[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    return ap_getword_conf(p, &args);
+}
+
+static int is_require_container(const ap_directive_t *d)
+{
+    return !strcasecmp(d->directive, "<RequireAll") || !strcasecmp(d->directive, "<RequireAny");
+}
+
+/* The words of a directive's arguments, at most max of them; returns how many. */
+static int words(apr_pool_t *p, const ap_directive_t *d, const char **out, int max)
+{
+    const char *args = d->args ? d->args : "";
+    int n = 0;
+
+    while (n < max && *args) {
+        const char *w = ap_getword_conf(p, &args);
+        if (!*w && !*args) {
+            break;
+        }
+        out[n++] = w;
+    }
+    return n;
+}
+
+/* Remembers the header of a "RequestHeader unset <name> early". */
+static void note_unset_early(apr_pool_t *p, const ap_directive_t *d, scope_t *scope)
+{
+    const char *w[4];
+    const char **list;
+    int n = words(p, d, w, 4), have = 0;
+
+    if (n != 3 || strcasecmp(w[0], "unset") != 0 || strcasecmp(w[2], "early") != 0) {
+        return;
+    }
+    while (scope->unset_early && scope->unset_early[have]) {
+        have++;
+    }
+    list = apr_pcalloc(p, (apr_size_t)(have + 2) * sizeof(*list));
+    if (have) {
+        memcpy(list, scope->unset_early, (apr_size_t)have * sizeof(*list));
+    }
+    list[have] = w[1];
+    scope->unset_early = list;
+}
+
+/* Takes in the settings of one level (and of the conditional sections in
+ * it, which httpd reads as if they were not there). */
+static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "PegaDMServiceURL")) {
+            scope->service_url = d;
+        } else if (!strcasecmp(d->directive, "PegaDMPrivateDataURL")) {
+            scope->private_data_url = d;
+        } else if (!strcasecmp(d->directive, "PegaDMProxy")) {
+            scope->proxy = d;
+        } else if (!strcasecmp(d->directive, "Session")) {
+            scope->session = d;
+        } else if (!strcasecmp(d->directive, "Require") && d->args &&
+                   !strncasecmp(d->args, "ip ", 3)) {
+            scope->client_address_condition = 1;
+        } else if (!strcasecmp(d->directive, "RequestHeader")) {
+            note_unset_early(p, d, scope);
+        } else if (d->first_child && (is_transparent(d) || is_require_container(d))) {
+            collect(p, d->first_child, scope);
+        }
+    }
+}
+
+/* The later of the two directives is the one that made the pair. */
+static const ap_directive_t *later(const ap_directive_t *a, const ap_directive_t *b)
+{
+    int cmp = strcmp(a->filename, b->filename);
+    return cmp ? (cmp > 0 ? a : b) : (a->line_num > b->line_num ? a : b);
+}
+
+static int check_cleartext(apr_pool_t *p, const ap_directive_t *url,
+                           const ap_directive_t *proxy)
+{
+    const char *why;
+    const ap_directive_t *at;
+
+    if (!url || !proxy) {
+        return 0;
+    }
+    why = pegadm_check_cleartext_proxy(p, first_arg(p, url), first_arg(p, proxy));
+    if (!why) {
+        return 0;
+    }
+    at = later(url, proxy);
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                 "PEGADM700: %s at %s:%d: with %s (%s:%d), %s; use https:// or a proxy "
+                 "on loopback",
+                 at->directive, at->filename, at->line_num,
+                 at == url ? proxy->directive : url->directive,
+                 at == url ? proxy->filename : url->filename,
+                 at == url ? proxy->line_num : url->line_num, why);
+    return 1;
+}
+
+static int check_scope(apr_pool_t *p, const scope_t *scope, const scope_t *outer)
+{
+    int failures = 0;
+
+    /* only pairs this scope completes: the enclosing one reported its own */
+    if (scope->service_url != outer->service_url || scope->proxy != outer->proxy) {
+        failures += check_cleartext(p, scope->service_url, scope->proxy);
+    }
+    if (scope->private_data_url != outer->private_data_url || scope->proxy != outer->proxy) {
+        failures += check_cleartext(p, scope->private_data_url, scope->proxy);
+    }
+    return failures;
+}
+
+static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
+{
+    char *word = (char *)first_arg(p, d);
+    apr_size_t len = strlen(word);
+    if (len && word[len - 1] == '>') {
+        word[len - 1] = '\0';
+    }
+    return word;
+}
+
+/* Whether httpd merges the sibling section into every request that
+ * reaches section: a <Location> (or <Directory>) of a leading part of its
+ * path, <Location /> for everything. Regular expressions are not followed. */
+static int sibling_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section)
+{
+    const char *prefix, *path;
+    apr_size_t len;
+
+    if (sibling == section || !sibling->first_child || is_transparent(sibling)) {
+        return 0;
+    }
+    prefix = section_path(p, sibling);
+    if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
+        return 1;
+    }
+    if (strcasecmp(sibling->directive, section->directive) != 0 ||
+        (strcasecmp(section->directive, "<Location") != 0 &&
+         strcasecmp(section->directive, "<Directory") != 0)) {
+        return 0;
+    }
+    path = section_path(p, section);
+    len = strlen(prefix);
+    return prefix[0] != '~' && !strncmp(prefix, path, len) &&
+           (len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0');
+}
+
+static int is_bootstrap_handler(apr_pool_t *p, const ap_directive_t *d)
+{
+    return (!strcasecmp(d->directive, "SetHandler") ||
+            !strcasecmp(d->directive, "AddHandler")) &&
+           !strcasecmp(first_arg(p, d), PEGADM_HANDLER_BOOTSTRAP);
+}
+
+/* mod_session writes its cookie on every answer of a scope with Session On
+ * (and SessionMaxAge renews it each time): the bootstrap script is then
+ * kept private (mod_pegadm_cachectl.c), and a shared cache in front that
+ * ignores that would hand the cookie, a login, to the next visitor. */
+static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_directive_t *handler)
+{
+    const ap_directive_t *on = scope->session;
+
+    if (on && !strcasecmp(first_arg(p, on), "on")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM702: Session On at %s:%d covers %s %s at %s:%d: its answers "
+                     "carry the session cookie and so are never cached publicly; give the "
+                     "bootstrap's location Session Off",
+                     on->filename, on->line_num, handler->directive, handler->args,
+                     handler->filename, handler->line_num);
+    }
+}
+
+/* ap_expr string forms that read what the client sends: a header read
+ * there is whatever the client says, unless only a trusted front end can
+ * reach the scope. */
+static int reads_request_header(apr_pool_t *p, const char *expr)
+{
+    static const char *const forms[] = {"%{http:", "%{req:", "%{req_novary:", "%{http_", NULL};
+    char *lower = apr_pstrdup(p, expr);
+
+    ap_str_tolower(lower);
+    for (int i = 0; forms[i]; i++) {
+        if (strstr(lower, forms[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_client_address_condition(const ap_directive_t *d)
+{
+    return (!strcasecmp(d->directive, "<If") || !strcasecmp(d->directive, "<ElseIf")) &&
+           d->args &&
+           (strstr(d->args, "REMOTE_ADDR") || strstr(d->args, "-ipmatch") ||
+            strstr(d->args, "-R "));
+}
+
+static void warn_customer_id(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    if (!scope->client_address_condition && reads_request_header(p, d->args)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM703: PegaDMCustomerID at %s:%d reads a request header, which any "
+                     "client can send, and no condition on the client address (<If> on "
+                     "%%{CONN_REMOTE_ADDR}, Require ip) encloses it: a client could name "
+                     "any customer",
+                     d->filename, d->line_num);
+    }
+}
+
+static int is_unset_early(const scope_t *scope, const char *header)
+{
+    for (int i = 0; scope->unset_early && scope->unset_early[i]; i++) {
+        if (!strcasecmp(scope->unset_early[i], header)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* RequestHeader set|append|add|merge|setifempty|edit <name> ...PEGADM_SESSION_ID... */
+static void warn_forwarded_session(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    const char *w[2];
+
+    if (!d->args || !strstr(d->args, "PEGADM_SESSION_ID") || words(p, d, w, 2) != 2 ||
+        !strcasecmp(w[0], "unset") || is_unset_early(scope, w[1])) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM704: RequestHeader at %s:%d forwards PEGADM_SESSION_ID in %s with no "
+                 "\"RequestHeader unset %s early\" before it in the server or virtual host: "
+                 "where the variable is not set, the client's own %s goes through",
+                 d->filename, d->line_num, w[1], w[1], w[1]);
+}
+
+static int is_log_directive(const ap_directive_t *d)
+{
+    static const char *const logs[] = {"LogFormat", "CustomLog",      "TransferLog",
+                                       "GlobalLog", "ErrorLogFormat", NULL};
+    for (int i = 0; logs[i]; i++) {
+        if (!strcasecmp(d->directive, logs[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void warn_logged_session(const ap_directive_t *d)
+{
+    if (d->args && strstr(d->args, "PEGADM_SESSION_ID")) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM705: %s at %s:%d logs PEGADM_SESSION_ID: a session ID is a "
+                     "bearer credential for the chat, and whoever reads the log can use it",
+                     d->directive, d->filename, d->line_num);
+    }
+}
+
+/* The warnings about one directive of a level. */
+static void warn_directive(apr_pool_t *p, const scope_t *scope, const ap_directive_t *d)
+{
+    if (is_bootstrap_handler(p, d)) {
+        warn_session_on(p, scope, d);
+    } else if (!strcasecmp(d->directive, "PegaDMCustomerID")) {
+        warn_customer_id(p, scope, d);
+    } else if (!strcasecmp(d->directive, "RequestHeader")) {
+        warn_forwarded_session(p, scope, d);
+    } else if (is_log_directive(d)) {
+        warn_logged_session(d);
+    }
+}
+
+static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer,
+                const ap_directive_t *siblings, const ap_directive_t *section)
+{
+    scope_t scope = *outer;
+    int failures;
+
+    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
+        if (sibling_covers(p, s, section)) {
+            collect(p, s->first_child, &scope);
+        }
+    }
+    collect(p, first, &scope);
+    failures = check_scope(p, &scope, outer);
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            scope_t inner = scope;
+            inner.client_address_condition |= is_client_address_condition(d);
+            /* a conditional section's settings were collected with this
+             * level already: walking it again finds no new pair */
+            failures += is_transparent(d) || is_require_container(d)
+                            ? walk(p, d->first_child, &inner, NULL, NULL)
+                            : walk(p, d->first_child, &inner, first, d);
+        } else {
+            warn_directive(p, &scope, d);
+        }
+    }
+    return failures;
+}
+
+int pegadm_check_security(apr_pool_t *ptemp, server_rec *s)
+{
+    scope_t none = {NULL, NULL, NULL, NULL, 0, NULL};
+    return walk(ptemp, ap_conftree, &none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
