@@ -8,6 +8,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "mod_pegadm_ops.h"
 #include "pegadm_answer.h"
 #include "pegadm_trigger.h"
 
@@ -154,11 +155,14 @@ int pegadm_session_handler(request_rec *r)
     owner_query = r->method_number == M_GET && r->args && !strcmp(r->args, "owner");
     if (pegadm_is_cross_site(r, owner_query)) {
         ap_discard_request_body(r);
+        /* before the customer is known: a forged request names nobody */
+        pegadm_audit(r, d, "refusal", "cross_origin", NULL, NULL, 0);
         return send_error(r, HTTP_FORBIDDEN, "cross_origin",
                           "this request must come from the portal's own pages");
     }
     if (r->method_number == M_POST && !pegadm_post_body_is_json(r)) {
         ap_discard_request_body(r);
+        pegadm_audit(r, d, "refusal", "unsupported_media_type", NULL, NULL, 0);
         return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                           "the request body must be application/json");
     }

@@ -121,3 +121,22 @@ def test_a_stalled_program_holds_up_no_request(module_httpd, dm):
     dropped = re.search(r"^pegadm_audit_dropped_total (\d+)$", text, re.M)
     assert dropped and int(dropped.group(1)) > 0, text
     assert "PEGADM613" in server.error_log()
+
+
+def test_cross_site_and_non_json_posts_are_audited_as_refusals(module_httpd, dm):
+    server = module_httpd(audit_site(dm, "logs/audit.log"), users=["alice"])
+    forged = server.request("POST", harness.SESSION_PATH, user="alice",
+                            headers={"Origin": "https://attacker.example",
+                                     "Content-Type": "application/json"}, body=b"{}")
+    assert forged.status == 403
+    form = same_origin_request(server, "POST", "alice",
+                               headers={"Content-Type": "text/plain"}, body=b"{}")
+    assert form.status == 415
+    path = os.path.join(server.root, "logs", "audit.log")
+    lines = read_lines(path, 2)
+    events = parse(lines)
+    assert [(e["event"], e["outcome"]) for e in events] == [
+        ("refusal", "cross_origin"), ("refusal", "unsupported_media_type")], events
+    assert all("customer" not in e and "session" not in e for e in events), events
+    assert "alice" not in "\n".join(lines)
+    assert dm.create_count() == 0
