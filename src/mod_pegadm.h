@@ -126,6 +126,9 @@ void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 /* mod_pegadm_scopes.c */
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
+/* Whether d is a section that only decides whether its contents count
+ * (<IfModule>, <IfDefine>...), not a scope of its own. */
+int pegadm_directive_is_conditional(const ap_directive_t *d);
 
 /* mod_pegadm_keep.c: what the parent keeps across graceful restarts and
  * restarts, under a key, until it is replaced or the parent exits. */

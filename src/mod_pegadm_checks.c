@@ -25,18 +25,6 @@ typedef struct {
     const char *const *unset_early; /* headers RequestHeader unsets early, NULL-terminated */
 } scope_t;
 
-static int is_transparent(const ap_directive_t *d)
-{
-    static const char *const transparent[] = {
-        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
-    for (int i = 0; transparent[i]; i++) {
-        if (!strcasecmp(d->directive, transparent[i])) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
 {
     const char *args = d->args;
@@ -103,7 +91,8 @@ static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
             scope->client_address_condition = 1;
         } else if (!strcasecmp(d->directive, "RequestHeader")) {
             note_unset_early(p, d, scope);
-        } else if (d->first_child && (is_transparent(d) || is_require_container(d))) {
+        } else if (d->first_child &&
+                   (pegadm_directive_is_conditional(d) || is_require_container(d))) {
             collect(p, d->first_child, scope);
         }
     }
@@ -173,7 +162,8 @@ static int sibling_covers(apr_pool_t *p, const ap_directive_t *sibling,
     const char *prefix, *path;
     apr_size_t len;
 
-    if (sibling == section || !sibling->first_child || is_transparent(sibling)) {
+    if (sibling == section || !sibling->first_child ||
+        pegadm_directive_is_conditional(sibling)) {
         return 0;
     }
     prefix = section_path(p, sibling);
@@ -334,7 +324,7 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
             inner.client_address_condition |= is_client_address_condition(d);
             /* a conditional section's settings were collected with this
              * level already: walking it again finds no new pair */
-            failures += is_transparent(d) || is_require_container(d)
+            failures += pegadm_directive_is_conditional(d) || is_require_container(d)
                             ? walk(p, d->first_child, &inner, NULL, NULL)
                             : walk(p, d->first_child, &inner, first, d);
         } else {

@@ -20,7 +20,7 @@ typedef struct {
     int secret;
 } scope_has_t;
 
-static int is_conditional(const ap_directive_t *d)
+int pegadm_directive_is_conditional(const ap_directive_t *d)
 {
     static const char *const transparent[] = {
         "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
@@ -40,7 +40,7 @@ static void scan_level(const ap_directive_t *first, scope_has_t *has)
         } else if (!strcasecmp(d->directive, "PegaDMJWTSecret") ||
                    !strcasecmp(d->directive, "PegaDMJWTSecretFile")) {
             has->secret = 1;
-        } else if (d->first_child && is_conditional(d)) {
+        } else if (d->first_child && pegadm_directive_is_conditional(d)) {
             scan_level(d->first_child, has);
         }
     }
@@ -121,9 +121,10 @@ static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t i
     }
     for (const ap_directive_t *d = first; d; d = d->next) {
         if (d->first_child) {
-            const ap_directive_t *level_siblings = is_conditional(d) ? NULL : first;
+            const ap_directive_t *level_siblings =
+                pegadm_directive_is_conditional(d) ? NULL : first;
             failures += check_level(p, d->first_child, has, level_siblings,
-                                    is_conditional(d) ? section : d);
+                                    pegadm_directive_is_conditional(d) ? section : d);
         } else if (acts_here(p, d, &what) && !(has.widget && has.secret)) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
                          "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what,

@@ -149,38 +149,10 @@ def log_out(chromium, portal):
 
 
 def test_logout_drops_the_chat_session(chromium, oidc_portal, plain_dm):
-    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
-    first = chromium.open_chat()["session"]
-    creates = len(plain_dm.state()["creates"])
-    log_out(chromium, oidc_portal)
-
-    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
-    again = chromium.text("eager-session")
-    assert again and again != first, "the session outlived the logout"
-    idp.assert_pega_has(plain_dm, again, PRIVATE_DATA["alice"])
-    assert len(plain_dm.state()["creates"]) == creates + 1
-    resp = chromium.fetch("/pegadm/session")
-    assert resp["status"] == 200, resp
-    assert json.loads(resp["body"])["sessionId"] == again
+    idp.check_logout_drops_the_chat_session(chromium, oidc_portal, plain_dm, log_out, PRIVATE_DATA)
 
 
 def test_the_next_user_at_the_browser_gets_nothing_of_the_first(
         chromium, oidc_portal, plain_dm):
-    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
-    alice = chromium.open_chat()["session"]
-    log_out(chromium, oidc_portal)
-
-    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "bob")
-    assert alice not in chromium.driver.page_source
-    facts = chromium.open_chat()
-    bob = facts["session"]
-    assert bob != alice
-    assert facts["customer"] == "C-2002"
-    assert json.loads(facts["private-data"]) == PRIVATE_DATA["bob"]
-    idp.assert_pega_has(plain_dm, bob, PRIVATE_DATA["bob"])
-    resp = chromium.fetch("/pegadm/session")
-    assert json.loads(resp["body"])["sessionId"] == bob
-    widget = chromium.element("pega-emu-widget").text
-    for trace in (alice, "C-1001", "alice"):
-        assert trace not in widget
-        assert trace not in chromium.driver.page_source
+    idp.check_the_next_user_gets_nothing_of_the_first(chromium, oidc_portal, plain_dm, log_out,
+                                                      PRIVATE_DATA)

@@ -19,6 +19,7 @@ Both providers know the users of USERS, with these passwords. Needs
 selenium, like browser.py; not imported by the package itself.
 """
 
+import json
 import os
 import re
 import selectors
@@ -284,3 +285,45 @@ def documented_conf(heading, path=IDENTITY_DOC):
     match = re.compile(r"^```apache\n(.*?)^```$", re.M | re.S).search(text, start)
     assert match, "no apache block under %r in %s" % (heading, path)
     return match.group(1)
+
+
+def check_logout_drops_the_chat_session(chromium, portal, dm, log_out, private_data):
+    """alice signs in, chats, logs out through the portal's plain link and
+    signs in again: a new session (one more create) with her private data."""
+    sign_in(chromium, portal, portal.provider, "alice")
+    first = chromium.open_chat()["session"]
+    creates = len(dm.state()["creates"])
+    log_out(chromium, portal)
+
+    sign_in(chromium, portal, portal.provider, "alice")
+    again = chromium.text("eager-session")
+    assert again and again != first, "the session outlived the logout"
+    assert_pega_has(dm, again, private_data["alice"])
+    assert len(dm.state()["creates"]) == creates + 1
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"])["sessionId"] == again
+
+
+def check_the_next_user_gets_nothing_of_the_first(chromium, portal, dm, log_out,
+                                                  private_data):
+    """alice chats and logs out; bob signs in at the same browser and finds
+    nothing of her: not her session, her customer number or her name."""
+    sign_in(chromium, portal, portal.provider, "alice")
+    alice = chromium.open_chat()["session"]
+    log_out(chromium, portal)
+
+    sign_in(chromium, portal, portal.provider, "bob")
+    assert alice not in chromium.driver.page_source
+    facts = chromium.open_chat()
+    bob = facts["session"]
+    assert bob != alice
+    assert facts["customer"] == "C-2002"
+    assert json.loads(facts["private-data"]) == private_data["bob"]
+    assert_pega_has(dm, bob, private_data["bob"])
+    resp = chromium.fetch("/pegadm/session")
+    assert json.loads(resp["body"])["sessionId"] == bob
+    widget = chromium.element("pega-emu-widget").text
+    for trace in (alice, "C-1001", "alice"):
+        assert trace not in widget
+        assert trace not in chromium.driver.page_source
