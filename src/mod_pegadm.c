@@ -152,6 +152,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     pegadm_cache_control_register_hooks(p);
     pegadm_mark_register_hooks(p);
     pegadm_localcache_register_hooks(p);
+    pegadm_reads_register_hooks(p);
     pegadm_ops_register_hooks(p);
     pegadm_lifecycle_register_hooks(p);
     pegadm_logout_register_hooks(p);

@@ -100,6 +100,9 @@ typedef struct {
     const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
     pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
+    int reads_per_child;                   /* PegaDMCacheReadsPerChild; 0: no bound */
+    const ap_directive_t *reads_directive; /* where it is; NULL: unset */
+    pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
 } pegadm_server_conf_t;
 
@@ -259,6 +262,10 @@ const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
 /* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
 void pegadm_localcache_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_reads.c: concurrent reads of a shared cache, per child */
+const char *pegadm_reads_set_per_child(cmd_parms *cmd, void *dv, const char *arg);
+void pegadm_reads_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

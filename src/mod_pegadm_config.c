@@ -629,6 +629,8 @@ const command_rec pegadm_cmds[] = {
                   "how long a child reuses what it read from a shared cache (0: never)"),
     AP_INIT_FLAG("PegaDMCacheReadLock", pegadm_localcache_set_read_lock, NULL, RSRC_CONF,
                  "Off: memcache and redis reads skip the node's pegadm-cache mutex"),
+    AP_INIT_TAKE1("PegaDMCacheReadsPerChild", pegadm_reads_set_per_child, NULL, RSRC_CONF,
+                  "reads of a memcache or redis cache one child sends at once (0: no bound)"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
     AP_INIT_TAKE1("PegaDMTimeout", set_timeout, NULL, DIR_SCOPE,

@@ -83,10 +83,11 @@ const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on)
     return err;
 }
 
-/* shmcb is not safe for concurrent use: its reads always take the lock. */
+/* Unless PegaDMCacheReadLock On (bounded by PegaDMCacheReadsPerChild);
+ * shmcb is not safe for concurrent use: its reads always take the lock. */
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
 {
-    return sc->local_conf && sc->local_conf->read_lock == 0 &&
+    return (!sc->local_conf || sc->local_conf->read_lock != 1) &&
            !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
 }
 

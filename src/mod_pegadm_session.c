@@ -264,6 +264,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     req.mark = sc->create_mark;
     req.local = sc->localcache;
     req.read_unlocked = pegadm_localcache_read_unlocked(sc);
+    req.read_gate = sc->read_gate;
     req.keys = &d->secret->keys;
     req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
     req.widget_id = d->widget_id;

@@ -185,7 +185,7 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     entry_t forgotten;
     cache_id_t fid;
     apr_status_t rv, frv = APR_NOTFOUND;
-    int locked = 0;
+    int locked = 0, gated = 0;
 
     if (forgotten_id(req, &fid) != APR_SUCCESS) {
         return 0;
@@ -195,6 +195,11 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
             return 0;
         }
         locked = 1;
+    } else if (req->read_gate) {
+        if (pegadm_gate_enter(req->read_gate) != APR_SUCCESS) {
+            return 0;
+        }
+        gated = 1;
     }
     rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
     if (rv == APR_SUCCESS) {
@@ -202,6 +207,9 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     }
     if (locked) {
         req->store->unlock(req->store->ctx);
+    }
+    if (gated) {
+        pegadm_gate_leave(req->read_gate);
     }
     if (rv != APR_SUCCESS || (frv != APR_SUCCESS && frv != APR_NOTFOUND)) {
         return 0;

@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "pegadm_gate.h"
 #include "pegadm_localcache.h"
 #include "pegadm_seal.h"
 #include "pegadm_waiters.h"
@@ -69,6 +70,7 @@ typedef struct {
     const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
     pegadm_localcache_t *local; /* NULL: every lookup reads the store */
     int read_unlocked;          /* 1: the store is safe for a plain read without its lock */
+    pegadm_gate_t *read_gate;   /* NULL, or the bound on such reads at once (read_unlocked) */
     const pegadm_keys_t *keys;
     /* NULL, or the keys of the other secret of a rotation: a session found
      * filed under them is filed anew under keys (after the two secrets are

@@ -844,6 +844,39 @@ static void test_cached_read_without_the_lock(void **state)
     assert_int_equal(upstream.creates, 1);
 }
 
+/* Reads without the lock pass the process's gate: one that finds the
+ * gate full waits there, and one that fails gives its place back. */
+static void test_unlocked_reads_pass_the_gate(void **state)
+{
+    job_t job;
+    pegadm_session_result_t first, res;
+    apr_thread_t *t;
+    apr_status_t rv;
+
+    memset(&job, 0, sizeof(job));
+    job.req = request_for("judy");
+    assert_int_equal(pegadm_session_get(pool, &job.req, &first), PEGADM_SESSION_OK);
+    job.req.read_unlocked = 1;
+    assert_int_equal(pegadm_gate_create(pool, 1, 2, &job.req.read_gate), APR_SUCCESS);
+    store_data.fail_get = APR_EGENERAL;
+    store_data.fail_lock = APR_EGENERAL; /* and the locked path fails too */
+    assert_int_equal(pegadm_session_get(pool, &job.req, &res), PEGADM_SESSION_STORE);
+    store_data.fail_get = store_data.fail_lock = APR_SUCCESS;
+    /* the place is free again: taken here, a lookup waits for it */
+    assert_int_equal(pegadm_gate_enter(job.req.read_gate), APR_SUCCESS);
+    assert_int_equal(apr_thread_create(&t, NULL, run_get, &job, pool), APR_SUCCESS);
+    for (int i = 0; i < 10000 && pegadm_gate_waiting(job.req.read_gate) == 0; i++) {
+        apr_sleep(1000);
+    }
+    assert_int_equal(pegadm_gate_waiting(job.req.read_gate), 1);
+    pegadm_gate_leave(job.req.read_gate);
+    apr_thread_join(&rv, t);
+    assert_int_equal(job.status, PEGADM_SESSION_OK);
+    assert_string_equal(job.res.session_id, first.session_id);
+    free((void *)job.res.session_id);
+    assert_int_equal(upstream.creates, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +908,7 @@ int main(void)
         cmocka_unit_test_setup(test_a_forget_is_noted_and_nothing_else_is, setup),
         cmocka_unit_test_setup(test_local_copies_follow_changes_made_elsewhere, setup),
         cmocka_unit_test_setup(test_cached_read_without_the_lock, setup),
+        cmocka_unit_test_setup(test_unlocked_reads_pass_the_gate, setup),
         cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
         cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
     };
