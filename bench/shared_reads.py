@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Shared-cache reads with and without the node mutex: one node over Redis,
 then memcached, every lookup read from the cache server (PegaDMLocalCache
-0): PegaDMCacheReadLock On (the default), Off, and Off with the cache
-providers' connections kept for an hour instead of 15 seconds, in ABC-CBA
-order in one run. Besides req/s and the latency percentiles it counts the
-connections the cache server accepted during each run: a connection pool
-that closes and opens connections under load shows there.
+0): PegaDMCacheReadLock On (the node mutex), Off with no bound per child
+(PegaDMCacheReadsPerChild 0), and without the mutex bounded to 1, 2 and 4
+reads at once per child process, in ABCDE-EDCBA order in one run. Besides
+req/s, the latency percentiles and httpd's CPU time per request it counts
+the connections the cache server accepted during each run: a connection
+pool that closes and opens connections under load shows there.
 """
 
 import os
@@ -46,12 +47,11 @@ def complete(kind, data):
     return bool(sep) and head.startswith(b"$") and len(rest) >= int(head[1:]) + 2
 
 
-# The providers' own connection pools keep one idle connection beyond
-# their need for this long (socache_memcache's and socache_redis's default:
-# 15 s); the "keep" variant keeps them for an hour.
-KEEP_CONNECTIONS = {"memcache": "MemcacheConnTTL 3600", "redis": "RedisConnPoolTTL 3600"}
-VARIANTS = {"locked": [], "unlocked": ["PegaDMCacheReadLock Off"],
-            "unlocked-keep": ["PegaDMCacheReadLock Off", "%(keep)s"]}
+VARIANTS = {"locked": ["PegaDMCacheReadLock On"],
+            "unbounded": ["PegaDMCacheReadLock Off", "PegaDMCacheReadsPerChild 0"],
+            "bounded-1": ["PegaDMCacheReadsPerChild 1"],
+            "bounded-2": ["PegaDMCacheReadsPerChild 2"],
+            "bounded-4": ["PegaDMCacheReadsPerChild 4"]}
 
 
 def one_cache(wd, emulator, users, kind, variants, rounds, seconds):
@@ -59,24 +59,29 @@ def one_cache(wd, emulator, users, kind, variants, rounds, seconds):
     servers = {}
     try:
         for name, extra in variants.items():
-            extra = ["PegaDMLocalCache 0"] + [line % {"keep": KEEP_CONNECTIONS[kind]}
-                                              for line in extra]
+            extra = ["PegaDMLocalCache 0"] + extra
             body = (pb.pegadm_server_lines(emulator, cache=cache.provider, extra=extra)
                     + pb.standard_locations(users.dbm_path))
             servers[name] = pb.Httpd(wd, "%s-%s" % (kind, name), body).start()
-        pb.fill(servers["unlocked"].port, pb.SESSION_PATH, users.names())
+        pb.fill(servers["unbounded"].port, pb.SESSION_PATH, users.names())
         runs = {name: [] for name in variants}
         names = list(variants)
         for r in range(rounds):
             for name in (names if r % 2 == 0 else names[::-1]):
                 before = cache_connections(kind, cache.port)
+                pids = servers[name].pids()
+                cpu = pb.cpu_seconds(pids)
                 res = pb.Wrk(servers[name].url(pb.SESSION_PATH), users.headers(), seconds,
                              CONNECTIONS).run()
+                res["cpu_us"] = 1e6 * (pb.cpu_seconds(pids) - cpu) / max(int(res["requests"]), 1)
                 res["cache_connections"] = cache_connections(kind, cache.port) - before
+                res["load"] = pb.loadavg()
                 runs[name].append(res)
-                pb.log("  %s %-8s %8.0f req/s  p99 %7.0f us  p99.9 %7.0f us  %d connections" % (
-                    kind, name, float(res["rps"]), float(res["percentiles_us"]["99"]),
-                    float(res["percentiles_us"]["99.9"]), res["cache_connections"]))
+                pb.log("  %s %-9s %8.0f req/s  p99 %7.0f us  p99.9 %7.0f us  %5.1f us CPU  "
+                       "%d connections  load %s" % (
+                           kind, name, float(res["rps"]), float(res["percentiles_us"]["99"]),
+                           float(res["percentiles_us"]["99.9"]), res["cpu_us"],
+                           res["cache_connections"], res["load"]))
         crashes = sum((s.crashes() for s in servers.values()), [])
     finally:
         for server in servers.values():
@@ -91,7 +96,9 @@ def one_cache(wd, emulator, users, kind, variants, rounds, seconds):
                                for p in PERCENTILES},
             "worst_us": {p: max(float(r["percentiles_us"][p]) for r in rs)
                          for p in PERCENTILES},
+            "cpu_us": round(pb.median([r["cpu_us"] for r in rs]), 2),
             "cache_connections": [r["cache_connections"] for r in rs],
+            "load": [r["load"] for r in rs],
             "errors": sum(sum(r["errors"].values()) for r in rs),
         }
     return {"cache": kind, "variants": out, "crashes": crashes}
@@ -99,7 +106,7 @@ def one_cache(wd, emulator, users, kind, variants, rounds, seconds):
 
 def main():
     args = pb.cli(__doc__.splitlines()[0])
-    rounds, seconds = (2, 3) if args.quick else (4, 10)
+    rounds, seconds = (2, 3) if args.quick else (4, 8)
     pb.require_module()
     load_before = pb.wait_until_quiet()
     rows = []
