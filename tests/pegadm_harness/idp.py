@@ -12,7 +12,9 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
                    serves the portals of a test module in turn), serving
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
+    serve          a portal fixture's start, stop and crash check
     sign_in, assert_pega_has   the browser's log-in, what Pega then holds
+    check_*        the scenarios both test modules run, each for its provider
     documented_conf            an example configuration of docs/identity.md
 
 Both providers know the users of USERS, with these passwords. Needs
@@ -235,6 +237,19 @@ class Portal(Httpd):
         write_file(self.conf_path, text)
 
 
+def serve(portal, provider):
+    """Starts the portal of `provider`, yields it and stops it; a child
+    crash then fails the test (the portal fixtures: `yield from`)."""
+    portal.provider = provider
+    try:
+        portal.start()
+        yield portal
+    finally:
+        portal.stop()
+    crashed = portal.crashes()
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+
+
 def pegadm_lines(emulator):
     """The Web Messaging connection and the two module locations."""
     return """\
@@ -285,6 +300,26 @@ def documented_conf(heading, path=IDENTITY_DOC):
     match = re.compile(r"^```apache\n(.*?)^```$", re.M | re.S).search(text, start)
     assert match, "no apache block under %r in %s" % (heading, path)
     return match.group(1)
+
+
+def check_the_login_reaches_pega(chromium, portal, dm, private_data):
+    """alice signs in: the eager session and the one the chat opens carry
+    her customer ID and private data, in Pega and on the page."""
+    sign_in(chromium, portal, portal.provider, "alice")
+    eager = chromium.text("eager-session")
+    assert eager
+    assert_pega_has(dm, eager, private_data["alice"])
+
+    facts = chromium.open_chat()
+    sid = facts["session"]
+    assert facts["customer"] == "C-1001"
+    assert json.loads(facts["private-data"]) == private_data["alice"]
+    chromium.wait(lambda d: chromium.text("widget-session") == sid,
+                  "onSessionInitialized to show the session")
+    assert_pega_has(dm, sid, private_data["alice"])
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": WIDGET_ID}
 
 
 def check_logout_drops_the_chat_session(chromium, portal, dm, log_out, private_data):
