@@ -10,6 +10,8 @@ does, with `pytest_plugins`).
     echo_backend   session: backends.EchoBackend on 127.0.0.1 (plain HTTP)
     closed_port    session: a loopback port that refuses connections
     memcached      function: a fresh caches.FakeMemcached on 127.0.0.1
+    cache_server   function: a real cache server, started; the test runs once
+                   for each kind of caches.KINDS (redis-server, memcached)
     connect_proxy  function: a backends.ConnectProxy (HTTP CONNECT to loopback)
     httpd_factory  function: start(conf="", users=..., mpm=..., loglevel=...,
                    env=..., load_pegadm=True) -> httpd.Httpd, stopped after
@@ -30,6 +32,7 @@ import os
 import pytest
 
 from .backends import ClosedPort, ConnectProxy, EchoBackend
+from .caches import KINDS as CACHE_KINDS
 from .caches import FakeMemcached
 from .emulator import Emulator, load_ca_module
 from .httpd import Httpd
@@ -96,6 +99,13 @@ def memcached():
     cache = FakeMemcached()
     yield cache
     cache.stop()
+
+
+@pytest.fixture(params=sorted(CACHE_KINDS))
+def cache_server(request, workdir):
+    server = CACHE_KINDS[request.param](workdir).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
