@@ -75,11 +75,7 @@ PegaDMPrivateData address "%{{reqenv:OIDC_CLAIM_address}}" json
 @pytest.fixture(scope="module")
 def oidc_provider(workdir):
     """The OpenID provider, for the portals of this module, all on one port."""
-    port = harness.free_port()
-    provider = idp.OidcProvider(workdir, idp.portal_base(port), CLIENT_SECRET).start()
-    provider.portal_port = port
-    yield provider
-    provider.stop()
+    yield from idp.provide(idp.OidcProvider, workdir, CLIENT_SECRET)
 
 
 @pytest.fixture

@@ -81,11 +81,7 @@ PegaDMPrivateData groups "%{{reqenv:MELLON_groups}}"
 @pytest.fixture(scope="module")
 def saml_idp(workdir):
     """The identity provider, for the portals of this module, all on one port."""
-    port = harness.free_port()
-    provider = idp.SamlIdp(workdir, idp.portal_base(port), ENDPOINT).start()
-    provider.portal_port = port
-    yield provider
-    provider.stop()
+    yield from idp.provide(idp.SamlIdp, workdir, ENDPOINT)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
                    serves the portals of a test module in turn), serving
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
-    serve          a portal fixture's start, stop and crash check
+    provide, serve the provider fixtures' start and stop; the portal
+                   fixtures', with their crash check
     sign_in, assert_pega_has   the browser's log-in, what Pega then holds
     check_*        the scenarios both test modules run, each for its provider
     documented_conf            an example configuration of docs/identity.md
@@ -235,6 +236,18 @@ class Portal(Httpd):
         text = render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
                                          self.loglevel, self.load_pegadm)
         write_file(self.conf_path, text)
+
+
+def provide(provider_class, workdir, *args):
+    """Starts a provider of provider_class for portals on a port chosen
+    here (its portal_port), yields it and stops it (`yield from`)."""
+    port = free_port()
+    provider = provider_class(workdir, portal_base(port), *args).start()
+    provider.portal_port = port
+    try:
+        yield provider
+    finally:
+        provider.stop()
 
 
 def serve(portal, provider):
