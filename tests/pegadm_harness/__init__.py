@@ -45,7 +45,8 @@ from .backends import ClosedPort, ConnectProxy, EchoBackend, echoed_headers
 from .caches import CacheServer, FakeMemcached, Memcached, RedisServer
 from .assertions import (SESSION_ID_RE, assert_json_error, assert_one_child_each,
                          assert_protective_headers, assert_retry_after, assert_session,
-                         children_serving, parse_vars, pegadm_log_lines)
+                         children_serving, message_levels, parse_vars, pegadm_log_lines,
+                         pegadm_warnings)
 from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
                          sanitizer_reports)
 
@@ -63,8 +64,9 @@ __all__ = [
     "bootstrap_location", "cache_node_conf", "children_of", "children_serving", "config_test",
     "echoed_headers", "free_port", "graceful_restart", "htpasswd_line", "http_request",
     "load_ca_module", "load_emulator_module", "load_module_lines", "load_source", "location",
-    "make_public_dir", "parse_vars", "pegadm_conf", "pegadm_log_lines", "populate_server_root",
-    "port_answers", "portal_conf", "remove_tree", "render_httpd_conf", "run_together",
-    "same_origin_request", "sanitizer_env", "sanitizer_reports", "session_get",
-    "session_location", "stop_process", "to_bytes", "wait_for", "write_file", "write_htpasswd",
+    "make_public_dir", "message_levels", "parse_vars", "pegadm_conf", "pegadm_log_lines",
+    "pegadm_warnings", "populate_server_root", "port_answers", "portal_conf", "remove_tree",
+    "render_httpd_conf", "run_together", "same_origin_request", "sanitizer_env",
+    "sanitizer_reports", "session_get", "session_location", "stop_process", "to_bytes",
+    "wait_for", "write_file", "write_htpasswd",
 ]

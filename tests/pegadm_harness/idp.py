@@ -33,7 +33,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from .httpd import Httpd, populate_server_root, render_httpd_conf
+from .httpd import Httpd, assert_quiet_start, populate_server_root, render_httpd_conf, write_conf
 from .settings import REPO_ROOT, WIDGET_ID, WIDGET_SECRET
 from .util import free_port, make_public_dir, stop_process, write_file
 
@@ -235,7 +235,7 @@ class Portal(Httpd):
                            LOGGED_OUT_PAGE)
         text = render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
                                          self.loglevel, self.load_pegadm)
-        write_file(self.conf_path, text)
+        write_conf(self.conf_path, text)
 
 
 def provide(provider_class, workdir, *args):
@@ -256,6 +256,7 @@ def serve(portal, provider):
     portal.provider = provider
     try:
         portal.start()
+        assert_quiet_start(portal)
         yield portal
     finally:
         portal.stop()
