@@ -161,3 +161,26 @@ def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd
     for user in users:
         assert len(set(answers[user])) == 1, answers[user]
         assert len(dm.creates_for(user)) == 1
+
+
+def test_reads_without_the_node_mutex_are_told_at_start_up(module_httpd, dm, cache_server):
+    """Each child may then hold one connection per thread to the cache
+    server: a notice says so, once, with the count (event: 25 threads)."""
+    node = module_httpd(cache_node_conf(dm, cache_server, "PegaDMCacheReadLock Off\n"))
+    notices = [line for line in node.error_log().splitlines() if "PEGADM841" in line]
+    assert len(notices) == 1, node.error_log()
+    assert "[pegadm:notice]" in notices[0] and cache_server.kind in notices[0]
+    assert "up to 25 connections" in notices[0], notices[0]
+    locked = module_httpd(cache_node_conf(dm, cache_server))
+    assert "PEGADM841" not in locked.error_log()
+
+
+def test_reads_without_the_node_mutex_are_ignored_for_shmcb_with_a_warning(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, server_extra=["PegaDMCacheReadLock Off"]),
+                          startup_warnings=["PEGADM840"])
+    warnings = [line for line in server.error_log().splitlines() if "PEGADM840" in line]
+    assert len(warnings) == 1, server.error_log()
+    assert "[pegadm:warn]" in warnings[0] and "shmcb" in warnings[0], warnings[0]
+    assert "PEGADM841" not in server.error_log()
+    sid = assert_session(session_get(server, "alice"))
+    assert assert_session(session_get(server, "alice")) == sid
