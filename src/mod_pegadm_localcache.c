@@ -128,6 +128,19 @@ static int cache_is_shared(const pegadm_server_conf_t *sc)
     return sc->cache_provider_name && strcmp(sc->cache_provider_name, "shmcb") != 0;
 }
 
+/* PegaDMCacheReadLock Off with shmcb does nothing: it says so once per
+ * start (reads without the mutex say so in mod_pegadm_reads.c). */
+static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
+{
+    if (sc->local_conf->read_lock == 0 && sc->cache_provider &&
+        (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "PEGADM840: PegaDMCacheReadLock Off is ignored: the %s cache is not "
+                     "safe for concurrent use, its lookups take the node's mutex",
+                     sc->cache_provider_name);
+    }
+}
+
 static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                   server_rec *s)
 {
@@ -143,6 +156,7 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
         sc->local_conf->max_age = -1;
     }
     lc = sc->local_conf;
+    log_read_lock(sc, s);
     lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;
     lc->max_age = lc->max_age < 0 ? DEFAULT_MAX_AGE : lc->max_age;
     if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {

@@ -44,17 +44,21 @@ static int reads_per_child(const pegadm_server_conf_t *sc)
 /* Once per start, restart and configuration test. */
 static void log_reads(const pegadm_server_conf_t *sc, server_rec *s, apr_pool_t *p)
 {
-    int n = reads_per_child(sc);
+    int n = reads_per_child(sc), threads = 1;
 
     if (!sc->cache_provider) {
         return;
     }
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    threads = threads > 1 ? threads : 1;
     if (pegadm_localcache_read_unlocked(sc)) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                     "PEGADM860: lookups read the %s cache without the node's mutex, %s",
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM841: lookups read the %s cache without the node's mutex, %s, so "
+                     "each child process may hold up to %d connections to it",
                      sc->cache_provider_name,
                      n ? apr_psprintf(p, "at most %d at once per child process", n)
-                       : "with no bound per child process (up to one per thread)");
+                       : "with no bound per child process (one per thread)",
+                     n && n < threads ? n : threads);
     } else if (sc->reads_directive) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      "PEGADM861: PegaDMCacheReadsPerChild (%s:%d) is ignored: %s",

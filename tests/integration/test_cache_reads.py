@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from pegadm_harness import caches
-from pegadm_harness import assert_session, location, portal_conf, session_get
+from pegadm_harness import assert_session, cache_node_conf, portal_conf, session_get
 
 
 def notices(output, number):
@@ -60,22 +60,14 @@ def test_the_node_mutex_overrules_it_and_says_so(config_test, workdir, kind):
         result.path, result.line_of(directive)) in found[0]
 
 
-@pytest.fixture(params=sorted(caches.KINDS))
-def cache(request, workdir):
-    server = caches.KINDS[request.param](workdir).start()
-    yield server
-    server.stop()
-
-
-def test_bounded_reads_keep_one_session_per_customer(module_httpd, dm, cache):
+def test_bounded_reads_keep_one_session_per_customer(module_httpd, dm, cache_server):
     """The default for memcache and redis: reads without the node's mutex,
     at most PegaDMCacheReadsPerChild at once per child; many concurrent
     lookups through one place still each get the customer's one session."""
     users = ["r%d" % i for i in range(5)]
-    node = module_httpd(cache.load_line + portal_conf(
-        dm, location("/eager/", "PegaDM On"), "PegaDMLocalCache 0\n",
-        server_extra=[cache.directive, "PegaDMCacheReadsPerChild 1"]),
-        users=users, loglevel="info")
+    node = module_httpd(cache_node_conf(dm, cache_server, "PegaDMLocalCache 0\n",
+                                        server_extra=["PegaDMCacheReadsPerChild 1"]),
+                        users=users)
     answers = {}
 
     def client(user):
@@ -90,5 +82,5 @@ def test_bounded_reads_keep_one_session_per_customer(module_httpd, dm, cache):
     for user in users:
         assert len(answers[user]) == 20, answers
         assert len(set(answers[user])) == 1, answers[user]
-    started = notices(node.error_log(), "PEGADM860")
-    assert started and "at most 1 at once per child process" in started[0], started
+    started = notices(node.error_log(), "PEGADM841")
+    assert len(started) == 1 and "at most 1 at once per child process" in started[0], started
