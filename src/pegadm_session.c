@@ -171,7 +171,8 @@ static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
 
 /* The common case, a cached session, after this process's own copy
  * (pegadm_session_get) missed: the lock is held for the raw read only (and
- * not at all by a store safe for concurrent reads) and the entry opened
+ * not at all by a store safe for concurrent reads, whose reads pass
+ * read_gate instead, if any) and the entry opened
  * outside it, so that the requests of a busy server queue on the lock as
  * briefly as possible. gen: the copy's generation, read
  * before the store. Anything else (and any doubt) is left to the locked
