@@ -7,6 +7,10 @@ reads at once per child process, in ABCDE-EDCBA order in one run. Besides
 req/s, the latency percentiles and httpd's CPU time per request it counts
 the connections the cache server accepted during each run: a connection
 pool that closes and opens connections under load shows there.
+
+SHARED_READS_PACE_MS=n: each connection waits n ms between an answer and its
+next request, so that every variant serves about the same load below
+saturation (results in shared_reads_paced.json).
 """
 
 import os
@@ -19,6 +23,7 @@ import pegabench as pb  # noqa: E402
 USERS = 1000
 CONNECTIONS = 32
 PERCENTILES = ("50", "99", "99.9", "99.99")
+PACE_MS = int(os.environ.get("SHARED_READS_PACE_MS", "0"))
 
 
 def cache_connections(kind, port):
@@ -71,8 +76,10 @@ def one_cache(wd, emulator, users, kind, variants, rounds, seconds):
                 before = cache_connections(kind, cache.port)
                 pids = servers[name].pids()
                 cpu = pb.cpu_seconds(pids)
-                res = pb.Wrk(servers[name].url(pb.SESSION_PATH), users.headers(), seconds,
-                             CONNECTIONS).run()
+                wrk = pb.Wrk(servers[name].url(pb.SESSION_PATH), users.headers(), seconds,
+                             CONNECTIONS)
+                wrk.env["PEGABENCH_DELAY_MS"] = str(PACE_MS)
+                res = wrk.run()
                 res["cpu_us"] = 1e6 * (pb.cpu_seconds(pids) - cpu) / max(int(res["requests"]), 1)
                 res["cache_connections"] = cache_connections(kind, cache.port) - before
                 res["load"] = pb.loadavg()
@@ -119,8 +126,8 @@ def main():
                 rows.append(one_cache(wd, emulator, users, kind, VARIANTS, rounds, seconds))
         finally:
             emulator.stop()
-    pb.save_result("shared_reads", {
-        "quick": args.quick, "users": USERS, "connections": CONNECTIONS, "rounds": rounds,
+    pb.save_result("shared_reads_paced" if PACE_MS else "shared_reads", {
+        "quick": args.quick, "pace_ms": PACE_MS, "users": USERS, "connections": CONNECTIONS, "rounds": rounds,
         "seconds": seconds, "rows": rows, "load_before": load_before,
         "load_after": pb.loadavg(),
     })

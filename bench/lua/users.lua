@@ -11,6 +11,9 @@
 -- With PEGABENCH_STATUS=1 in the environment, answers are counted by status
 -- (this makes wrk parse every response in Lua, so only where needed).
 --
+-- With PEGABENCH_DELAY_MS=n, each connection waits n ms after an answer
+-- before its next request: a load below saturation, the same for every
+-- variant compared.
 -- done() prints one line: "PEGABENCH " followed by JSON.
 
 local threads = {}
@@ -55,6 +58,13 @@ function request()
       pos = 1
    end
    return wrk.format(nil, nil, { Authorization = header })
+end
+
+local pause = tonumber(os.getenv("PEGABENCH_DELAY_MS") or "")
+if pause and pause > 0 then
+   function delay()
+      return pause
+   end
 end
 
 if os.getenv("PEGABENCH_STATUS") == "1" then
