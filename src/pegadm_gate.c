@@ -14,11 +14,15 @@ typedef struct waiter_t {
     int passed;
 } waiter_t;
 
+typedef struct {
+    apr_thread_cond_t *cond;
+} wakeup_t;
+
 struct pegadm_gate_t {
     apr_thread_mutex_t *mutex;
     /* the k-th to wait sleeps on wakeups[k % nwakeups]: each its own while
      * no more than nwakeups wait, so that a place given back wakes one */
-    apr_thread_cond_t **wakeups;
+    wakeup_t *wakeups;
     unsigned int nwakeups, arrivals;
     waiter_t *head, *tail; /* the queue, oldest first */
     unsigned int inside;
@@ -38,10 +42,10 @@ apr_status_t pegadm_gate_create(apr_pool_t *p, unsigned int n, unsigned int thre
     g = apr_pcalloc(p, sizeof(*g));
     g->n = n;
     g->nwakeups = threads < 1 ? 1 : threads > MAX_WAKEUPS ? MAX_WAKEUPS : threads;
-    g->wakeups = apr_pcalloc(p, g->nwakeups * sizeof(*g->wakeups));
+    g->wakeups = apr_pcalloc(p, g->nwakeups * sizeof(wakeup_t));
     rv = apr_thread_mutex_create(&g->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     for (unsigned int i = 0; rv == APR_SUCCESS && i < g->nwakeups; i++) {
-        rv = apr_thread_cond_create(&g->wakeups[i], p);
+        rv = apr_thread_cond_create(&g->wakeups[i].cond, p);
     }
     if (rv == APR_SUCCESS) {
         *out = g;
@@ -103,7 +107,7 @@ apr_status_t pegadm_gate_enter(pegadm_gate_t *g)
     }
     g->tail = &me;
     g->waiting++;
-    me.wakeup = g->wakeups[g->arrivals++ % g->nwakeups];
+    me.wakeup = g->wakeups[g->arrivals++ % g->nwakeups].cond;
     while (!me.passed) {
         rv = apr_thread_cond_wait(me.wakeup, g->mutex);
         if (rv != APR_SUCCESS) {
