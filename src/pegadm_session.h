@@ -61,9 +61,6 @@ typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char 
 typedef apr_status_t (*pegadm_push_fn)(void *baton, apr_pool_t *p, const char *session_id,
                                        const char **why);
 
-/* Bytes of the keyed digest of the private data kept with a session. */
-#define PEGADM_DATA_DIGEST_LEN 16
-
 typedef struct {
     const pegadm_store_t *store;
     const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */

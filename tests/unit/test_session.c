@@ -828,6 +828,37 @@ static void test_local_copies_follow_changes_made_elsewhere(void **state)
     assert_string_equal(res.session_id, "sess-3");
 }
 
+/* A session this process creates or renews is kept in its own copy at
+ * once (the next lookup reads nothing), and still voided by a change made
+ * through another process. */
+static void test_a_session_made_here_is_kept_here(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t a = request_for("judy"), b = request_for("judy");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_true(res.created);
+    store_data.fail_get = APR_EGENERAL; /* only a copy can answer now */
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_STORE);
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(upstream.creates, 2);
+}
+
 /* A store safe for concurrent reads is read without its lock; the others
  * never are. */
 static void test_cached_read_without_the_lock(void **state)
@@ -848,6 +879,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_get_creates_once_and_reuses, setup),
+        cmocka_unit_test_setup(test_a_session_made_here_is_kept_here, setup),
         cmocka_unit_test_setup(test_customers_never_share, setup),
         cmocka_unit_test_setup(test_failure_caches_nothing, setup),
         cmocka_unit_test_setup(test_refusal_says_when_to_retry, setup),
