@@ -547,6 +547,13 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
 
 /* ---- private data follows the identity ---- */
 
+/* The digest a session handed out must have been pushed with, or NULL if
+ * any will do (re-pushing is off). */
+static const unsigned char *compared_digest(const pegadm_session_req_t *req)
+{
+    return req->data_digest && req->refresh > 0 && req->push ? req->data_digest : NULL;
+}
+
 static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_t now)
 {
     if (!req->data_digest || req->refresh <= 0 || !req->push) {
@@ -605,7 +612,9 @@ static void note_push(apr_pool_t *p, const pegadm_session_req_t *req, const cach
         } else {
             e.count |= FLAG_PUSH_FAILED;
         }
-        save(p, req, id, &e, e.time + req->ttl);
+        if (save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS && ok) {
+            keep_copy(req, &e);
+        }
     }
     req->store->unlock(req->store->ctx);
 }
@@ -776,12 +785,14 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     int waiting = 0;
 
     memset(res, 0, sizeof(*res));
-    /* the process's copy holds the session ID only: private data that may
-     * have changed is compared with the shared entry's digest */
-    if (req->local && !req->data_digest) {
+    /* private data that may have changed: the copy answers only while it
+     * records the digest of the same data as last pushed; otherwise the
+     * entry decides whether to push again */
+    if (req->local) {
         res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
-                                                NULL, started, p, &gen);
+                                                compared_digest(req), started, p, &gen);
         if (res->session_id) {
+            res->local = 1;
             return PEGADM_SESSION_OK;
         }
     }

@@ -108,6 +108,7 @@ typedef struct {
     int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
     int discarded;                   /* entries that failed authentication */
+    int local;                       /* on OK: answered by this process's own copy */
     int pushed;                      /* on OK: changed private data was re-pushed */
     int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
     int push_failed_before;          /* with push_failed: the previous re-push failed too */

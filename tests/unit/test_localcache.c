@@ -218,6 +218,27 @@ static void test_a_full_set_gives_up_its_oldest_copy(void **state)
     assert_string_equal(get(lc, "w9", now + 1, p), "w9");
 }
 
+/* A lookup that names a digest of the private data is answered only by a
+ * copy that recorded the same one. */
+static void test_a_copy_answers_for_its_own_digest_only(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = cache(p, 0);
+    static const unsigned char d1[16] = "digest-number-1", d2[16] = "digest-number-2";
+    apr_uint32_t gen;
+
+    pegadm_localcache_get(lc, widget, "grace", NULL, now, p, &gen);
+    pegadm_localcache_put(lc, widget, "grace", gen, "sess-6", d1, now,
+                          now + apr_time_from_sec(60));
+    assert_string_equal(pegadm_localcache_get(lc, widget, "grace", d1, now, p, &gen), "sess-6");
+    assert_null(pegadm_localcache_get(lc, widget, "grace", d2, now, p, &gen));
+    assert_string_equal(pegadm_localcache_get(lc, widget, "grace", NULL, now, p, &gen),
+                        "sess-6");
+    put(lc, "grace", "sess-7"); /* an entry that records no digest */
+    assert_null(pegadm_localcache_get(lc, widget, "grace", d1, now, p, &gen));
+    assert_string_equal(get(lc, "grace", now, p), "sess-7");
+}
+
 static void test_overlong_values_are_not_cached(void **state)
 {
     apr_pool_t *p = *state;
@@ -243,6 +264,7 @@ int main(void)
         POOL_TEST(test_copies_answer_for_their_own_customer_only),
         POOL_TEST(test_overlong_values_are_not_cached),
         POOL_TEST(test_siphash128_matches_the_reference),
+        POOL_TEST(test_a_copy_answers_for_its_own_digest_only),
         POOL_TEST(test_a_table_for_n_customers_keeps_them),
         POOL_TEST(test_a_full_set_gives_up_its_oldest_copy),
     };
