@@ -29,9 +29,11 @@ typedef struct {
 
 typedef struct {
     apr_time_t valid_until;
+    customer_key_t cookie; /* tag of a logout cookie known to name the customer */
+    unsigned char digest[PEGADM_DATA_DIGEST_LEN];
     apr_uint32_t gen;
     unsigned char digest_known;
-    unsigned char digest[PEGADM_DATA_DIGEST_LEN];
+    unsigned char cookie_known;
     char sid[PEGADM_SESSION_ID_MAX + 1];
 } copy_t;
 
@@ -284,7 +286,8 @@ const char *pegadm_localcache_get(pegadm_localcache_t *lc, const char *widget_id
     return sid;
 }
 
-/* Under the set's stripe: the way to (re)use for key: its own, else a
+/* Under the set's stripe: the way to (re)use for key: its own (which keeps
+ * its cookie tag), else a
  * free way first, then one whose
  * copy is past its time, then the oldest taken. */
 static int way_for(pegadm_localcache_t *lc, apr_uint32_t set, customer_key_t key,
@@ -306,6 +309,7 @@ static int way_for(pegadm_localcache_t *lc, apr_uint32_t set, customer_key_t key
         lc->hands[set] = (unsigned char)((w + 1) % WAYS);
     }
     keys->key[w] = key;
+    copy_at(lc, set, w)->cookie_known = 0; /* another customer's */
     return w;
 }
 
@@ -346,4 +350,55 @@ void pegadm_localcache_changed(pegadm_localcache_t *lc, const char *widget_id,
                                const char *customer_id)
 {
     apr_atomic_inc32(gen_of(lc, key_of(lc, widget_id, customer_id)));
+}
+
+/* The tag of a logout cookie: a 128-bit SipHash under the second key,
+ * which names no customer. */
+static customer_key_t cookie_tag(const pegadm_localcache_t *lc, const char *value,
+                                 apr_size_t len)
+{
+    customer_key_t tag;
+    tag.a = siphash((const unsigned char *)value, len, lc->hash_key + 16, &tag.b);
+    return tag;
+}
+
+int pegadm_localcache_cookie_known(pegadm_localcache_t *lc, const char *widget_id,
+                                   const char *customer_id, const char *value, apr_size_t len)
+{
+    customer_key_t key = key_of(lc, widget_id, customer_id), tag = cookie_tag(lc, value, len);
+    apr_uint32_t set = set_of(lc, key);
+    apr_uint64_t differ = 1;
+    int w;
+
+    if (!usable(key)) {
+        return 0;
+    }
+    apr_thread_mutex_lock(stripe_of(lc, set));
+    w = way_of(lc, set, key);
+    if (w >= 0 && copy_at(lc, set, w)->cookie_known) {
+        const copy_t *c = copy_at(lc, set, w);
+        /* in constant time: how much of the tag matched says nothing */
+        differ = (c->cookie.a ^ tag.a) | (c->cookie.b ^ tag.b);
+    }
+    apr_thread_mutex_unlock(stripe_of(lc, set));
+    return differ == 0;
+}
+
+void pegadm_localcache_cookie_note(pegadm_localcache_t *lc, const char *widget_id,
+                                   const char *customer_id, const char *value, apr_size_t len)
+{
+    customer_key_t key = key_of(lc, widget_id, customer_id), tag = cookie_tag(lc, value, len);
+    apr_uint32_t set = set_of(lc, key);
+    int w;
+
+    if (!usable(key)) {
+        return;
+    }
+    apr_thread_mutex_lock(stripe_of(lc, set));
+    w = way_of(lc, set, key);
+    if (w >= 0) {
+        copy_at(lc, set, w)->cookie = tag;
+        copy_at(lc, set, w)->cookie_known = 1;
+    }
+    apr_thread_mutex_unlock(stripe_of(lc, set));
 }

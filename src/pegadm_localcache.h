@@ -8,7 +8,8 @@
  * store bump nothing here: there max_age bounds how long a copy is used.
  *
  * Customers are told apart by a 128-bit SipHash-2-4 of (widget, customer)
- * under a random key of the node's, never stored outside this process. */
+ * under a random key of the node's, never stored outside this process;
+ * logout cookies by one under a second key. */
 #ifndef PEGADM_LOCALCACHE_H
 #define PEGADM_LOCALCACHE_H
 
@@ -68,6 +69,17 @@ apr_uint32_t pegadm_localcache_generation(pegadm_localcache_t *lc, const char *w
  * change to the customer's entry in the store. */
 void pegadm_localcache_changed(pegadm_localcache_t *lc, const char *widget_id,
                                const char *customer_id);
+
+/* Logout cookies (mod_pegadm_logout.c): whether value (len bytes) is the
+ * cookie that this process last noted as naming the customer, by a keyed
+ * 128-bit tag of it compared in constant time; and noting that it is (a
+ * cookie this process opened or sealed for the customer). Only a customer
+ * with a copy in this process keeps a note; a copy given to another
+ * customer drops it. */
+int pegadm_localcache_cookie_known(pegadm_localcache_t *lc, const char *widget_id,
+                                   const char *customer_id, const char *value, apr_size_t len);
+void pegadm_localcache_cookie_note(pegadm_localcache_t *lc, const char *widget_id,
+                                   const char *customer_id, const char *value, apr_size_t len);
 
 /* SipHash-2-4 of in under the 16-byte key k (for the tests), and its
  * 128-bit variant (out: 16 bytes, little-endian halves). */

@@ -239,6 +239,41 @@ static void test_a_copy_answers_for_its_own_digest_only(void **state)
     assert_string_equal(get(lc, "grace", now, p), "sess-7");
 }
 
+/* A logout cookie noted for a customer is known for that customer and
+ * that value only; a customer without a copy keeps no note, and a copy
+ * given to another customer drops it. */
+static void test_a_noted_cookie_is_known_for_its_customer_only(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_localcache_t *lc = NULL;
+    static const char v1[] = "c2VhbGVkLWN1c3RvbWVyLWlkLW9uZQ";
+    static const char v2[] = "c2VhbGVkLWN1c3RvbWVyLWlkLW9uZR";
+    char name[16];
+
+    assert_int_equal(pegadm_localcache_create(p, 1, shared, 0, &lc), APR_SUCCESS);
+    pegadm_localcache_cookie_note(lc, widget, "kim", v1, strlen(v1)); /* no copy: no note */
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1)));
+    put(lc, "kim", "sess-8");
+    put(lc, "lee", "sess-9");
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1)));
+    pegadm_localcache_cookie_note(lc, widget, "kim", v1, strlen(v1));
+    assert_true(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1)));
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "kim", v2, strlen(v2)));
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1) - 1));
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "lee", v1, strlen(v1)));
+    assert_false(pegadm_localcache_cookie_known(lc, "7d1e4f0a-2b3c-4d5e-8f90-a1b2c3d4e5f6",
+                                                "kim", v1, strlen(v1)));
+    put(lc, "kim", "sess-10"); /* the customer's own way: the note stays */
+    pegadm_localcache_changed(lc, widget, "kim");
+    assert_true(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1)));
+    for (int i = 0; i < 8; i++) { /* the one set of 8 ways goes to others */
+        snprintf(name, sizeof(name), "x%d", i);
+        put(lc, name, name);
+    }
+    put(lc, "kim", "sess-11");
+    assert_false(pegadm_localcache_cookie_known(lc, widget, "kim", v1, strlen(v1)));
+}
+
 static void test_overlong_values_are_not_cached(void **state)
 {
     apr_pool_t *p = *state;
@@ -265,6 +300,7 @@ int main(void)
         POOL_TEST(test_overlong_values_are_not_cached),
         POOL_TEST(test_siphash128_matches_the_reference),
         POOL_TEST(test_a_copy_answers_for_its_own_digest_only),
+        POOL_TEST(test_a_noted_cookie_is_known_for_its_customer_only),
         POOL_TEST(test_a_table_for_n_customers_keeps_them),
         POOL_TEST(test_a_full_set_gives_up_its_oldest_copy),
     };
