@@ -55,10 +55,11 @@ struct pegadm_localcache {
 
 static apr_uint64_t le64(const unsigned char *p)
 {
-    apr_uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
+    apr_uint64_t v;
+    memcpy(&v, p, sizeof(v)); /* one load */
+#if APR_IS_BIGENDIAN
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
