@@ -650,7 +650,7 @@ def least_disturbed(attempt, tries=3, max_spread=0.10):
 # --------------------------------------------------------------------------
 
 MODULE_FRAMES = ("pegadm_", "send_json", "send_session", "store_")
-MODULE_DSO = "mod_pegadm.so"
+MODULE_DSO = os.path.basename(MODULE_PATH)
 
 
 def _stacks(perf_script_text):
