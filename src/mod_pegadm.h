@@ -101,6 +101,7 @@ typedef struct {
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
     pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
+    int logout_cookie_wanted;              /* some scope has PegaDMForget On (post_config) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;

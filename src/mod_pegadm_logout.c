@@ -81,12 +81,25 @@ void pegadm_logout_cookie_wanted(cmd_parms *cmd)
     apr_pool_userdata_setn("1", LOGOUT_WANTED, NULL, cmd->pool);
 }
 
-static int logout_cookie_wanted(request_rec *r)
+static pegadm_server_conf_t *server_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &pegadm_module);
+}
+
+/* Read from the configuration once, not on every hand-out. */
+static int logout_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
 {
     void *wanted = NULL;
 
-    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, r->server->process->pconf);
-    return wanted != NULL;
+    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, pconf);
+    server_conf(s)->logout_cookie_wanted = wanted != NULL;
+    return OK;
+}
+
+static int logout_cookie_wanted(request_rec *r)
+{
+    return server_conf(r->server)->logout_cookie_wanted;
 }
 
 /* The common case, a browser that holds the customer's cookie already, is
@@ -97,9 +110,7 @@ static int logout_cookie_wanted(request_rec *r)
 void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
                               const char *customer_id)
 {
-    pegadm_localcache_t *lc =
-        ((pegadm_server_conf_t *)ap_get_module_config(r->server->module_config, &pegadm_module))
-            ->localcache;
+    pegadm_localcache_t *lc = server_conf(r->server)->localcache;
     unsigned char *sealed;
     apr_size_t sealed_len, aad_len;
     const unsigned char *aad;
@@ -166,5 +177,6 @@ static int logout_header_parser(request_rec *r)
 
 void pegadm_logout_register_hooks(apr_pool_t *p)
 {
+    ap_hook_post_config(logout_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(logout_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
 }
