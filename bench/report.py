@@ -106,6 +106,18 @@ def summary_rows(r):
                          ms(m["p99_us"]), ms(n["p99_us"]), mib(m["rss_kb"]),
                          mib(n["rss_kb"]), quick_note(f)),
                      ">= 2x, lower p99, lower RSS", yes(f["met"])))
+    f = r.get("vs_proxy")
+    if f:
+        m, p, c = f["variants"]["mod_pegadm"], f["variants"]["proxy"], f["checks"]
+        rows.append(("4b", "mod_pegadm vs httpd (same authentication) + mod_proxy + the "
+                           "Node.js/Express 2-worker cluster reading the user from a header, "
+                           "cached",
+                     "%.2fx req/s; p99 %s vs %s; RSS %s vs %s; httpd CPU per request %.1f vs "
+                     "%.1f us (+ %.1f us in Node.js); creates during the runs: %d%s" % (
+                         c["rps_ratio"], ms(m["p99_us"]), ms(p["p99_us"]), mib(m["rss_kb"]),
+                         mib(p["rss_kb"]), m["httpd_cpu_us"], p["httpd_cpu_us"],
+                         p["node_cpu_us"], f["creates_during_runs"], quick_note(f)),
+                     ">= 3.5x, lower p99, less RSS; 0 creates", yes(f["met"])))
     f = r.get("scale")
     if f:
         last = f["rows"][-1]
@@ -119,14 +131,28 @@ def summary_rows(r):
     f = r.get("two_nodes")
     if f:
         rw = f["rows"]
-        rows.append(("6", "two nodes, requests spread: customers with two sessions "
-                          "(Redis / memcached)",
-                     "%d / %d of %d; throughput vs shmcb %.2f / %.2f%s" % (
+        rows.append(("6", "two nodes, requests spread / simultaneous first requests: "
+                          "customers with two creates (Redis / memcached)",
+                     "spread %d / %d of %d, simultaneous %d / %d of %d; throughput vs shmcb "
+                     "%.2f / %.2f%s" % (
                          rw["redis"]["spread"]["several_creates"],
                          rw["memcache"]["spread"]["several_creates"], f["users"],
+                         rw["redis"]["race"]["several_creates"],
+                         rw["memcache"]["race"]["several_creates"], f["race_users"],
                          rw["redis"]["throughput_vs_shmcb"],
                          rw["memcache"]["throughput_vs_shmcb"], quick_note(f)),
                      "0; cost reported", yes(f["met"])))
+    f = r.get("nodes")
+    if f:
+        rows.append(("6b", "three nodes (%s MPMs), simultaneous first requests: customers "
+                           "with 2+ creates / two IDs / nodes disagreeing after "
+                           "(memcached; Redis)" % ", ".join(f["nodes"]),
+                     "%s of %d each%s" % ("; ".join(
+                         "%d / %d / %d" % (row["several_creates"], row["handed_two_ids"],
+                                           row["nodes_disagree_after"])
+                         for row in (f["rows"]["memcache"], f["rows"]["redis"])),
+                         f["customers"], quick_note(f)),
+                     "0 / 0 / 0", yes(f["met"])))
     f = r.get("load_flap")
     if f:
         e = f["connection_errors"]
@@ -207,6 +233,9 @@ def detail_sections(r):
                    "the runs: %d.\n\n" % (
                        f["users"], f["connections"], 2 * f["rounds"], f["seconds"],
                        f["node_warm_passes"], f["creates_during_runs"]))
+    f = r.get("vs_proxy")
+    if f:
+        out.append(proxy_section(f))
     f = r.get("scale")
     if f:
         out.append("### 5. 1,000 / 10,000 / 100,000 customers\n\n")
@@ -251,9 +280,66 @@ def detail_sections(r):
                    "customer has one session per node: that row is the throughput "
                    "baseline, not a candidate.\n\n" % (
                        f["users"], f["connections_per_node"], f["seconds"], f["race_users"]))
+    f = r.get("nodes")
+    if f:
+        out.append(nodes_section(f))
     f = r.get("load_flap")
     if f:
         out.append(load_section(f, r.get("heap_profile")))
+    return "".join(out)
+
+
+def proxy_section(f):
+    out = ["### 4b. mod_pegadm vs httpd + mod_proxy + Node.js/Express\n\n"]
+    rows = []
+    for name, label in (("mod_pegadm", "mod_pegadm"),
+                        ("proxy", "httpd + mod_proxy + Node.js")):
+        v = f["variants"][name]
+        rows.append((label, kps(v["rps"]), ms(v["p50_us"]), ms(v["p99_us"]), mib(v["rss_kb"]),
+                     v["processes"], "%.1f us" % v["httpd_cpu_us"],
+                     "%.1f us" % v["node_cpu_us"] if name == "proxy" else "n/a"))
+    out.append(table(("deployment", "req/s", "p50", "p99", "RSS (sum)", "processes",
+                      "httpd CPU per request", "Node.js CPU per request"), rows))
+    out.append("\n%d users, %d connections, %d alternating runs of %d s each (medians); the "
+               "proxy's httpd has the same authentication as mod_pegadm's, sets `%s` to "
+               "the authenticated user (`RequestHeader unset %s early`, then `RequestHeader "
+               "set %s \"expr=%%{REMOTE_USER}\"`) and passes the request over mod_proxy_http's "
+               "kept-alive connections (`ttl=%d`) to a %d-worker cluster. Every session "
+               "cached beforehand (%d fill passes straight to the Node.js workers until none "
+               "created any more; the fill through the proxy then created %d); creates during "
+               "the runs: %d. RSS: httpd's processes, plus the Node.js processes for the "
+               "proxy.\n\n" % (
+                   f["users"], f["connections"], 2 * f["rounds"], f["seconds"],
+                   f["user_header"], f["user_header"], f["user_header"], f["proxy_ttl_s"],
+                   f["workers"], f["node_warm_passes"], f["creates_through_proxy_fill"],
+                   f["creates_during_runs"]))
+    return "".join(out)
+
+
+def us_pair(p):
+    return "%s / %s" % (ms(p["50"]), ms(p["99"])) if p else "n/a"
+
+
+def nodes_section(f):
+    out = ["### 6b. Simultaneous first requests on three nodes\n\n"]
+    rows = []
+    for kind, label in (("memcache", "memcached"), ("redis", "Redis")):
+        row = f["rows"][kind]
+        rows.append((label, row["customers"], row["several_creates"],
+                     row["handed_two_ids_first"], row["handed_two_ids"],
+                     row["nodes_disagree_after"], row["failed_answers"], row["creates"],
+                     us_pair(row["send_skew_us"]), us_pair(row["latency_us"]),
+                     len(row["crashes"])))
+    out.append(table(("cache", "customers", "2+ creates", "two IDs in the first answers",
+                      "two IDs in any answer", "nodes disagree after", "failed answers",
+                      "creates", "requests' send skew p50 / p99", "first answer p50 / p99",
+                      "crashes"), rows))
+    out.append("\nThree nodes (%s MPMs) over one cache server; each customer's very first "
+               "request sent to all three at the same instant (one thread per node on its own "
+               "kept-alive connection, released by a barrier, %d customers at a time; the "
+               "send skew is the time between the first and the last of the three leaving), "
+               "then every node asked again.\n\n" % (
+                   ", ".join(f["nodes"]), f["customers_at_a_time"]))
     return "".join(out)
 
 
@@ -407,6 +493,9 @@ def plot_throughput(r, docs, workdir):
     if f:
         rows += [("mod_pegadm (cached)", f["variants"]["mod_pegadm"]["rps"]),
                  ("Node.js/Express (cached)", f["variants"]["node"]["rps"])]
+    f = r.get("vs_proxy")
+    if f:
+        rows += [("httpd + mod_proxy + Node.js", f["variants"]["proxy"]["rps"])]
     f = r.get("two_nodes")
     if f:
         rows += [("2 nodes, shmcb", f["rows"]["shmcb"]["cached"]["rps"]),
@@ -512,8 +601,8 @@ plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with t
 # --------------------------------------------------------------------------
 
 def render(results_dir, docs):
-    names = ("session_vs_static", "eager_vs_off", "first_request", "vs_node", "scale",
-             "two_nodes", "load_flap", "heap_profile", "cached_path_cost")
+    names = ("session_vs_static", "eager_vs_off", "first_request", "vs_node", "vs_proxy",
+             "scale", "two_nodes", "nodes", "load_flap", "heap_profile", "cached_path_cost")
     r = {name: load(results_dir, name) for name in names}
     r = {k: v for k, v in r.items() if v}
     with tempfile.TemporaryDirectory() as workdir:

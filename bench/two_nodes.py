@@ -11,14 +11,15 @@ wrk again, every session cached: the pair's throughput, shared cache
 against shmcb.
 
 Worst case: for other new customers, the very first request goes to both
-nodes at the same moment (both sent before either answer is read), then
-both nodes are asked again. The create is claimed on the shared cache
-server itself (docs/operations.md, "Concurrent first requests"): it counts
-customers with two creates, customers handed two IDs, and whether the
-nodes agree afterwards.
+nodes at the same instant (one thread per node, released together by a
+barrier), then both nodes are asked again. The create is claimed on the
+shared cache server itself (docs/operations.md, "Concurrent first
+requests"): it counts customers with two creates, customers handed two
+IDs, and whether the nodes agree afterwards. bench/nodes.py does the same
+on three nodes.
 
-Target: zero customers with two session IDs, spread or racing, over a
-shared cache.
+Target: zero customers with two creates or two session IDs, spread or
+racing, over a shared cache.
 """
 
 import http.client
@@ -26,6 +27,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import pegabench as pb  # noqa: E402
@@ -33,47 +35,132 @@ import pegabench as pb  # noqa: E402
 USERS = 3000
 RACE_USERS = 1000
 RACERS = 16
+# Customers raced at a time. More threads wait longer for Python's lock
+# once the barrier releases them: with 4 groups of threads the requests of
+# one customer leave within about 0.3 ms of each other (median; the run
+# records it), far inside the create they race for (about 20 ms here).
+RACE_GROUPS = 4
 CONNECTIONS = 16  # per node
 
 
 def session_id(resp):
     body = resp.read()
-    return json.loads(body).get("sessionId") if resp.status == 200 else None
+    if resp.status != 200:
+        return None
+    try:
+        return json.loads(body).get("sessionId")
+    except ValueError:
+        return None
 
 
-def ask_both(ports, names, together):
-    """{name: [ID from each node]}; with together=True both nodes get the
-    request before either answer is read."""
-    seen = {}
+class Race:
+    """How simultaneous first requests went: for each customer the ID each
+    node answered (None: no session), how far apart the requests left
+    (microseconds between the first and the last send), and how long each
+    took to answer."""
+
+    def __init__(self):
+        self.ids = {}
+        self.skew_us = []
+        self.latency_us = []
+
+    def summary(self):
+        return {"send_skew_us": percentiles(self.skew_us),
+                "latency_us": percentiles(self.latency_us)}
+
+
+def percentiles(values):
+    if not values:
+        return None
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    return {"50": pick(0.50), "99": pick(0.99), "max": round(ordered[-1], 1)}
+
+
+def ask(conn, name):
+    """(ID or None, the connection to use next: a new one after an error)."""
+    try:
+        conn.request("GET", pb.SESSION_PATH, headers={"Authorization": pb.basic_header(name)})
+        return session_id(conn.getresponse()), conn
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return None, http.client.HTTPConnection(conn.host, conn.port, timeout=60)
+
+
+def ask_all(ports, names, together):
+    """Asks every node (`ports`) for each of `names`; returns a Race.
+    together=True: each customer's request reaches all nodes at the same
+    instant, one thread per node on its own kept-alive connection, the
+    threads released together by a barrier, RACE_GROUPS customers at a
+    time; otherwise RACERS threads each ask the nodes one after the other."""
+    race = Race()
     todo = iter(names)
     lock = threading.Lock()
 
-    def worker():
+    def next_name():
+        with lock:
+            return next(todo, None)
+
+    def one_after_the_other():
         conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=60) for p in ports]
         while True:
-            with lock:
-                name = next(todo, None)
+            name = next_name()
             if name is None:
                 break
-            headers = {"Authorization": pb.basic_header(name)}
             sids = []
-            for conn in conns:
-                conn.request("GET", pb.SESSION_PATH, headers=headers)
-                if not together:
-                    sids.append(session_id(conn.getresponse()))
-            if together:
-                sids = [session_id(conn.getresponse()) for conn in conns]
+            for i, conn in enumerate(conns):
+                sid, conns[i] = ask(conn, name)
+                sids.append(sid)
             with lock:
-                seen[name] = sids
+                race.ids[name] = sids
         for conn in conns:
             conn.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(RACERS)]
+    def group():
+        current = [None]
+        sids = [None] * len(ports)
+        sent = [0.0] * len(ports)
+
+        def advance():  # run by the barrier once all of the group's threads wait
+            if current[0] is not None:
+                with lock:
+                    race.ids[current[0]] = list(sids)
+                    race.skew_us.append(1e6 * (max(sent) - min(sent)))
+            current[0] = next_name()
+
+        barrier = threading.Barrier(len(ports), action=advance, timeout=120)
+
+        def client(i):
+            conn = http.client.HTTPConnection("127.0.0.1", ports[i], timeout=60)
+            try:
+                while True:
+                    barrier.wait()
+                    name = current[0]
+                    if name is None:
+                        break
+                    sent[i] = time.monotonic()
+                    sids[i], conn = ask(conn, name)
+                    with lock:
+                        race.latency_us.append(1e6 * (time.monotonic() - sent[i]))
+            finally:
+                conn.close()
+
+        return [threading.Thread(target=client, args=(i,), daemon=True)
+                for i in range(len(ports))]
+
+    if together:
+        threads = [t for _ in range(RACE_GROUPS) for t in group()]
+    else:
+        threads = [threading.Thread(target=one_after_the_other, daemon=True)
+                   for _ in range(RACERS)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 600
     for t in threads:
-        t.join(300)
-    return seen
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise RuntimeError("clients still asking after 600 s")
+    return race
 
 
 def wrk_both(nodes, headers_files, seconds):
@@ -95,6 +182,22 @@ def disagreeing(answers):
     return sum(1 for sids in answers.values() if len(set(sids)) != 1 or None in sids)
 
 
+def race_row(counts, names, first, again, creates_before):
+    """What simultaneous first requests (`first`, a Race) and the requests
+    after them (`again`) did for `names`, counts being the emulator's
+    creates per customer."""
+    handed = {n: set(first.ids[n] + again.ids[n]) - {None} for n in names}
+    return {"customers": len(names),
+            "several_creates": several(counts, names),
+            "handed_two_ids_first": sum(1 for n in names
+                                        if len(set(first.ids[n]) - {None}) > 1),
+            "handed_two_ids": sum(1 for ids in handed.values() if len(ids) > 1),
+            "failed_answers": sum(1 for n in names if None in first.ids[n] + again.ids[n]),
+            "nodes_disagree_after": disagreeing(again.ids),
+            "creates": sum(counts.values()) - creates_before,
+            **first.summary()}
+
+
 def one_cache(wd, emulator, users, kind, seconds):
     """users: the first USERS are spread, the next RACE_USERS race."""
     spread_names = users.names()[:USERS]
@@ -109,30 +212,23 @@ def one_cache(wd, emulator, users, kind, seconds):
         with pb.Httpd(wd, kind + "-a", body) as a, pb.Httpd(wd, kind + "-b", body) as b:
             nodes, ports = (a, b), [a.port, b.port]
             spread = wrk_both(nodes, rotations, seconds)
-            after_spread = ask_both(ports, spread_names, together=False)
+            after_spread = ask_all(ports, spread_names, together=False)
             cached = wrk_both(nodes, rotations, seconds)
             creates_before_race = sum(emulator.creates_per_customer().values())
-            race_first = ask_both(ports, race_names, together=True)
-            race_again = ask_both(ports, race_names, together=False)
+            race_first = ask_all(ports, race_names, together=True)
+            race_again = ask_all(ports, race_names, together=False)
             counts = emulator.creates_per_customer()
             crashes = a.crashes() + b.crashes()
     finally:
         if cache:
             cache.stop()
-    handed = {n: set(race_first[n] + race_again[n]) - {None} for n in race_names}
     row = {
         "cache": kind,
         "spread": dict(spread, customers=USERS,
                        several_creates=several(counts, spread_names),
-                       nodes_disagree=disagreeing(after_spread)),
+                       nodes_disagree=disagreeing(after_spread.ids)),
         "cached": cached,
-        "race": {"customers": RACE_USERS,
-                 "several_creates": several(counts, race_names),
-                 "handed_two_ids": sum(1 for ids in handed.values() if len(ids) > 1),
-                 "failed_answers": sum(1 for n in race_names
-                                       if None in race_first[n] + race_again[n]),
-                 "nodes_disagree_after": disagreeing(race_again),
-                 "creates": sum(counts.values()) - creates_before_race},
+        "race": race_row(counts, race_names, race_first, race_again, creates_before_race),
         "crashes": crashes,
     }
     pb.log("%s: %s" % (kind, row))
@@ -156,11 +252,14 @@ def main():
     for kind in ("redis", "memcache"):
         rows[kind]["throughput_vs_shmcb"] = pb.ratio(rows[kind]["cached"]["rps"], base)
     met = all(rows[k]["spread"]["several_creates"] == 0 and rows[k]["spread"]["nodes_disagree"] == 0
+              and rows[k]["race"]["several_creates"] == 0
+              and rows[k]["race"]["handed_two_ids"] == 0
               and rows[k]["race"]["nodes_disagree_after"] == 0
               and not any(rows[k]["spread"]["errors"].values()) for k in ("redis", "memcache"))
     pb.save_result("two_nodes", {
         "quick": args.quick, "users": USERS, "race_users": RACE_USERS,
         "connections_per_node": CONNECTIONS, "seconds": seconds, "rows": rows, "met": met,
+        "race_customers_at_a_time": RACE_GROUPS,
         "load_before": load_before, "load_after": pb.loadavg(),
     })
 

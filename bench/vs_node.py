@@ -29,7 +29,11 @@ MAX_WARM_PASSES = 12
 
 
 class NodeServer:
-    def __init__(self, workdir, emulator, users):
+    """bench/node-express as a cluster of WORKERS; with user_header it trusts
+    that request header for the user (behind a proxy that authenticates)
+    instead of checking Basic credentials itself."""
+
+    def __init__(self, workdir, emulator, users, user_header=None):
         self.port = free_port()
         secret = write_file(os.path.join(workdir, "node-secret"), pb.WIDGET_SECRET, 0o600)
         self.env = {"PATH": os.environ["PATH"], "PORT": str(self.port),
@@ -37,6 +41,8 @@ class NodeServer:
                     "WIDGET_ID": pb.WIDGET_ID, "SECRET_FILE": secret,
                     "CA_FILE": emulator.ca_file, "USERS_FILE": users.list_path,
                     "NODE_ENV": "production"}
+        if user_header:
+            self.env["USER_HEADER"] = user_header
         self.log_path = os.path.join(workdir, "node.log")
         self.proc = None
 
@@ -65,13 +71,15 @@ class NodeServer:
         self.stop()
 
 
-def warm_node(node, emulator, users):
+def warm_node(node, emulator, users, headers_of=None):
     """Each worker keeps its own Map, and a kept-alive connection stays with
     the worker the cluster gave it (round robin): fill over one connection at
-    a time until a whole pass creates nothing new (bounded)."""
+    a time until a whole pass creates nothing new (bounded). headers_of: the
+    request headers naming a user (default: Basic credentials)."""
     for passes in range(1, MAX_WARM_PASSES + 1):
         before = emulator.create_count()
-        pb.fill(node.port, pb.SESSION_PATH, users.names(), connections=1)
+        pb.fill(node.port, pb.SESSION_PATH, users.names(), connections=1,
+                headers_of=headers_of)
         if emulator.create_count() == before:
             return passes
     raise RuntimeError("node workers still creating sessions after %d passes" % passes)

@@ -198,7 +198,18 @@ MaxConnectionsPerChild 0
 """
 # The worker MPM reads the same directives: a thread per connection, idle
 # keep-alive connections included.
-MPM_TUNING = {"event": EVENT_TUNING, "worker": EVENT_TUNING}
+# Prefork: a process per connection, as many started as the biggest run of
+# simultaneous first requests holds connections open (bench/two_nodes.py),
+# and spare bounds those already satisfy, so none come and go.
+PREFORK_TUNING = """\
+StartServers 24
+MinSpareServers 4
+MaxSpareServers 64
+ServerLimit 64
+MaxRequestWorkers 64
+MaxConnectionsPerChild 0
+"""
+MPM_TUNING = {"event": EVENT_TUNING, "worker": EVENT_TUNING, "prefork": PREFORK_TUNING}
 
 # Basic authentication as cheap as it gets and identical for every
 # location compared: a GDBM user database (one hashed lookup, not a scan of
@@ -272,9 +283,11 @@ class Httpd(harness.Httpd):
     stop_timeout = STOP_TIMEOUT
 
     def __init__(self, workdir, name, body, static_json=b"{}", loglevel="warn", mpm="event",
-                 env=None, run_as_www_data=True):
-        super().__init__(workdir, body, mpm=mpm, loglevel=loglevel, env=env, name=name)
+                 env=None, run_as_www_data=True, load_pegadm=True, modules=()):
+        super().__init__(workdir, body, mpm=mpm, loglevel=loglevel, env=env, name=name,
+                         load_pegadm=load_pegadm)
         self.run_as_www_data = run_as_www_data
+        self.modules = tuple(modules)
         self.static_json = static_json
         self.port = harness.free_port()
 
@@ -291,7 +304,9 @@ class Httpd(harness.Httpd):
         for sub in ("eager", "plain"):
             harness.write_file(os.path.join(self.root, "htdocs", sub, "page.shtml"), SSI_PAGE)
         modules = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m)
-                            for m in ("mpm_" + self.mpm,) + BASE_MODULES)
+                            for m in ("mpm_" + self.mpm,) + BASE_MODULES + self.modules)
+        if self.load_pegadm:
+            modules += '\nLoadModule pegadm_module "%s"' % MODULE_PATH
         run_as = ("User www-data\nGroup www-data\n"
                   if os.geteuid() == 0 and self.run_as_www_data else "")
         harness.write_file(self.conf_path, """\
@@ -299,7 +314,6 @@ ServerRoot "{root}"
 ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 {modules}
-LoadModule pegadm_module "{module}"
 {run_as}CoreDumpDirectory "{root}/cores"
 PidFile "{root}/run/httpd.pid"
 DefaultRuntimeDir "{root}/run"
@@ -319,7 +333,7 @@ KeepAliveTimeout 30
     Require all granted
 </Directory>
 {body}
-""".format(root=self.root, port=self.port, modules=modules, module=MODULE_PATH,
+""".format(root=self.root, port=self.port, modules=modules,
            run_as=run_as, loglevel=self.loglevel, tuning=MPM_TUNING[self.mpm],
            body=self.conf_body, authn_cache=AUTHN_CACHE.format(root=self.root),
            document_root=harness.DOCUMENT_ROOT.format(root=self.root)))
@@ -425,9 +439,12 @@ class Wrk:
         return self.start().wait()
 
 
-def fill(port, path, names, connections=32, time_limit=900.0):
-    """Request `path` once for each name over keep-alive connections; returns
-    {"status": {code: count}, "seconds": s, "done": n}. Stops at time_limit."""
+def fill(port, path, names, connections=32, time_limit=900.0, headers_of=None):
+    """Request `path` once for each name over keep-alive connections, with
+    the name's Basic credentials or the headers headers_of(name) gives;
+    returns {"status": {code: count}, "seconds": s, "done": n}. Stops at
+    time_limit."""
+    headers_of = headers_of or (lambda name: {"Authorization": basic_header(name)})
     lock = threading.Lock()
     todo = iter(names)
     statuses = {}
@@ -442,7 +459,7 @@ def fill(port, path, names, connections=32, time_limit=900.0):
             if name is None:
                 break
             try:
-                conn.request("GET", path, headers={"Authorization": basic_header(name)})
+                conn.request("GET", path, headers=headers_of(name))
                 resp = conn.getresponse()
                 resp.read()
                 status = resp.status

@@ -7,6 +7,12 @@
 //
 // Environment: PORT, WORKERS (default 2), SERVICE_URL, WIDGET_ID,
 // SECRET_FILE, CA_FILE, USERS_FILE (lines "name:{SHA}base64").
+//
+// Behind a proxy that authenticates (httpd: mod_auth_basic, then mod_proxy),
+// USER_HEADER names the request header carrying the authenticated user, e.g.
+// X-Remote-User, and USERS_FILE is not read: the application trusts that
+// header, so it must be reachable through the proxy only (it listens on
+// 127.0.0.1).
 
 const cluster = require('node:cluster');
 const crypto = require('node:crypto');
@@ -23,6 +29,7 @@ const config = {
   secretFile: process.env.SECRET_FILE,
   caFile: process.env.CA_FILE,
   usersFile: process.env.USERS_FILE,
+  userHeader: process.env.USER_HEADER || '',
   ttlMs: 1800 * 1000,
   timeoutMs: 5000,
 };
@@ -104,7 +111,10 @@ async function createSession(agent, secret, customerId) {
 
 function worker() {
   const secret = fs.readFileSync(config.secretFile, 'utf8').trim();
-  const users = loadUsers(config.usersFile);
+  const users = config.userHeader ? null : loadUsers(config.usersFile);
+  const authenticated = config.userHeader
+    ? (req) => req.get(config.userHeader) || null
+    : (req) => checkBasic(users, req.get('Authorization'));
   const agent = new https.Agent({
     keepAlive: true,
     maxSockets: 64,
@@ -117,7 +127,7 @@ function worker() {
   app.disable('x-powered-by');
   app.disable('etag');
   app.get('/pegadm/session', async (req, res) => {
-    const customerId = checkBasic(users, req.get('Authorization'));
+    const customerId = authenticated(req);
     res.set('Cache-Control', 'no-store');
     res.set('X-Content-Type-Options', 'nosniff');
     if (!customerId) {
