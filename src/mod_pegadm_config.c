@@ -39,8 +39,9 @@ APLOG_USE_MODULE(pegadm);
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
 #define MERGE_NUM(f) (add->f != UNSET ? add->f : base->f)
 
-static void init_dir_conf(pegadm_dir_conf_t *d)
+void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
+    pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = UNSET;
     d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
@@ -56,39 +57,15 @@ static void init_dir_conf(pegadm_dir_conf_t *d)
     d->inject = UNSET;
     d->forget = UNSET;
     d->private_data_refresh = UNSET;
-}
-
-void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
-{
-    pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
-    init_dir_conf(d);
     return d;
-}
-
-/* A record of a section that sets none of the module's directives (most
- * <Directory> and <Location> sections): made the same way, byte for byte. */
-static int sets_nothing(const pegadm_dir_conf_t *d)
-{
-    pegadm_dir_conf_t fresh;
-
-    memset(&fresh, 0, sizeof(fresh));
-    init_dir_conf(&fresh);
-    return !memcmp(d, &fresh, sizeof(fresh));
 }
 
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     const pegadm_dir_conf_t *base = basev, *add = addv;
-    pegadm_dir_conf_t *d;
-
-    /* httpd merges on every request, for every section it matches: one
-     * that sets nothing changes nothing, and the record is only read */
-    if (sets_nothing(add)) {
-        return basev;
-    }
     /* zeroed: a field the lines below forget is NULL, not garbage
      * (scripts/check-merge fails the tests on such a field) */
-    d = apr_pcalloc(p, sizeof(*d));
+    pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
     d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
