@@ -130,6 +130,11 @@ int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
 /* Whether d is a section that only decides whether its contents count
  * (<IfModule>, <IfDefine>...), not a scope of its own. */
 int pegadm_directive_is_conditional(const ap_directive_t *d);
+/* Whether httpd surely merges the sibling section for every request that
+ * reaches section: <Location /> covers everything, and a <Location> or
+ * <Directory> covers those of its kind below its path. */
+int pegadm_section_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section);
 
 /* mod_pegadm_keep.c: what the parent keeps across graceful restarts and
  * restarts, under a key, until it is replaced or the parent exits. */

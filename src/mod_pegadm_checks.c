@@ -143,44 +143,6 @@ static int check_scope(apr_pool_t *p, const scope_t *scope, const scope_t *outer
     return failures;
 }
 
-static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
-{
-    char *word = (char *)first_arg(p, d);
-    apr_size_t len = strlen(word);
-    if (len && word[len - 1] == '>') {
-        word[len - 1] = '\0';
-    }
-    return word;
-}
-
-/* Whether httpd merges the sibling section into every request that
- * reaches section: a <Location> (or <Directory>) of a leading part of its
- * path, <Location /> for everything. Regular expressions are not followed. */
-static int sibling_covers(apr_pool_t *p, const ap_directive_t *sibling,
-                          const ap_directive_t *section)
-{
-    const char *prefix, *path;
-    apr_size_t len;
-
-    if (sibling == section || !sibling->first_child ||
-        pegadm_directive_is_conditional(sibling)) {
-        return 0;
-    }
-    prefix = section_path(p, sibling);
-    if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
-        return 1;
-    }
-    if (strcasecmp(sibling->directive, section->directive) != 0 ||
-        (strcasecmp(section->directive, "<Location") != 0 &&
-         strcasecmp(section->directive, "<Directory") != 0)) {
-        return 0;
-    }
-    path = section_path(p, section);
-    len = strlen(prefix);
-    return prefix[0] != '~' && !strncmp(prefix, path, len) &&
-           (len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0');
-}
-
 static int is_bootstrap_handler(apr_pool_t *p, const ap_directive_t *d)
 {
     return (!strcasecmp(d->directive, "SetHandler") ||
@@ -312,7 +274,7 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
     int failures;
 
     for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
-        if (sibling_covers(p, s, section)) {
+        if (pegadm_section_covers(p, s, section)) {
             collect(p, s->first_child, &scope);
         }
     }

@@ -10,6 +10,7 @@
 
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <ap_mpm.h>
 #include <http_core.h>
 
 APLOG_USE_MODULE(pegadm);
@@ -127,6 +128,30 @@ static int cache_is_shared(const pegadm_server_conf_t *sc)
     return sc->cache_provider_name && strcmp(sc->cache_provider_name, "shmcb") != 0;
 }
 
+/* PegaDMCacheReadLock Off says so once per start: with shmcb it does
+ * nothing, with a shared cache each thread may hold a connection. */
+static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
+{
+    int threads = 1;
+
+    if (sc->local_conf->read_lock != 0 || !sc->cache_provider) {
+        return;
+    }
+    if (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "PEGADM840: PegaDMCacheReadLock Off is ignored: the %s cache is not "
+                     "safe for concurrent use, its lookups take the node's mutex",
+                     sc->cache_provider_name);
+        return;
+    }
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "PEGADM841: PegaDMCacheReadLock Off: lookups read the %s cache without the "
+                 "node's mutex, so each child process may hold up to %d connections to it "
+                 "(one per thread)",
+                 sc->cache_provider_name, threads > 1 ? threads : 1);
+}
+
 static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                   server_rec *s)
 {
@@ -142,6 +167,7 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
         sc->local_conf->max_age = -1;
     }
     lc = sc->local_conf;
+    log_read_lock(sc, s);
     lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;
     lc->max_age = lc->max_age < 0 ? DEFAULT_MAX_AGE : lc->max_age;
     if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {

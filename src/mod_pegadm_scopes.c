@@ -1,7 +1,7 @@
 /* The start-up check of the scopes that act: where PegaDM On or a pegadm
  * handler is configured, the widget ID and the secret must be set in the
  * same scope, an enclosing one, or a sibling section that httpd is sure to
- * merge for it (section_covers). The configuration tree still knows file
+ * merge for it (pegadm_section_covers). The configuration tree still knows file
  * and line here; anything the check cannot see is caught per request (the
  * handlers answer 500, eager mode stays off) and logged. The directives
  * themselves are parsed in mod_pegadm_config.c. */
@@ -66,10 +66,8 @@ static int path_is_prefix(const char *prefix, const char *path)
     return len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0';
 }
 
-/* Whether httpd surely merges the sibling section for every request that
- * reaches section: <Location /> covers everything, and a <Location> or
- * <Directory> covers those of its kind below its path. */
-static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
+/* Regular expressions are not followed: their sections cover nothing. */
+int pegadm_section_covers(apr_pool_t *p, const ap_directive_t *sibling,
                           const ap_directive_t *section)
 {
     const char *prefix;
@@ -115,7 +113,7 @@ static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t i
 
     scan_level(first, &has);
     for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
-        if (section_covers(p, s, section)) {
+        if (pegadm_section_covers(p, s, section)) {
             scan_level(s->first_child, &has);
         }
     }

@@ -56,7 +56,8 @@ def test_session_endpoint_path_is_configurable(module_httpd, dm):
 
 def test_widget_url_follows_the_service_url(module_httpd, dm):
     service = "https://widget.use1.chat.pega.digital"
-    server = module_httpd(portal_conf(None, service_url=service))
+    server = module_httpd(portal_conf(None, service_url=service),
+                          startup_warnings=["PEGADM630"])
     body = get_bootstrap(server)
     assert widget_url_in(body, "%s/%s/widget.js" % (service, WIDGET_ID)), body
 

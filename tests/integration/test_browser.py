@@ -13,14 +13,12 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.webdriver.common.by import By
 
 import pegadm_harness as harness
-from pegadm_harness.browser import demo_private_data
+from pegadm_harness.browser import ForeignSite, demo_private_data
 
 # The screenshot of the demo portal lands under build/, so a test run leaves
 # the tree as it was; PEGADM_UPDATE_DOCS=1 also copies it to docs/, where
@@ -160,27 +158,6 @@ window.attack = async function () {{
 """
 
 
-class _AttackerHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.seen.append(("GET", self.path))
-        body = self.server.page if self.path == "/" else b"not here\n"
-        self.send_response(200 if self.path == "/" else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        self.server.seen.append(("POST", self.path))
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_a_foreign_site_learns_no_session_and_changes_nothing(chromium, demo_portal, plain_dm):
     chromium.log_in(demo_portal.base, "alice")
     alice_sid = chromium.open_chat()["session"]
@@ -189,12 +166,8 @@ def test_a_foreign_site_learns_no_session_and_changes_nothing(chromium, demo_por
 
     # A page on another site (localhost is not the same site as 127.0.0.1),
     # in the same browser, with alice's cookie in the jar.
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AttackerHandler)
-    server.page = ATTACKER_PAGE.format(portal=demo_portal.base).encode()
-    server.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        chromium.get("http://localhost:%d/" % server.server_address[1])
+    with ForeignSite(ATTACKER_PAGE.format(portal=demo_portal.base)) as site:
+        chromium.get(site.url)
         results = chromium.run_async(
             "var done = arguments[arguments.length - 1];"
             "attack().then(done, function (e) { done([{label: 'attack', error: String(e)}]); });")
@@ -205,14 +178,11 @@ def test_a_foreign_site_learns_no_session_and_changes_nothing(chromium, demo_por
                       and d.execute_script("return document.readyState") == "complete",
                       "the answer to the form POST")
         answer = chromium.driver.find_element(By.TAG_NAME, "body").text
-    finally:
-        server.shutdown()
-        server.server_close()
 
     assert results and all("sessionId" not in json.dumps(r) for r in results), results
     assert alice_sid not in json.dumps(results) and "sessionId" not in answer, answer
     # The bootstrap's hook posts to the including page's own origin, never the portal.
-    assert ("POST", "/pegadm/session") in server.seen
+    assert ("POST", "/pegadm/session") in site.seen
     after = plain_dm.state()
     assert len(after["creates"]) == len(before["creates"])
     assert len(after["private_data"]) == len(before["private_data"])

@@ -5,15 +5,13 @@ and reports what it did to the emulator. The bootstrap's owner check must
 end every chat that is not the logged-in user's before it resumes."""
 
 import json
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium.webdriver.common.by import By
 
 import pegadm_harness as harness
-from pegadm_harness.browser import demo_private_data
+from pegadm_harness.browser import ForeignSite, demo_private_data
 
 STORED_CHAT = "pega-emu-chat:" + harness.WIDGET_ID
 RESUME_GRACE = 2.5  # the widget resumes about a second after the page loads
@@ -193,19 +191,6 @@ window.learn = async function () {{
 """
 
 
-class _AttackerHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.server.page if self.path == "/" else b"not here\n"
-        self.send_response(200 if self.path == "/" else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_a_page_of_another_origin_learns_no_owner_and_changes_nothing(
         chromium, demo_portal, plain_dm):
     chromium.log_in(demo_portal.base, "alice")
@@ -213,19 +198,13 @@ def test_a_page_of_another_origin_learns_no_owner_and_changes_nothing(
     record = chromium.run("return localStorage.getItem(arguments[0])",
                           "pegadm-owner:" + harness.WIDGET_ID)
     assert record
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AttackerHandler)
-    server.page = ATTACKER_PAGE.format(portal=demo_portal.base).encode()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     since = time.time()
     mark = len(demo_portal.access_log().splitlines())
-    try:
-        chromium.get("http://localhost:%d/" % server.server_address[1])
+    with ForeignSite(ATTACKER_PAGE.format(portal=demo_portal.base)) as site:
+        chromium.get(site.url)
         results = chromium.run_async(
             "var done = arguments[arguments.length - 1];"
             "learn().then(done, function (e) { done([{error: String(e)}]); });")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert record not in json.dumps(results), results
     assert all("owner" not in r.get("body", "") for r in results), results
     # the portal answered the foreign requests with no owner (the browser

@@ -123,7 +123,7 @@ def test_a_cache_sized_for_its_customers_keeps_them_all(module_httpd, dm):
     shmcb's own default of 512 KiB, some would be.)"""
     customers = 1000
     node = module_httpd(portal_conf(dm, fill_location(), server_extra=[
-        "PegaDMCacheCustomers %d" % customers]))
+        "PegaDMCacheCustomers %d" % customers]), startup_warnings=["PEGADM703"])
 
     def first_and_fresh(i):
         headers = {"X-Customer": "customer-%d" % i}

@@ -4,59 +4,30 @@ so that first requests reaching several nodes at the same instant make one
 create and every node hands out the same ID; a failed create leaves no
 mark behind, and a dead node's mark lapses."""
 
+import functools
 import os
 import signal
 import threading
 import time
 
-import pytest
-
 import pegadm_harness as harness
-from pegadm_harness import caches
-from pegadm_harness import (assert_json_error, assert_retry_after, assert_session, location,
-                            portal_conf, session_get)
+from pegadm_harness import (assert_json_error, assert_retry_after, assert_session,
+                            cache_node_conf, run_together, session_get)
 
 CUSTOMERS = ["customer-%03d" % i for i in range(100)]
 CUSTOMERS_AT_ONCE = 4  # customers raced at a time, each on all three nodes
 
 
-@pytest.fixture(params=sorted(caches.KINDS))
-def cache(request, workdir):
-    server = caches.KINDS[request.param](workdir).start()
-    yield server
-    server.stop()
-
-
-def node_conf(dm, cache, extra=""):
-    return cache.load_line + portal_conf(
-        dm, location("/eager/", "PegaDM On"), extra, server_extra=[cache.directive])
-
-
 def race(nodes, customers):
-    """Each customer's first request to every node, released together by
-    one barrier per customer; returns {customer: [response per node]}."""
-    answers = {c: [None] * len(nodes) for c in customers}
-    barriers = {c: threading.Barrier(len(nodes)) for c in customers}
-
-    def client(customer, index):
-        barriers[customer].wait(timeout=30)
-        try:
-            answers[customer][index] = session_get(nodes[index], customer)
-        except Exception as err:  # reported with the others below
-            answers[customer][index] = err
-
-    threads = [threading.Thread(target=client, args=(c, i))
-               for c in customers for i in range(len(nodes))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still waiting after 60s"
-    return answers
+    """Each customer's first request to every node, all released together;
+    returns {customer: [response per node]}."""
+    answers = iter(run_together([functools.partial(session_get, node, customer)
+                                 for customer in customers for node in nodes]))
+    return {customer: [next(answers) for _ in nodes] for customer in customers}
 
 
-def test_simultaneous_first_requests_on_three_nodes_make_one_create(module_httpd, dm, cache):
-    nodes = [module_httpd(node_conf(dm, cache), users=CUSTOMERS, mpm=mpm)
+def test_simultaneous_first_requests_on_three_nodes_make_one_create(module_httpd, dm, cache_server):
+    nodes = [module_httpd(cache_node_conf(dm, cache_server), users=CUSTOMERS, mpm=mpm)
              for mpm in harness.MPMS]
     handed_out = {}
     for start in range(0, len(CUSTOMERS), CUSTOMERS_AT_ONCE):
@@ -73,8 +44,8 @@ def test_simultaneous_first_requests_on_three_nodes_make_one_create(module_httpd
     assert {c: s[0] for c, s in creates.items()} == handed_out
 
 
-def test_a_failed_create_leaves_no_mark(module_httpd, dm, cache):
-    first, second = (module_httpd(node_conf(dm, cache), users=CUSTOMERS[:2], mpm=mpm)
+def test_a_failed_create_leaves_no_mark(module_httpd, dm, cache_server):
+    first, second = (module_httpd(cache_node_conf(dm, cache_server), users=CUSTOMERS[:2], mpm=mpm)
                      for mpm in ("event", "prefork"))
     dm.set_mode("http500", applies_to="create", count=1)
     assert_json_error(session_get(first, CUSTOMERS[0]), 503, "upstream_unavailable")
@@ -85,10 +56,10 @@ def test_a_failed_create_leaves_no_mark(module_httpd, dm, cache):
     assert [c["sessionId"] for c in dm.creates_for(CUSTOMERS[0])][-1:] == [sid]
 
 
-def test_a_forgotten_session_is_created_again_at_once(module_httpd, dm, cache):
+def test_a_forgotten_session_is_created_again_at_once(module_httpd, dm, cache_server):
     """The mark is released once the session is stored: a first request
     after DELETE is not held up by the create before it."""
-    first, second = (module_httpd(node_conf(dm, cache), users=CUSTOMERS[:2], mpm=mpm)
+    first, second = (module_httpd(cache_node_conf(dm, cache_server), users=CUSTOMERS[:2], mpm=mpm)
                      for mpm in ("worker", "event"))
     sid = assert_session(session_get(first, CUSTOMERS[1]))
     resp = harness.same_origin_request(first, "DELETE", CUSTOMERS[1])
@@ -100,10 +71,10 @@ def test_a_forgotten_session_is_created_again_at_once(module_httpd, dm, cache):
     assert len(dm.creates_for(CUSTOMERS[1])) == 2
 
 
-def test_a_dead_nodes_mark_lapses(module_httpd, dm, cache):
+def test_a_dead_nodes_mark_lapses(module_httpd, dm, cache_server):
     """A node killed during its create holds the mark: the others wait
     (bounded, then 503 with Retry-After) until it lapses, then create."""
-    conf = node_conf(dm, cache, "PegaDMTimeout 3\n")  # waits 7 s, a mark lasts 8 s
+    conf = cache_node_conf(dm, cache_server, "PegaDMTimeout 3\n")  # waits 7 s, a mark lasts 8 s
     doomed, survivor = (module_httpd(conf, users=CUSTOMERS[:1], mpm=mpm)
                         for mpm in ("event", "worker"))
     dm.set_mode("delay", applies_to="create", delay_ms=10000)

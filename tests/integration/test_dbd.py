@@ -262,6 +262,15 @@ def test_postgres_maps_log_in_names_to_customers(module_httpd, dm, postgres):
     assert_mapping(module_httpd(dbd_site(dm, "pgsql", postgres.params), users=USERS), dm)
 
 
+def answers_again(server, timeout, what):
+    """alice's and erin's session answers once both are 200 again."""
+    def recovered():
+        answers = [session_get(server, user) for user in ("alice", "erin")]
+        return all(a.status == 200 for a in answers) and answers
+
+    return harness.wait_for(recovered, timeout, 0.1, what)
+
+
 def test_postgres_down_answers_503_and_pages_still_work(module_httpd, dm, postgres):
     server = module_httpd(dbd_site(dm, "pgsql", postgres.params), users=USERS)
     sid = assert_session(session_get(server, "alice"))
@@ -278,11 +287,7 @@ def test_postgres_down_answers_503_and_pages_still_work(module_httpd, dm, postgr
     # mod_dbd notices a broken pooled connection once a query on it has
     # failed, and reconnects when a later request draws it: each stale
     # connection costs one more 503.
-    def recovered():
-        answers = [session_get(server, user) for user in ("alice", "erin")]
-        return all(a.status == 200 for a in answers) and answers
-
-    alice, erin = harness.wait_for(recovered, 20, 0.1, "mod_dbd to reconnect")
+    alice, erin = answers_again(server, 20, "mod_dbd to reconnect")
     assert assert_session(alice) == sid
     assert_session(erin)
     assert [c["customerId"] for c in dm.state()["creates"]] == ["C-1001", "C-1005"]
@@ -303,11 +308,7 @@ def test_postgres_restarted_unnoticed_recovers(module_httpd, dm, postgres):
     postgres.stop()
     postgres.start()
 
-    def recovered():
-        answers = [session_get(server, user) for user in ("alice", "erin")]
-        return all(a.status == 200 for a in answers) and answers
-
-    alice, erin = harness.wait_for(recovered, 10, 0.1, "the lookup to work again")
+    alice, erin = answers_again(server, 10, "the lookup to work again")
     assert assert_session(alice) == sid
     assert_session(erin)
     repaired = repairs(server)

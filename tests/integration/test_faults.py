@@ -125,7 +125,8 @@ def test_fault_mode(module_httpd, dm, name):
 
 
 def test_connection_refused(module_httpd, dm, closed_port):
-    server = module_httpd(fault_site("http://127.0.0.1:%d" % closed_port, None))
+    server = module_httpd(fault_site("http://127.0.0.1:%d" % closed_port, None),
+                          startup_warnings=["PEGADM630"])
     check_fault(server, dm, "alice", r"/create: cannot connect: .*127\.0\.0\.1")
 
 
@@ -140,14 +141,16 @@ def test_bad_secret_is_refused_with_401(module_httpd, dm):
 
 
 def test_untrusted_certificate(module_httpd, dm, untrusted_emulator):
-    server = module_httpd(fault_site(untrusted_emulator.url, dm.ca_file))
+    server = module_httpd(fault_site(untrusted_emulator.url, dm.ca_file),
+                          startup_warnings=["PEGADM630"])
     check_fault(server, dm, "alice", r"/create: TLS failure: .*certificate")
     state = untrusted_emulator.state()
     assert state["tokens"] == [] and state["tls_failures"] >= 2
 
 
 def test_certificate_for_another_host(module_httpd, dm, wrong_host_emulator):
-    server = module_httpd(fault_site(wrong_host_emulator.url, wrong_host_emulator.ca_file))
+    server = module_httpd(fault_site(wrong_host_emulator.url, wrong_host_emulator.ca_file),
+                          startup_warnings=["PEGADM630"])
     check_fault(server, dm, "alice", r"/create: TLS failure: .*(name|host)")
     state = wrong_host_emulator.state()
     assert state["tokens"] == [] and state["connections"] >= 2

@@ -89,6 +89,42 @@ def test_forget_drops_only_the_logged_out_users_session(module_httpd, dm):
     assert form_session(server, form_login(server, "alice")) != alice
 
 
+# A top-level GET from a page of another site (a link, a redirect, the
+# identity provider's front-channel logout), as the browser labels it.
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+              "Sec-Fetch-Dest": "document", "Referer": "https://elsewhere.example/"}
+
+
+def test_a_cross_site_logout_still_drops_the_chat(module_httpd, dm):
+    """Deliberately: SSO logout comes from the identity provider's site, and
+    the portal's own logout URL is as open to a foreign link
+    (docs/security.md, "Logout requests from other sites"). It only drops:
+    the answer hands out nothing, and the other users keep their chats."""
+    server = module_httpd(form_portal(dm, "On"))
+    first = form_session(server, form_login(server, "alice"))
+    bob_cookie = form_login(server, "bob")
+    bob = form_session(server, bob_cookie)
+    answer = server.request("GET", "/logout", headers={
+        "Cookie": form_login(server, "alice"), **CROSS_SITE})
+    assert answer.status in (302, 303, 307), answer
+    assert first.encode() not in answer.body
+    assert all(first not in value for value in answer.headers.values())
+    again = form_session(server, form_login(server, "alice"))
+    assert again != first
+    assert [c["sessionId"] for c in dm.creates_for("alice")] == [first, again]
+    assert form_session(server, bob_cookie) == bob
+
+
+def test_a_cross_site_request_to_an_authenticated_logout_location_drops_the_chat(
+        module_httpd, dm):
+    server = module_httpd(portal_conf(dm, location("/sso-logout", "PegaDMForget On")))
+    first = assert_session(session_get(server, "alice"))
+    resp = server.request("GET", "/sso-logout", user="alice", headers=CROSS_SITE)
+    assert resp.status == 404, resp
+    assert assert_session(session_get(server, "alice")) != first
+    assert len(dm.creates_for("alice")) == 2
+
+
 def comparable(resp):
     """An answer without what differs from one request to the next: the
     date and the (encrypted, time-stamped) cookie value."""

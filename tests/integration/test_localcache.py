@@ -10,8 +10,7 @@ import time
 import pytest
 
 import pegadm_harness as harness
-from pegadm_harness import caches
-from pegadm_harness import assert_session, location, portal_conf, session_get
+from pegadm_harness import assert_session, cache_node_conf, location, portal_conf, session_get
 
 SHARED_STALENESS_MARGIN = 1.5  # seconds on top of the bound: the machine may be busy
 
@@ -106,18 +105,6 @@ def test_cached_lookups_do_not_reach_the_cache_server(module_httpd, dm, memcache
         assert reads <= most, reads
 
 
-@pytest.fixture(params=sorted(caches.KINDS))
-def cache(request, workdir):
-    server = caches.KINDS[request.param](workdir).start()
-    yield server
-    server.stop()
-
-
-def shared_node_conf(dm, cache, extra=""):
-    return cache.load_line + portal_conf(dm, location("/eager/", "PegaDM On"), extra,
-                                         server_extra=[cache.directive])
-
-
 def stale_for(reader, old, new, limit):
     """Seconds the reader kept answering `old` after the change, polling."""
     began = time.monotonic()
@@ -131,13 +118,13 @@ def stale_for(reader, old, new, limit):
 
 
 @pytest.mark.parametrize("max_age", [None, 0.25, 0])
-def test_another_nodes_change_is_seen_within_the_bound(module_httpd, dm, cache, max_age):
+def test_another_nodes_change_is_seen_within_the_bound(module_httpd, dm, cache_server, max_age):
     extra = "MaxKeepAliveRequests 0\n"  # the reader polls on one connection
     if max_age is not None:
         extra += "PegaDMLocalCacheMaxAge %dms\n" % (max_age * 1000)
     bound = 1.0 if max_age is None else max_age
-    reader_node = module_httpd(shared_node_conf(dm, cache, extra))
-    writer_node = module_httpd(shared_node_conf(dm, cache, extra), mpm="prefork")
+    reader_node = module_httpd(cache_node_conf(dm, cache_server, extra))
+    writer_node = module_httpd(cache_node_conf(dm, cache_server, extra), mpm="prefork")
     reader = harness.KeptConnection(reader_node)
     try:
         first = get_sid(reader)
@@ -152,13 +139,14 @@ def test_another_nodes_change_is_seen_within_the_bound(module_httpd, dm, cache, 
         reader.close()
 
 
-def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd, dm, cache):
+def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd, dm,
+                                                                   cache_server):
     """PegaDMCacheReadLock Off: memcache and redis reads skip the node's
     mutex (the providers are safe for concurrent use); creates still take
     it, so concurrent first requests still make one create each."""
     users = ["u%d" % i for i in range(5)]
-    node = module_httpd(shared_node_conf(dm, cache, "PegaDMCacheReadLock Off\n"
-                                         "PegaDMLocalCache 0\n"), users=users)
+    node = module_httpd(cache_node_conf(dm, cache_server, "PegaDMCacheReadLock Off\n"
+                                        "PegaDMLocalCache 0\n"), users=users)
     answers = {}
 
     def client(user):
@@ -173,3 +161,26 @@ def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd
     for user in users:
         assert len(set(answers[user])) == 1, answers[user]
         assert len(dm.creates_for(user)) == 1
+
+
+def test_reads_without_the_node_mutex_are_told_at_start_up(module_httpd, dm, cache_server):
+    """Each child may then hold one connection per thread to the cache
+    server: a notice says so, once, with the count (event: 25 threads)."""
+    node = module_httpd(cache_node_conf(dm, cache_server, "PegaDMCacheReadLock Off\n"))
+    notices = [line for line in node.error_log().splitlines() if "PEGADM841" in line]
+    assert len(notices) == 1, node.error_log()
+    assert "[pegadm:notice]" in notices[0] and cache_server.kind in notices[0]
+    assert "up to 25 connections" in notices[0], notices[0]
+    locked = module_httpd(cache_node_conf(dm, cache_server))
+    assert "PEGADM841" not in locked.error_log()
+
+
+def test_reads_without_the_node_mutex_are_ignored_for_shmcb_with_a_warning(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, server_extra=["PegaDMCacheReadLock Off"]),
+                          startup_warnings=["PEGADM840"])
+    warnings = [line for line in server.error_log().splitlines() if "PEGADM840" in line]
+    assert len(warnings) == 1, server.error_log()
+    assert "[pegadm:warn]" in warnings[0] and "shmcb" in warnings[0], warnings[0]
+    assert "PEGADM841" not in server.error_log()
+    sid = assert_session(session_get(server, "alice"))
+    assert assert_session(session_get(server, "alice")) == sid

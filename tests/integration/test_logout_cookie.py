@@ -78,6 +78,25 @@ def test_forget_drops_the_session_the_cookie_names(module_httpd, dm):
     assert assert_session(session_get(server, "bob")) == bob
 
 
+def test_a_cross_site_front_channel_logout_drops_the_session_the_cookie_names(
+        module_httpd, dm):
+    """The identity provider sends the browser back from its own site
+    (SAML single logout, OpenID Connect front-channel logout): the request
+    is cross-site, and forgets all the same (docs/security.md)."""
+    server = module_httpd(portal_conf(dm, BYE))
+    resp = session_get(server, "alice")
+    first = assert_session(resp)
+    answer = server.request("GET", "/bye", headers={
+        "Cookie": issued_cookie(resp), "Sec-Fetch-Site": "cross-site",
+        "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe",
+        "Referer": "https://idp.example/logout"})
+    assert answer.status == 404
+    [expired] = logout_cookies(answer)
+    assert "Max-Age=0" in expired, expired
+    assert assert_session(session_get(server, "alice")) != first
+    assert len(dm.creates_for("alice")) == 2
+
+
 def test_no_tampered_or_foreign_cookie_drops_anything(module_httpd, dm):
     server = module_httpd(portal_conf(dm, BYE))
     resp = session_get(server, "alice")

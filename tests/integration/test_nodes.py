@@ -3,15 +3,13 @@ session whichever node answers, a node restart loses nothing, nodes
 wait for each other's create, and an unreachable cache server keeps the
 portal up without minting sessions, logged once, until it is back."""
 
+import functools
 import threading
 import time
 
-import pytest
-
 import pegadm_harness as harness
-from pegadm_harness import caches
-from pegadm_harness import (assert_json_error, assert_retry_after, assert_session, location,
-                             parse_vars, portal_conf, session_get)
+from pegadm_harness import (assert_json_error, assert_retry_after, assert_session,
+                            cache_node_conf, parse_vars, run_together, session_get)
 
 EAGER_PAGE = "/eager/session.shtml"
 USERS = ("alice", "bob", "carol", "dave")
@@ -20,18 +18,9 @@ USERS = ("alice", "bob", "carol", "dave")
 ONE_PROCESS = "ServerLimit 1\nStartServers 1\nThreadsPerChild 25\nMaxRequestWorkers 25\n"
 
 
-@pytest.fixture(params=sorted(caches.KINDS))
-def cache(request, workdir):
-    server = caches.KINDS[request.param](workdir).start()
-    yield server
-    server.stop()
-
-
-def node_conf(dm, cache, extra=""):
+def node_conf(dm, cache_server, extra=""):
     # 40 clients of one customer may all wait (PegaDMCreateWaiters bounds that)
-    return cache.load_line + portal_conf(
-        dm, location("/eager/", "PegaDM On"), extra,
-        server_extra=[cache.directive, "PegaDMCreateWaiters 40"])
+    return cache_node_conf(dm, cache_server, extra, server_extra=["PegaDMCreateWaiters 40"])
 
 
 def eager_sid(node, user):
@@ -41,29 +30,14 @@ def eager_sid(node, user):
 
 
 def gets_together(jobs):
-    """Run (node, user) GETs released together; return their responses."""
-    barrier = threading.Barrier(len(jobs))
-    results = [None] * len(jobs)
-
-    def client(index, node, user):
-        barrier.wait(timeout=10)
-        try:
-            results[index] = session_get(node, user)
-        except Exception as err:  # reported with the others below
-            results[index] = err
-
-    threads = [threading.Thread(target=client, args=(i, node, user))
-               for i, (node, user) in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(t.is_alive() for t in threads), "clients still waiting after 60s"
+    """Run (node, user) GETs released together; return their session IDs."""
+    results = run_together([functools.partial(session_get, node, user) for node, user in jobs])
     return [assert_session(r) if isinstance(r, harness.Response) else r for r in results]
 
 
-def test_one_customer_has_one_session_on_every_node(module_httpd, dm, cache):
-    nodes = [module_httpd(node_conf(dm, cache), users=USERS, mpm=mpm) for mpm in harness.MPMS]
+def test_one_customer_has_one_session_on_every_node(module_httpd, dm, cache_server):
+    nodes = [module_httpd(node_conf(dm, cache_server), users=USERS, mpm=mpm)
+             for mpm in harness.MPMS]
     alice = assert_session(session_get(nodes[0], "alice"))
     bob = assert_session(session_get(nodes[2], "bob"))
     assert alice != bob
@@ -75,20 +49,20 @@ def test_one_customer_has_one_session_on_every_node(module_httpd, dm, cache):
     assert len(dm.creates_for("bob")) == 1
 
 
-def test_restarting_a_node_loses_no_session(module_httpd, dm, cache):
-    first = module_httpd(node_conf(dm, cache), users=USERS)
-    second = module_httpd(node_conf(dm, cache), users=USERS, mpm="prefork")
+def test_restarting_a_node_loses_no_session(module_httpd, dm, cache_server):
+    first = module_httpd(node_conf(dm, cache_server), users=USERS)
+    second = module_httpd(node_conf(dm, cache_server), users=USERS, mpm="prefork")
     sid = assert_session(session_get(first, "alice"))
     first.stop()
     assert assert_session(session_get(second, "alice")) == sid
-    restarted = module_httpd(node_conf(dm, cache), users=USERS)
+    restarted = module_httpd(node_conf(dm, cache_server), users=USERS)
     assert assert_session(session_get(restarted, "alice")) == sid
     assert eager_sid(restarted, "alice") == sid
     assert len(dm.creates_for("alice")) == 1
 
 
-def test_a_node_waits_for_another_nodes_create(module_httpd, dm, cache):
-    nodes = [module_httpd(node_conf(dm, cache), users=USERS), module_httpd(node_conf(dm, cache), users=USERS)]
+def test_a_node_waits_for_another_nodes_create(module_httpd, dm, cache_server):
+    nodes = [module_httpd(node_conf(dm, cache_server), users=USERS) for _ in range(2)]
     dm.set_mode("delay", applies_to="create", delay_ms=700)
     first = []
     starter = threading.Thread(target=lambda: first.append(session_get(nodes[0], "carol")))
@@ -102,10 +76,10 @@ def test_a_node_waits_for_another_nodes_create(module_httpd, dm, cache):
     assert len(dm.creates_for("carol")) == 1
 
 
-def test_simultaneous_first_requests_on_two_nodes_make_one_session(module_httpd, dm, cache):
+def test_simultaneous_first_requests_on_two_nodes_make_one_session(module_httpd, dm, cache_server):
     """The create is claimed on the cache server itself: two nodes racing on
     one customer's first requests make one create and hand out one ID."""
-    nodes = [module_httpd(node_conf(dm, cache), users=USERS), module_httpd(node_conf(dm, cache), users=USERS)]
+    nodes = [module_httpd(node_conf(dm, cache_server), users=USERS) for _ in range(2)]
     dm.set_mode("delay", applies_to="create", delay_ms=500)
     handed_out = set(gets_together([(nodes[i % 2], "dave") for i in range(40)]))
     created = {c["sessionId"] for c in dm.creates_for("dave")}
@@ -115,10 +89,10 @@ def test_simultaneous_first_requests_on_two_nodes_make_one_session(module_httpd,
     assert held == created, (held, created)
 
 
-def test_create_limit_holds_across_nodes(module_httpd, dm, cache):
+def test_create_limit_holds_across_nodes(module_httpd, dm, cache_server):
     """PegaDMCreateLimit counts in the shared cache: a customer spreading
     POSTs over three nodes gets no more fresh sessions than the limit."""
-    conf = node_conf(dm, cache, "PegaDMCreateLimit 3 60\n")
+    conf = node_conf(dm, cache_server, "PegaDMCreateLimit 3 60\n")
     nodes = [module_httpd(conf, users=USERS, mpm=mpm) for mpm in harness.MPMS]
     answers = [harness.same_origin_request(nodes[i % 3], "POST", "alice") for i in range(6)]
     sids = [assert_session(resp) for resp in answers[:3]]
@@ -140,11 +114,11 @@ def store_failure_lines(node):
     return [line for line in node.error_log().splitlines() if "PEGADM033" in line]
 
 
-def test_cache_outage_keeps_the_portal_up_and_recovers(module_httpd, dm, cache):
-    node = module_httpd(node_conf(dm, cache, ONE_PROCESS), users=USERS)
+def test_cache_outage_keeps_the_portal_up_and_recovers(module_httpd, dm, cache_server):
+    node = module_httpd(node_conf(dm, cache_server, ONE_PROCESS), users=USERS)
     sid = assert_session(session_get(node, "alice"))
     creates = len(dm.state()["creates"])
-    cache.stop()
+    cache_server.stop()
     # the child that made alice's session keeps a copy, reused for at most
     # PegaDMLocalCacheMaxAge (1 s) with a shared cache: past it, the outage shows
     time.sleep(1.2)
@@ -156,9 +130,9 @@ def test_cache_outage_keeps_the_portal_up_and_recovers(module_httpd, dm, cache):
         assert eager_sid(node, "bob") == "(none)"
     assert len(dm.state()["creates"]) == creates, "minted a session it could not store"
     assert len(store_failure_lines(node)) == 1, store_failure_lines(node)
-    assert cache.kind in store_failure_lines(node)[0]
+    assert cache_server.kind in store_failure_lines(node)[0]
 
-    cache.start()  # empty: the cache servers run without persistence
+    cache_server.start()  # empty: the cache servers run without persistence
 
     def session_again():
         resp = session_get(node, "alice")

@@ -5,7 +5,6 @@ provider, comes back through mod_auth_openidc and opens the chat; Pega
 knows the customer by a claim and has the claims, typed, as private data.
 """
 
-import json
 import os
 
 import pytest
@@ -76,11 +75,7 @@ PegaDMPrivateData address "%{{reqenv:OIDC_CLAIM_address}}" json
 @pytest.fixture(scope="module")
 def oidc_provider(workdir):
     """The OpenID provider, for the portals of this module, all on one port."""
-    port = harness.free_port()
-    provider = idp.OidcProvider(workdir, idp.portal_base(port), CLIENT_SECRET).start()
-    provider.portal_port = port
-    yield provider
-    provider.stop()
+    yield from idp.provide(idp.OidcProvider, workdir, CLIENT_SECRET)
 
 
 @pytest.fixture
@@ -95,32 +90,11 @@ def oidc_portal(workdir, plain_dm, oidc_provider):
         client_secret=CLIENT_SECRET, base=portal.base, passphrase=os.urandom(16).hex(),
         pegadm=idp.pegadm_lines(plain_dm),
         logged_out=portal.base + "/logged-out.html")
-    portal.provider = provider
-    try:
-        portal.start()
-        yield portal
-    finally:
-        portal.stop()
-    crashed = portal.crashes()
-    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+    yield from idp.serve(portal, provider)
 
 
 def test_claims_reach_pega_as_private_data(chromium, oidc_portal, plain_dm):
-    idp.sign_in(chromium, oidc_portal, oidc_portal.provider, "alice")
-    eager = chromium.text("eager-session")
-    assert eager
-    idp.assert_pega_has(plain_dm, eager, PRIVATE_DATA["alice"])
-
-    facts = chromium.open_chat()
-    sid = facts["session"]
-    assert facts["customer"] == "C-1001"
-    assert json.loads(facts["private-data"]) == PRIVATE_DATA["alice"]
-    chromium.wait(lambda d: chromium.text("widget-session") == sid,
-                  "onSessionInitialized to show the session")
-    idp.assert_pega_has(plain_dm, sid, PRIVATE_DATA["alice"])
-    resp = chromium.fetch("/pegadm/session")
-    assert resp["status"] == 200, resp
-    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
+    idp.check_the_login_reaches_pega(chromium, oidc_portal, plain_dm, PRIVATE_DATA)
 
 
 def test_the_documented_configuration_passes_apachectl(config_test, workdir):

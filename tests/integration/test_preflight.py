@@ -40,7 +40,8 @@ def lines_with(server, number):
 
 def test_a_certificate_expiring_tomorrow_is_warned_about(module_httpd, expiring_emulator):
     expiring_emulator.reset()
-    server = module_httpd(portal_conf(expiring_emulator, STATUS))
+    server = module_httpd(portal_conf(expiring_emulator, STATUS),
+                          startup_warnings=["PEGADM632"])
     warning = lines_with(server, "PEGADM632")
     assert len(warning) == 1, server.error_log()
     assert "[pegadm:warn]" in warning[0] and expiring_emulator.url in warning[0]
@@ -55,17 +56,19 @@ def test_a_certificate_expiring_tomorrow_is_warned_about(module_httpd, expiring_
 
 
 def test_a_certificate_valid_beyond_the_warning_days_draws_none(module_httpd, dm):
-    # the usual throwaway certificate is valid for two days
-    server = module_httpd(portal_conf(dm, STATUS, server_extra=["PegaDMCertificateWarnDays 1"]))
+    # the usual throwaway certificate is valid for 30 days, the warning
+    # comes 14 days ahead by default
+    server = module_httpd(portal_conf(dm, STATUS))
     assert lines_with(server, "PEGADM632") == [] and lines_with(server, "PEGADM630") == []
     assert len(lines_with(server, "PEGADM633")) == 1, server.error_log()
-    assert 47 * 3600 < expiry_seconds(server) <= 2 * 86400
+    assert 29 * 86400 < expiry_seconds(server) <= 30 * 86400
 
 
 def test_an_unreachable_service_is_warned_about_and_httpd_starts(module_httpd, dm,
                                                                  closed_port):
     url = "https://127.0.0.1:%d" % closed_port
-    server = module_httpd(portal_conf(dm, STATUS, service_url=url))
+    server = module_httpd(portal_conf(dm, STATUS, service_url=url),
+                          startup_warnings=["PEGADM630"])
     warning = lines_with(server, "PEGADM630")
     assert len(warning) == 1, server.error_log()
     assert "[pegadm:warn]" in warning[0] and url in warning[0]
@@ -84,7 +87,7 @@ def test_an_untrusted_certificate_is_warned_about(module_httpd, dm, workdir):
     try:
         # the module trusts the usual CA only
         server = module_httpd(portal_conf(None, STATUS, service_url=emu.url,
-                                          ca_file=dm.ca_file))
+                                          ca_file=dm.ca_file), startup_warnings=["PEGADM630"])
         warning = lines_with(server, "PEGADM630")
         assert len(warning) == 1 and "certificate" in warning[0], server.error_log()
     finally:

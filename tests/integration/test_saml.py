@@ -6,7 +6,6 @@ over HTTP-POST) and opens the chat; Pega knows the customer by a SAML
 attribute and has the attributes, typed, as private data.
 """
 
-import json
 import os
 
 import pytest
@@ -82,11 +81,7 @@ PegaDMPrivateData groups "%{{reqenv:MELLON_groups}}"
 @pytest.fixture(scope="module")
 def saml_idp(workdir):
     """The identity provider, for the portals of this module, all on one port."""
-    port = harness.free_port()
-    provider = idp.SamlIdp(workdir, idp.portal_base(port), ENDPOINT).start()
-    provider.portal_port = port
-    yield provider
-    provider.stop()
+    yield from idp.provide(idp.SamlIdp, workdir, ENDPOINT)
 
 
 @pytest.fixture
@@ -101,32 +96,11 @@ def saml_portal(workdir, plain_dm, saml_idp):
         sp_metadata=provider.sp_metadata, idp_metadata=provider.idp_metadata,
         endpoint=ENDPOINT, pegadm=idp.pegadm_lines(plain_dm),
         logged_out=portal.base + "/logged-out.html")
-    portal.provider = provider
-    try:
-        portal.start()
-        yield portal
-    finally:
-        portal.stop()
-    crashed = portal.crashes()
-    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
+    yield from idp.serve(portal, provider)
 
 
 def test_attributes_reach_pega_as_private_data(chromium, saml_portal, plain_dm):
-    idp.sign_in(chromium, saml_portal, saml_portal.provider, "alice")
-    eager = chromium.text("eager-session")
-    assert eager
-    idp.assert_pega_has(plain_dm, eager, PRIVATE_DATA["alice"])
-
-    facts = chromium.open_chat()
-    sid = facts["session"]
-    assert facts["customer"] == "C-1001"
-    assert json.loads(facts["private-data"]) == PRIVATE_DATA["alice"]
-    chromium.wait(lambda d: chromium.text("widget-session") == sid,
-                  "onSessionInitialized to show the session")
-    idp.assert_pega_has(plain_dm, sid, PRIVATE_DATA["alice"])
-    resp = chromium.fetch("/pegadm/session")
-    assert resp["status"] == 200, resp
-    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": harness.WIDGET_ID}
+    idp.check_the_login_reaches_pega(chromium, saml_portal, plain_dm, PRIVATE_DATA)
 
 
 def test_the_documented_configuration_passes_apachectl(config_test, workdir, saml_idp):

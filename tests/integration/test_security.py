@@ -273,7 +273,8 @@ def cache_control(resp):
 
 
 def test_a_bootstrap_that_sets_a_cookie_is_not_cached_by_a_shared_cache(module_httpd, dm):
-    server = module_httpd(harness.portal_conf(dm) + SHARED_CACHE + SESSION_COOKIE)
+    server = module_httpd(harness.portal_conf(dm) + SHARED_CACHE + SESSION_COOKIE,
+                          startup_warnings=["PEGADM702"])
     alice = server.request("GET", harness.BOOTSTRAP_PATH,
                            headers={"Cookie": "session=user=alice"})
     assert alice.status == 200 and "user=alice" in alice.header("Set-Cookie"), alice

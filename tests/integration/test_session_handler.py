@@ -137,7 +137,8 @@ def test_create_limit_applies_per_customer(module_httpd, dm):
 
 
 def test_service_down_is_503_with_retry_after(module_httpd, dm, closed_port):
-    server = module_httpd(portal_conf(dm, service_url="http://127.0.0.1:%d" % closed_port))
+    server = module_httpd(portal_conf(dm, service_url="http://127.0.0.1:%d" % closed_port),
+                          startup_warnings=["PEGADM630"])
     resp = session_get(server, "alice")
     assert_json_error(resp, 503, "upstream_unavailable")
     assert_retry_after(resp)
@@ -186,7 +187,7 @@ def test_untrusted_service_certificate_is_refused(module_httpd, dm):
     """Without PegaDMCAFile the system store applies, which does not know
     the throwaway CA: the module must refuse to talk, not fall back."""
     conf = portal_conf(None, service_url=dm.url)
-    server = module_httpd(conf)
+    server = module_httpd(conf, startup_warnings=["PEGADM630"])
     assert_json_error(session_get(server, "alice"), 503, "upstream_unavailable")
     state = dm.state()
     assert state["creates"] == [] and state["tokens"] == []
@@ -243,7 +244,7 @@ def test_outbound_proxy_is_used(module_httpd, dm, connect_proxy):
 
 def test_unreachable_proxy_is_503(module_httpd, dm, closed_port):
     server = module_httpd(portal_conf(dm, server_extra=[
-        "PegaDMProxy http://127.0.0.1:%d" % closed_port]))
+        "PegaDMProxy http://127.0.0.1:%d" % closed_port]), startup_warnings=["PEGADM630"])
     assert_json_error(session_get(server, "alice"), 503, "upstream_unavailable")
     assert dm.state()["creates"] == []
 

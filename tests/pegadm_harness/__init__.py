@@ -4,10 +4,11 @@ from the benchmarks (bench/lib/pegabench.py). Every wait is bounded and all
 traffic stays on 127.0.0.1.
 
     settings    paths (module, httpd, emulator), test widgets, timeouts
-    util        temporary directories, free ports, bounded polling, processes,
-                servers in a thread
+    util        temporary directories, free ports, bounded polling, calls run
+                at once, processes, servers in a thread
     client      http_request, Response, KeptConnection, session requests
-    conf        configuration snippets: location(), pegadm_conf(), portal_conf()
+    conf        configuration snippets: location(), pegadm_conf(), portal_conf(),
+                cache_node_conf()
     httpd       server root and httpd.conf, Httpd, config_test, graceful_restart
     emulator    the DM emulator subprocess and its throwaway CA
     backends    echo backend, CONNECT proxy, a port that refuses connections
@@ -29,11 +30,12 @@ from .settings import (APACHE_BIN, APACHE_MODULES, BOOTSTRAP_PATH, EMULATOR_DIR,
                        PASSWORD, REPO_ROOT, REQUEST_TIMEOUT, SESSION_PATH, START_TIMEOUT,
                        STOP_TIMEOUT, WIDGET_ID, WIDGET_SECRET)
 from .util import (LoopbackServer, children_of, free_port, load_source, make_public_dir,
-                   port_answers, remove_tree, stop_process, to_bytes, wait_for, write_file)
+                   port_answers, remove_tree, run_together, stop_process, to_bytes, wait_for,
+                   write_file)
 from .client import (basic_auth_header, http_request, KeptConnection, Response,
                      same_origin_request, session_get)
-from .conf import (AUTH_LINES, PIDS_LOG, bootstrap_location, location, pegadm_conf,
-                   portal_conf, session_location)
+from .conf import (AUTH_LINES, PIDS_LOG, bootstrap_location, cache_node_conf, location,
+                   pegadm_conf, portal_conf, session_location)
 from .httpd import (BASE_MODULES, CGI_SCRIPT, DOCUMENT_ROOT, MPMS, MPM_TUNING, SSI_DIRS, SSI_PAGE,
                     allow_core_dumps, apache_env, backtrace, config_test, ConfigTestResult,
                     graceful_restart, htpasswd_line, Httpd, load_module_lines,
@@ -43,27 +45,28 @@ from .backends import ClosedPort, ConnectProxy, EchoBackend, echoed_headers
 from .caches import CacheServer, FakeMemcached, Memcached, RedisServer
 from .assertions import (SESSION_ID_RE, assert_json_error, assert_one_child_each,
                          assert_protective_headers, assert_retry_after, assert_session,
-                         children_serving, parse_vars, pegadm_log_lines)
+                         children_serving, message_levels, parse_vars, pegadm_log_lines,
+                         pegadm_warnings)
 from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
                          sanitizer_reports)
 
 __all__ = [
     "APACHE_BIN", "APACHE_MODULES", "AUTH_LINES", "BASE_MODULES", "BOOTSTRAP_PATH",
-    "CGI_SCRIPT", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult", "ConnectProxy",
-    "EMULATOR_DIR", "EMULATOR_SCRIPT", "EchoBackend", "Emulator", "FakeMemcached", "Httpd",
-    "KeptConnection", "LoopbackServer", "MODULE_PATH", "MPMS", "MPM_TUNING", "Memcached",
-    "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG", "REPO_ROOT",
-    "REQUEST_TIMEOUT", "RedisServer", "Response", "SANITIZER_LOGS", "SANITIZER_RUNTIME",
-    "SESSION_ID_RE", "SESSION_PATH", "SSI_DIRS", "SSI_PAGE", "START_TIMEOUT",
-    "STOP_TIMEOUT", "WIDGET_ID", "WIDGET_SECRET", "allow_core_dumps", "apache_env",
-    "assert_json_error", "assert_one_child_each", "assert_protective_headers",
+    "CGI_SCRIPT", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult",
+    "ConnectProxy", "EMULATOR_DIR", "EMULATOR_SCRIPT", "EchoBackend", "Emulator",
+    "FakeMemcached", "Httpd", "KeptConnection", "LoopbackServer", "MODULE_PATH", "MPMS",
+    "MPM_TUNING", "Memcached", "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG",
+    "REPO_ROOT", "REQUEST_TIMEOUT", "RedisServer", "Response", "SANITIZER_LOGS",
+    "SANITIZER_RUNTIME", "SESSION_ID_RE", "SESSION_PATH", "SSI_DIRS", "SSI_PAGE",
+    "START_TIMEOUT", "STOP_TIMEOUT", "WIDGET_ID", "WIDGET_SECRET", "allow_core_dumps",
+    "apache_env", "assert_json_error", "assert_one_child_each", "assert_protective_headers",
     "assert_retry_after", "assert_session", "backtrace", "basic_auth_header",
-    "bootstrap_location", "children_of", "children_serving", "config_test",
+    "bootstrap_location", "cache_node_conf", "children_of", "children_serving", "config_test",
     "echoed_headers", "free_port", "graceful_restart", "htpasswd_line", "http_request",
-    "load_ca_module", "load_emulator_module", "load_module_lines", "load_source",
-    "location", "make_public_dir", "parse_vars", "pegadm_conf", "pegadm_log_lines",
-    "populate_server_root", "port_answers", "portal_conf", "remove_tree",
-    "render_httpd_conf", "same_origin_request", "sanitizer_env", "sanitizer_reports",
-    "session_get", "session_location", "stop_process", "to_bytes", "wait_for", "write_file",
-    "write_htpasswd",
+    "load_ca_module", "load_emulator_module", "load_module_lines", "load_source", "location",
+    "make_public_dir", "message_levels", "parse_vars", "pegadm_conf", "pegadm_log_lines",
+    "pegadm_warnings", "populate_server_root", "port_answers", "portal_conf", "remove_tree",
+    "render_httpd_conf", "run_together", "same_origin_request", "sanitizer_env",
+    "sanitizer_reports", "session_get", "session_location", "stop_process", "to_bytes",
+    "wait_for", "write_file", "write_htpasswd",
 ]

@@ -1,11 +1,12 @@
 """What the tests check in the module's answers and logs: the session
 endpoint's success and error shapes, the variables the SSI page and CGI
-script print, the module's log lines, and which child served what."""
+script print, the module's log lines (and its warnings, by the levels of
+docs/messages.md), and which child served what."""
 
 import os
 import re
 
-from .settings import SESSION_PATH, WIDGET_ID
+from .settings import REPO_ROOT, SESSION_PATH, WIDGET_ID
 from .util import wait_for
 
 
@@ -60,6 +61,29 @@ def assert_session(resp, widget=WIDGET_ID):
 def pegadm_log_lines(text):
     """Error log lines the module wrote (httpd tags them [pegadm:level])."""
     return [line for line in text.splitlines() if "[pegadm:" in line]
+
+
+MESSAGES_DOC = os.path.join(REPO_ROOT, "docs", "messages.md")
+WARNING_LEVELS = ("warn", "error", "crit", "alert", "emerg")
+
+
+def message_levels(path=MESSAGES_DOC):
+    """{"PEGADMnnn": level} as the catalogue docs/messages.md lists them."""
+    with open(path, encoding="utf-8") as fh:
+        return dict(re.findall(r"^\| (PEGADM\d{3}) \| (\w+) \|", fh.read(), re.M))
+
+
+def pegadm_warnings(text, allowed=()):
+    """The lines of a log with a PEGADM message of level warn or worse, by
+    the level docs/messages.md gives it (start-up lines carry no
+    [pegadm:level] tag), but for the message numbers in `allowed`."""
+    levels = message_levels()
+    found = []
+    for line in text.splitlines():
+        numbers = set(re.findall(r"\bPEGADM\d{3}\b", line)) - set(allowed)
+        if any(levels.get(n) in WARNING_LEVELS for n in numbers):
+            found.append(line)
+    return found
 
 
 def children_serving(server, conns, requests, path=SESSION_PATH):

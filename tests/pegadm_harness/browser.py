@@ -12,6 +12,8 @@ import os
 import pwd
 import shutil
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
@@ -158,6 +160,58 @@ class Chromium:
         self.wait_for_widget()
         self.element("pega-emu-launcher").click()
         return self.wait_for_chat()
+
+
+class _ForeignHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.seen.append(("GET", self.path))
+        body = self.server.page if self.path == "/" else b"not here\n"
+        self.send_response(200 if self.path == "/" else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.server.seen.append(("POST", self.path))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class ForeignSite:
+    """A page of another site, served on 127.0.0.1 and opened as
+    http://localhost:<port>/ (localhost is not the same site as 127.0.0.1):
+    `page` at /, 404 elsewhere; `seen` lists the (method, path) asked for.
+    A context manager: it stops on leaving."""
+
+    def __init__(self, page):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _ForeignHandler)
+        self.server.page = page.encode() if isinstance(page, str) else page
+        self.server.seen = []
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://localhost:%d/" % self.server.server_address[1]
+
+    @property
+    def seen(self):
+        return self.server.seen
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class DemoPortal(Httpd):

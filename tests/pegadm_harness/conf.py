@@ -1,6 +1,7 @@
 """Configuration snippets the tests put into an httpd: <Location> blocks
 behind Basic auth, the module's server-level directives pointing at the
-emulator, and the usual test site (portal_conf)."""
+emulator, the usual test site (portal_conf) and a node of several sharing a
+cache server (cache_node_conf)."""
 
 from .settings import BOOTSTRAP_PATH, SESSION_PATH, WIDGET_ID, WIDGET_SECRET
 
@@ -54,6 +55,13 @@ def portal_conf(emulator=None, *blocks, service_url=None, server_extra=(), **kwa
     Basic auth, the public bootstrap script, then any extra blocks."""
     return (pegadm_conf(emulator, service_url=service_url, extra=server_extra, **kwargs)
             + session_location() + bootstrap_location() + "".join(blocks))
+
+
+def cache_node_conf(emulator, cache, *blocks, server_extra=()):
+    """One node of several sharing the cache server `cache` (caches.py):
+    the usual test site with an eager /eager/ location, then any blocks."""
+    return cache.load_line + portal_conf(emulator, location("/eager/", "PegaDM On"), *blocks,
+                                         server_extra=[cache.directive, *server_extra])
 
 
 # Server-level directives logging the PID that served each request, and

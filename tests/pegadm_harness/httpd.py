@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+from .assertions import pegadm_warnings
 from .client import http_request
 from .sanitizers import sanitizer_env
 from .settings import (APACHE_BIN, APACHE_MODULES, MODULE_PATH, PASSWORD, START_TIMEOUT,
@@ -97,6 +98,13 @@ DocumentRoot "{root}/htdocs"
 """
 
 
+def write_conf(path, text):
+    """Writes a generated httpd.conf readable by its owner only: it holds
+    the test widget's secret inline, and httpd warns (PEGADM701) about an
+    inline secret in a file others can read."""
+    return write_file(path, text, 0o600)
+
+
 def render_httpd_conf(root, port, body, mpm="event", loglevel="info", load_pegadm=True):
     """A complete httpd.conf: a small site under `root`, then `body`."""
     assert mpm in MPMS, mpm
@@ -112,7 +120,7 @@ DefaultRuntimeDir "{root}/run"
 ScriptSock "{root}/run/cgisock"
 ErrorLog "{root}/logs/error.log"
 LogLevel {loglevel}
-LogFormat "%h %u %t \\"%r\\" %>s %b sid=%{{PEGADM_SESSION_ID}}e" pegadm
+LogFormat "%h %u %t \\"%r\\" %>s %b" pegadm
 CustomLog "{root}/logs/access.log" pegadm
 TypesConfig /etc/mime.types
 Timeout 20
@@ -169,6 +177,17 @@ def backtrace(core_path):
     return proc.stdout.decode("utf-8", "replace")[-6000:]
 
 
+def assert_quiet_start(server, expected=()):
+    """Fails, stopping the server, if it logged a warn-level (or worse)
+    PEGADM message as it started, but for the numbers in `expected`: the
+    test servers' defaults draw none, so one that comes is news."""
+    warned = pegadm_warnings(server.error_log(), expected)
+    if warned:
+        server.stop()
+        raise AssertionError("httpd warned as it started (a test that means it names the "
+                             "numbers in startup_warnings):\n" + "\n".join(warned))
+
+
 class Httpd:
     """One httpd instance with its own ServerRoot, logs and port."""
 
@@ -193,7 +212,7 @@ class Httpd:
         self.port = free_port()
         text = render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
                                  self.loglevel, self.load_pegadm)
-        write_file(self.conf_path, text)
+        write_conf(self.conf_path, text)
 
     def start(self):
         """Start in the foreground (its own process group) and wait until it
@@ -326,7 +345,7 @@ def config_test(conf_text, workdir=None, load_pegadm=True, env=None):
     root = make_public_dir(workdir, "configtest-")
     populate_server_root(root, ("alice",))
     text = render_httpd_conf(root, free_port(), conf_text, load_pegadm=load_pegadm)
-    path = write_file(os.path.join(root, "conf", "httpd.conf"), text)
+    path = write_conf(os.path.join(root, "conf", "httpd.conf"), text)
     run_env = apache_env(env)
     proc = subprocess.run([APACHE_BIN, "-t", "-f", path], capture_output=True,
                           env=run_env, timeout=30)

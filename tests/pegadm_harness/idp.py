@@ -12,7 +12,10 @@ a SAML identity provider (Debian's python3-lasso, tests/idp/saml_idp.py).
                    serves the portals of a test module in turn), serving
                    /portal/ (the log-in), /pegadm/session, /pegadm/bootstrap.js
                    and a public /logged-out.html
+    provide, serve the provider fixtures' start and stop; the portal
+                   fixtures', with their crash check
     sign_in, assert_pega_has   the browser's log-in, what Pega then holds
+    check_*        the scenarios both test modules run, each for its provider
     documented_conf            an example configuration of docs/identity.md
 
 Both providers know the users of USERS, with these passwords. Needs
@@ -30,7 +33,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from .httpd import Httpd, populate_server_root, render_httpd_conf
+from .httpd import Httpd, assert_quiet_start, populate_server_root, render_httpd_conf, write_conf
 from .settings import REPO_ROOT, WIDGET_ID, WIDGET_SECRET
 from .util import free_port, make_public_dir, stop_process, write_file
 
@@ -232,7 +235,33 @@ class Portal(Httpd):
                            LOGGED_OUT_PAGE)
         text = render_httpd_conf(self.root, self.port, self.conf_body, self.mpm,
                                          self.loglevel, self.load_pegadm)
-        write_file(self.conf_path, text)
+        write_conf(self.conf_path, text)
+
+
+def provide(provider_class, workdir, *args):
+    """Starts a provider of provider_class for portals on a port chosen
+    here (its portal_port), yields it and stops it (`yield from`)."""
+    port = free_port()
+    provider = provider_class(workdir, portal_base(port), *args).start()
+    provider.portal_port = port
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+def serve(portal, provider):
+    """Starts the portal of `provider`, yields it and stops it; a child
+    crash then fails the test (the portal fixtures: `yield from`)."""
+    portal.provider = provider
+    try:
+        portal.start()
+        assert_quiet_start(portal)
+        yield portal
+    finally:
+        portal.stop()
+    crashed = portal.crashes()
+    assert not crashed, "httpd children crashed:\n" + "\n".join(crashed)
 
 
 def pegadm_lines(emulator):
@@ -285,6 +314,26 @@ def documented_conf(heading, path=IDENTITY_DOC):
     match = re.compile(r"^```apache\n(.*?)^```$", re.M | re.S).search(text, start)
     assert match, "no apache block under %r in %s" % (heading, path)
     return match.group(1)
+
+
+def check_the_login_reaches_pega(chromium, portal, dm, private_data):
+    """alice signs in: the eager session and the one the chat opens carry
+    her customer ID and private data, in Pega and on the page."""
+    sign_in(chromium, portal, portal.provider, "alice")
+    eager = chromium.text("eager-session")
+    assert eager
+    assert_pega_has(dm, eager, private_data["alice"])
+
+    facts = chromium.open_chat()
+    sid = facts["session"]
+    assert facts["customer"] == "C-1001"
+    assert json.loads(facts["private-data"]) == private_data["alice"]
+    chromium.wait(lambda d: chromium.text("widget-session") == sid,
+                  "onSessionInitialized to show the session")
+    assert_pega_has(dm, sid, private_data["alice"])
+    resp = chromium.fetch("/pegadm/session")
+    assert resp["status"] == 200, resp
+    assert json.loads(resp["body"]) == {"sessionId": sid, "widgetId": WIDGET_ID}
 
 
 def check_logout_drops_the_chat_session(chromium, portal, dm, log_out, private_data):

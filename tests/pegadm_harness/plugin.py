@@ -4,16 +4,21 @@ does, with `pytest_plugins`).
 
     workdir        session: a 0755 temp directory, removed at the end
                    (kept when PEGADM_TEST_KEEP is set)
-    ca             session: {"ca", "ca_key", "cert", "key"} paths (throwaway CA)
+    ca             session: {"ca", "ca_key", "cert", "key"} paths (throwaway CA;
+                   the server certificate is valid for 30 days)
     emulator       session: the running emulator.Emulator (HTTPS, test widgets)
     dm             function: the emulator, reset before the test and after it
     echo_backend   session: backends.EchoBackend on 127.0.0.1 (plain HTTP)
     closed_port    session: a loopback port that refuses connections
     memcached      function: a fresh caches.FakeMemcached on 127.0.0.1
+    cache_server   function: a real cache server, started; the test runs once
+                   for each kind of caches.KINDS (redis-server, memcached)
     connect_proxy  function: a backends.ConnectProxy (HTTP CONNECT to loopback)
     httpd_factory  function: start(conf="", users=..., mpm=..., loglevel=...,
-                   env=..., load_pegadm=True) -> httpd.Httpd, stopped after
-                   the test; a child crash seen in its error log fails the test
+                   env=..., load_pegadm=True, startup_warnings=()) -> httpd.Httpd,
+                   stopped after the test; a warn-level PEGADM message as it
+                   starts (but for the numbers in startup_warnings) fails the
+                   start, a child crash seen in its error log fails the test
     module_httpd   function: like httpd_factory but first checks the module
                    was built
     (autouse)      with PEGADM_TEST_SANITIZER_LOGS set, a test during which
@@ -30,9 +35,10 @@ import os
 import pytest
 
 from .backends import ClosedPort, ConnectProxy, EchoBackend
+from .caches import KINDS as CACHE_KINDS
 from .caches import FakeMemcached
 from .emulator import Emulator, load_ca_module
-from .httpd import Httpd
+from .httpd import Httpd, assert_quiet_start
 from .httpd import config_test as run_config_test
 from .sanitizers import SANITIZER_LOGS, sanitizer_reports
 from .settings import (MODULE_PATH, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET, REPO_ROOT, WIDGET_ID,
@@ -50,7 +56,9 @@ def workdir():
 
 @pytest.fixture(scope="session")
 def ca(workdir):
-    return load_ca_module().make_ca(os.path.join(workdir, "ca"))
+    # the emulator's certificate outlives PegaDMCertificateWarnDays' default
+    # (14): a test server starts without the preflight's PEGADM632
+    return load_ca_module().make_ca(os.path.join(workdir, "ca"), server_days=30)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +106,13 @@ def memcached():
     cache.stop()
 
 
+@pytest.fixture(params=sorted(CACHE_KINDS))
+def cache_server(request, workdir):
+    server = CACHE_KINDS[request.param](workdir).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def connect_proxy():
     proxy = ConnectProxy()
@@ -109,10 +124,12 @@ def connect_proxy():
 def httpd_factory(workdir):
     started = []
 
-    def start(conf="", **kwargs):
+    def start(conf="", startup_warnings=(), **kwargs):
         server = Httpd(workdir, conf, **kwargs)
         started.append(server)
-        return server.start()
+        server.start()
+        assert_quiet_start(server, startup_warnings)
+        return server
 
     yield start
     crashed = []
@@ -197,6 +214,7 @@ def demo_portal(workdir, plain_dm):
     from . import browser as browsers
     require_module()
     portal = browsers.DemoPortal(workdir, plain_dm).start()
+    assert_quiet_start(portal)
     yield portal
     portal.stop()
     crashed = portal.crashes()

@@ -1,6 +1,7 @@
 """Small utilities: public temporary directories, free loopback ports,
-bounded polling, file writing, loading a Python file, stopping the
-processes the harness starts and serving from a thread."""
+bounded polling, calls run at once on threads, file writing, loading a
+Python file, stopping the processes the harness starts and serving from a
+thread."""
 
 import importlib.util
 import os
@@ -40,6 +41,30 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def run_together(calls, timeout=60):
+    """Runs each callable on a thread of its own, all released at once by
+    one barrier; returns what each returned, in order (the exception it
+    raised in its place). Fails if any is still running after timeout."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(index, call):
+        barrier.wait(timeout=10)
+        try:
+            results[index] = call()
+        except Exception as err:  # the caller looks at it with the others
+            results[index] = err
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), \
+        "calls still running after %ds" % timeout
+    return results
 
 
 def to_bytes(value):

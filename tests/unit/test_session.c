@@ -16,25 +16,16 @@
 #include <apr_thread_proc.h>
 
 #include "pegadm_session.h"
-
-#define SLOTS 16
-
-typedef struct {
-    unsigned char id[PEGADM_CACHE_ID_LEN];
-    unsigned char val[512];
-    unsigned int len;
-    apr_time_t expiry;
-    int used;
-} slot_t;
+#include "session_fixture.h"
 
 typedef struct {
-    slot_t slots[SLOTS];
+    fake_slot_t slots[FAKE_SLOTS];
     apr_thread_mutex_t *mutex;
     apr_status_t fail_get, fail_put, fail_lock;
     /* Another node's write landing right after ours: when put_countdown
      * puts have been made, the slot written last becomes `injected`. */
     int put_countdown;
-    slot_t injected;
+    fake_slot_t injected;
 } fake_store_t;
 
 static apr_status_t fake_lock(void *c)
@@ -48,22 +39,16 @@ static apr_status_t fake_unlock(void *c)
     return apr_thread_mutex_unlock(((fake_store_t *)c)->mutex);
 }
 
-static slot_t *find(fake_store_t *f, const unsigned char *id)
+static fake_slot_t *find(fake_store_t *f, const unsigned char *id)
 {
-    for (int i = 0; i < SLOTS; i++) {
-        if (f->slots[i].used && !memcmp(f->slots[i].id, id, PEGADM_CACHE_ID_LEN) &&
-            f->slots[i].expiry > apr_time_now()) {
-            return &f->slots[i];
-        }
-    }
-    return NULL;
+    return fake_slot_find(f->slots, id);
 }
 
 static apr_status_t fake_get(void *c, const unsigned char *id, unsigned int id_len,
                              unsigned char *buf, unsigned int *len, apr_pool_t *p)
 {
     fake_store_t *f = c;
-    slot_t *s = find(f, id);
+    fake_slot_t *s = find(f, id);
     if (f->fail_get) {
         return f->fail_get;
     }
@@ -81,16 +66,11 @@ static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_l
                              apr_pool_t *p)
 {
     fake_store_t *f = c;
-    slot_t *s = find(f, id);
+    fake_slot_t *s = find(f, id);
     if (f->fail_put) {
         return f->fail_put;
     }
-    for (int i = 0; !s && i < SLOTS; i++) {
-        if (!f->slots[i].used || f->slots[i].expiry <= apr_time_now()) {
-            s = &f->slots[i];
-        }
-    }
-    assert_non_null(s);
+    s = s ? s : fake_slot_free(f->slots);
     assert_true(len <= sizeof(s->val));
     memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
     memcpy(s->val, val, len);
@@ -106,7 +86,7 @@ static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_l
 static apr_status_t fake_del(void *c, const unsigned char *id, unsigned int id_len,
                              apr_pool_t *p)
 {
-    slot_t *s = find(c, id);
+    fake_slot_t *s = find(c, id);
     if (!s) {
         return APR_NOTFOUND;
     }
@@ -161,18 +141,7 @@ static int setup(void **state)
 
 static pegadm_session_req_t request_for(const char *customer)
 {
-    pegadm_session_req_t req = {0};
-    req.store = &store;
-    req.keys = &keys;
-    req.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
-    req.customer_id = customer;
-    req.ttl = apr_time_from_sec(60);
-    req.wait_max = apr_time_from_sec(2);
-    req.create_limit = 2;
-    req.create_window = apr_time_from_sec(60);
-    req.create = fake_create;
-    req.create_baton = &upstream;
-    return req;
+    return session_request(&store, &keys, customer, fake_create, &upstream);
 }
 
 static void test_get_creates_once_and_reuses(void **state)
@@ -255,7 +224,7 @@ static void test_tampered_entry_is_discarded(void **state)
     pegadm_session_result_t res;
 
     pegadm_session_get(pool, &req, &res);
-    for (int i = 0; i < SLOTS; i++) {
+    for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used) {
             store_data.slots[i].val[store_data.slots[i].len - 1] ^= 0x80;
         }
@@ -271,11 +240,11 @@ static void test_entry_moved_between_customers_is_discarded(void **state)
 {
     pegadm_session_req_t a = request_for("alice"), b = request_for("bob");
     pegadm_session_result_t ra, rb;
-    slot_t *sa = NULL, *sb = NULL;
+    fake_slot_t *sa = NULL, *sb = NULL;
 
     pegadm_session_get(pool, &a, &ra);
     pegadm_session_get(pool, &b, &rb);
-    for (int i = 0; i < SLOTS; i++) {
+    for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used) {
             if (!sa) {
                 sa = &store_data.slots[i];
@@ -344,10 +313,10 @@ static void test_every_create_counts_against_the_limit(void **state)
 }
 
 /* The longest entry in the store: the session (it holds the ID). */
-static slot_t *session_slot(void)
+static fake_slot_t *session_slot(void)
 {
-    slot_t *best = NULL;
-    for (int i = 0; i < SLOTS; i++) {
+    fake_slot_t *best = NULL;
+    for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used && (!best || store_data.slots[i].len > best->len)) {
             best = &store_data.slots[i];
         }
@@ -361,7 +330,7 @@ static void test_entries_put_back_are_not_honoured(void **state)
 {
     pegadm_session_req_t req = request_for("alice");
     pegadm_session_result_t res;
-    slot_t saved, *slot;
+    fake_slot_t saved, *slot;
 
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
@@ -505,7 +474,7 @@ static void test_first_request_hands_out_what_the_store_holds(void **state)
 
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
-    for (int i = 0; i < SLOTS; i++) {
+    for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used) {
             store_data.injected = store_data.slots[i];
         }
@@ -530,44 +499,14 @@ static void test_renew_does_not_adopt(void **state)
     assert_string_equal(res.session_id, "sess-2");
 }
 
-typedef struct {
-    pegadm_session_req_t req;
-    pegadm_session_result_t res;
-    pegadm_session_status_t status;
-} job_t;
-
-static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
-{
-    job_t *job = data;
-    apr_pool_t *p;
-    apr_pool_create(&p, NULL);
-    job->status = pegadm_session_get(p, &job->req, &job->res);
-    job->res.session_id = job->res.session_id ? strdup(job->res.session_id) : NULL;
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
-}
-
-static void run_concurrently(job_t *jobs, int n)
-{
-    apr_thread_t *threads[8];
-    apr_status_t rv;
-    for (int i = 0; i < n; i++) {
-        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
-    }
-    for (int i = 0; i < n; i++) {
-        apr_thread_join(&rv, threads[i]);
-    }
-}
-
 static void test_concurrent_first_requests_make_one_create(void **state)
 {
-    job_t jobs[8];
+    session_job_t jobs[8];
     upstream.delay = apr_time_from_msec(150);
     for (int i = 0; i < 8; i++) {
         jobs[i].req = request_for("carol");
     }
-    run_concurrently(jobs, 8);
+    session_jobs_run(jobs, 8, pool);
     assert_int_equal(upstream.creates, 1);
     for (int i = 0; i < 8; i++) {
         assert_int_equal(jobs[i].status, PEGADM_SESSION_OK);
@@ -578,13 +517,13 @@ static void test_concurrent_first_requests_make_one_create(void **state)
 
 static void test_concurrent_waiters_share_a_failure(void **state)
 {
-    job_t jobs[4];
+    session_job_t jobs[4];
     upstream.delay = apr_time_from_msec(150);
     upstream.fail = 1;
     for (int i = 0; i < 4; i++) {
         jobs[i].req = request_for("dave");
     }
-    run_concurrently(jobs, 4);
+    session_jobs_run(jobs, 4, pool);
     assert_int_equal(upstream.creates, 1);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
@@ -595,13 +534,13 @@ static void test_concurrent_waiters_share_a_failure(void **state)
  * time to retry, and say whose refusal it was. */
 static void test_concurrent_waiters_share_a_refusal(void **state)
 {
-    job_t jobs[4];
+    session_job_t jobs[4];
     upstream.delay = apr_time_from_msec(150);
     upstream.held_for = apr_time_from_sec(20);
     for (int i = 0; i < 4; i++) {
         jobs[i].req = request_for("dave");
     }
-    run_concurrently(jobs, 4);
+    session_jobs_run(jobs, 4, pool);
     assert_int_equal(upstream.creates, 1);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(jobs[i].status, PEGADM_SESSION_UPSTREAM);
@@ -619,19 +558,17 @@ static void test_concurrent_waiters_share_a_refusal(void **state)
  * holding a worker thread for as long as a slow create takes. */
 static void test_waiter_gives_up_after_wait_max(void **state)
 {
-    job_t jobs[4];
+    session_job_t jobs[4];
     upstream.delay = apr_time_from_msec(400);
     for (int i = 0; i < 4; i++) {
         jobs[i].req = request_for("erin");
         jobs[i].req.wait_max = apr_time_from_msec(i == 0 ? 2000 : 100);
     }
     {
-        apr_thread_t *first;
-        apr_status_t rv;
-        apr_thread_create(&first, NULL, run_get, &jobs[0], pool);
+        apr_thread_t *first = session_job_start(&jobs[0], pool);
         apr_sleep(apr_time_from_msec(50)); /* let it mark the create as pending */
-        run_concurrently(jobs + 1, 3);
-        apr_thread_join(&rv, first);
+        session_jobs_run(jobs + 1, 3, pool);
+        session_job_join(first);
     }
     assert_int_equal(upstream.creates, 1);
     assert_int_equal(jobs[0].status, PEGADM_SESSION_OK);

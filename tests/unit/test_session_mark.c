@@ -19,52 +19,21 @@
 #include <apr_thread_proc.h>
 
 #include "pegadm_session.h"
-
-#define SLOTS 16
-
-typedef struct {
-    unsigned char id[PEGADM_CACHE_ID_LEN];
-    unsigned char val[512];
-    unsigned int len;
-    apr_time_t expiry;
-    int used;
-} slot_t;
+#include "session_fixture.h"
 
 /* The shared server: entries and marks, each access atomic. A missing
  * entry is answered slowly, so that first requests on two nodes both read
  * "nothing" before either writes. */
 static struct {
     apr_thread_mutex_t *data;
-    slot_t slots[SLOTS];
-    slot_t marks[SLOTS];
+    fake_slot_t slots[FAKE_SLOTS];
+    fake_slot_t marks[FAKE_SLOTS];
     apr_status_t fail_mark;
     int takes, releases;
     void (*on_take)(void); /* runs before the first take is answered */
 } shared;
 
 static apr_thread_mutex_t *node_lock[2];
-
-static slot_t *find(slot_t *table, const unsigned char *id)
-{
-    for (int i = 0; i < SLOTS; i++) {
-        if (table[i].used && !memcmp(table[i].id, id, PEGADM_CACHE_ID_LEN) &&
-            table[i].expiry > apr_time_now()) {
-            return &table[i];
-        }
-    }
-    return NULL;
-}
-
-static slot_t *free_slot(slot_t *table)
-{
-    for (int i = 0; i < SLOTS; i++) {
-        if (!table[i].used || table[i].expiry <= apr_time_now()) {
-            return &table[i];
-        }
-    }
-    fail_msg("the fake store is full");
-    return NULL;
-}
 
 static apr_status_t node_lock_take(void *c)
 {
@@ -79,9 +48,9 @@ static apr_status_t node_lock_give(void *c)
 static apr_status_t shared_get(void *c, const unsigned char *id, unsigned int id_len,
                                unsigned char *buf, unsigned int *len, apr_pool_t *p)
 {
-    slot_t *s;
+    fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = find(shared.slots, id);
+    s = fake_slot_find(shared.slots, id);
     if (s) {
         assert_true(s->len <= *len);
         memcpy(buf, s->val, s->len);
@@ -98,10 +67,10 @@ static apr_status_t shared_put(void *c, const unsigned char *id, unsigned int id
                                apr_time_t expiry, const unsigned char *val, unsigned int len,
                                apr_pool_t *p)
 {
-    slot_t *s;
+    fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = find(shared.slots, id);
-    s = s ? s : free_slot(shared.slots);
+    s = fake_slot_find(shared.slots, id);
+    s = s ? s : fake_slot_free(shared.slots);
     memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
     memcpy(s->val, val, len);
     s->len = len;
@@ -114,9 +83,9 @@ static apr_status_t shared_put(void *c, const unsigned char *id, unsigned int id
 static apr_status_t shared_del(void *c, const unsigned char *id, unsigned int id_len,
                                apr_pool_t *p)
 {
-    slot_t *s;
+    fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = find(shared.slots, id);
+    s = fake_slot_find(shared.slots, id);
     if (s) {
         s->used = 0;
     }
@@ -138,10 +107,10 @@ static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_
     shared.takes++;
     if (shared.fail_mark) {
         rv = shared.fail_mark;
-    } else if (find(shared.marks, id)) {
+    } else if (fake_slot_find(shared.marks, id)) {
         rv = APR_EEXIST;
     } else {
-        slot_t *s = free_slot(shared.marks);
+        fake_slot_t *s = fake_slot_free(shared.marks);
         memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
         s->expiry = apr_time_now() + ttl;
         s->used = 1;
@@ -153,10 +122,10 @@ static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_
 static apr_status_t mark_release(void *c, const unsigned char *id, unsigned int id_len,
                                  apr_pool_t *p)
 {
-    slot_t *s;
+    fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
     shared.releases++;
-    s = find(shared.marks, id);
+    s = fake_slot_find(shared.marks, id);
     if (s) {
         s->used = 0;
     }
@@ -168,7 +137,7 @@ static int marks_held(void)
 {
     int n = 0;
     apr_thread_mutex_lock(shared.data);
-    for (int i = 0; i < SLOTS; i++) {
+    for (int i = 0; i < FAKE_SLOTS; i++) {
         n += shared.marks[i].used && shared.marks[i].expiry > apr_time_now();
     }
     apr_thread_mutex_unlock(shared.data);
@@ -219,57 +188,25 @@ static int setup(void **state)
 
 static pegadm_session_req_t request_on(int node, const char *customer)
 {
-    pegadm_session_req_t req = {0};
-    req.store = &stores[node];
+    pegadm_session_req_t req =
+        session_request(&stores[node], &keys, customer, fake_create, &upstream);
     req.mark = &mark;
-    req.keys = &keys;
-    req.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
-    req.customer_id = customer;
-    req.ttl = apr_time_from_sec(60);
-    req.wait_max = apr_time_from_sec(2);
-    req.create_limit = 2;
-    req.create_window = apr_time_from_sec(60);
-    req.create = fake_create;
-    req.create_baton = &upstream;
     return req;
-}
-
-typedef struct {
-    pegadm_session_req_t req;
-    pegadm_session_result_t res;
-    pegadm_session_status_t status;
-} job_t;
-
-static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
-{
-    job_t *job = data;
-    apr_pool_t *p;
-    apr_pool_create(&p, NULL);
-    job->status = pegadm_session_get(p, &job->req, &job->res);
-    job->res.session_id = job->res.session_id ? strdup(job->res.session_id) : NULL;
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
 }
 
 #define JOBS 8
 
-static void run_on_both_nodes(job_t *jobs, const char *customer)
+static void run_on_both_nodes(session_job_t *jobs, const char *customer)
 {
-    apr_thread_t *threads[JOBS];
-    apr_status_t rv;
     for (int i = 0; i < JOBS; i++) {
         jobs[i].req = request_on(i % 2, customer);
-        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
     }
-    for (int i = 0; i < JOBS; i++) {
-        apr_thread_join(&rv, threads[i]);
-    }
+    session_jobs_run(jobs, JOBS, pool);
 }
 
 static void test_first_requests_on_two_nodes_make_one_create(void **state)
 {
-    job_t jobs[JOBS];
+    session_job_t jobs[JOBS];
     run_on_both_nodes(jobs, "carol");
     assert_int_equal(upstream.creates, 1);
     for (int i = 0; i < JOBS; i++) {
@@ -285,16 +222,13 @@ static void test_first_requests_on_two_nodes_make_one_create(void **state)
  * fixture shows the race the mark closes). */
 static void test_without_the_mark_two_nodes_both_create(void **state)
 {
-    job_t jobs[2];
-    apr_thread_t *threads[2];
-    apr_status_t rv;
+    session_job_t jobs[2];
     for (int i = 0; i < 2; i++) {
         jobs[i].req = request_on(i, "carol");
         jobs[i].req.mark = NULL;
-        apr_thread_create(&threads[i], NULL, run_get, &jobs[i], pool);
     }
+    session_jobs_run(jobs, 2, pool);
     for (int i = 0; i < 2; i++) {
-        apr_thread_join(&rv, threads[i]);
         free((void *)jobs[i].res.session_id);
     }
     assert_int_equal(upstream.creates, 2);
@@ -302,7 +236,7 @@ static void test_without_the_mark_two_nodes_both_create(void **state)
 
 static void test_waiters_share_a_failure_across_nodes(void **state)
 {
-    job_t jobs[JOBS];
+    session_job_t jobs[JOBS];
     upstream.fail = 1;
     run_on_both_nodes(jobs, "dave");
     assert_int_equal(upstream.creates, 1);
@@ -404,19 +338,18 @@ static void test_the_marks_holder_counts_the_create(void **state)
 static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
 {
     pegadm_waiters_t *waiters;
-    job_t first;
+    session_job_t first;
     apr_thread_t *thread;
     pegadm_session_req_t req = request_on(0, "ivan");
     pegadm_session_result_t res;
     apr_time_t began;
-    apr_status_t rv;
 
     assert_int_equal(pegadm_waiters_create(pool, 4, &waiters), APR_SUCCESS);
     take_mark_elsewhere("ivan");
     first.req = request_on(0, "ivan");
     first.req.waiters = waiters;
     first.req.waiters_max = 1;
-    apr_thread_create(&thread, NULL, run_get, &first, pool);
+    thread = session_job_start(&first, pool);
     apr_sleep(apr_time_from_msec(500)); /* two slow reads of nothing, then it waits */
     req.waiters = waiters;
     req.waiters_max = 1;
@@ -426,7 +359,7 @@ static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
     assert_true(res.retry_after > 0);
     assert_non_null(strstr(res.why, "PegaDMCreateWaiters"));
     assert_true(apr_time_now() - began < apr_time_from_sec(1));
-    apr_thread_join(&rv, thread);
+    session_job_join(thread);
     assert_int_equal(first.status, PEGADM_SESSION_UPSTREAM);
     assert_false(first.res.refused);
     free((void *)first.res.session_id);
