@@ -46,8 +46,11 @@ def main():
                 off = server.get("/plain/page.shtml", users.name(1))
                 urls = {"off": server.url("/plain/page.shtml"),
                         "eager": server.url("/eager/page.shtml")}
+                warmed = pb.warm(urls["eager"], users.headers(), USERS, CONNECTIONS)
                 result, worst, tries = pb.least_disturbed(lambda: pb.interleaved(
                     urls, users.headers(), rounds, seconds, CONNECTIONS, server=server))
+                profile = pb.profile_module(server, urls["eager"], users.headers(), CONNECTIONS,
+                                            seconds=2 if args.quick else 4, scope="module")
                 creates = emulator.create_count()
                 crashes = server.crashes()
         finally:
@@ -63,7 +66,8 @@ def main():
         "session_exported": exported, "variants": result, "ratio": value, "target": TARGET,
         "cpu_us_added": round(result["eager"]["cpu_us"] - result["off"]["cpu_us"], 1),
         "met": value is not None and value >= TARGET and exported,
-        "worst_spread": worst, "tries": tries, "fill": filled,
+        "profile": profile, "worst_spread": worst, "tries": tries, "fill": filled,
+        "warmed": warmed,
         "creates": creates, "extra_creates": creates - USERS, "crashes": crashes,
         "load_before": load_before, "load_after": pb.loadavg(),
     })

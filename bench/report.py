@@ -179,6 +179,7 @@ def detail_sections(r):
                    "between runs of one variant %.0f%%.\n\n" % (
                        f["users"], f["connections"], f["rounds"], f["seconds"],
                        f["body_bytes"], f["tries"], 100 * f["worst_spread"]))
+        out.append(warmed_note(f))
         if f.get("cpu_us_added") is not None:
             out.append("The module adds %.1f us of httpd CPU time per request. "
                        % f["cpu_us_added"])
@@ -194,9 +195,11 @@ def detail_sections(r):
                    "spread %.0f%%.\n\n" % (
                        f["users"], f["connections"], f["rounds"], f["seconds"],
                        f["page_bytes"][0], f["session_exported"], 100 * f["worst_spread"]))
+        out.append(warmed_note(f))
         if f.get("cpu_us_added") is not None:
-            out.append("The module adds %.1f us of httpd CPU time per request.\n\n"
+            out.append("The module adds %.1f us of httpd CPU time per request. "
                        % f["cpu_us_added"])
+        out.append(profile_table(f.get("profile")) + "\n")
     f = r.get("first_request")
     if f:
         p = f["percentiles_ms"]
@@ -410,11 +413,31 @@ def interleaved_table(f, names):
                  rows)
 
 
+def warmed_note(f):
+    w = f.get("warmed")
+    if not w:
+        return ""
+    return ("Measured in the steady state: before the runs, %s requests over all the "
+            "customers (%.1f per customer), so that each child's local cache had seen about "
+            "every customer (one is missing from one of two children with odds of about 1 in "
+            "4,000).\n\n" % (
+                kps(w["requests"]), w["per_customer"]))
+
+
 def profile_table(profile):
     if not profile:
         return "(perf was not available: no breakdown)\n"
     rows = [(t["call"], "%.2f us" % t["us_per_request"], "%.0f%%" % (100 * t["share_of_handler"]))
             for t in profile["top"]]
+    if profile.get("scope") == "module":
+        entries = [(t["call"], "%.2f us" % t["us_per_request"],
+                    "%.0f%%" % (100 * t["share_of_handler"])) for t in profile["entries"]]
+        return ("Where the module's time goes (perf, %d samples; %.1f us per request under any "
+                "of the module's hooks and filters, %.0f%% of httpd's samples):\n\n" % (
+                    profile["samples"], profile["handler_us_per_request"],
+                    100 * profile["handler_share"])
+                + table(("the module's hook", "per request", "of the module"), entries) + "\n"
+                + table(("the module calls", "per request", "of the module"), rows))
     return ("Where the handler's time goes (perf, %d samples; %.1f us per request under the "
             "handler, %.0f%% of httpd's samples):\n\n" % (
                 profile["samples"], profile["handler_us_per_request"],

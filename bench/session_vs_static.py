@@ -42,6 +42,7 @@ def main():
                 pb.log("sessions created:", filled)
                 urls = {"static": server.url("/static/session.json"),
                         "session": server.url(pb.SESSION_PATH)}
+                warmed = pb.warm(urls["session"], users.headers(), USERS, CONNECTIONS)
                 result, worst, tries = pb.least_disturbed(lambda: pb.interleaved(
                     urls, users.headers(), rounds, seconds, CONNECTIONS, server=server))
                 profile = pb.profile_module(server, urls["session"], users.headers(),
@@ -59,6 +60,7 @@ def main():
         "cpu_us_added": round(result["session"]["cpu_us"] - result["static"]["cpu_us"], 1),
         "met": value is not None and value >= TARGET,
         "profile": profile, "worst_spread": worst, "tries": tries, "fill": filled,
+        "warmed": warmed,
         "creates": creates, "extra_creates": creates - USERS, "crashes": crashes,
         "load_before": load_before, "load_after": pb.loadavg(),
     })

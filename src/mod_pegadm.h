@@ -104,6 +104,7 @@ typedef struct {
     const ap_directive_t *reads_directive; /* where it is; NULL: unset */
     pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
+    int logout_cookie_wanted;              /* some scope has PegaDMForget On (post_config) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;

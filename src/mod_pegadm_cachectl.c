@@ -19,6 +19,7 @@
 
 #define CACHE_CONTROL_FILTER "PEGADM_CACHE_CONTROL"
 #define BOOTSTRAP_CACHE      "public, max-age=300"
+#define EAGER_CACHE          "private, no-store" /* for_eager, joined */
 
 static const char *const for_eager[] = {"private", "no-store", NULL};
 static const char *const for_cookie[] = {"private", NULL};
@@ -65,7 +66,9 @@ static void decide(request_rec *r, int for_bootstrap)
     const char *value = cache_control(r);
 
     if (!for_bootstrap) {
-        replace_cache_control(r, pegadm_cache_control_private(r->pool, value, for_eager));
+        /* most pages have no Cache-Control of their own */
+        replace_cache_control(r, value ? pegadm_cache_control_private(r->pool, value, for_eager)
+                                       : EAGER_CACHE);
     } else if (sets_cookie(r)) {
         replace_cache_control(r, pegadm_cache_control_private(r->pool, value, for_cookie));
     } else if (!value) {

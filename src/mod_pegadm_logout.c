@@ -33,17 +33,26 @@ static const unsigned char *cookie_aad(request_rec *r, const pegadm_dir_conf_t *
     return (const unsigned char *)aad;
 }
 
-/* The customer the request's cookie names, or NULL. */
-static const char *cookie_customer(request_rec *r, const pegadm_dir_conf_t *d)
+/* The request's logout cookie, or NULL. */
+static const char *cookie_value(request_rec *r)
 {
     const char *value = NULL;
+
+    if (ap_cookie_read(r, LOGOUT_COOKIE, &value, 0) != APR_SUCCESS || !value ||
+        strlen(value) > LOGOUT_COOKIE_MAX) {
+        return NULL;
+    }
+    return value;
+}
+
+/* The customer a logout cookie's value names, or NULL. */
+static const char *value_customer(request_rec *r, const pegadm_dir_conf_t *d, const char *value)
+{
     unsigned char *sealed, *plain;
     apr_size_t sealed_len, plain_len, aad_len;
     const unsigned char *aad = cookie_aad(r, d, &aad_len);
 
-    if (ap_cookie_read(r, LOGOUT_COOKIE, &value, 0) != APR_SUCCESS || !value ||
-        strlen(value) > LOGOUT_COOKIE_MAX ||
-        pegadm_b64url_decode(r->pool, value, strlen(value), &sealed, &sealed_len) !=
+    if (pegadm_b64url_decode(r->pool, value, strlen(value), &sealed, &sealed_len) !=
             APR_SUCCESS ||
         pegadm_unseal(r->pool, &d->secret->keys, aad, aad_len, sealed, sealed_len, &plain,
                       &plain_len) != APR_SUCCESS ||
@@ -51,6 +60,13 @@ static const char *cookie_customer(request_rec *r, const pegadm_dir_conf_t *d)
         return NULL;
     }
     return apr_pstrmemdup(r->pool, (const char *)plain, plain_len);
+}
+
+/* The customer the request's cookie names, or NULL. */
+static const char *cookie_customer(request_rec *r, const pegadm_dir_conf_t *d)
+{
+    const char *value = cookie_value(r);
+    return value ? value_customer(r, d, value) : NULL;
 }
 
 static const char *cookie_attributes(request_rec *r)
@@ -65,29 +81,57 @@ void pegadm_logout_cookie_wanted(cmd_parms *cmd)
     apr_pool_userdata_setn("1", LOGOUT_WANTED, NULL, cmd->pool);
 }
 
-static int logout_cookie_wanted(request_rec *r)
+static pegadm_server_conf_t *server_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &pegadm_module);
+}
+
+/* Read from the configuration once, not on every hand-out. */
+static int logout_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
 {
     void *wanted = NULL;
 
-    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, r->server->process->pconf);
-    return wanted != NULL;
+    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, pconf);
+    server_conf(s)->logout_cookie_wanted = wanted != NULL;
+    return OK;
 }
 
+static int logout_cookie_wanted(request_rec *r)
+{
+    return server_conf(r->server)->logout_cookie_wanted;
+}
+
+/* The common case, a browser that holds the customer's cookie already, is
+ * answered by this child's note of it (a keyed tag in the local cache, set
+ * when the child opened or sealed that value for the customer) without
+ * opening it again. Anything else opens it: a value the note does not
+ * match is never taken for the customer's. */
 void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
                               const char *customer_id)
 {
+    pegadm_localcache_t *lc = server_conf(r->server)->localcache;
     unsigned char *sealed;
     apr_size_t sealed_len, aad_len;
-    const unsigned char *aad = cookie_aad(r, d, &aad_len);
-    const char *known;
+    const unsigned char *aad;
+    const char *value, *known, *fresh;
 
     if (!logout_cookie_wanted(r)) {
         return; /* no logout location would read it */
     }
-    known = cookie_customer(r, d);
-    if (known && !strcmp(known, customer_id)) {
+    value = cookie_value(r);
+    if (value && lc &&
+        pegadm_localcache_cookie_known(lc, d->widget_id, customer_id, value, strlen(value))) {
         return; /* the browser has it already */
     }
+    known = value ? value_customer(r, d, value) : NULL;
+    if (known && !strcmp(known, customer_id)) {
+        if (lc) {
+            pegadm_localcache_cookie_note(lc, d->widget_id, customer_id, value, strlen(value));
+        }
+        return; /* the browser has it already */
+    }
+    aad = cookie_aad(r, d, &aad_len);
     if (pegadm_seal(r->pool, &d->secret->keys, aad, aad_len, (const unsigned char *)customer_id,
                     strlen(customer_id), &sealed, &sealed_len) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -95,10 +139,13 @@ void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
                       "PegaDMForget cannot drop this session where nobody is logged in");
         return;
     }
-    apr_table_addn(r->err_headers_out, "Set-Cookie",
-                   apr_pstrcat(r->pool, LOGOUT_COOKIE "=",
-                               pegadm_b64url_encode(r->pool, sealed, sealed_len), "; ",
-                               cookie_attributes(r), NULL));
+    fresh = pegadm_b64url_encode(r->pool, sealed, sealed_len);
+    if (lc) {
+        pegadm_localcache_cookie_note(lc, d->widget_id, customer_id, fresh, strlen(fresh));
+    }
+    apr_table_addn(
+        r->err_headers_out, "Set-Cookie",
+        apr_pstrcat(r->pool, LOGOUT_COOKIE "=", fresh, "; ", cookie_attributes(r), NULL));
 }
 
 /* header_parser: runs before any authentication of the request. */
@@ -130,5 +177,6 @@ static int logout_header_parser(request_rec *r)
 
 void pegadm_logout_register_hooks(apr_pool_t *p)
 {
+    ap_hook_post_config(logout_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(logout_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
 }

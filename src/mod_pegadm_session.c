@@ -324,6 +324,10 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                       "PEGADM037: customer exceeded PegaDMCreateLimit; fresh session refused");
         break;
     default:
+        if (res->local) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                          "PEGADM820: the session came from this child's local cache");
+        }
         log_push(r, d, res);
         break;
     }

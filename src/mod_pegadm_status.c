@@ -31,13 +31,14 @@ static int wants_prometheus(const request_rec *r)
 int pegadm_status_handler(request_rec *r)
 {
     pegadm_ops_t *ops;
-    pegadm_metrics_context_t ctx = {PEGADM_VERSION, apr_time_now()};
+    pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0};
     char *text;
     int prometheus;
 
     if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_STATUS) != 0) {
         return DECLINED;
     }
+    ctx.now = apr_time_now();
     r->allowed = (AP_METHOD_BIT << M_GET);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;

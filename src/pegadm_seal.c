@@ -101,9 +101,12 @@ apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigne
 {
     unsigned char *buf = apr_palloc(p, plain_len + PEGADM_SEAL_OVERHEAD);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    EVP_RAND_CTX *drbg = RAND_get0_public(NULL);
     int n = 0, fin = 0, ok;
 
-    ok = ctx && RAND_bytes(buf, NONCE_LEN) == 1 &&
+    /* the thread's own generator: RAND_bytes would first look up the RAND
+     * method under a lock that every thread takes for writing */
+    ok = ctx && drbg && EVP_RAND_generate(drbg, buf, NONCE_LEN, 0, 0, NULL, 0) == 1 &&
          EVP_EncryptInit_ex(ctx, keys->aead, NULL, keys->enc_key, buf) == 1 &&
          EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
          EVP_EncryptUpdate(ctx, buf + NONCE_LEN, &n, plain, (int)plain_len) == 1 &&

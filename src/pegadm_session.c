@@ -169,6 +169,18 @@ static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
     return rv;
 }
 
+/* What a copy of the session entry e records: the digest of the private
+ * data last pushed, if the entry knows it, and how long it may be used. */
+static const unsigned char *known_digest(const entry_t *e)
+{
+    return (e->count & FLAG_DIGEST_KNOWN) ? e->digest : NULL;
+}
+
+static apr_time_t copy_expiry(const pegadm_session_req_t *req, const entry_t *e)
+{
+    return e->expiry < e->time + req->ttl ? e->expiry : e->time + req->ttl;
+}
+
 /* The common case, a cached session, after this process's own copy
  * (pegadm_session_get) missed: the lock is held for the raw read only (and
  * not at all by a store safe for concurrent reads, whose reads pass
@@ -228,11 +240,23 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     }
     if (req->local) {
         pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
-                              apr_time_now(),
-                              e->expiry < e->time + req->ttl ? e->expiry : e->time + req->ttl);
+                              known_digest(e), apr_time_now(), copy_expiry(req, e));
     }
     res->session_id = e->session_id;
     return 1;
+}
+
+/* Under the lock, right after the store came to hold the session entry e
+ * (written by this process or found there): this process keeps a copy,
+ * under the generation that now stands for what the store holds. */
+static void keep_copy(const pegadm_session_req_t *req, const entry_t *e)
+{
+    if (req->local) {
+        pegadm_localcache_put(
+            req->local, req->widget_id, req->customer_id,
+            pegadm_localcache_generation(req->local, req->widget_id, req->customer_id),
+            e->session_id, known_digest(e), apr_time_now(), copy_expiry(req, e));
+    }
 }
 
 /* Every process's copy of the customer's session is void after a change. */
@@ -315,6 +339,7 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
         }
         if (found.type == ENTRY_SESSION) {
             res->session_id = found.session_id;
+            keep_copy(req, &found);
             return APR_SUCCESS;
         }
     }
@@ -322,6 +347,11 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
     if (rv == APR_SUCCESS && converge && load_session(p, req, id, &found, res) == APR_SUCCESS &&
         found.type == ENTRY_SESSION) {
         res->session_id = found.session_id;
+        keep_copy(req, &found);
+    } else if (rv == APR_SUCCESS && !converge) {
+        entry_t stored = *e;
+        stored.expiry = e->time + req->ttl;
+        keep_copy(req, &stored);
     }
     return rv;
 }
@@ -526,6 +556,13 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
 
 /* ---- private data follows the identity ---- */
 
+/* The digest a session handed out must have been pushed with, or NULL if
+ * any will do (re-pushing is off). */
+static const unsigned char *compared_digest(const pegadm_session_req_t *req)
+{
+    return req->data_digest && req->refresh > 0 && req->push ? req->data_digest : NULL;
+}
+
 static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_t now)
 {
     if (!req->data_digest || req->refresh <= 0 || !req->push) {
@@ -584,7 +621,9 @@ static void note_push(apr_pool_t *p, const pegadm_session_req_t *req, const cach
         } else {
             e.count |= FLAG_PUSH_FAILED;
         }
-        save(p, req, id, &e, e.time + req->ttl);
+        if (save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS && ok) {
+            keep_copy(req, &e);
+        }
     }
     req->store->unlock(req->store->ctx);
 }
@@ -755,12 +794,14 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     int waiting = 0;
 
     memset(res, 0, sizeof(*res));
-    /* the process's copy holds the session ID only: private data that may
-     * have changed is compared with the shared entry's digest */
-    if (req->local && !req->data_digest) {
+    /* private data that may have changed: the copy answers only while it
+     * records the digest of the same data as last pushed; otherwise the
+     * entry decides whether to push again */
+    if (req->local) {
         res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
-                                                started, p, &gen);
+                                                compared_digest(req), started, p, &gen);
         if (res->session_id) {
+            res->local = 1;
             return PEGADM_SESSION_OK;
         }
     }
@@ -795,6 +836,9 @@ static int take_page_session(apr_pool_t *p, const pegadm_session_req_t *req,
         (e->count & FLAG_FOR_PAGE)) {
         e->count &= ~(apr_uint32_t)FLAG_FOR_PAGE;
         taken = save(p, req, id, e, e->time + req->ttl) == APR_SUCCESS;
+        if (taken) {
+            keep_copy(req, e);
+        }
     }
     req->store->unlock(req->store->ctx);
     return taken;

@@ -62,9 +62,6 @@ typedef apr_status_t (*pegadm_create_fn)(void *baton, apr_pool_t *p, const char 
 typedef apr_status_t (*pegadm_push_fn)(void *baton, apr_pool_t *p, const char *session_id,
                                        const char **why);
 
-/* Bytes of the keyed digest of the private data kept with a session. */
-#define PEGADM_DATA_DIGEST_LEN 16
-
 typedef struct {
     const pegadm_store_t *store;
     const pegadm_mark_t *mark;  /* NULL: the store is this node's alone */
@@ -113,6 +110,7 @@ typedef struct {
     int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
     int discarded;                   /* entries that failed authentication */
+    int local;                       /* on OK: answered by this process's own copy */
     int pushed;                      /* on OK: changed private data was re-pushed */
     int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
     int push_failed_before;          /* with push_failed: the previous re-push failed too */

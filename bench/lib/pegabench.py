@@ -626,6 +626,26 @@ def interleaved(urls, headers_file, rounds, seconds, connections, threads=2, war
     return out
 
 
+WARM_PASSES = 12
+
+
+def warm(url, headers_file, users, connections, passes=WARM_PASSES, time_limit=900.0):
+    """Loads `url` rotating over all `users` until the requests add up to
+    `passes` per user, so that each child's local cache has seen about every
+    customer (a request reaches either of two children: a customer is missing
+    from a child after 12 passes with odds of about 1 in 4,000) and the
+    figure measures the steady state, not first reads. Returns what it did."""
+    started = time.monotonic()
+    done = 0
+    while done < passes * users and time.monotonic() - started < time_limit:
+        res = Wrk(url, headers_file, 10, connections).run()
+        done += int(res["requests"])
+    seconds = round(time.monotonic() - started, 1)
+    log("warmed %s: %d requests in %.0f s (%.1f per customer)" % (url, done, seconds,
+                                                                  done / users))
+    return {"requests": done, "seconds": seconds, "per_customer": round(done / users, 1)}
+
+
 def least_disturbed(attempt, tries=3, max_spread=0.10):
     """Repeats attempt() (bounded) while its runs disagree by more than
     max_spread, which on a shared machine means other work interfered.
@@ -647,10 +667,12 @@ def least_disturbed(attempt, tries=3, max_spread=0.10):
 # --------------------------------------------------------------------------
 
 MODULE_FRAMES = ("pegadm_", "send_json", "send_session", "store_")
+MODULE_DSO = os.path.basename(MODULE_PATH)
 
 
 def _stacks(perf_script_text):
-    """perf script output as lists of function names, innermost first."""
+    """perf script output as lists of (function, object file) frames,
+    innermost first."""
     stacks, current = [], []
     for line in perf_script_text.splitlines():
         if not line.strip():
@@ -660,7 +682,8 @@ def _stacks(perf_script_text):
         elif line[0] in "\t ":
             parts = line.split()
             if len(parts) >= 2:
-                current.append(parts[1].split("+")[0])
+                dso = parts[-1].strip("()") if len(parts) >= 3 else ""
+                current.append((parts[1].split("+")[0], os.path.basename(dso)))
         else:
             current = []
     if current:
@@ -668,10 +691,30 @@ def _stacks(perf_script_text):
     return stacks
 
 
-def profile_module(server, url, headers_file, connections, seconds=4, freq=999):
+def _in_handler(stack):
+    return any(name == "pegadm_handler" for name, _ in stack)
+
+
+def _in_module(stack):
+    """Any frame of the module: its hooks (eager mode's fixup, the logout
+    header parser, filters) as well as its handler."""
+    return any(dso == MODULE_DSO for _, dso in stack)
+
+
+def _module_frame(stack):
+    """Index of the innermost frame of the module's own code, or None."""
+    for i, (name, dso) in enumerate(stack):
+        if dso == MODULE_DSO or name.startswith(MODULE_FRAMES):
+            return i
+    return None
+
+
+def profile_module(server, url, headers_file, connections, seconds=4, freq=999, scope="handler"):
     """Samples the children with perf while wrk loads `url`: the CPU time per
-    request spent under the module's handler, and what it goes to (the
-    function the module called). None when perf is missing or not allowed."""
+    request spent under the module (scope "handler": its handler; "module":
+    any of its hooks, for eager pages), and what it goes to (the function
+    the module called; "entries": the hook of the module the samples are
+    under). None when perf is missing or not allowed."""
     if not shutil.which("perf"):
         return None
     data = os.path.join(tempfile.mkdtemp(prefix="pegadm-perf-"), "perf.data")
@@ -690,23 +733,29 @@ def profile_module(server, url, headers_file, connections, seconds=4, freq=999):
     finally:
         shutil.rmtree(os.path.dirname(data), ignore_errors=True)
     stacks = _stacks(text)
-    inside = [s for s in stacks if "pegadm_handler" in s]
-    callees = {}
+    if not stacks:
+        log("perf recorded no samples, no profile:", rec.stderr.strip()[-200:])
+        return None
+    inside = [s for s in stacks if (_in_handler(s) if scope == "handler" else _in_module(s))]
+    callees, entries = {}, {}
     for stack in inside:
-        frames = [i for i, f in enumerate(stack) if f.startswith(MODULE_FRAMES)]
-        if frames:
-            i = frames[0]
-            key = "%s -> %s" % (stack[i], stack[i - 1] if i else "(itself)")
+        i = _module_frame(stack)
+        if i is not None:
+            key = "%s -> %s" % (stack[i][0], stack[i - 1][0] if i else "(itself)")
             callees[key] = callees.get(key, 0) + 1
+        outer = [name for name, dso in stack if dso == MODULE_DSO]
+        if outer:
+            entries[outer[-1]] = entries.get(outer[-1], 0) + 1
     requests = float(res["rps"]) * seconds
     us = lambda samples: round(samples / freq * 1e6 / requests, 2)
-    return {"samples": len(stacks), "in_handler": len(inside),
+    ranked = lambda counts, n: [{"call": k, "us_per_request": us(v), "share_of_handler":
+                                 round(v / len(inside), 3)}
+                                for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
+    return {"scope": scope, "samples": len(stacks), "in_handler": len(inside),
             "handler_share": round(len(inside) / len(stacks), 3) if stacks else None,
             "handler_us_per_request": us(len(inside)),
             "all_us_per_request": us(len(stacks)),
-            "top": [{"call": k, "us_per_request": us(v), "share_of_handler":
-                     round(v / len(inside), 3)}
-                    for k, v in sorted(callees.items(), key=lambda kv: -kv[1])[:12]]}
+            "top": ranked(callees, 12), "entries": ranked(entries, 6)}
 
 
 QUICK = False

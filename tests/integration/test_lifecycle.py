@@ -262,6 +262,34 @@ def test_refresh_zero_never_pushes_again(module_httpd, dm):
     assert len(pushes(dm, sid)) == 1
 
 
+def test_unchanged_private_data_is_answered_by_the_local_cache(module_httpd, dm):
+    """The child's own copy keeps the digest of the data last pushed: the
+    same data again is answered without reading the session cache
+    (PEGADM820 at trace1), changed data still goes there and is pushed."""
+    server = module_httpd(level_portal(dm, refresh=1), loglevel="info pegadm:trace1")
+    conn = harness.KeptConnection(server)  # one child throughout
+    local_hits = lambda: server.error_log().count("PEGADM820")
+
+    def get(level):
+        return assert_session(conn.request("GET", harness.SESSION_PATH, user="alice",
+                                           headers={LEVEL: level}))
+
+    try:
+        sid = get("password")  # created by this child, which keeps it
+        assert local_hits() == 0
+        assert get("password") == sid
+        assert harness.wait_for(local_hits, 5) == 1
+        time.sleep(1.1)
+        assert get("mfa") == sid  # a changed claim: not the copy's, pushed again
+        assert [p["level"] for p in pushes(dm, sid)] == ["password", "mfa"]
+        assert local_hits() == 1
+        assert get("mfa") == sid  # the copy now records that push
+        assert harness.wait_for(lambda: local_hits() == 2, 5)
+        assert len(pushes(dm, sid)) == 2 and len(dm.state()["creates"]) == 1
+    finally:
+        conn.close()
+
+
 def test_a_failing_push_still_hands_out_the_session(module_httpd, dm):
     server = module_httpd(level_portal(dm, refresh=1))
     sid = get_at(server, "1")

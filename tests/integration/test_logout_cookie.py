@@ -12,8 +12,9 @@ import re
 import ssl
 
 from pegadm_harness import (APACHE_MODULES, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET,
-                            REQUEST_TIMEOUT, Response, assert_session, basic_auth_header,
-                            free_port, location, portal_conf, session_get)
+                            REQUEST_TIMEOUT, SESSION_PATH, KeptConnection, Response,
+                            assert_session, basic_auth_header, free_port, location,
+                            portal_conf, session_get)
 
 COOKIE = "pegadm_logout"
 # The logout location authenticates nobody, as the SSO modules' do not.
@@ -110,6 +111,39 @@ def test_no_tampered_or_foreign_cookie_drops_anything(module_httpd, dm):
         assert bye(server, cookie).status == 404
         assert assert_session(session_get(server, "alice")) == first, cookie
     assert len(dm.creates_for("alice")) == 1 + 1  # one each server
+
+
+def test_a_wrong_cookie_is_never_taken_for_the_customers_own(module_httpd, dm):
+    """A child notes the cookie it sealed or opened for a customer, and then
+    takes the same value for it without opening it again: any other value
+    (another customer's, a tampered one, the customer's own under another
+    widget) is still opened, found wrong, and replaced."""
+    server = module_httpd(portal_conf(dm, BYE))
+    other = module_httpd(portal_conf(dm, BYE, widget=OTHER_WIDGET_ID,
+                                     secret=OTHER_WIDGET_SECRET))
+    foreign = issued_cookie(session_get(other, "alice"))
+    conn = KeptConnection(server)  # one child throughout: its note is what is tested
+
+    def as_alice(cookie):
+        resp = conn.request("GET", SESSION_PATH, user="alice",
+                            headers={"Cookie": cookie} if cookie else {})
+        assert_session(resp)
+        return logout_cookies(resp)
+
+    try:
+        [issued] = as_alice(None)
+        own = issued.split(";", 1)[0]
+        bob = issued_cookie(session_get(server, "bob"))
+        name, value = own.split("=", 1)
+        flipped = name + "=" + value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
+        for _ in range(3):
+            assert as_alice(own) == []  # noted: taken as it is
+        for wrong in (bob, flipped, foreign, name + "=" + value[:-4]):
+            [replaced] = as_alice(wrong)
+            assert replaced.split(";", 1)[0] != wrong, wrong
+            assert as_alice(own) == []  # still the customer's
+    finally:
+        conn.close()
 
 
 def test_over_https_the_cookie_is_secure(module_httpd, dm, ca):

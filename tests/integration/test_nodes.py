@@ -5,6 +5,7 @@ portal up without minting sessions, logged once, until it is back."""
 
 import functools
 import threading
+import time
 
 import pegadm_harness as harness
 from pegadm_harness import (assert_json_error, assert_retry_after, assert_session,
@@ -102,7 +103,10 @@ def test_create_limit_holds_across_nodes(module_httpd, dm, cache_server):
     assert len(dm.creates_for("alice")) == 3
     # the count is the customer's own: bob on the same nodes is not limited
     assert assert_session(harness.same_origin_request(nodes[1], "POST", "bob"))
-    # and every node hands out alice's last fresh session
+    # and every node hands out alice's last fresh session, once another node's
+    # change can no longer go unseen (PegaDMLocalCacheMaxAge, 1 s: the node that
+    # made an earlier one keeps a copy of it that long)
+    time.sleep(1.2)
     assert {assert_session(session_get(node, "alice")) for node in nodes} == {sids[-1]}
 
 
@@ -115,6 +119,9 @@ def test_cache_outage_keeps_the_portal_up_and_recovers(module_httpd, dm, cache_s
     sid = assert_session(session_get(node, "alice"))
     creates = len(dm.state()["creates"])
     cache_server.stop()
+    # the child that made alice's session keeps a copy, reused for at most
+    # PegaDMLocalCacheMaxAge (1 s) with a shared cache: past it, the outage shows
+    time.sleep(1.2)
     for _ in range(10):
         for user in ("alice", "bob"):
             resp = session_get(node, user)

@@ -640,7 +640,9 @@ def test_an_entry_written_back_after_a_delete_is_not_honoured(module_httpd, dm, 
                          ids=["100000 bytes", "3000 bytes", "7 bytes"])
 def test_an_oversized_or_undecodable_entry_is_discarded_not_an_outage(
         module_httpd, dm, shared_cache, garbage):
-    server = module_httpd(shared_site(dm, shared_cache))
+    # garbage from another writer: read at once, not after the creating
+    # child's copy has aged (PegaDMLocalCacheMaxAge)
+    server = module_httpd(shared_site(dm, shared_cache, "PegaDMLocalCacheMaxAge 0"))
     first = harness.assert_session(harness.session_get(server, "alice"))
     key, _ = session_entry(shared_cache)
     shared_cache.raw.set(key, garbage)

@@ -49,7 +49,10 @@ def test_cache_is_shared_between_servers_with_the_same_secret(module_httpd, dm, 
 
 
 def test_tampered_entries_are_discarded(module_httpd, dm, memcached):
-    server = module_httpd(shared_cache_site(dm, memcached.port))
+    # the tampering is another writer's change: read at once, not after the
+    # creating child's copy has aged (PegaDMLocalCacheMaxAge)
+    server = module_httpd(shared_cache_site(dm, memcached.port,
+                                            extra=["PegaDMLocalCacheMaxAge 0"]))
     first = assert_session(session_get(server, "alice"))
     memcached.tamper_all()
     second = assert_session(session_get(server, "alice"))

@@ -637,6 +637,41 @@ static void test_changed_data_is_pushed_to_the_same_session(void **state)
     assert_int_equal(upstream.creates, 1);
 }
 
+/* With re-pushing on, the process's copy answers while the private data is
+ * what was last pushed; changed data goes to the entry, which pushes it,
+ * and the copy then records the new digest. */
+static void test_local_copies_know_the_private_data_pushed(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_result_t first, res;
+
+    memset(&pusher, 0, sizeof(pusher));
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &req.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL; /* only a copy can answer now */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, first.session_id);
+    req.data_digest = data_v2; /* a changed claim: the copy does not answer */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    store_data.fail_get = APR_SUCCESS;
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_true(res.pushed);
+    assert_int_equal(pusher.pushes, 1);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_false(res.pushed);
+    assert_string_equal(res.session_id, first.session_id);
+    req.data_digest = data_v1; /* the data before: pushed no longer */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    req.refresh = 0; /* re-pushing off: any copy answers */
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pusher.pushes, 1);
+    assert_int_equal(upstream.creates, 1);
+}
+
 static void test_pushes_wait_for_the_refresh_window(void **state)
 {
     pegadm_session_req_t req = refreshing(data_v1, apr_time_from_sec(60));
@@ -765,6 +800,37 @@ static void test_local_copies_follow_changes_made_elsewhere(void **state)
     assert_string_equal(res.session_id, "sess-3");
 }
 
+/* A session this process creates or renews is kept in its own copy at
+ * once (the next lookup reads nothing), and still voided by a change made
+ * through another process. */
+static void test_a_session_made_here_is_kept_here(void **state)
+{
+    static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
+    pegadm_session_req_t a = request_for("judy"), b = request_for("judy");
+    pegadm_session_result_t res;
+
+    assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &a.local), APR_SUCCESS);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &b.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_true(res.created);
+    store_data.fail_get = APR_EGENERAL; /* only a copy can answer now */
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-1");
+    assert_int_equal(pegadm_session_get(pool, &b, &res), PEGADM_SESSION_STORE);
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_renew(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_OK);
+    assert_string_equal(res.session_id, "sess-2");
+    store_data.fail_get = APR_SUCCESS;
+    assert_int_equal(pegadm_session_forget(pool, &b, &res), PEGADM_SESSION_OK);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_get(pool, &a, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(upstream.creates, 2);
+}
+
 /* A store safe for concurrent reads is read without its lock; the others
  * never are. */
 static void test_cached_read_without_the_lock(void **state)
@@ -817,6 +883,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_get_creates_once_and_reuses, setup),
+        cmocka_unit_test_setup(test_a_session_made_here_is_kept_here, setup),
+        cmocka_unit_test_setup(test_local_copies_know_the_private_data_pushed, setup),
         cmocka_unit_test_setup(test_customers_never_share, setup),
         cmocka_unit_test_setup(test_failure_caches_nothing, setup),
         cmocka_unit_test_setup(test_refusal_says_when_to_retry, setup),
