@@ -4,8 +4,8 @@
  * restarts by mod_pegadm_keep.c) and each child's own cache; and whether a read of a shared
  * cache takes the node's pegadm-cache mutex. */
 #include "mod_pegadm.h"
+#include "pegadm_confcheck.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <apr_shm.h>
@@ -42,16 +42,13 @@ static pegadm_local_conf_t *local_conf(cmd_parms *cmd)
 const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
     long v;
 
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CUSTOMERS, &v);
+    }
     if (err) {
         return err;
-    }
-    v = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || v < 0 || v > MAX_CUSTOMERS) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a count from 0 (off) to %d",
-                            cmd->cmd->name, arg, MAX_CUSTOMERS);
     }
     local_conf(cmd)->customers = (int)v;
     return NULL;

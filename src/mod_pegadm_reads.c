@@ -3,8 +3,7 @@
  * the directive, its start-up messages, and each child's gate
  * (pegadm_gate.h). */
 #include "mod_pegadm.h"
-
-#include <stdlib.h>
+#include "pegadm_confcheck.h"
 
 #include <ap_mpm.h>
 #include <apr_strings.h>
@@ -19,16 +18,13 @@ const char *pegadm_reads_set_per_child(cmd_parms *cmd, void *dv, const char *arg
 {
     pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
     long v;
 
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_READS_PER_CHILD, &v);
+    }
     if (err) {
         return err;
-    }
-    v = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || v < 0 || v > MAX_READS_PER_CHILD) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a count from 1 to %d (0: no bound)",
-                            cmd->cmd->name, arg, MAX_READS_PER_CHILD);
     }
     sc->reads_per_child = (int)v;
     sc->reads_directive = cmd->directive;

@@ -119,6 +119,9 @@ def test_unreadable_secret_file(config_test, workdir):
     "PegaDMConnectTimeout 0",
     "PegaDMCreateLimit 0 60",
     "PegaDM Maybe",
+    "PegaDMLocalCache -1",
+    "PegaDMLocalCache +5",
+    "PegaDMLocalCache 5000001",
 ])
 def test_out_of_range_values(config_test, bad):
     assert_refused(config_test(GOOD + bad + "\n"), bad.split()[0], bad)

@@ -4,13 +4,13 @@ child of the node; with a cache shared by several nodes, another node's
 change goes unseen for at most PegaDMLocalCacheMaxAge; lookups it answers
 do not reach the cache server."""
 
-import threading
 import time
 
 import pytest
 
 import pegadm_harness as harness
-from pegadm_harness import assert_session, cache_node_conf, location, portal_conf, session_get
+from pegadm_harness import (assert_session, cache_node_conf, location, portal_conf, session_get,
+                            sessions_at_once)
 
 SHARED_STALENESS_MARGIN = 1.5  # seconds on top of the bound: the machine may be busy
 
@@ -147,19 +147,8 @@ def test_reads_without_the_node_mutex_keep_one_session_per_customer(module_httpd
     users = ["u%d" % i for i in range(5)]
     node = module_httpd(cache_node_conf(dm, cache_server, "PegaDMCacheReadLock Off\n"
                                         "PegaDMLocalCache 0\n"), users=users)
-    answers = {}
-
-    def client(user):
-        answers.setdefault(user, []).extend(
-            assert_session(session_get(node, user)) for _ in range(5))
-
-    threads = [threading.Thread(target=client, args=(u,)) for u in users for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for user in users:
-        assert len(set(answers[user])) == 1, answers[user]
+    for user, sids in sessions_at_once(node, users).items():
+        assert len(set(sids)) == 1, sids
         assert len(dm.creates_for(user)) == 1
 
 

@@ -46,7 +46,7 @@ from .caches import CacheServer, FakeMemcached, Memcached, RedisServer
 from .assertions import (SESSION_ID_RE, assert_json_error, assert_one_child_each,
                          assert_protective_headers, assert_retry_after, assert_session,
                          children_serving, message_levels, parse_vars, pegadm_log_lines,
-                         pegadm_warnings)
+                         pegadm_warnings, sessions_at_once)
 from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
                          sanitizer_reports)
 
@@ -59,7 +59,7 @@ __all__ = [
     "REPO_ROOT", "REQUEST_TIMEOUT", "RedisServer", "Response", "SANITIZER_LOGS",
     "SANITIZER_RUNTIME", "SESSION_ID_RE", "SESSION_PATH", "SSI_DIRS", "SSI_PAGE",
     "START_TIMEOUT", "STOP_TIMEOUT", "WIDGET_ID", "WIDGET_SECRET", "allow_core_dumps",
-    "apache_env", "assert_json_error", "assert_one_child_each", "assert_protective_headers",
+    "apache_env", "assert_json_error", "sessions_at_once", "assert_one_child_each", "assert_protective_headers",
     "assert_retry_after", "assert_session", "backtrace", "basic_auth_header",
     "bootstrap_location", "cache_node_conf", "children_of", "children_serving", "config_test",
     "echoed_headers", "free_port", "graceful_restart", "htpasswd_line", "http_request",

@@ -5,7 +5,9 @@ docs/messages.md), and which child served what."""
 
 import os
 import re
+import threading
 
+from .client import session_get
 from .settings import REPO_ROOT, SESSION_PATH, WIDGET_ID
 from .util import wait_for
 
@@ -56,6 +58,26 @@ def assert_session(resp, widget=WIDGET_ID):
     sid = doc.get("sessionId")
     assert isinstance(sid, str) and SESSION_ID_RE.match(sid), doc
     return sid
+
+
+def sessions_at_once(server, users, threads_per_user=4, requests=5, timeout=60):
+    """Each user asks for the session from several threads at once, a few
+    times each; returns {user: [the session IDs answered]}, every answer
+    checked by assert_session and every user's list complete."""
+    answers = {user: [] for user in users}
+
+    def client(user):
+        answers[user].extend(assert_session(session_get(server, user)) for _ in range(requests))
+
+    threads = [threading.Thread(target=client, args=(user,))
+               for user in users for _ in range(threads_per_user)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    for user in users:
+        assert len(answers[user]) == threads_per_user * requests, answers
+    return answers
 
 
 def pegadm_log_lines(text):
