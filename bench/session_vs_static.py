@@ -45,8 +45,8 @@ def main():
                 warmed = pb.warm(urls["session"], users.headers(), USERS, CONNECTIONS)
                 result, worst, tries = pb.least_disturbed(lambda: pb.interleaved(
                     urls, users.headers(), rounds, seconds, CONNECTIONS, server=server))
-                profile = pb.profile_module(server, urls["session"], users.headers(),
-                                            CONNECTIONS, seconds=2 if args.quick else 4)
+                profile = pb.profile_module(server, urls["session"], users.headers(), CONNECTIONS,
+                                            seconds=2 if args.quick else 4, scope="module")
                 creates = emulator.create_count()
                 crashes = server.crashes()
         finally:
