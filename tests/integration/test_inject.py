@@ -313,6 +313,9 @@ BROKEN_PAGES = {
     # the template's content is inert
     "template.html": b"<!DOCTYPE html><html><body><p>report</p>"
                      b"<template><p>row</p></body></template>\n</body></html>\n",
+    # the only </body> is inert: the tag goes at the page's end
+    "template-only.html": b"<!DOCTYPE html><html><body><p>report</p>"
+                          b"<template><p>row</p></body></template></html>\n",
     # CDATA in SVG is text
     "svg.html": b"<!DOCTYPE html><html><body><svg><text><![CDATA[ a > b </body> ]]>"
                 b"</text></svg>\n</body></html>\n",
