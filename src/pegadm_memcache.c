@@ -72,7 +72,7 @@ struct pegadm_memcache_t {
     memcached_st *ring; /* only read after create: thread-safe */
     apr_interval_time_t timeout;
     unsigned int max_conns;
-    pegadm_memcache_observer_fn observer;
+    pegadm_memcache_observe_fn observer;
     void *baton;
 };
 
@@ -922,7 +922,7 @@ static apr_status_t store(void *mc, const char *cmd, const char *key, apr_size_t
                           const unsigned char *val, apr_size_t len, apr_interval_time_t ttl,
                           apr_pool_t *p)
 {
-    op_t op = {.name = cmd,
+    op_t op = {.name = strcmp(cmd, "add") == 0 ? "mark" : cmd,
                .exchange = store_exchange,
                .key = key,
                .key_len = key_len,
@@ -963,7 +963,7 @@ apr_status_t pegadm_memcache_del(void *mc, const char *key, apr_size_t key_len, 
 apr_status_t pegadm_memcache_del_if(void *mc, const char *key, apr_size_t key_len,
                                     const unsigned char *val, apr_size_t len, apr_pool_t *p)
 {
-    op_t op = {.name = "del_if",
+    op_t op = {.name = "mark",
                .exchange = del_if_exchange,
                .key = key,
                .key_len = key_len,
@@ -986,7 +986,7 @@ pegadm_kv_t pegadm_memcache_kv(pegadm_memcache_t *mc)
     return kv;
 }
 
-void pegadm_memcache_observe(pegadm_memcache_t *mc, pegadm_memcache_observer_fn fn, void *baton)
+void pegadm_memcache_observe(pegadm_memcache_t *mc, pegadm_memcache_observe_fn fn, void *baton)
 {
     mc->observer = fn;
     mc->baton = baton;
@@ -1029,6 +1029,7 @@ apr_status_t pegadm_memcache_check(pegadm_memcache_t *mc, apr_pool_t *p,
                                    pegadm_memcache_server_check_t **results, int *n)
 {
     pegadm_memcache_server_check_t *r = apr_pcalloc(p, mc->nservers * sizeof(*r));
+    apr_time_t start = mono_now();
     apr_status_t first = APR_SUCCESS;
 
     for (int i = 0; i < mc->nservers; i++) {
@@ -1040,6 +1041,10 @@ apr_status_t pegadm_memcache_check(pegadm_memcache_t *mc, apr_pool_t *p,
     }
     *results = r;
     *n = mc->nservers;
+    if (mc->observer) {
+        mc->observer(mc->baton, "check", (double)(mono_now() - start) / APR_USEC_PER_SEC,
+                     first);
+    }
     return first;
 }
 

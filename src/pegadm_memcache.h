@@ -21,11 +21,12 @@
 
 typedef struct pegadm_memcache_t pegadm_memcache_t;
 
-/* Told after every operation: its name ("get", "set", "delete", "add",
- * "del_if"), how long it took and its status. Runs on the
- * calling thread, so it must be quick and thread-safe. */
-typedef void (*pegadm_memcache_observer_fn)(void *baton, const char *op, double seconds,
-                                            apr_status_t rv);
+/* Told after every operation: its name as the metrics have it ("get",
+ * "set", "delete", "mark" for add and del_if, "check"), how long it took
+ * and its status. Runs on the calling thread, so it must be quick and
+ * thread-safe (the Redis client's observer has the same signature). */
+typedef void (*pegadm_memcache_observe_fn)(void *baton, const char *op, double seconds,
+                                           apr_status_t rv);
 
 /* Checks a server list without using it: "host[:port][,host[:port]...]",
  * optionally after "memcache://" or "memcache:"; an IPv6 address in
@@ -45,8 +46,7 @@ apr_status_t pegadm_memcache_create(apr_pool_t *p, const char *servers,
 
 /* Calls fn after every operation from now on (NULL: no more). Set it
  * before the client is used by more than one thread. */
-void pegadm_memcache_observe(pegadm_memcache_t *mc, pegadm_memcache_observer_fn fn,
-                             void *baton);
+void pegadm_memcache_observe(pegadm_memcache_t *mc, pegadm_memcache_observe_fn fn, void *baton);
 
 /* The client as pegadm_kv.h's operations (ctx is mc). */
 pegadm_kv_t pegadm_memcache_kv(pegadm_memcache_t *mc);

@@ -498,8 +498,9 @@ static void test_connect_that_never_completes(void **state)
     seen = watch(p, mc);
     assert_int_equal(get(mc, "k", out, sizeof(out), p), PEGADM_CACHE_TIMEOUT);
     assert_int_equal(set(mc, "k", V1, p), PEGADM_CACHE_TIMEOUT);
-    assert_int_equal(seen->calls, 2);
-    assert_string_equal(seen->last_op, "set");
+    assert_int_equal(add(mc, "k", V1, TTL, p), PEGADM_CACHE_TIMEOUT);
+    assert_int_equal(seen->calls, 3);
+    assert_string_equal(seen->last_op, "mark");
     assert_int_equal(seen->last_rv, PEGADM_CACHE_TIMEOUT);
     assert_true(seen->longest >= 0.25);
     assert_bounded(seen, timeout);
