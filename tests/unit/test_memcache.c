@@ -523,18 +523,20 @@ static void *APR_THREAD_FUNC race_get(apr_thread_t *t, void *data)
     return NULL;
 }
 
-/* A hung server, more threads than connections: each thread gets its
- * answer within the deadline, the ones without a connection BUSY. */
+/* A hung server, three times more threads than connections: every thread
+ * has its answer within the deadline, also those that waited for a
+ * connection (TIMEOUT when they got one in time, else BUSY). A wait for a
+ * connection that did not count against the deadline would take twice it
+ * or more (the margin is half of it). */
 static void test_waiting_for_a_connection_is_bounded(void **state)
 {
     apr_pool_t *p = *state;
-    apr_interval_time_t timeout = apr_time_from_msec(300);
+    apr_interval_time_t timeout = apr_time_from_sec(1);
     mcd_t m = {0};
     racer_t r[6];
     apr_thread_t *t[6];
     pegadm_memcache_t *mc;
     seen_t *seen;
-    int busy = 0;
 
     start(&m);
     mc = client(p, m.spec, timeout, 2);
@@ -550,10 +552,8 @@ static void test_waiting_for_a_connection_is_bounded(void **state)
         apr_thread_join(&rv, t[i]);
         if (r[i].rv != PEGADM_CACHE_TIMEOUT) {
             assert_int_equal(r[i].rv, PEGADM_CACHE_BUSY);
-            busy++;
         }
     }
-    assert_true(busy >= 1);
     assert_int_equal(seen->calls, 6);
     assert_bounded(seen, timeout);
     mcd_kill(&m);
