@@ -79,6 +79,10 @@ typedef struct {
 apr_status_t pegadm_memcache_check(pegadm_memcache_t *mc, apr_pool_t *p,
                                    pegadm_memcache_server_check_t **results, int *n);
 
+/* Connections opened so far, to every server (for the benchmarks'
+ * connection reuse). */
+apr_uint32_t pegadm_memcache_connects(pegadm_memcache_t *mc);
+
 /* The configured name of the server that holds key (for logs and tests). */
 const char *pegadm_memcache_server_of(pegadm_memcache_t *mc, const char *key,
                                       apr_size_t key_len);

@@ -568,6 +568,7 @@ static void test_restart_fails_at_most_one_request(void **state)
     apr_thread_t *t[4];
     pegadm_memcache_t *mc;
     seen_t *seen;
+    apr_uint32_t connects;
     char out[64];
 
     start(&m);
@@ -582,6 +583,8 @@ static void test_restart_fails_at_most_one_request(void **state)
         apr_thread_join(&rv, t[i]);
         assert_int_equal(r[i].rv, APR_SUCCESS);
     }
+    connects = pegadm_memcache_connects(mc);
+    assert_true(connects >= 1 && connects <= 4);
     mcd_kill(&m);
     assert_int_equal(mcd_start(&m), 0); /* the same port */
     seen = watch(p, mc);
@@ -592,6 +595,8 @@ static void test_restart_fails_at_most_one_request(void **state)
     assert_true(seen->failed <= 1);
     assert_int_equal(get(mc, "k", out, sizeof(out), p), APR_SUCCESS);
     assert_string_equal(out, (const char *)V2);
+    /* one new connection served all 21 requests after the restart */
+    assert_int_equal(pegadm_memcache_connects(mc), connects + 1);
     mcd_kill(&m);
 }
 
