@@ -1,16 +1,25 @@
-/* The session op of a request: the session flow (pegadm_session.c) run
+/* The session call of a request: the session flow (pegadm_session.c) run
  * over the cache's store (mod_pegadm_cache.c) for a customer already known
- * (mod_pegadm_customer.c), with the create it calls on a miss: the
+ * (mod_pegadm_identity.c), with the create it calls on a miss: the
  * upstream calls with the request's private data, behind the circuit
- * breaker. The answer to the browser is the handlers' and eager mode's. */
+ * breaker, signed with the secret the service accepts. The answer to the
+ * browser is the handlers' and eager mode's.
+ *
+ * Rotating the Web Messaging connection's JWT secret without downtime:
+ * with PegaDMJWTSecretNext set, a create goes out signed with whichever of
+ * the two secrets the service last accepted (remembered in shared memory,
+ * so every child process knows); a refused token (401 or 403) is tried once
+ * more with the other secret. The process that sees the service switch logs
+ * it, once. Sealing and naming cache entries never depend on the secret in
+ * use: they use PegaDMJWTSecret's keys (see pegadm_session_req_t's
+ * keys_previous for a swap of the two). */
 #include "mod_pegadm.h"
+#include "mod_pegadm_ops.h"
 
 #include <string.h>
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
-
-#include "mod_pegadm_ops.h"
 
 APLOG_USE_MODULE(pegadm);
 
@@ -331,5 +340,100 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         log_push(r, d, res);
         break;
     }
+    return st;
+}
+
+/* A fingerprint of a secret for the shared cell; never 0 (unknown). */
+static apr_uint32_t fingerprint(const pegadm_secret_t *secret, const char *widget_id)
+{
+    unsigned char mac[PEGADM_CACHE_ID_LEN];
+    if (pegadm_cache_id(&secret->keys, "secret fingerprint", widget_id, "", mac) !=
+        APR_SUCCESS) {
+        return 1;
+    }
+    return ((apr_uint32_t)mac[0] << 24 | (apr_uint32_t)mac[1] << 16 |
+            (apr_uint32_t)mac[2] << 8 | mac[3]) |
+           1u;
+}
+
+static void use_secret(pegadm_dm_target_t *t, const pegadm_secret_t *secret)
+{
+    t->secret = secret->bytes;
+    t->secret_len = secret->len;
+}
+
+static int token_refused(pegadm_dm_status_t st, long answered)
+{
+    return st == PEGADM_DM_HTTP_STATUS && (answered == 401 || answered == 403);
+}
+
+static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_t *m,
+                     int widget, int next)
+{
+    const pegadm_secret_t *accepted = next ? d->secret_next : d->secret;
+    apr_uint32_t fp = fingerprint(accepted, d->widget_id);
+
+    if (pegadm_metrics_set_accepted_secret(m, widget, fp, next) == fp) {
+        return; /* another process saw it first and said so */
+    }
+    if (next) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM620: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecret and accepted PegaDMJWTSecretNext; the next secret is "
+                      "in use now (swap the two in the configuration when convenient)",
+                      d->widget_id);
+    } else {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM621: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecretNext and accepted PegaDMJWTSecret; PegaDMJWTSecret is "
+                      "in use now",
+                      d->widget_id);
+    }
+}
+
+void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                  pegadm_dm_target_t *t)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->ops ? sc->ops->metrics : NULL;
+
+    use_secret(t, d->secret_next &&
+                          pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
+                              fingerprint(d->secret_next, d->widget_id)
+                      ? d->secret_next
+                      : d->secret);
+}
+
+pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                          pegadm_dm_target_t *t, const char *customer_id,
+                                          const char **sid, const char **why)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->ops ? sc->ops->metrics : NULL;
+    int widget = pegadm_metrics_index(r, d);
+    int next = 0;
+    long answered = 0;
+    apr_time_t started = apr_time_now();
+    pegadm_dm_status_t st;
+
+    if (d->secret_next) {
+        next = pegadm_metrics_accepted_secret(m, widget) ==
+               fingerprint(d->secret_next, d->widget_id);
+    }
+    use_secret(t, next ? d->secret_next : d->secret);
+    t->answered = &answered;
+    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, why);
+    pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+    if (d->secret_next && token_refused(st, answered)) {
+        next = !next;
+        use_secret(t, next ? d->secret_next : d->secret);
+        started = apr_time_now();
+        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, why);
+        pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+        if (st == PEGADM_DM_OK) {
+            remember(r, d, m, widget, next);
+        }
+    }
+    t->answered = NULL;
     return st;
 }
