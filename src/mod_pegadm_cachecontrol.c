@@ -1,4 +1,4 @@
-/* How caches may keep the module's answers. The decision is taken in an
+/* Cache control: how caches may keep the module's answers. The decision is taken in an
  * output filter that runs after the other modules' (mod_session's cookie,
  * mod_headers' Header, mod_expires) and before mod_cache stores anything,
  * so it sees the final headers:
@@ -16,6 +16,8 @@
 #include <util_filter.h>
 
 #include "pegadm_cachectl.h"
+
+APLOG_USE_MODULE(pegadm);
 
 #define CACHE_CONTROL_FILTER "PEGADM_CACHE_CONTROL"
 #define BOOTSTRAP_CACHE      "public, max-age=300"
