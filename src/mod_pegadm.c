@@ -124,6 +124,7 @@ static int pegadm_fixups(request_rec *r)
     apr_table_setn(r->notes, EAGER_NOTE, "1");
     if (pegadm_customer_id(r, d, &customer_id) == PEGADM_CUSTOMER_OK &&
         pegadm_session_op(r, d, customer_id, PEGADM_OP_PAGE, NULL, &res) == PEGADM_SESSION_OK) {
+        pegadm_logout_cookie_set(r, d, customer_id);
         export_session(r, res.session_id, d->widget_id);
     }
     return DECLINED;

@@ -223,8 +223,11 @@ int pegadm_session_handler(request_rec *r)
             return OK;
         }
     }
-    return st == PEGADM_SESSION_OK ? send_session(r, d, res.session_id)
-                                   : answer_failure(r, st, &res);
+    if (st != PEGADM_SESSION_OK) {
+        return answer_failure(r, st, &res);
+    }
+    pegadm_logout_cookie_set(r, d, customer_id);
+    return send_session(r, d, res.session_id);
 }
 
 /* The script (src/js/bootstrap.js) is one function expression, called

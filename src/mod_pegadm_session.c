@@ -314,10 +314,6 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
             "(tampered, or written under another secret)",
             res->discarded);
     }
-    if (st == PEGADM_SESSION_OK &&
-        (op == PEGADM_OP_GET || op == PEGADM_OP_PAGE || op == PEGADM_OP_RENEW)) {
-        pegadm_logout_cookie_set(r, d, customer_id);
-    }
     switch (st) {
     case PEGADM_SESSION_STORE:
         pegadm_cache_log_failure(r, res->why);
