@@ -80,7 +80,14 @@ typedef struct {
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;
 
-typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
+/* The local cache's settings (mod_pegadm_localcache.c), made with the
+ * server record. */
+typedef struct {
+    int read_lock;               /* PegaDMCacheReadLock; -1: unset (On) */
+    int customers;               /* -1: unset; 0: off */
+    apr_interval_time_t max_age; /* -1: unset; 0: always read a shared cache */
+    void *generations;           /* shared memory, from post_config */
+} pegadm_local_conf_t;
 
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
@@ -98,7 +105,7 @@ typedef struct {
     pegadm_waiters_t *waiters;             /* per process, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
     const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
-    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
+    pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache* */
     pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
     int reads_per_child;                   /* PegaDMCacheReadsPerChild; 0: no bound */
     const ap_directive_t *reads_directive; /* where it is; NULL: unset */
@@ -126,6 +133,13 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
 int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
+int pegadm_conf_cache_customers(const pegadm_server_conf_t *sc);
+int pegadm_conf_local_customers(const pegadm_local_conf_t *lc);
+apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc);
+int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc);
+/* userdata of the configuration pool: some scope has PegaDMForget On */
+#define PEGADM_LOGOUT_WANTED_KEY "pegadm-logout-cookie"
 
 /* mod_pegadm_scopes.c */
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
@@ -197,8 +211,6 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
                                           const char *trigger, pegadm_session_result_t *res);
 
 /* mod_pegadm_dbd.c: the customer ID from a database, through mod_dbd */
-const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query);
-const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg);
 /* Refuses PegaDMCustomerIDQuery in a server without DBDriver. */
 int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s);
 /* Maps login with the scope's query (or its cached answer). On OK, *value
@@ -218,12 +230,6 @@ int pegadm_is_cross_site(request_rec *r, int strict);
 /* True if a POST's body is application/json, or there is no body. */
 int pegadm_post_body_is_json(request_rec *r);
 
-/* mod_pegadm_secretview.c */
-/* Called by PegaDMJWTSecret once the secret is read: warns if it is written
- * in a configuration file readable by group or others, and withholds it
- * from what mod_info and DUMP_CONFIG print of the configuration. */
-void pegadm_secret_withhold(cmd_parms *cmd, const char *secret);
-
 /* mod_pegadm_cachectl.c: what caches may keep */
 /* Makes the bootstrap script publicly cacheable unless the answer sets a
  * cookie or another module set a Cache-Control; call from its handler. */
@@ -235,9 +241,6 @@ void pegadm_cache_control_register_hooks(apr_pool_t *p);
 /* Refuses unsafe combinations of directives, warns about risky ones. */
 int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
 /* mod_pegadm_lifecycle.c: the chat follows the portal login */
-const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on);
-const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg);
-apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
 /* Registers PegaDMForget's hook (fixups, before any other module's). */
 void pegadm_lifecycle_register_hooks(apr_pool_t *p);
 
@@ -246,7 +249,6 @@ void pegadm_lifecycle_register_hooks(apr_pool_t *p);
  * does pegadm_logout_cookie_set, where a session is handed to customer_id's
  * log-in, give the browser the logout cookie that the PegaDMForget scope
  * reads before authentication. */
-void pegadm_logout_cookie_wanted(cmd_parms *cmd);
 void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
                               const char *customer_id);
 void pegadm_logout_register_hooks(apr_pool_t *p);
@@ -262,15 +264,11 @@ pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t 
 void pegadm_mark_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_localcache.c: the per-process read cache */
-const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg);
-const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg);
-const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on);
 /* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
 void pegadm_localcache_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_reads.c: concurrent reads of a shared cache, per child */
-const char *pegadm_reads_set_per_child(cmd_parms *cmd, void *dv, const char *arg);
 void pegadm_reads_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */

@@ -15,32 +15,6 @@
 
 APLOG_USE_MODULE(pegadm);
 
-const char *pegadm_audit_set_log(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    pegadm_ops_t *ops;
-
-    if (err) {
-        return err;
-    }
-    ops = pegadm_ops_of(cmd->server);
-    /* as CustomLog: "|prog" and "||prog" run prog directly, "|$cmd" through the shell */
-    if (*arg == '|') {
-        arg++;
-        ops->audit_is_pipe = 1;
-        ops->audit_shell = *arg == '$';
-        arg += *arg == '$' || *arg == '|';
-        ops->audit_target = apr_pstrdup(cmd->pool, arg);
-    } else {
-        ops->audit_is_pipe = 0;
-        ops->audit_target = ap_server_root_relative(cmd->pool, arg);
-        if (!ops->audit_target) {
-            return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
-        }
-    }
-    return NULL;
-}
-
 static const char *node_name(apr_pool_t *p, server_rec *s)
 {
     char host[APRMAXHOSTLEN + 1];

@@ -39,9 +39,8 @@
 APLOG_USE_MODULE(pegadm);
 
 /* socache_memcache and socache_redis take at most 16 bytes of namespace */
-#define CACHE_NAMESPACE   "mod_pegadm"
-#define DEFAULT_CUSTOMERS 100000
-#define DEFAULT_FILE      "pegadm-sessions.cache"
+#define CACHE_NAMESPACE "mod_pegadm"
+#define DEFAULT_FILE    "pegadm-sessions.cache"
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -59,7 +58,7 @@ static pegadm_server_conf_t *server_conf(server_rec *s)
 
 static apr_size_t customers_wanted(const pegadm_server_conf_t *sc)
 {
-    return sc->cache_customers > 0 ? (apr_size_t)sc->cache_customers : DEFAULT_CUSTOMERS;
+    return (apr_size_t)pegadm_conf_cache_customers(sc);
 }
 
 /* The arguments of the default shmcb cache: sized for PegaDMCacheCustomers. */

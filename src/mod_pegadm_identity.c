@@ -69,72 +69,9 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
     return st;
 }
 
-#define QUERY_TTL_MAX 86400
 /* A cached answer is one of these tags, then the customer ID if found. */
 #define CACHED_FOUND 'F'
 #define CACHED_NONE  'N'
-
-/* ---- directives ---- */
-
-/* apr_dbd takes every %<letter> for a parameter and %% for a literal
- * percent sign; the statement gets exactly one, the log-in name. */
-static const char *check_placeholders(cmd_parms *cmd, const char *query)
-{
-    int params = 0, strings = 0;
-
-    for (const char *q = query; *q; q++) {
-        if (q[0] == '%' && q[1] == '%') {
-            q++;
-        } else if (q[0] == '%' && apr_isalpha(q[1])) {
-            params++;
-            strings += q[1] == 's';
-        }
-    }
-    if (params != 1 || strings != 1) {
-        return apr_psprintf(cmd->pool,
-                            "%s: the SQL statement must take exactly one parameter, "
-                            "written %%s (the log-in name), and no other %%-parameter",
-                            cmd->cmd->name);
-    }
-    return NULL;
-}
-
-const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query)
-{
-    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    pegadm_dir_conf_t *d = dv;
-    unsigned char digest[APR_MD5_DIGESTSIZE];
-    char hex[2 * APR_MD5_DIGESTSIZE + 1];
-    const char *err;
-
-    if (!prepare) {
-        return apr_psprintf(cmd->pool, "%s needs mod_dbd: load it (LoadModule dbd_module ...)",
-                            cmd->cmd->name);
-    }
-    if ((err = check_placeholders(cmd, query)) != NULL) {
-        return err;
-    }
-    /* The label follows from the SQL alone: mod_dbd keeps statements per
-     * server and lets virtual hosts inherit the main server's, so one label
-     * must never stand for two different statements. */
-    apr_md5(digest, query, strlen(query));
-    ap_bin2hex(digest, sizeof(digest), hex);
-    d->cid_query = apr_pstrdup(cmd->pool, query);
-    d->cid_query_label = apr_pstrcat(cmd->pool, "pegadm_cid_", hex, NULL);
-    prepare(cmd->server, d->cid_query, d->cid_query_label);
-    return NULL;
-}
-
-const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
-{
-    long v;
-    const char *err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, QUERY_TTL_MAX, &v);
-
-    if (!err) {
-        ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
-    }
-    return err;
-}
 
 /* ---- start-up check: every query needs a DBDriver for its server ----
  * DBDriver is a server-level directive, so it can only sit at the top, in

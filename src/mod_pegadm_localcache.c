@@ -19,77 +19,13 @@
 
 APLOG_USE_MODULE(pegadm);
 
-#define DEFAULT_CUSTOMERS 10000
-#define MAX_CUSTOMERS     5000000
-#define DEFAULT_MAX_AGE   apr_time_from_sec(1)
-#define MAX_MAX_AGE       apr_time_from_sec(3600)
-#define GENERATIONS_KEY   "pegadm-localcache-generations"
-
-struct pegadm_local_conf {
-    int read_lock;               /* PegaDMCacheReadLock; -1: unset (On) */
-    int customers;               /* -1: unset; 0: off */
-    apr_interval_time_t max_age; /* -1: unset; 0: always read a shared cache */
-    void *generations;           /* shared memory, from post_config */
-};
-
-static pegadm_local_conf_t *local_conf(cmd_parms *cmd)
-{
-    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
-    if (!sc->local_conf) {
-        sc->local_conf = apr_pcalloc(cmd->pool, sizeof(*sc->local_conf));
-        sc->local_conf->read_lock = -1;
-        sc->local_conf->customers = -1;
-        sc->local_conf->max_age = -1;
-    }
-    return sc->local_conf;
-}
-
-const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-
-    if (!err) {
-        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CUSTOMERS, &v);
-    }
-    if (err) {
-        return err;
-    }
-    local_conf(cmd)->customers = (int)v;
-    return NULL;
-}
-
-const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_interval_time_t t;
-
-    if (err) {
-        return err;
-    }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0 || t > MAX_MAX_AGE) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a time from 0 to 3600 seconds (e.g. 1, 250ms)",
-                            cmd->cmd->name, arg);
-    }
-    local_conf(cmd)->max_age = t;
-    return NULL;
-}
-
-const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (!err) {
-        local_conf(cmd)->read_lock = on;
-    }
-    return err;
-}
+#define GENERATIONS_KEY "pegadm-localcache-generations"
 
 /* Unless PegaDMCacheReadLock On (bounded by PegaDMCacheReadsPerChild);
  * shmcb is not safe for concurrent use: its reads always take the lock. */
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
 {
-    return (!sc->local_conf || sc->local_conf->read_lock != 1) &&
+    return sc->local_conf->read_lock != 1 &&
            !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
 }
 
@@ -152,15 +88,10 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    if (!sc->local_conf) {
-        sc->local_conf = apr_pcalloc(pconf, sizeof(*sc->local_conf));
-        sc->local_conf->read_lock = sc->local_conf->customers = -1;
-        sc->local_conf->max_age = -1;
-    }
     lc = sc->local_conf;
     log_read_lock(sc, s);
-    lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;
-    lc->max_age = lc->max_age < 0 ? DEFAULT_MAX_AGE : lc->max_age;
+    lc->customers = pegadm_conf_local_customers(lc);
+    lc->max_age = pegadm_conf_local_max_age(lc);
     if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {
         lc->customers = 0;
         return OK;
@@ -206,36 +137,10 @@ void pegadm_localcache_register_hooks(apr_pool_t *p)
     ap_hook_child_init(localcache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-#define DEFAULT_READS_PER_CHILD 2
-#define MAX_READS_PER_CHILD     1000
-
-const char *pegadm_reads_set_per_child(cmd_parms *cmd, void *dv, const char *arg)
-{
-    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-
-    if (!err) {
-        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_READS_PER_CHILD, &v);
-    }
-    if (err) {
-        return err;
-    }
-    sc->reads_per_child = (int)v;
-    sc->reads_directive = cmd->directive;
-    return NULL;
-}
-
-/* 0: no bound */
-static int reads_per_child(const pegadm_server_conf_t *sc)
-{
-    return sc->reads_directive ? sc->reads_per_child : DEFAULT_READS_PER_CHILD;
-}
-
 /* Once per start, restart and configuration test. */
 static void log_reads(const pegadm_server_conf_t *sc, server_rec *s, apr_pool_t *p)
 {
-    int n = reads_per_child(sc), threads = 1;
+    int n = pegadm_conf_reads_per_child(sc), threads = 1;
 
     if (!sc->cache_provider) {
         return;
@@ -281,7 +186,7 @@ static void reads_test_config(apr_pool_t *pconf, server_rec *s)
 static void reads_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    int n = reads_per_child(sc), threads = 1;
+    int n = pegadm_conf_reads_per_child(sc), threads = 1;
     apr_status_t rv;
 
     sc->read_gate = NULL;

@@ -37,8 +37,6 @@
 APLOG_USE_MODULE(pegadm);
 
 #define LOGOUT_COOKIE "pegadm_logout"
-/* userdata of the configuration pool: some scope has PegaDMForget On */
-#define LOGOUT_WANTED "pegadm-logout-cookie"
 /* a sealed customer ID (at most 256 bytes) in base64url, with room */
 #define LOGOUT_COOKIE_MAX 512
 
@@ -92,12 +90,6 @@ static const char *cookie_attributes(request_rec *r)
                                                : "Path=/; HttpOnly; SameSite=Lax";
 }
 
-void pegadm_logout_cookie_wanted(cmd_parms *cmd)
-{
-    /* a property of this configuration: gone with its pool on a restart */
-    apr_pool_userdata_setn("1", LOGOUT_WANTED, NULL, cmd->pool);
-}
-
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &pegadm_module);
@@ -109,7 +101,7 @@ static int logout_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 {
     void *wanted = NULL;
 
-    apr_pool_userdata_get(&wanted, LOGOUT_WANTED, pconf);
+    apr_pool_userdata_get(&wanted, PEGADM_LOGOUT_WANTED_KEY, pconf);
     server_conf(s)->logout_cookie_wanted = wanted != NULL;
     return OK;
 }
@@ -196,37 +188,6 @@ void pegadm_logout_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(logout_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(logout_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
-}
-
-#define PRIVATE_DATA_REFRESH_DEFAULT 60
-#define PRIVATE_DATA_REFRESH_MAX     86400
-
-const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on)
-{
-    ((pegadm_dir_conf_t *)dv)->forget = on;
-    if (on) {
-        pegadm_logout_cookie_wanted(cmd);
-    }
-    return NULL;
-}
-
-const char *pegadm_set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg)
-{
-    char *end;
-    apr_int64_t v = apr_strtoi64(arg, &end, 10);
-
-    if (!*arg || *end || v < 0 || v > PRIVATE_DATA_REFRESH_MAX) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %d",
-                            cmd->cmd->name, arg, PRIVATE_DATA_REFRESH_MAX);
-    }
-    ((pegadm_dir_conf_t *)dv)->private_data_refresh = apr_time_from_sec(v);
-    return NULL;
-}
-
-apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
-{
-    return d->private_data_refresh >= 0 ? d->private_data_refresh
-                                        : apr_time_from_sec(PRIVATE_DATA_REFRESH_DEFAULT);
 }
 
 /* The log-ins that mod_auth_form keeps in mod_session's session, for a

@@ -24,10 +24,9 @@
 
 APLOG_USE_MODULE(pegadm);
 
-/* Keys: the widget list of this configuration (pconf userdata), and the
- * shared block the parent keeps across reloads (mod_pegadm_keep.c). */
-#define WIDGETS_KEY "pegadm-metrics-widgets"
-#define BLOCK_KEY   "pegadm-metrics-block"
+/* The key of the shared block the parent retains across reloads
+ * (mod_pegadm_cache.c). */
+#define BLOCK_KEY "pegadm-metrics-block"
 
 /* Room for widgets added by later graceful restarts. */
 #define WIDGET_HEADROOM 8
@@ -37,33 +36,6 @@ typedef struct {
     pegadm_metrics_t *metrics;
     int slots;
 } block_t;
-
-pegadm_ops_t *pegadm_ops_of(server_rec *s)
-{
-    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    if (!sc->ops) {
-        sc->ops = apr_pcalloc(s->process->pconf, sizeof(*sc->ops));
-    }
-    return sc->ops;
-}
-
-int pegadm_metrics_register_widget(cmd_parms *cmd, const char *widget_id)
-{
-    apr_array_header_t *ids = NULL;
-
-    apr_pool_userdata_get((void **)&ids, WIDGETS_KEY, cmd->pool);
-    if (!ids) {
-        ids = apr_array_make(cmd->pool, 4, sizeof(const char *));
-        apr_pool_userdata_set(ids, WIDGETS_KEY, apr_pool_cleanup_null, cmd->pool);
-    }
-    for (int i = 0; i < ids->nelts; i++) {
-        if (!strcasecmp(APR_ARRAY_IDX(ids, i, const char *), widget_id)) {
-            return i;
-        }
-    }
-    APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(cmd->pool, widget_id);
-    return ids->nelts - 1;
-}
 
 /* Maps every configured widget into the block; 0 if one does not fit. */
 static int map_widgets(pegadm_metrics_t *m, const apr_array_header_t *ids, int *map)
@@ -103,7 +75,7 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     block_t *block = NULL;
     int slots = 0;
 
-    apr_pool_userdata_get((void **)&ids, WIDGETS_KEY, pconf);
+    apr_pool_userdata_get((void **)&ids, PEGADM_WIDGETS_KEY, pconf);
     if (!ids) {
         ids = apr_array_make(pconf, 1, sizeof(const char *));
     }

@@ -10,7 +10,15 @@
 
 #define PEGADM_HANDLER_STATUS "pegadm-status"
 
+/* PegaDMPreflight* and the services to check (mod_pegadm_preflight.c) */
 typedef struct pegadm_preflight_t pegadm_preflight_t;
+struct pegadm_preflight_t {
+    int enabled;               /* -1 unset: on */
+    int warn_days;             /* -1 unset */
+    apr_interval_time_t every; /* -1 unset; 0: only at start-up */
+    apr_array_header_t *targets;
+    server_rec *s;
+};
 
 /* Per server (the main one; virtual hosts share it). */
 struct pegadm_ops_t {
@@ -28,13 +36,24 @@ struct pegadm_ops_t {
     pegadm_preflight_t *preflight;        /* mod_pegadm_preflight.c */
 };
 
+/* The counters' widget list of this configuration (pconf userdata): each
+ * PegaDMWidgetID's index, kept in pegadm_dir_conf_t.metrics_widget. */
+#define PEGADM_WIDGETS_KEY "pegadm-metrics-widgets"
+
+/* The operator record, made with the server record (mod_pegadm_config.c). */
+static inline pegadm_ops_t *pegadm_ops_of(server_rec *s)
+{
+    return ((pegadm_server_conf_t *)ap_get_module_config(s->module_config, &pegadm_module))
+        ->ops;
+}
+
+/* mod_pegadm_config.c */
+int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf);
+apr_interval_time_t pegadm_conf_preflight_interval(const pegadm_preflight_t *pf);
+
 /* mod_pegadm_metrics.c */
-/* The widget's index for the counters, at configuration time (kept in
- * pegadm_dir_conf_t.metrics_widget). */
-int pegadm_metrics_register_widget(cmd_parms *cmd, const char *widget_id);
 apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s);
-pegadm_ops_t *pegadm_ops_of(server_rec *s);
 int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d);
 
 /* The request path's counters: lock-free, a few nanoseconds each. */
@@ -80,7 +99,6 @@ int pegadm_status_handler(request_rec *r);
 void pegadm_status_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_audit.c */
-const char *pegadm_audit_set_log(cmd_parms *cmd, void *dv, const char *arg);
 apr_status_t pegadm_audit_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_audit_child_init(apr_pool_t *p, server_rec *s);
 /* One audit line: event is create, private_data, forget or refusal;
@@ -90,9 +108,6 @@ void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
                   apr_interval_time_t took);
 
 /* mod_pegadm_preflight.c */
-const char *pegadm_preflight_set(cmd_parms *cmd, void *dv, int on);
-const char *pegadm_preflight_set_warn_days(cmd_parms *cmd, void *dv, const char *arg);
-const char *pegadm_preflight_set_interval(cmd_parms *cmd, void *dv, const char *arg);
 /* The start-up check (warnings only: httpd starts regardless). */
 apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_preflight_child_init(apr_pool_t *p, server_rec *s);
