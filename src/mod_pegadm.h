@@ -7,6 +7,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
+#include <util_filter.h>
 #include <ap_expr.h>
 #include <ap_socache.h>
 #include <apr_global_mutex.h>
@@ -141,9 +142,11 @@ int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc);
 /* userdata of the configuration pool: some scope has PegaDMForget On */
 #define PEGADM_LOGOUT_WANTED_KEY "pegadm-logout-cookie"
 
-/* mod_pegadm_scopes.c */
+/* mod_pegadm_checks.c: the start-up checks of the configuration tree */
 /* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
 int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
+/* Refuses unsafe combinations of directives, warns about risky ones. */
+int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
 /* Whether d is a section that only decides whether its contents count
  * (<IfModule>, <IfDefine>...), not a scope of its own. */
 int pegadm_directive_is_conditional(const ap_directive_t *d);
@@ -153,34 +156,46 @@ int pegadm_directive_is_conditional(const ap_directive_t *d);
 int pegadm_section_covers(apr_pool_t *p, const ap_directive_t *sibling,
                           const ap_directive_t *section);
 
-/* mod_pegadm_keep.c: what the parent keeps across graceful restarts and
- * restarts, under a key, until it is replaced or the parent exits. */
-/* What is kept under key; NULL if nothing. */
-void *pegadm_kept(const char *key);
-/* Destroys what is kept under key (its pool) and returns a new pool, under
- * the process pool, for its replacement; then pegadm_keep records it. Only
- * APR's cleanups may go into that pool. */
-apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key);
-void pegadm_keep(const char *key, void *data);
-/* Destroys what is kept under key, if anything. */
-void pegadm_keep_drop(const char *key);
-
-/* mod_pegadm_cache.c */
+/* mod_pegadm_cache.c: the session cache, retained data, the create lock */
 /* Resolves the cache provider (shmcb unless PegaDMCache says otherwise),
  * creates the default shmcb cache sized for PegaDMCacheCustomers, and warns
  * about a given shmcb size too small for them. */
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* Creates the mutex and initialises the cache (a shmcb one and its mutex are
- * kept across reloads while its arguments and Mutex settings are unchanged);
- * logs (info) a shmcb's size. */
+ * retained across reloads while its arguments and Mutex settings are
+ * unchanged); logs (info) a shmcb's size. */
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
+/* Opens, in each child, the cross-node create lock's client to a memcache
+ * or redis PegaDMCache's servers. */
+void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s);
 /* The session cache as a pegadm_store_t, allocated in p. */
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s);
 /* Logs the store's failure why, at most once a minute per process. */
 void pegadm_cache_log_failure(request_rec *r, const char *why);
+/* What the parent retains across graceful restarts and restarts, under a
+ * key, until it is replaced or the parent exits. */
+/* What is retained under key; NULL if nothing. */
+void *pegadm_kept(const char *key);
+/* Destroys what is retained under key (its pool) and returns a new pool,
+ * under the process pool, for its replacement; then pegadm_keep records
+ * it. Only APR's cleanups may go into that pool. */
+apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key);
+void pegadm_keep(const char *key, void *data);
+/* Destroys what is retained under key, if anything. */
+void pegadm_keep_drop(const char *key);
 
-/* mod_pegadm_customer.c */
+/* mod_pegadm_localcache.c: the per-process read cache and the read gate */
+/* Makes (once per httpd) the generations shared by the node's processes. */
+void pegadm_localcache_post_config(apr_pool_t *ptemp, server_rec *s);
+void pegadm_localcache_child_init(apr_pool_t *p, server_rec *s);
+/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
+int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
+/* Says (post_config, test_config) how reads of a shared cache are bounded. */
+void pegadm_read_gate_log(server_rec *s, apr_pool_t *p);
+void pegadm_read_gate_child_init(apr_pool_t *p, server_rec *s);
+
+/* mod_pegadm_identity.c: the customer of a request */
 typedef enum {
     PEGADM_CUSTOMER_OK = 0,
     PEGADM_CUSTOMER_NONE,       /* not authenticated, or no customer for the log-in */
@@ -192,8 +207,14 @@ typedef enum {
 /* The validated customer ID of r in *id (on OK only); failures are logged. */
 pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
                                             const char **id);
+/* Refuses PegaDMCustomerIDQuery in a server without DBDriver. */
+int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s);
+/* Maps login with the scope's query (or its cached answer). On OK, *value
+ * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
+pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                                const char *login, const char **value);
 
-/* mod_pegadm_session.c */
+/* mod_pegadm_session.c: the session call */
 /* PAGE is GET for an eager page: a session it creates is kept for the
  * widget's first POST (RENEW), which takes it instead of creating one.
  * LAST_FORGET tells when the session was last forgotten (res->forgotten_at). */
@@ -205,75 +226,52 @@ typedef enum {
     PEGADM_OP_LAST_FORGET
 } pegadm_op_t;
 /* Runs op for the customer, logging failures once at the place that knows
- * why. trigger is the widget's proactive trigger (RENEW only, may be NULL). */
+ * why. trigger is the widget's proactive trigger (RENEW only, may be NULL).
+ * Where it hands a session to a log-in, the caller gives the browser the
+ * logout cookie (pegadm_logout_cookie_set). */
 pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_t *d,
                                           const char *customer_id, pegadm_op_t op,
                                           const char *trigger, pegadm_session_result_t *res);
 
-/* mod_pegadm_dbd.c: the customer ID from a database, through mod_dbd */
-/* Refuses PegaDMCustomerIDQuery in a server without DBDriver. */
-int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s);
-/* Maps login with the scope's query (or its cached answer). On OK, *value
- * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
-pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
-                                                const char *login, const char **value);
-
-/* mod_pegadm_handlers.c */
+/* mod_pegadm_handlers.c: the session endpoint and the bootstrap script */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
-
-/* mod_pegadm_origin.c */
 /* True unless r comes from the portal's own pages: Sec-Fetch-Site
  * same-origin or none; without it, GET passes (unless strict) and POST,
  * DELETE or a strict GET need an Origin equal to the request's own. */
 int pegadm_is_cross_site(request_rec *r, int strict);
 /* True if a POST's body is application/json, or there is no body. */
 int pegadm_post_body_is_json(request_rec *r);
-
-/* mod_pegadm_cachectl.c: what caches may keep */
-/* Makes the bootstrap script publicly cacheable unless the answer sets a
- * cookie or another module set a Cache-Control; call from its handler. */
-void pegadm_cache_control_bootstrap(request_rec *r);
-/* Registers the filter that keeps eager answers private, and the bootstrap's. */
-void pegadm_cache_control_register_hooks(apr_pool_t *p);
-
-/* mod_pegadm_checks.c */
-/* Refuses unsafe combinations of directives, warns about risky ones. */
-int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
-/* mod_pegadm_lifecycle.c: the chat follows the portal login */
-/* Registers PegaDMForget's hook (fixups, before any other module's). */
-void pegadm_lifecycle_register_hooks(apr_pool_t *p);
-
-/* mod_pegadm_logout.c: PegaDMForget where the logout location knows
- * nobody. Each PegaDMForget On calls pegadm_logout_cookie_wanted; only then
- * does pegadm_logout_cookie_set, where a session is handed to customer_id's
- * log-in, give the browser the logout cookie that the PegaDMForget scope
- * reads before authentication. */
-void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
-                              const char *customer_id);
-void pegadm_logout_register_hooks(apr_pool_t *p);
-
-/* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
- * owner check (GET {session endpoint}?owner); creates no session. */
+/* The opaque owner of the login, for the bootstrap's owner check
+ * (GET {session endpoint}?owner); creates no session. */
 pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
                                         const char *customer_id, const char **owner);
 
-/* mod_pegadm_mark.c */
-/* Opens, in each child, the cross-node create mark's client to a memcache
- * or redis PegaDMCache's servers. */
-void pegadm_mark_register_hooks(apr_pool_t *p);
+/* mod_pegadm_logout.c: PegaDMForget. Each PegaDMForget On sets
+ * PEGADM_LOGOUT_WANTED_KEY; only then does pegadm_logout_cookie_set, where a
+ * session is handed to customer_id's log-in, give the browser the logout
+ * cookie that the PegaDMForget scope reads before authentication. */
+void pegadm_logout_post_config(apr_pool_t *pconf, server_rec *s);
+void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
+                              const char *customer_id);
+/* header_parser: the logout cookie, before any authentication */
+int pegadm_logout_header_parser(request_rec *r);
+/* fixups: the authenticated user, or the users of mod_session's session */
+int pegadm_forget_fixups(request_rec *r);
 
-/* mod_pegadm_localcache.c: the per-process read cache */
-/* PegaDMCacheReadLock Off with a provider safe for concurrent use. */
-int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc);
-void pegadm_localcache_register_hooks(apr_pool_t *p);
+/* mod_pegadm_cachecontrol.c: what caches may keep */
+#define PEGADM_CACHE_CONTROL_FILTER "PEGADM_CACHE_CONTROL"
+/* Makes the bootstrap script publicly cacheable unless the answer sets a
+ * cookie or another module set a Cache-Control; call from its handler. */
+void pegadm_cache_control_bootstrap(request_rec *r);
+apr_status_t pegadm_cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+/* insert_filter: keeps eager answers private */
+void pegadm_cache_control_insert(request_rec *r);
 
-/* mod_pegadm_reads.c: concurrent reads of a shared cache, per child */
-void pegadm_reads_register_hooks(apr_pool_t *p);
-
-/* mod_pegadm_inject.c */
+/* mod_pegadm_inject.c: the PegaDMInject output filter */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"
-/* Registers the PegaDMInject output filter and the hooks that add it. */
-void pegadm_inject_register_hooks(apr_pool_t *p);
+apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+/* insert_filter: adds the filter where PegaDMInject is On */
+void pegadm_inject_insert(request_rec *r);
 
 #endif

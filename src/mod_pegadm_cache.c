@@ -627,7 +627,7 @@ static apr_uint16_t count_servers(const char *args)
 
 /* One connection per worker thread at most, kept while used: no thread
  * waits for another's connection, and none is opened per request. */
-static void pegadm_mark_child_init(apr_pool_t *p, server_rec *s)
+void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     int memcache = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "memcache");
@@ -662,9 +662,4 @@ static void pegadm_mark_child_init(apr_pool_t *p, server_rec *s)
                      sc->cache_provider_name, sc->cache_args);
     }
     sc->create_mark = &c->mark;
-}
-
-void pegadm_mark_register_hooks(apr_pool_t *p)
-{
-    ap_hook_child_init(pegadm_mark_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -79,22 +79,17 @@ static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
     }
 }
 
-static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                                  server_rec *s)
+void pegadm_localcache_post_config(apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    pegadm_local_conf_t *lc;
+    pegadm_local_conf_t *lc = sc->local_conf;
 
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;
-    }
-    lc = sc->local_conf;
     log_read_lock(sc, s);
     lc->customers = pegadm_conf_local_customers(lc);
     lc->max_age = pegadm_conf_local_max_age(lc);
     if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {
         lc->customers = 0;
-        return OK;
+        return;
     }
     lc->generations = shared_generations(s);
     if (lc->generations) {
@@ -108,10 +103,9 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
                                         apr_time_as_msec(lc->max_age))
                          : "");
     }
-    return OK;
 }
 
-static void localcache_child_init(apr_pool_t *p, server_rec *s)
+void pegadm_localcache_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     pegadm_local_conf_t *lc = sc->local_conf;
@@ -130,16 +124,11 @@ static void localcache_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-void pegadm_localcache_register_hooks(apr_pool_t *p)
+/* Once per start, restart and configuration test: what the read gate
+ * bounds, or why PegaDMCacheReadsPerChild is ignored. */
+void pegadm_read_gate_log(server_rec *s, apr_pool_t *p)
 {
-    /* after the session cache's post_config, which resolves the provider */
-    ap_hook_post_config(localcache_post_config, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_child_init(localcache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-}
-
-/* Once per start, restart and configuration test. */
-static void log_reads(const pegadm_server_conf_t *sc, server_rec *s, apr_pool_t *p)
-{
+    const pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     int n = pegadm_conf_reads_per_child(sc), threads = 1;
 
     if (!sc->cache_provider) {
@@ -168,22 +157,8 @@ static void log_reads(const pegadm_server_conf_t *sc, server_rec *s, apr_pool_t 
     }
 }
 
-static int reads_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                             server_rec *s)
-{
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
-        log_reads(ap_get_module_config(s->module_config, &pegadm_module), s, ptemp);
-    }
-    return OK;
-}
-
-static void reads_test_config(apr_pool_t *pconf, server_rec *s)
-{
-    log_reads(ap_get_module_config(s->module_config, &pegadm_module), s, pconf);
-}
-
 /* A child with no more threads than places needs no gate. */
-static void reads_child_init(apr_pool_t *p, server_rec *s)
+void pegadm_read_gate_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     int n = pegadm_conf_reads_per_child(sc), threads = 1;
@@ -202,12 +177,4 @@ static void reads_child_init(apr_pool_t *p, server_rec *s)
                      "they go unbounded",
                      sc->cache_provider_name);
     }
-}
-
-void pegadm_reads_register_hooks(apr_pool_t *p)
-{
-    /* both after the session cache's check_config, which resolves the provider */
-    ap_hook_post_config(reads_post_config, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_test_config(reads_test_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(reads_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -96,14 +96,12 @@ static pegadm_server_conf_t *server_conf(server_rec *s)
 }
 
 /* Read from the configuration once, not on every hand-out. */
-static int logout_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                              server_rec *s)
+void pegadm_logout_post_config(apr_pool_t *pconf, server_rec *s)
 {
     void *wanted = NULL;
 
     apr_pool_userdata_get(&wanted, PEGADM_LOGOUT_WANTED_KEY, pconf);
     server_conf(s)->logout_cookie_wanted = wanted != NULL;
-    return OK;
 }
 
 static int logout_cookie_wanted(request_rec *r)
@@ -158,7 +156,7 @@ void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
 }
 
 /* header_parser: runs before any authentication of the request. */
-static int logout_header_parser(request_rec *r)
+int pegadm_logout_header_parser(request_rec *r)
 {
     const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     pegadm_session_result_t res;
@@ -182,12 +180,6 @@ static int logout_header_parser(request_rec *r)
         r->err_headers_out, "Set-Cookie",
         apr_pstrcat(r->pool, LOGOUT_COOKIE "=; Max-Age=0; ", cookie_attributes(r), NULL));
     return DECLINED;
-}
-
-void pegadm_logout_register_hooks(apr_pool_t *p)
-{
-    ap_hook_post_config(logout_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_header_parser(logout_header_parser, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* The log-ins that mod_auth_form keeps in mod_session's session, for a
@@ -262,7 +254,7 @@ static void forget_customer(request_rec *r, const pegadm_dir_conf_t *d)
  * for the time of the evaluation only, so that nothing else of the request
  * (the access log, the handler) sees a user the location did not
  * authenticate. */
-static int forget_fixups(request_rec *r)
+int pegadm_forget_fixups(request_rec *r)
 {
     const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     apr_array_header_t *users;
@@ -290,16 +282,4 @@ static int forget_fixups(request_rec *r)
         r->user = NULL;
     }
     return DECLINED;
-}
-
-/* In fixups, after authentication (REMOTE_USER is set where the location
- * authenticates), and before every other module's fixups: a per-directory
- * RewriteRule [R] in the logout location (mod_rewrite, in fixups) or the
- * handler may end the request there, and the session must be gone by then.
- * A request answered before fixups never gets here (mod_auth_openidc
- * answers its own ?logout= while authenticating): the logout cookie of
- * mod_pegadm_logout.c covers those, before authentication. */
-void pegadm_lifecycle_register_hooks(apr_pool_t *p)
-{
-    ap_hook_fixups(forget_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

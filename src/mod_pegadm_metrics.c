@@ -358,7 +358,7 @@ static void status_row(request_rec *r, const pegadm_metrics_widget_totals_t *w, 
                                  : "not checked");
 }
 
-static int pegadm_status_hook(request_rec *r, int flags)
+int pegadm_status_hook(request_rec *r, int flags)
 {
     pegadm_ops_t *ops = pegadm_ops_of(r->server);
     int widgets = pegadm_metrics_widgets(ops->metrics);
@@ -389,9 +389,4 @@ static int pegadm_status_hook(request_rec *r, int flags)
     }
     ap_rputs("</table>\n", r);
     return OK;
-}
-
-void pegadm_status_register_hooks(apr_pool_t *p)
-{
-    APR_OPTIONAL_HOOK(ap, status_hook, pegadm_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -94,9 +94,10 @@ pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_
 void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
                                   pegadm_dm_target_t *t);
 
-/* mod_pegadm_status.c */
+/* mod_pegadm_metrics.c: what operators read */
 int pegadm_status_handler(request_rec *r);
-void pegadm_status_register_hooks(apr_pool_t *p);
+/* mod_status's section */
+int pegadm_status_hook(request_rec *r, int flags);
 
 /* mod_pegadm_audit.c */
 apr_status_t pegadm_audit_post_config(apr_pool_t *pconf, server_rec *s);
@@ -111,8 +112,5 @@ void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
 /* The start-up check (warnings only: httpd starts regardless). */
 apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_preflight_child_init(apr_pool_t *p, server_rec *s);
-
-/* Everything above, hooked in once from the module's register_hooks. */
-void pegadm_ops_register_hooks(apr_pool_t *p);
 
 #endif
