@@ -32,13 +32,8 @@ static int pegadm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     if (pegadm_cache_check_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (pegadm_dbd_check_config(ptemp, s) != OK) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (pegadm_check_security(ptemp, s) != OK) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return pegadm_check_scopes(ptemp, s);
+    pegadm_dbd_note_databases(s);
+    return pegadm_check_config_tree(ptemp, s);
 }
 
 /* Idle upstream handles kept per child: at most one per worker thread,

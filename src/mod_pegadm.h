@@ -26,6 +26,19 @@
 #define PEGADM_HANDLER_BOOTSTRAP "pegadm-bootstrap"
 #define PEGADM_MUTEX_TYPE        "pegadm-cache"
 
+/* Directive names that the start-up checks look for in the configuration
+ * tree, as the command table (mod_pegadm_config.c) spells them (checked by
+ * scripts/check-docs). */
+#define PEGADM_DIRECTIVE_ENABLED          "PegaDM"
+#define PEGADM_DIRECTIVE_WIDGET_ID        "PegaDMWidgetID"
+#define PEGADM_DIRECTIVE_SECRET           "PegaDMJWTSecret"
+#define PEGADM_DIRECTIVE_SECRET_FILE      "PegaDMJWTSecretFile"
+#define PEGADM_DIRECTIVE_SERVICE_URL      "PegaDMServiceURL"
+#define PEGADM_DIRECTIVE_PRIVATE_DATA_URL "PegaDMPrivateDataURL"
+#define PEGADM_DIRECTIVE_PROXY            "PegaDMProxy"
+#define PEGADM_DIRECTIVE_CUSTOMER_ID      "PegaDMCustomerID"
+#define PEGADM_DIRECTIVE_CID_QUERY        "PegaDMCustomerIDQuery"
+
 typedef struct {
     const unsigned char *bytes;
     apr_size_t len;
@@ -142,19 +155,11 @@ int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc);
 /* userdata of the configuration pool: some scope has PegaDMForget On */
 #define PEGADM_LOGOUT_WANTED_KEY "pegadm-logout-cookie"
 
-/* mod_pegadm_checks.c: the start-up checks of the configuration tree */
-/* Refuses scopes where PegaDM On or a pegadm handler lacks a widget or secret. */
-int pegadm_check_scopes(apr_pool_t *ptemp, server_rec *s);
-/* Refuses unsafe combinations of directives, warns about risky ones. */
-int pegadm_check_security(apr_pool_t *ptemp, server_rec *s);
-/* Whether d is a section that only decides whether its contents count
- * (<IfModule>, <IfDefine>...), not a scope of its own. */
-int pegadm_directive_is_conditional(const ap_directive_t *d);
-/* Whether httpd surely merges the sibling section for every request that
- * reaches section: <Location /> covers everything, and a <Location> or
- * <Directory> covers those of its kind below its path. */
-int pegadm_section_covers(apr_pool_t *p, const ap_directive_t *sibling,
-                          const ap_directive_t *section);
+/* mod_pegadm_checks.c: the start-up checks of the configuration tree.
+ * Refuses a query without a database and scopes where PegaDM On or a pegadm
+ * handler lacks a widget or secret, refuses unsafe combinations of
+ * directives, warns about risky ones. */
+int pegadm_check_config_tree(apr_pool_t *ptemp, server_rec *s);
 
 /* mod_pegadm_cache.c: the session cache, retained data, the create lock */
 /* Resolves the cache provider (shmcb unless PegaDMCache says otherwise),
@@ -207,8 +212,9 @@ typedef enum {
 /* The validated customer ID of r in *id (on OK only); failures are logged. */
 pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
                                             const char **id);
-/* Refuses PegaDMCustomerIDQuery in a server without DBDriver. */
-int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s);
+/* Notes which database (DBDriver, DBDParams) each server's queries use,
+ * for the keys of their cached answers. */
+void pegadm_dbd_note_databases(server_rec *s);
 /* Maps login with the scope's query (or its cached answer). On OK, *value
  * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
 pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,

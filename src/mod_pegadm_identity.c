@@ -73,43 +73,6 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
 #define CACHED_FOUND 'F'
 #define CACHED_NONE  'N'
 
-/* ---- start-up check: every query needs a DBDriver for its server ----
- * DBDriver is a server-level directive, so it can only sit at the top, in
- * a <VirtualHost>, or in conditional sections around them. */
-
-static int level_has_driver(const ap_directive_t *first)
-{
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (!strcasecmp(d->directive, "DBDriver")) {
-            return 1;
-        }
-        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0 &&
-            level_has_driver(d->first_child)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int check_queries(const ap_directive_t *first, int has_driver)
-{
-    int failures = 0;
-
-    has_driver = has_driver || level_has_driver(first);
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            failures += check_queries(d->first_child, has_driver);
-        } else if (!strcasecmp(d->directive, "PegaDMCustomerIDQuery") && !has_driver) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                         "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
-                         "configure DBDriver and DBDParams (mod_dbd) for this server",
-                         d->filename, d->line_num);
-            failures++;
-        }
-    }
-    return failures;
-}
-
 /* ---- which database a server's answers come from ----
  * mod_dbd keeps its settings to itself; the configuration tree shows them.
  * A virtual host without DBDriver or DBDParams of its own uses the main
@@ -159,7 +122,7 @@ static void note_databases(apr_pool_t *p, apr_hash_t *found, const ap_directive_
     }
 }
 
-int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
+void pegadm_dbd_note_databases(server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     apr_pool_t *p = s->process->pconf;
@@ -171,7 +134,6 @@ int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
                  apr_pstrcat(p, main_db.driver ? main_db.driver : "", "\n",
                              main_db.params ? main_db.params : "", NULL));
     note_databases(p, sc->databases, ap_conftree, &main_db);
-    return check_queries(ap_conftree, 0) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 /* ---- the lookup ---- */
