@@ -417,19 +417,17 @@ pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_
                fingerprint(d->secret_next, d->widget_id);
     }
     use_secret(t, next ? d->secret_next : d->secret);
-    t->answered = &answered;
-    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, why);
+    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
     pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
     if (d->secret_next && token_refused(st, answered)) {
         next = !next;
         use_secret(t, next ? d->secret_next : d->secret);
         started = apr_time_now();
-        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, why);
+        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
         pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
         if (st == PEGADM_DM_OK) {
             remember(r, d, m, widget, next);
         }
     }
-    t->answered = NULL;
     return st;
 }
