@@ -16,7 +16,7 @@
 #include <mod_status.h>
 #include <util_mutex.h>
 
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 #include "pegadm_http.h"
 
 static int pegadm_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)

@@ -45,8 +45,8 @@ typedef struct {
     pegadm_keys_t keys; /* derived once, at start-up */
 } pegadm_secret_t;
 
-/* metrics, audit log, preflight (src/mod_pegadm_ops.h) */
-typedef struct pegadm_ops_t pegadm_ops_t;
+/* metrics, audit log, preflight (src/mod_pegadm_operator.h) */
+typedef struct pegadm_operator_t pegadm_operator_t;
 
 typedef struct {
     const char *key;
@@ -118,14 +118,15 @@ typedef struct {
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
-    const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
+    const pegadm_mark_t *create_lock;      /* per process, from child_init; NULL: none */
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache* */
     pegadm_localcache_t *localcache;       /* per process, from child_init; NULL: off */
     int reads_per_child;                   /* PegaDMCacheReadsPerChild; 0: no bound */
     const ap_directive_t *reads_directive; /* where it is; NULL: unset */
     pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
-    pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
-    int logout_cookie_wanted;              /* some scope has PegaDMForget On (post_config) */
+    pegadm_operator_t
+        *operator_rec;        /* counters, audit log, preflight (mod_pegadm_operator.h) */
+    int logout_cookie_wanted; /* some scope has PegaDMForget On (post_config) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -181,14 +182,14 @@ void pegadm_cache_log_failure(request_rec *r, const char *why);
 /* What the parent retains across graceful restarts and restarts, under a
  * key, until it is replaced or the parent exits. */
 /* What is retained under key; NULL if nothing. */
-void *pegadm_kept(const char *key);
+void *pegadm_retained(const char *key);
 /* Destroys what is retained under key (its pool) and returns a new pool,
- * under the process pool, for its replacement; then pegadm_keep records
+ * under the process pool, for its replacement; then pegadm_retain records
  * it. Only APR's cleanups may go into that pool. */
-apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key);
-void pegadm_keep(const char *key, void *data);
+apr_pool_t *pegadm_retain_anew(server_rec *s, const char *key);
+void pegadm_retain(const char *key, void *data);
 /* Destroys what is retained under key, if anything. */
-void pegadm_keep_drop(const char *key);
+void pegadm_retain_drop(const char *key);
 
 /* mod_pegadm_localcache.c: the per-process read cache and the read gate */
 /* Makes (once per httpd) the generations shared by the node's processes. */

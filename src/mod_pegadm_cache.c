@@ -239,10 +239,10 @@ static const char *mutex_settings(apr_pool_t *p)
     return all;
 }
 
-static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc,
-                                    const char *signature)
+static apr_status_t make_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                        pegadm_server_conf_t *sc, const char *signature)
 {
-    apr_pool_t *pool = pegadm_keep_anew(s, KEPT_KEY);
+    apr_pool_t *pool = pegadm_retain_anew(s, KEPT_KEY);
     kept_cache_t *k = apr_pcalloc(pool, sizeof(*k));
     apr_status_t rv;
 
@@ -258,18 +258,18 @@ static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_ser
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    pegadm_keep(KEPT_KEY, k);
+    pegadm_retain(KEPT_KEY, k);
     sc->cache = k->cache;
     sc->mutex = k->mutex;
     return APR_SUCCESS;
 }
 
-static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
-                                      pegadm_server_conf_t *sc)
+static apr_status_t attach_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                          pegadm_server_conf_t *sc)
 {
     const char *signature = apr_pstrcat(ptemp, sc->cache_args ? sc->cache_args : "", "\n",
                                         mutex_settings(ptemp), NULL);
-    kept_cache_t *k = pegadm_kept(KEPT_KEY);
+    kept_cache_t *k = pegadm_retained(KEPT_KEY);
 
     if (k && !strcmp(k->signature, signature)) {
         sc->cache = k->cache;
@@ -283,7 +283,7 @@ static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
                      "new session ID once)",
                      PEGADM_MUTEX_TYPE);
     }
-    return make_kept_shmcb(ptemp, s, sc, signature);
+    return make_retained_shmcb(ptemp, s, sc, signature);
 }
 
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -292,7 +292,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     apr_status_t rv;
 
     if (!strcmp(sc->cache_provider_name, "shmcb")) {
-        rv = attach_kept_shmcb(ptemp, s, sc);
+        rv = attach_retained_shmcb(ptemp, s, sc);
         if (rv == APR_SUCCESS) {
             log_size(s, sc);
         }
@@ -300,7 +300,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     }
     /* memcache, redis and the like: outside httpd, made with each generation;
      * a shmcb cache kept from before PegaDMCache named them goes */
-    pegadm_keep_drop(KEPT_KEY);
+    pegadm_retain_drop(KEPT_KEY);
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -443,23 +443,23 @@ void pegadm_cache_log_failure(request_rec *r, const char *why)
 typedef struct {
     apr_pool_t *pool;
     void *data;
-} kept_t;
+} retained_t;
 
-static kept_t *entry(const char *key)
+static retained_t *entry(const char *key)
 {
-    kept_t *k = ap_retained_data_get(key);
+    retained_t *k = ap_retained_data_get(key);
     return k ? k : ap_retained_data_create(key, sizeof(*k));
 }
 
-void *pegadm_kept(const char *key)
+void *pegadm_retained(const char *key)
 {
-    kept_t *k = ap_retained_data_get(key);
+    retained_t *k = ap_retained_data_get(key);
     return k ? k->data : NULL;
 }
 
-void pegadm_keep_drop(const char *key)
+void pegadm_retain_drop(const char *key)
 {
-    kept_t *k = ap_retained_data_get(key);
+    retained_t *k = ap_retained_data_get(key);
 
     if (k && k->pool) {
         apr_pool_destroy(k->pool);
@@ -468,17 +468,17 @@ void pegadm_keep_drop(const char *key)
     }
 }
 
-apr_pool_t *pegadm_keep_anew(server_rec *s, const char *key)
+apr_pool_t *pegadm_retain_anew(server_rec *s, const char *key)
 {
-    kept_t *k = entry(key);
+    retained_t *k = entry(key);
 
-    pegadm_keep_drop(key);
+    pegadm_retain_drop(key);
     apr_pool_create(&k->pool, s->process->pool);
     apr_pool_tag(k->pool, "pegadm-kept");
     return k->pool;
 }
 
-void pegadm_keep(const char *key, void *data)
+void pegadm_retain(const char *key, void *data)
 {
     entry(key)->data = data;
 }
@@ -500,9 +500,9 @@ typedef struct {
     pegadm_mark_t mark;
     apr_memcache_t *mc; /* one of the two, or neither if creation failed */
     apr_redis_t *rc;
-} mark_client_t;
+} create_lock_client_t;
 
-static const char *mark_key(apr_pool_t *p, const unsigned char *id, unsigned int id_len)
+static const char *create_lock_key(apr_pool_t *p, const unsigned char *id, unsigned int id_len)
 {
     static const char hex[] = "0123456789abcdef";
     apr_size_t prefix = sizeof(MARK_PREFIX) - 1;
@@ -526,23 +526,23 @@ static apr_uint32_t ttl_seconds(apr_interval_time_t ttl)
 static apr_status_t memcache_take(void *ctx, const unsigned char *id, unsigned int id_len,
                                   apr_interval_time_t ttl, apr_pool_t *p)
 {
-    mark_client_t *c = ctx;
+    create_lock_client_t *c = ctx;
     char one[] = "1";
 
     if (!c->mc) {
         return APR_EGENERAL;
     }
-    return apr_memcache_add(c->mc, mark_key(p, id, id_len), one, 1, ttl_seconds(ttl), 0);
+    return apr_memcache_add(c->mc, create_lock_key(p, id, id_len), one, 1, ttl_seconds(ttl), 0);
 }
 
 static apr_status_t memcache_release(void *ctx, const unsigned char *id, unsigned int id_len,
                                      apr_pool_t *p)
 {
-    mark_client_t *c = ctx;
-    return c->mc ? apr_memcache_delete(c->mc, mark_key(p, id, id_len), 0) : APR_EGENERAL;
+    create_lock_client_t *c = ctx;
+    return c->mc ? apr_memcache_delete(c->mc, create_lock_key(p, id, id_len), 0) : APR_EGENERAL;
 }
 
-static apr_status_t redis_arm(mark_client_t *c, const char *key, apr_interval_time_t ttl)
+static apr_status_t redis_arm(create_lock_client_t *c, const char *key, apr_interval_time_t ttl)
 {
     char armed[] = APR_STRINGIFY(REDIS_ARMED);
     return apr_redis_setex(c->rc, key, armed, sizeof(armed) - 1, ttl_seconds(ttl), 0);
@@ -551,8 +551,8 @@ static apr_status_t redis_arm(mark_client_t *c, const char *key, apr_interval_ti
 static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int id_len,
                                apr_interval_time_t ttl, apr_pool_t *p)
 {
-    mark_client_t *c = ctx;
-    const char *key = mark_key(p, id, id_len);
+    create_lock_client_t *c = ctx;
+    const char *key = create_lock_key(p, id, id_len);
     apr_uint32_t count = 0;
     apr_status_t rv;
 
@@ -579,13 +579,13 @@ static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int 
 static apr_status_t redis_release(void *ctx, const unsigned char *id, unsigned int id_len,
                                   apr_pool_t *p)
 {
-    mark_client_t *c = ctx;
-    return c->rc ? apr_redis_delete(c->rc, mark_key(p, id, id_len), 0) : APR_EGENERAL;
+    create_lock_client_t *c = ctx;
+    return c->rc ? apr_redis_delete(c->rc, create_lock_key(p, id, id_len), 0) : APR_EGENERAL;
 }
 
 /* Parses host[:port][,host[:port]...] as socache_memcache and socache_redis
  * do, adding each server to the client of the kind at hand. */
-static apr_status_t add_servers(apr_pool_t *p, mark_client_t *c, const char *args,
+static apr_status_t add_servers(apr_pool_t *p, create_lock_client_t *c, const char *args,
                                 apr_port_t default_port, int threads)
 {
     char *list = apr_pstrdup(p, args), *last = NULL;
@@ -632,7 +632,7 @@ void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     int memcache = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "memcache");
     int redis = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "redis");
-    mark_client_t *c;
+    create_lock_client_t *c;
     int threads = 1;
     apr_status_t rv;
 
@@ -661,5 +661,5 @@ void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
                      "requests are answered as if the service were unavailable",
                      sc->cache_provider_name, sc->cache_args);
     }
-    sc->create_mark = &c->mark;
+    sc->create_lock = &c->mark;
 }

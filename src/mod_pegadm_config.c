@@ -20,7 +20,7 @@
 #include <http_protocol.h>
 #include <mod_dbd.h>
 
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 #include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -130,11 +130,11 @@ void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
     sc->local_conf->read_lock = UNSET;
     sc->local_conf->customers = UNSET;
     sc->local_conf->max_age = UNSET;
-    sc->ops = apr_pcalloc(p, sizeof(*sc->ops));
-    sc->ops->preflight = apr_pcalloc(p, sizeof(*sc->ops->preflight));
-    sc->ops->preflight->enabled = UNSET;
-    sc->ops->preflight->warn_days = UNSET;
-    sc->ops->preflight->every = UNSET;
+    sc->operator_rec = apr_pcalloc(p, sizeof(*sc->operator_rec));
+    sc->operator_rec->preflight = apr_pcalloc(p, sizeof(*sc->operator_rec->preflight));
+    sc->operator_rec->preflight->enabled = UNSET;
+    sc->operator_rec->preflight->warn_days = UNSET;
+    sc->operator_rec->preflight->every = UNSET;
     return sc;
 }
 
@@ -825,23 +825,23 @@ static const char *set_cid_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
 static const char *set_audit_log(cmd_parms *cmd, void *dv, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    pegadm_ops_t *ops;
+    pegadm_operator_t *oper;
 
     if (err) {
         return err;
     }
-    ops = server_conf(cmd->server)->ops;
+    oper = server_conf(cmd->server)->operator_rec;
     /* as CustomLog: "|prog" and "||prog" run prog directly, "|$cmd" through the shell */
     if (*arg == '|') {
         arg++;
-        ops->audit_is_pipe = 1;
-        ops->audit_shell = *arg == '$';
+        oper->audit_is_pipe = 1;
+        oper->audit_shell = *arg == '$';
         arg += *arg == '$' || *arg == '|';
-        ops->audit_target = apr_pstrdup(cmd->pool, arg);
+        oper->audit_target = apr_pstrdup(cmd->pool, arg);
     } else {
-        ops->audit_is_pipe = 0;
-        ops->audit_target = ap_server_root_relative(cmd->pool, arg);
-        if (!ops->audit_target) {
+        oper->audit_is_pipe = 0;
+        oper->audit_target = ap_server_root_relative(cmd->pool, arg);
+        if (!oper->audit_target) {
             return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
         }
     }
@@ -852,7 +852,7 @@ static const char *set_preflight(cmd_parms *cmd, void *dv, int on)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     if (!err) {
-        server_conf(cmd->server)->ops->preflight->enabled = on;
+        server_conf(cmd->server)->operator_rec->preflight->enabled = on;
     }
     return err;
 }
@@ -865,7 +865,7 @@ static const char *set_preflight_warn_days(cmd_parms *cmd, void *dv, const char 
         err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 3650, &v);
     }
     if (!err) {
-        server_conf(cmd->server)->ops->preflight->warn_days = (int)v;
+        server_conf(cmd->server)->operator_rec->preflight->warn_days = (int)v;
     }
     return err;
 }
@@ -878,7 +878,7 @@ static const char *set_preflight_interval(cmd_parms *cmd, void *dv, const char *
         err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
     }
     if (!err) {
-        server_conf(cmd->server)->ops->preflight->every = apr_time_from_sec(v);
+        server_conf(cmd->server)->operator_rec->preflight->every = apr_time_from_sec(v);
     }
     return err;
 }
@@ -971,8 +971,7 @@ const command_rec pegadm_cmds[] = {
                  "On to find or create the user's chat session after authentication"),
     AP_INIT_TAKE1("PegaDMWidgetID", set_widget_id, NULL, DIR_SCOPE,
                   "the Web Messaging widget ID (a UUID)"),
-    AP_INIT_TAKE1("PegaDMJWTSecret", set_secret, NULL, DIR_SCOPE,
-                  "the widget's JWT secret"),
+    AP_INIT_TAKE1("PegaDMJWTSecret", set_secret, NULL, DIR_SCOPE, "the widget's JWT secret"),
     AP_INIT_TAKE1("PegaDMJWTSecretFile", set_secret_file, NULL, DIR_SCOPE,
                   "a file holding the widget's JWT secret, read at start-up"),
     AP_INIT_TAKE1("PegaDMJWTSecretNext", set_secret, "next", DIR_SCOPE,

@@ -17,7 +17,7 @@
  * (PegaDMForget, DELETE), and not when a session is renewed or expires: a
  * long chat outlives PegaDMCacheTTL. Learning it creates no session. */
 #include "mod_pegadm.h"
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 

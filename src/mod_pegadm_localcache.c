@@ -33,7 +33,7 @@ int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
  * before a graceful restart, still finishing requests, bump the same ones. */
 static void *shared_generations(server_rec *s)
 {
-    void *found = pegadm_kept(GENERATIONS_KEY);
+    void *found = pegadm_retained(GENERATIONS_KEY);
     apr_shm_t *shm;
     apr_status_t rv;
 
@@ -41,7 +41,7 @@ static void *shared_generations(server_rec *s)
         return found;
     }
     rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL,
-                        pegadm_keep_anew(s, GENERATIONS_KEY));
+                        pegadm_retain_anew(s, GENERATIONS_KEY));
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "PEGADM810: cannot share the local cache's generations between child "
@@ -56,7 +56,7 @@ static void *shared_generations(server_rec *s)
                      "session cache");
         return NULL;
     }
-    pegadm_keep(GENERATIONS_KEY, found);
+    pegadm_retain(GENERATIONS_KEY, found);
     return found;
 }
 

@@ -7,7 +7,7 @@
  * Prometheus text format with ?format=prometheus) and a section of
  * mod_status's server-status page ("PegaDM...: value" lines with ?auto).
  * Neither shows anything per customer or session: the counters hold none. */
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -51,7 +51,7 @@ static int map_widgets(pegadm_metrics_t *m, const apr_array_header_t *ids, int *
 
 static block_t *new_block(server_rec *s, int slots, int widgets)
 {
-    apr_pool_t *pool = pegadm_keep_anew(s, BLOCK_KEY);
+    apr_pool_t *pool = pegadm_retain_anew(s, BLOCK_KEY);
     apr_size_t size = pegadm_metrics_size(slots, widgets);
     block_t *b = apr_pcalloc(pool, sizeof(*b));
     apr_status_t rv = apr_shm_create(&b->shm, size, NULL, pool);
@@ -70,7 +70,7 @@ static block_t *new_block(server_rec *s, int slots, int widgets)
 
 apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(s);
+    pegadm_operator_t *oper = pegadm_operator_of(s);
     apr_array_header_t *ids = NULL;
     block_t *block = NULL;
     int slots = 0;
@@ -81,11 +81,11 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     }
     ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &slots);
     slots = slots > 0 ? slots : 1;
-    ops->widget_map = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)(ids->nelts + 1));
+    oper->widget_map = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)(ids->nelts + 1));
 
-    block = pegadm_kept(BLOCK_KEY);
-    if (block && block->slots == slots && map_widgets(block->metrics, ids, ops->widget_map)) {
-        ops->metrics = block->metrics;
+    block = pegadm_retained(BLOCK_KEY);
+    if (block && block->slots == slots && map_widgets(block->metrics, ids, oper->widget_map)) {
+        oper->metrics = block->metrics;
         return APR_SUCCESS;
     }
     if (block) {
@@ -95,11 +95,11 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     }
     /* replaces the old block; children of the old generation keep their own mapping */
     block = new_block(s, slots, ids->nelts + WIDGET_HEADROOM);
-    pegadm_keep(BLOCK_KEY, block);
-    if (!block || !block->metrics || !map_widgets(block->metrics, ids, ops->widget_map)) {
+    pegadm_retain(BLOCK_KEY, block);
+    if (!block || !block->metrics || !map_widgets(block->metrics, ids, oper->widget_map)) {
         return block ? APR_EGENERAL : APR_SUCCESS;
     }
-    ops->metrics = block->metrics;
+    oper->metrics = block->metrics;
     return APR_SUCCESS;
 }
 
@@ -110,19 +110,19 @@ static int process_alive(apr_uint32_t pid)
 
 void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(s);
+    pegadm_operator_t *oper = pegadm_operator_of(s);
 
-    if (ops->metrics) {
-        ops->slot =
-            pegadm_metrics_claim_slot(ops->metrics, (apr_uint32_t)getpid(), process_alive);
+    if (oper->metrics) {
+        oper->slot =
+            pegadm_metrics_claim_slot(oper->metrics, (apr_uint32_t)getpid(), process_alive);
     }
 }
 
 int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    return sc->ops && sc->ops->widget_map && d->metrics_widget >= 0
-               ? sc->ops->widget_map[d->metrics_widget]
+    return sc->operator_rec && sc->operator_rec->widget_map && d->metrics_widget >= 0
+               ? sc->operator_rec->widget_map[d->metrics_widget]
                : -1;
 }
 
@@ -130,7 +130,7 @@ int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
 static pegadm_metrics_slot_t *slot_of(const request_rec *r)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    return sc->ops ? sc->ops->slot : NULL;
+    return sc->operator_rec ? sc->operator_rec->slot : NULL;
 }
 #endif
 
@@ -169,8 +169,9 @@ void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
 void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    if (sc->ops) {
-        pegadm_metrics_set_breaker_open(sc->ops->metrics, pegadm_metrics_index(r, d), open);
+    if (sc->operator_rec) {
+        pegadm_metrics_set_breaker_open(sc->operator_rec->metrics, pegadm_metrics_index(r, d),
+                                        open);
     }
 }
 
@@ -267,7 +268,7 @@ static int wants_prometheus(const request_rec *r)
 
 int pegadm_status_handler(request_rec *r)
 {
-    pegadm_ops_t *ops;
+    pegadm_operator_t *oper;
     pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0};
     char *text;
     int prometheus;
@@ -280,15 +281,15 @@ int pegadm_status_handler(request_rec *r)
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    ops = pegadm_ops_of(r->server);
-    if (!ops->metrics) {
+    oper = pegadm_operator_of(r->server);
+    if (!oper->metrics) {
         return HTTP_SERVICE_UNAVAILABLE; /* logged at start-up (PEGADM600) */
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     prometheus = wants_prometheus(r);
-    text = prometheus ? pegadm_metrics_prometheus(r->pool, ops->metrics, &ctx)
-                      : pegadm_metrics_json(r->pool, ops->metrics, &ctx);
+    text = prometheus ? pegadm_metrics_prometheus(r->pool, oper->metrics, &ctx)
+                      : pegadm_metrics_json(r->pool, oper->metrics, &ctx);
     if (!text) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -360,18 +361,18 @@ static void status_row(request_rec *r, const pegadm_metrics_widget_totals_t *w, 
 
 int pegadm_status_hook(request_rec *r, int flags)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(r->server);
-    int widgets = pegadm_metrics_widgets(ops->metrics);
+    pegadm_operator_t *oper = pegadm_operator_of(r->server);
+    int widgets = pegadm_metrics_widgets(oper->metrics);
     apr_time_t now = apr_time_now();
     sums_t sums = {0};
 
-    if (!ops->metrics) {
+    if (!oper->metrics) {
         return OK;
     }
     if (flags & AP_STATUS_SHORT) {
         for (int i = 0; i < widgets; i++) {
             pegadm_metrics_widget_totals_t w;
-            pegadm_metrics_totals(ops->metrics, i, &w);
+            pegadm_metrics_totals(oper->metrics, i, &w);
             add_widget(&sums, &w);
         }
         status_short(r, &sums, widgets);
@@ -384,7 +385,7 @@ int pegadm_status_hook(request_rec *r, int flags)
              r);
     for (int i = 0; i < widgets; i++) {
         pegadm_metrics_widget_totals_t w;
-        pegadm_metrics_totals(ops->metrics, i, &w);
+        pegadm_metrics_totals(oper->metrics, i, &w);
         status_row(r, &w, now);
     }
     ap_rputs("</table>\n", r);

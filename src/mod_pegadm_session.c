@@ -11,10 +11,10 @@
  * so every child process knows); a refused token (401 or 403) is tried once
  * more with the other secret. The process that sees the service switch logs
  * it, once. Sealing and naming cache entries never depend on the secret in
- * use: they use PegaDMJWTSecret's keys (see pegadm_session_req_t's
+ * use: they use PegaDMJWTSecret's keys (see pegadm_session_call_t's
  * keys_previous for a swap of the two). */
 #include "mod_pegadm.h"
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
@@ -265,44 +265,44 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
     create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
-    pegadm_session_req_t req;
+    pegadm_session_call_t call;
     pegadm_session_status_t st;
 
-    memset(&req, 0, sizeof(req));
-    req.store = store;
-    req.mark = sc->create_mark;
-    req.local = sc->localcache;
-    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
-    req.read_gate = sc->read_gate;
-    req.keys = &d->secret->keys;
-    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
-    req.widget_id = d->widget_id;
-    req.customer_id = customer_id;
-    req.ttl = pegadm_conf_cache_ttl(d);
+    memset(&call, 0, sizeof(call));
+    call.store = store;
+    call.mark = sc->create_lock;
+    call.local = sc->localcache;
+    call.read_unlocked = pegadm_localcache_read_unlocked(sc);
+    call.read_gate = sc->read_gate;
+    call.keys = &d->secret->keys;
+    call.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
+    call.widget_id = d->widget_id;
+    call.customer_id = customer_id;
+    call.ttl = pegadm_conf_cache_ttl(d);
     /* two sequential calls, each bounded by the timeout, plus slack */
-    req.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
-    pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
-    req.create = guarded_create;
-    req.create_baton = &baton;
-    req.waiters = sc->waiters;
-    req.waiters_max = pegadm_conf_create_waiters(d);
+    call.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
+    pegadm_conf_create_limit(d, &call.create_limit, &call.create_window);
+    call.create = guarded_create;
+    call.create_baton = &baton;
+    call.waiters = sc->waiters;
+    call.waiters_max = pegadm_conf_create_waiters(d);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
-        req.data_digest = private_data_digest(&baton, r->pool);
-        req.refresh = pegadm_conf_private_data_refresh(d);
-        req.push = push_upstream;
-        req.push_baton = &baton;
+        call.data_digest = private_data_digest(&baton, r->pool);
+        call.refresh = pegadm_conf_private_data_refresh(d);
+        call.push = push_upstream;
+        call.push_baton = &baton;
     }
-    req.for_page = op == PEGADM_OP_PAGE;
+    call.for_page = op == PEGADM_OP_PAGE;
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
-    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &req, res)
-         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &req, res)
-         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &req, res)
-                                       : pegadm_session_get(r->pool, &req, res);
+    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &call, res)
+         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &call, res)
+         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &call, res)
+                                       : pegadm_session_get(r->pool, &call, res);
     if (baton.payload) {
         json_decref(baton.payload);
     }
@@ -391,7 +391,7 @@ void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
                                   pegadm_dm_target_t *t)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    pegadm_metrics_t *m = sc->ops ? sc->ops->metrics : NULL;
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
 
     use_secret(t, d->secret_next &&
                           pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
@@ -405,7 +405,7 @@ pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_
                                           const char **sid, const char **why)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    pegadm_metrics_t *m = sc->ops ? sc->ops->metrics : NULL;
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
     int widget = pegadm_metrics_index(r, d);
     int next = 0;
     long answered = 0;

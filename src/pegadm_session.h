@@ -65,7 +65,7 @@ typedef struct {
     /* for an eager page: a session created now is kept for the widget's
      * first renewal, which takes it instead of creating another */
     int for_page;
-} pegadm_session_req_t;
+} pegadm_session_call_t;
 
 typedef enum {
     PEGADM_SESSION_OK = 0,
@@ -92,25 +92,25 @@ typedef struct {
  * the same customer wait for the first one's create instead of making their
  * own; they share its failure too. Past waiters_max waiting in this
  * process, the rest are refused at once (UPSTREAM, refused, retry_after). */
-pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_call_t *call,
                                            pegadm_session_result_t *res);
 
 /* A new session, replacing the cached one, within the create limit; but a
  * session created for an eager page (for_page) and not yet renewed is
  * taken as it is, once. */
-pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_call_t *call,
                                              pegadm_session_result_t *res);
 
 /* When the customer's session was last forgotten (res->forgotten_at; 0:
  * not within the TTL), creating nothing: it marks the end of a login. */
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
-                                                   const pegadm_session_req_t *req,
+                                                   const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res);
 
 /* Forgets the customer's session, noting when (pegadm_session_last_forget):
  * an entry made before then is not honoured again, even if a cache writer
  * puts it back. */
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_call_t *call,
                                               pegadm_session_result_t *res);
 
 #endif

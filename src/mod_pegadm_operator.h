@@ -1,8 +1,8 @@
 /* What operators see: counters shared by all child processes, the status
  * handler and mod_status section, the audit log, and the calls the rest of
  * the module makes to feed them (one line at each place that knows). */
-#ifndef MOD_PEGADM_OPS_H
-#define MOD_PEGADM_OPS_H
+#ifndef MOD_PEGADM_OPERATOR_H
+#define MOD_PEGADM_OPERATOR_H
 
 #include "mod_pegadm.h"
 #include "pegadm_metrics.h"
@@ -21,7 +21,7 @@ struct pegadm_preflight_t {
 };
 
 /* Per server (the main one; virtual hosts share it). */
-struct pegadm_ops_t {
+struct pegadm_operator_t {
     /* the shared counters, from post_config; the slot from child_init */
     pegadm_metrics_t *metrics;
     pegadm_metrics_slot_t *slot;
@@ -41,10 +41,10 @@ struct pegadm_ops_t {
 #define PEGADM_WIDGETS_KEY "pegadm-metrics-widgets"
 
 /* The operator record, made with the server record (mod_pegadm_config.c). */
-static inline pegadm_ops_t *pegadm_ops_of(server_rec *s)
+static inline pegadm_operator_t *pegadm_operator_of(server_rec *s)
 {
     return ((pegadm_server_conf_t *)ap_get_module_config(s->module_config, &pegadm_module))
-        ->ops;
+        ->operator_rec;
 }
 
 /* mod_pegadm_config.c */
