@@ -138,7 +138,6 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s);
 void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);
 const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d);
-const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d);
 const char *pegadm_conf_session_endpoint(const pegadm_dir_conf_t *d);
 const char *pegadm_conf_bootstrap_url(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
@@ -188,8 +187,6 @@ void *pegadm_retained(const char *key);
  * it. Only APR's cleanups may go into that pool. */
 apr_pool_t *pegadm_retain_anew(server_rec *s, const char *key);
 void pegadm_retain(const char *key, void *data);
-/* Destroys what is retained under key, if anything. */
-void pegadm_retain_drop(const char *key);
 
 /* mod_pegadm_localcache.c: the per-process read cache and the read gate */
 /* Makes (once per httpd) the generations shared by the node's processes. */
@@ -216,10 +213,6 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
 /* Notes which database (DBDriver, DBDParams) each server's queries use,
  * for the keys of their cached answers. */
 void pegadm_dbd_note_databases(server_rec *s);
-/* Maps login with the scope's query (or its cached answer). On OK, *value
- * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
-pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
-                                                const char *login, const char **value);
 
 /* mod_pegadm_session.c: the session call */
 /* PAGE is GET for an eager page: a session it creates is kept for the
@@ -243,16 +236,6 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 /* mod_pegadm_handlers.c: the session endpoint and the bootstrap script */
 int pegadm_session_handler(request_rec *r);
 int pegadm_bootstrap_handler(request_rec *r);
-/* True unless r comes from the portal's own pages: Sec-Fetch-Site
- * same-origin or none; without it, GET passes (unless strict) and POST,
- * DELETE or a strict GET need an Origin equal to the request's own. */
-int pegadm_is_cross_site(request_rec *r, int strict);
-/* True if a POST's body is application/json, or there is no body. */
-int pegadm_post_body_is_json(request_rec *r);
-/* The opaque owner of the login, for the bootstrap's owner check
- * (GET {session endpoint}?owner); creates no session. */
-pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
-                                        const char *customer_id, const char **owner);
 
 /* mod_pegadm_logout.c: PegaDMForget. Each PegaDMForget On sets
  * PEGADM_LOGOUT_WANTED_KEY; only then does pegadm_logout_cookie_set, where a

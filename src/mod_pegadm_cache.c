@@ -38,6 +38,9 @@
 
 APLOG_USE_MODULE(pegadm);
 
+/* Destroys what is retained under key, if anything. */
+static void pegadm_retain_drop(const char *key);
+
 /* socache_memcache and socache_redis take at most 16 bytes of namespace */
 #define CACHE_NAMESPACE "mod_pegadm"
 #define DEFAULT_FILE    "pegadm-sessions.cache"
@@ -457,7 +460,7 @@ void *pegadm_retained(const char *key)
     return k ? k->data : NULL;
 }
 
-void pegadm_retain_drop(const char *key)
+static void pegadm_retain_drop(const char *key)
 {
     retained_t *k = ap_retained_data_get(key);
 

@@ -149,7 +149,7 @@ const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d)
     return d->service_url ? d->service_url : PEGADM_DEFAULT_SERVICE_URL;
 }
 
-const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
+static const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
 {
     if (d->private_data_url) {
         return d->private_data_url;

@@ -33,6 +33,17 @@
 
 APLOG_USE_MODULE(pegadm);
 
+/* True unless r comes from the portal's own pages: Sec-Fetch-Site
+ * same-origin or none; without it, GET passes (unless strict) and POST,
+ * DELETE or a strict GET need an Origin equal to the request's own. */
+static int pegadm_is_cross_site(request_rec *r, int strict);
+/* True if a POST's body is application/json, or there is no body. */
+static int pegadm_post_body_is_json(request_rec *r);
+/* The opaque owner of the login, for the bootstrap's owner check
+ * (GET {session endpoint}?owner); creates no session. */
+static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *customer_id, const char **owner);
+
 #define BODY_MAX          PEGADM_TRIGGER_BODY_MAX
 #define RETRY_UNAVAILABLE "10"
 
@@ -302,7 +313,7 @@ static int origin_is_own(request_rec *r, const char *origin)
                (own.port_str ? own.port : default_port(scheme));
 }
 
-int pegadm_is_cross_site(request_rec *r, int strict)
+static int pegadm_is_cross_site(request_rec *r, int strict)
 {
     const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *origin;
@@ -319,7 +330,7 @@ int pegadm_is_cross_site(request_rec *r, int strict)
     return !origin || !origin_is_own(r, origin);
 }
 
-int pegadm_post_body_is_json(request_rec *r)
+static int pegadm_post_body_is_json(request_rec *r)
 {
     const char *type = apr_table_get(r->headers_in, "Content-Type");
     const char *length = apr_table_get(r->headers_in, "Content-Length");
@@ -337,8 +348,8 @@ int pegadm_post_body_is_json(request_rec *r)
 /* Bytes of the HMAC kept: enough that no one guesses another's value. */
 #define OWNER_BYTES 18
 
-pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
-                                        const char *customer_id, const char **owner)
+static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *customer_id, const char **owner)
 {
     unsigned char mac[PEGADM_CACHE_ID_LEN];
     pegadm_session_result_t res;

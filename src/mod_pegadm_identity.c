@@ -21,6 +21,12 @@
 
 APLOG_USE_MODULE(pegadm);
 
+/* Maps login with the scope's query (or its cached answer). On OK, *value
+ * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
+static pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r,
+                                                       const pegadm_dir_conf_t *d,
+                                                       const char *login, const char **value);
+
 /* Whether id may be used; refusals other than "empty" are logged. */
 static int usable_customer_id(request_rec *r, const char *id)
 {
@@ -352,8 +358,9 @@ static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const an
     }
 }
 
-pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
-                                                const char *login, const char **value)
+static pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r,
+                                                       const pegadm_dir_conf_t *d,
+                                                       const char *login, const char **value)
 {
     answer_key_t key;
     pegadm_customer_status_t st;

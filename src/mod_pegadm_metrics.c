@@ -136,18 +136,21 @@ static pegadm_metrics_slot_t *slot_of(const request_rec *r)
 
 /* PEGADM_NO_METRICS (cmake -DPEGADM_METRICS=OFF) compiles the request
  * path's counting out, for the benchmark that measures what it costs. */
-void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d, pegadm_metric_t metric)
+static void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d,
+                         pegadm_metric_t metric)
 {
 #ifndef PEGADM_NO_METRICS
     pegadm_metrics_add(slot_of(r), pegadm_metrics_index(r, d), metric);
 #endif
 }
 
-void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
-                         pegadm_lookup_result_t result)
+#ifndef PEGADM_NO_METRICS
+static void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
+                                pegadm_lookup_result_t result)
 {
     pegadm_count(r, d, PEGADM_M_LOOKUPS + result);
 }
+#endif
 
 void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
                        pegadm_upstream_call_t call, pegadm_call_outcome_t outcome,
@@ -166,7 +169,7 @@ void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
 #endif
 }
 
-void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open)
+static void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     if (sc->operator_rec) {
@@ -175,8 +178,8 @@ void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int 
     }
 }
 
-void pegadm_metrics_count_forget(request_rec *r, const pegadm_dir_conf_t *d,
-                                 const char *customer_id)
+static void pegadm_metrics_count_forget(request_rec *r, const pegadm_dir_conf_t *d,
+                                        const char *customer_id)
 {
     pegadm_count(r, d, PEGADM_M_FORGETS);
     pegadm_audit(r, d, "forget", "ok", customer_id, NULL, 0);

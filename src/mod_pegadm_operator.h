@@ -56,18 +56,11 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s);
 int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d);
 
-/* The request path's counters: lock-free, a few nanoseconds each. */
-void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d, pegadm_metric_t metric);
-void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
-                         pegadm_lookup_result_t result);
-/* One upstream call, its outcome and how long it took. */
+/* One upstream call, its outcome and how long it took: lock-free, a few
+ * nanoseconds. */
 void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
                        pegadm_upstream_call_t call, pegadm_call_outcome_t outcome,
                        apr_interval_time_t took);
-void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open);
-/* A forgotten session (logout): counted and audited. */
-void pegadm_metrics_count_forget(request_rec *r, const pegadm_dir_conf_t *d,
-                                 const char *customer_id);
 
 /* What the session code reports, counted and audited in one call each. */
 void pegadm_observe_call(request_rec *r, const pegadm_dir_conf_t *d,
@@ -80,19 +73,6 @@ void pegadm_observe_breaker(request_rec *r, const pegadm_dir_conf_t *d,
 void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegadm_op_t op,
                                pegadm_session_status_t st, const pegadm_session_result_t *res,
                                const char *customer_id);
-
-/* mod_pegadm_rotation.c */
-/* Call 1 signed with the secret the service accepts; a refused token is
- * tried once with the other configured secret. t is left holding the
- * secret of the last attempt (the one to sign call 2 with). */
-pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
-                                          pegadm_dm_target_t *t, const char *customer_id,
-                                          const char **sid, const char **why);
-
-/* Sets t to sign with the secret the service last accepted (a call to an
- * existing session: private data pushed again). */
-void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
-                                  pegadm_dm_target_t *t);
 
 /* mod_pegadm_metrics.c: what operators read */
 int pegadm_status_handler(request_rec *r);

@@ -23,6 +23,18 @@
 
 APLOG_USE_MODULE(pegadm);
 
+/* Call 1 signed with the secret the service accepts; a refused token is
+ * tried once with the other configured secret. t is left holding the
+ * secret of the last attempt (the one to sign call 2 with). */
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, const char **why);
+
+/* Sets t to sign with the secret the service last accepted (a call to an
+ * existing session: private data pushed again). */
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t);
+
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &pegadm_module);
@@ -387,8 +399,8 @@ static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_
     }
 }
 
-void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
-                                  pegadm_dm_target_t *t)
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
@@ -400,9 +412,9 @@ void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
                       : d->secret);
 }
 
-pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
-                                          pegadm_dm_target_t *t, const char *customer_id,
-                                          const char **sid, const char **why)
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, const char **why)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
