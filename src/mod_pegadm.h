@@ -1,6 +1,9 @@
 /* What the Apache-side files of mod_pegadm share: the configuration
  * records, and what each mod_pegadm_*.c file offers the others, grouped by
- * file. The httpd-free core has a header per file (pegadm_*.h). */
+ * file in the order of the layers (a file calls only those below it or
+ * beside it, never back into its caller: scripts/check-layout). The
+ * operator record and its calls are in mod_pegadm_operator.h; the
+ * httpd-free core has a header per file (pegadm_*.h). */
 #ifndef MOD_PEGADM_H
 #define MOD_PEGADM_H
 
@@ -63,7 +66,7 @@ typedef struct {
     int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
     const pegadm_secret_t *secret;
     const pegadm_secret_t
-        *secret_next; /* PegaDMJWTSecretNext: rotation (mod_pegadm_rotation.c) */
+        *secret_next; /* PegaDMJWTSecretNext: rotation (mod_pegadm_session.c) */
     const char *service_url;
     const char *private_data_url;
     ap_expr_info_t *customer_id;      /* NULL: REMOTE_USER */
@@ -82,14 +85,14 @@ typedef struct {
     int inject;
     ap_expr_info_t *script_nonce; /* NULL: no nonce attribute */
     const char *bootstrap_url;
-    /* the customer ID looked up through mod_dbd (mod_pegadm_dbd.c) */
+    /* the customer ID looked up through mod_dbd (mod_pegadm_identity.c) */
     const char *cid_query;             /* NULL: the expression's value is the ID */
     const char *cid_query_label;       /* mod_dbd's name for the prepared statement */
     apr_interval_time_t cid_query_ttl; /* -1 or 0: answers are not cached */
     /* the circuit breaker around the create (mod_pegadm_session.c) */
     int breaker_threshold;
     apr_interval_time_t breaker_cooldown;
-    /* the chat follows the portal login (mod_pegadm_lifecycle.c) */
+    /* the chat follows the portal login (mod_pegadm_logout.c, pegadm_session.c) */
     int forget;                               /* PegaDMForget */
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
 } pegadm_dir_conf_t;

@@ -196,7 +196,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
  * A shmcb cache lives in the parent: made with the configuration, it would
  * be emptied by every graceful restart and restart, and every customer would
  * get a new session. So it is made once, with its mutex, in a pool the
- * parent keeps (mod_pegadm_keep.c), and each later generation takes it over
+ * parent keeps (retained data, below), and each later generation takes it over
  * while its arguments and the Mutex settings for it are the same; children
  * of the generation before still finishing requests use the same memory and
  * the same mutex. Memory and mutex go with the parent's exit. */

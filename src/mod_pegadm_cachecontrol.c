@@ -1,5 +1,5 @@
-/* Cache control: how caches may keep the module's answers. The decision is taken in an
- * output filter that runs after the other modules' (mod_session's cookie,
+/* Cache control: how caches may keep the module's answers. The decision
+ * is taken in an output filter that runs after the other modules' (mod_session's cookie,
  * mod_headers' Header, mod_expires) and before mod_cache stores anything,
  * so it sees the final headers:
  * - a page for which eager mode exported PEGADM_SESSION_ID is

@@ -171,7 +171,7 @@ static int is_bootstrap_handler(apr_pool_t *p, const ap_directive_t *d)
 
 /* mod_session writes its cookie on every answer of a scope with Session On
  * (and SessionMaxAge renews it each time): the bootstrap script is then
- * kept private (mod_pegadm_cachectl.c), and a shared cache in front that
+ * kept private (mod_pegadm_cachecontrol.c), and a shared cache in front that
  * ignores that would hand the cookie, a login, to the next visitor. */
 static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_directive_t *handler)
 {

@@ -1,9 +1,21 @@
-/* The directives of mod_pegadm: the command table and the handlers that
- * parse and check each value, the per-directory and server records with
- * their merge, and the accessors that apply the defaults. The checks of
- * values are in pegadm_confcheck.c; the checks across scopes at start-up
- * are in mod_pegadm_scopes.c (widget and secret) and mod_pegadm_dbd.c (a
- * database for each query). */
+/* The directives of mod_pegadm, every one of them: the command table and
+ * the handlers that parse and check each value, the per-directory and
+ * server records (with their sub-records: the local cache's settings, the
+ * operator record and the preflight's) and their merge, the one home of
+ * every default and the accessors that apply them, the widget list the
+ * counters are made for, and the JWT secret withheld from what mod_info and
+ * DUMP_CONFIG show.
+ *
+ * The checks of single values are in pegadm_confcheck.c, where they can be
+ * fuzzed; the checks across scopes at start-up are mod_pegadm_checks.c's.
+ *
+ * What the configuration shows of the JWT secret: nothing. mod_info's
+ * /server-info and "apachectl -t -D DUMP_CONFIG" print every directive's
+ * arguments from the configuration tree, with ${VAR} already replaced, so
+ * the secret's directive (and a Define that holds it) get a placeholder
+ * there once it has been read. A secret written in a configuration file is
+ * only as private as that file: one readable by group or others draws the
+ * warning a secret file would. */
 #include "mod_pegadm.h"
 
 #include <string.h>

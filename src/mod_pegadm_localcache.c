@@ -67,7 +67,7 @@ static int cache_is_shared(const pegadm_server_conf_t *sc)
 }
 
 /* PegaDMCacheReadLock Off with shmcb does nothing: it says so once per
- * start (reads without the mutex say so in mod_pegadm_reads.c). */
+ * start (reads without the mutex say so with the read gate, below). */
 static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
 {
     if (sc->local_conf->read_lock == 0 && sc->cache_provider &&

@@ -17,9 +17,7 @@
  * made for another customer; a PegaDMForget scope opens it before any
  * authentication runs, drops that customer's session and expires it.
  *
- * PegaDMPrivateDataRefresh paces the re-push of changed private data (the
- * re-push itself is part of the session flow, pegadm_session.c); the owner
- * check of the browser side is in mod_pegadm_handlers.c. */
+ * The owner check of the browser side is in mod_pegadm_handlers.c. */
 #include "mod_pegadm.h"
 
 #include <string.h>

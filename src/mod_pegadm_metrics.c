@@ -1,10 +1,9 @@
-/* The shared counters on the Apache side: the widgets of the configuration
- * collected while it is read, one block of anonymous shared memory made by
- * the parent process and retained by it (mod_pegadm_cache.c), so that the
- * counts survive graceful restarts (and restarts that keep the parent), a
- * slot per child process, and the counting calls of the request path; and
- * what operators read of them: the pegadm-status handler (JSON, or the
- * Prometheus text format with ?format=prometheus) and a section of
+/* The shared counters on the Apache side: for the widgets the
+ * configuration named (collected by mod_pegadm_config.c), one block of anonymous shared memory
+ * made by the parent process and retained by it (mod_pegadm_cache.c), so that the counts
+ * survive graceful restarts (and restarts that keep the parent), a slot per child process, and
+ * the counting calls of the request path; and what operators read of them: the pegadm-status
+ * handler (JSON, or the Prometheus text format with ?format=prometheus) and a section of
  * mod_status's server-status page ("PegaDM...: value" lines with ?auto).
  * Neither shows anything per customer or session: the counters hold none. */
 #include "mod_pegadm_operator.h"

@@ -1,6 +1,7 @@
-/* What operators see: counters shared by all child processes, the status
- * handler and mod_status section, the audit log, and the calls the rest of
- * the module makes to feed them (one line at each place that knows). */
+/* The operator record: what operators see and steer (the counters shared
+ * by all child processes, the audit log, the preflight's settings and
+ * services), made with the server record, and the calls the rest of the
+ * module makes to feed it (one line at each place that knows). */
 #ifndef MOD_PEGADM_OPERATOR_H
 #define MOD_PEGADM_OPERATOR_H
 

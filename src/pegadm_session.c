@@ -915,7 +915,7 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_call_t *c
  * the TTL after it was made), so that none of them can be put back and
  * used. It is kept a week (memcached takes longer lifetimes for dates),
  * longer than any chat: the owner of the login it marks
- * (mod_pegadm_owner.c) must not change under a chat that began after it.
+ * (mod_pegadm_handlers.c) must not change under a chat that began after it.
  * One lost sooner (a full cache) ends such a chat: the safe side. */
 #define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
 
