@@ -104,6 +104,7 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
     pegadm_cache_child_init(p, s);
     pegadm_localcache_child_init(p, s);
     pegadm_read_gate_child_init(p, s);
+    pegadm_dbd_child_init(p, s);
     pegadm_create_lock_child_init(p, s);
     http_child_init(p, s);
     pegadm_metrics_child_init(p, s);

@@ -127,6 +127,11 @@ typedef struct {
     int reads_per_child;                   /* PegaDMCacheReadsPerChild; 0: no bound */
     const ap_directive_t *reads_directive; /* where it is; NULL: unset */
     pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
+    /* the requests of a child that wait on the customer database at once
+     * (mod_pegadm_identity.c) */
+    int cid_query_concurrency;             /* PegaDMCustomerIDQueryConcurrency; -1: unset */
+    pegadm_gate_t *cid_query_gate;         /* per process, from child_init; NULL: none */
+    apr_uint32_t cid_query_full_logged_at; /* seconds; per process */
     pegadm_operator_t
         *operator_rec;        /* counters, audit log, preflight (mod_pegadm_operator.h) */
     int logout_cookie_wanted; /* some scope has PegaDMForget On (post_config) */
@@ -155,6 +160,7 @@ int pegadm_conf_cache_customers(const pegadm_server_conf_t *sc);
 int pegadm_conf_local_customers(const pegadm_local_conf_t *lc);
 apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc);
 int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc);
+int pegadm_conf_cid_query_concurrency(const pegadm_server_conf_t *sc);
 /* userdata of the configuration pool: some scope has PegaDMForget On */
 #define PEGADM_LOGOUT_WANTED_KEY "pegadm-logout-cookie"
 
@@ -216,6 +222,8 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
 /* Notes which database (DBDriver, DBDParams) each server's queries use,
  * for the keys of their cached answers. */
 void pegadm_dbd_note_databases(server_rec *s);
+/* Each child's bound on its lookups waiting on the database at once. */
+void pegadm_dbd_child_init(apr_pool_t *p, server_rec *s);
 
 /* mod_pegadm_session.c: the session call */
 /* PAGE is GET for an eager page: a session it creates is kept for the

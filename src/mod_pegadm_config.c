@@ -66,6 +66,10 @@ APLOG_USE_MODULE(pegadm);
 #define DEFAULT_INTERVAL             600
 #define QUERY_TTL_MAX                86400
 
+/* mod_dbd's default DBDMax: the connections a child opens to a database */
+#define DEFAULT_CID_QUERY_CONCURRENCY 10
+#define MAX_CID_QUERY_CONCURRENCY     10000
+
 #define UNSET        (-1)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
 #define MERGE_NUM(f) (add->f != UNSET ? add->f : base->f)
@@ -138,6 +142,7 @@ void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
 
+    sc->cid_query_concurrency = UNSET;
     sc->local_conf = apr_pcalloc(p, sizeof(*sc->local_conf));
     sc->local_conf->read_lock = UNSET;
     sc->local_conf->customers = UNSET;
@@ -256,6 +261,13 @@ apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc)
 int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc)
 {
     return sc->reads_directive ? sc->reads_per_child : DEFAULT_READS_PER_CHILD;
+}
+
+/* 0: no bound */
+int pegadm_conf_cid_query_concurrency(const pegadm_server_conf_t *sc)
+{
+    return sc->cid_query_concurrency != UNSET ? sc->cid_query_concurrency
+                                              : DEFAULT_CID_QUERY_CONCURRENCY;
 }
 
 int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf)
@@ -954,6 +966,22 @@ static const char *set_reads_per_child(cmd_parms *cmd, void *dv, const char *arg
     return NULL;
 }
 
+static const char *set_cid_query_concurrency(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err =
+            pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CID_QUERY_CONCURRENCY, &v);
+    }
+    if (!err) {
+        sc->cid_query_concurrency = (int)v;
+    }
+    return err;
+}
+
 static const char *set_forget(cmd_parms *cmd, void *dv, int on)
 {
     ((pegadm_dir_conf_t *)dv)->forget = on;
@@ -1043,6 +1071,10 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", set_cid_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryConcurrency", set_cid_query_concurrency, NULL,
+                  RSRC_CONF,
+                  "requests of one child that may wait on the database at once "
+                  "(0: no bound)"),
     AP_INIT_FLAG("PegaDMPreflight", set_preflight, NULL, RSRC_CONF,
                  "Off to skip checking the services at start-up and periodically"),
     AP_INIT_TAKE1("PegaDMPreflightInterval", set_preflight_interval, NULL, RSRC_CONF,
