@@ -247,6 +247,25 @@ static void test_server_lists(void **state)
             fail_msg("accepted: \"%s\"", bad[i]);
         }
     }
+    /* every kind of entry on one continuum (no name to resolve here) */
+    {
+        pegadm_memcache_t *mc =
+            client(p, "[::1]:11211,[::1]:11212,127.0.0.1:11213,/run/memcached.sock",
+                   apr_time_from_sec(1), 1);
+        int seen[4] = {0, 0, 0, 0};
+        const char *names[] = {"[::1]:11211", "[::1]:11212", "127.0.0.1:11213",
+                               "/run/memcached.sock"};
+        for (int k = 0; k < NKEYS; k++) {
+            const char *key = key_of(p, k);
+            const char *server = pegadm_memcache_server_of(mc, key, strlen(key));
+            for (int i = 0; i < 4; i++) {
+                seen[i] += strcmp(server, names[i]) == 0;
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            assert_true(seen[i] > 0);
+        }
+    }
 }
 
 static void test_ipv6_and_unix_socket(void **state)
