@@ -78,6 +78,7 @@ typedef struct {
     /* the chat follows the portal login (mod_pegadm_lifecycle.c) */
     int forget;                               /* PegaDMForget */
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
+    int allow_in_frame; /* PegaDMAllowInFrame: the bootstrap acts inside frames */
 } pegadm_dir_conf_t;
 
 typedef struct pegadm_local_conf pegadm_local_conf_t; /* mod_pegadm_localcache.c */
@@ -252,9 +253,13 @@ void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
 void pegadm_logout_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's
- * owner check (GET {session endpoint}?owner); creates no session. */
+ * owner check (GET {session endpoint}?owner, and the POST's answer);
+ * creates no session. With PegaDMJWTSecretNext, *previous (else NULL) is
+ * the same login's value under that secret's key, which the bootstrap
+ * takes as the same owner: a rotation's swap ends no chat. */
 pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
-                                        const char *customer_id, const char **owner);
+                                        const char *customer_id, const char **owner,
+                                        const char **previous);
 
 /* mod_pegadm_mark.c */
 /* Opens, in each child, the cross-node create mark's client to a memcache

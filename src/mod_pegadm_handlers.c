@@ -118,6 +118,23 @@ static int answer_failure(request_rec *r, pegadm_session_status_t st,
                       "the chat service is unavailable; try again later");
 }
 
+/* A POST's answer adds the owner of the login it was made for, read after
+ * the session was made: the bootstrap keeps that value with the chat, and
+ * ends the chat if the login changed since its page loaded (another tab
+ * logged out and in while the create ran). */
+static int send_renewed(request_rec *r, const pegadm_dir_conf_t *d, const char *customer_id,
+                        const char *sid)
+{
+    const char *owner = NULL, *previous = NULL;
+
+    if (pegadm_owner_of(r, d, customer_id, &owner, &previous) != PEGADM_SESSION_OK) {
+        return answer_failure(r, PEGADM_SESSION_STORE, NULL);
+    }
+    return send_json(r, HTTP_OK,
+                     json_pack("{s:s, s:s, s:s}", "sessionId", sid, "widgetId", d->widget_id,
+                               "owner", owner));
+}
+
 static int misconfigured(request_rec *r)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -129,7 +146,7 @@ static int misconfigured(request_rec *r)
 int pegadm_session_handler(request_rec *r)
 {
     const pegadm_dir_conf_t *d;
-    const char *customer_id, *trigger = NULL, *problem = NULL, *owner = NULL;
+    const char *customer_id, *trigger = NULL, *problem = NULL, *owner = NULL, *previous = NULL;
     pegadm_session_result_t res;
     pegadm_session_status_t st;
     int status, owner_query;
@@ -185,10 +202,12 @@ int pegadm_session_handler(request_rec *r)
     }
     if (owner_query) {
         /* it fails only on the cache (or OpenSSL): a 503 like the cache's */
-        st = pegadm_owner_of(r, d, customer_id, &owner);
-        return st == PEGADM_SESSION_OK
-                   ? send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner))
-                   : answer_failure(r, PEGADM_SESSION_STORE, NULL);
+        st = pegadm_owner_of(r, d, customer_id, &owner, &previous);
+        return st != PEGADM_SESSION_OK ? answer_failure(r, PEGADM_SESSION_STORE, NULL)
+               : previous
+                   ? send_json(r, HTTP_OK,
+                               json_pack("{s:s, s:s}", "owner", owner, "previous", previous))
+                   : send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner));
     }
     switch (r->method_number) {
     case M_GET:
@@ -203,6 +222,9 @@ int pegadm_session_handler(request_rec *r)
             r->status = HTTP_NO_CONTENT;
             return OK;
         }
+    }
+    if (st == PEGADM_SESSION_OK && r->method_number == M_POST) {
+        return send_renewed(r, d, customer_id, res.session_id);
     }
     return st == PEGADM_SESSION_OK ? send_session(r, d, res.session_id)
                                    : answer_failure(r, st, &res);
@@ -235,9 +257,10 @@ int pegadm_bootstrap_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     config = json_pack(
-        "{s:s, s:s, s:s}", "sessionEndpoint", pegadm_conf_session_endpoint(d), "widgetScript",
+        "{s:s, s:s, s:s, s:b}", "sessionEndpoint", pegadm_conf_session_endpoint(d),
+        "widgetScript",
         apr_pstrcat(r->pool, pegadm_conf_service_url(d), "/", d->widget_id, "/widget.js", NULL),
-        "widgetId", d->widget_id);
+        "widgetId", d->widget_id, "allowInFrame", d->allow_in_frame == 1);
     config_text = json_dumps(config, JSON_COMPACT);
     json_decref(config);
     if (!config_text) {

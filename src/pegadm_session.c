@@ -866,27 +866,43 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, req, &id, 0, res);
 }
 
-pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
-                                                   const pegadm_session_req_t *req,
-                                                   pegadm_session_result_t *res)
+/* Under the lock: the forgotten record filed under keys (0: none). */
+static apr_status_t forgotten_under(apr_pool_t *p, const pegadm_session_req_t *req,
+                                    const pegadm_keys_t *keys, apr_time_t *at,
+                                    pegadm_session_result_t *res)
 {
+    pegadm_session_req_t with_keys = *req;
     cache_id_t id;
     entry_t e;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (forgotten_id(req, &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    with_keys.keys = keys;
+    if (forgotten_id(&with_keys, &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
+    rv = load(p, &with_keys, &id, &e, res);
+    *at = rv == APR_SUCCESS && e.type == ENTRY_FORGOTTEN ? e.time : 0;
+    return rv;
+}
+
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_req_t *req,
+                                                   pegadm_session_result_t *res)
+{
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
     if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = load(p, req, &id, &e, res);
+    rv = forgotten_under(p, req, req->keys, &res->forgotten_at, res);
+    if (rv == APR_SUCCESS && req->keys_previous) {
+        rv = forgotten_under(p, req, req->keys_previous, &res->forgotten_previous, res);
+    }
     req->store->unlock(req->store->ctx);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "reading an entry");
     }
-    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
     return PEGADM_SESSION_OK;
 }
 
