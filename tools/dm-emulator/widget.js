@@ -11,14 +11,17 @@
  * second after a page loads, without asking the page, unless endChat() was
  * called first; it asks onCreateSessionRequest only when it has no chat
  * and the customer opens it; a chat it holds in one tab lives on there
- * until that tab calls endChat(). Pega may end a chat on its own (idle
- * timeout, an agent's "End chat", "End session": /__emulator/end-session):
- * the widget learns it (it polls the service while it shows a chat, and
- * looks before it resumes one), forgets the chat, and asks
- * onCreateSessionRequest again when the customer next opens it; a session
- * it is handed that has already ended is refused. Resumes, starts, ends and
- * ends by the service are reported to the emulator (POST
- * /__emulator/widget-events) for tests to see. No dependencies, no
+ * until that tab calls endChat(), and a chat being started when endChat()
+ * comes is started all the same once the page hands it a session.
+ *
+ * Pega may end a chat on its own (idle timeout, an agent's "End chat",
+ * "End session": /__emulator/end-session): the widget learns it (it polls
+ * the service while it shows a chat, and looks before it resumes one),
+ * forgets the chat, and asks onCreateSessionRequest again when the
+ * customer next opens it; a session it is handed that has already ended
+ * is refused. Resumes, starts, ends and ends by the service are reported to
+ * the emulator (POST /__emulator/widget-events) for tests to see. No
+ * dependencies, no
  * conversation: the point is the session's life. */
 (function () {
   "use strict";
@@ -311,7 +314,9 @@
       clearTimeout(resumeTimer);
       resumeTimer = null;
     }
-    chat = null;
+    if (!chat || chat.sessionId) {
+      chat = null;
+    } /* else a start still waits for its session: it goes on, and keeps what it gets */
     storeChat(null);
     report("end", sessionId);
     if (ui) {
