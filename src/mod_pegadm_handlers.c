@@ -267,6 +267,10 @@ int pegadm_bootstrap_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_set_content_type(r, "application/javascript; charset=utf-8");
+    /* said at once: past 8 KB the answer leaves in pieces, and without a
+     * length mod_cache_socache keeps nothing */
+    ap_set_content_length(r,
+                          (apr_off_t)(strlen(pegadm_bootstrap_js) + strlen(config_text) + 4));
     pegadm_cache_control_bootstrap(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_rputs(pegadm_bootstrap_js, r);
