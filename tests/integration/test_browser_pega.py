@@ -25,8 +25,9 @@ NEW = "the-rotated-secret-of-the-connection-0123456789"
 RECORD = "pegadm-owner:" + harness.WIDGET_ID
 
 # What the emulator's create waits in the F12 race: long enough for another
-# tab to log out and log in, short of the demo's PegaDMTimeout (5 s).
-SLOW_CREATE_MS = 4000
+# tab to log out and log in on a busy machine, short of PegaDMTimeout.
+SLOW_CREATE_MS = 8000
+TIMEOUT = "PegaDMTimeout 10\n"
 
 # A logout location that knows nobody (no login session, no authentication),
 # as mod_auth_openidc's ?logout= and mod_auth_mellon's endpoint: it can only
@@ -47,12 +48,13 @@ FRAMING_PAGE = """<!DOCTYPE html>
 
 class RotatingPortal(DemoPortal):
     """The demo portal, plus a cookie-only PegaDMForget location, a page
-    that frames the portal, and a rotation.conf the test rewrites."""
+    that frames the portal, and a rotation.conf the test rewrites (with a
+    PegaDMTimeout that lets the F12 race's create take seconds)."""
 
     def write_config(self):
         super().write_config()
         self.rotation_conf = os.path.join(self.root, "rotation.conf")
-        harness.write_file(self.rotation_conf, "")
+        harness.write_file(self.rotation_conf, TIMEOUT)
         harness.write_file(os.path.join(self.root, "web", "htdocs", "framed.html"),
                            FRAMING_PAGE, 0o644)
         wrapper = os.path.join(self.root, "portal.conf")
@@ -64,11 +66,11 @@ class RotatingPortal(DemoPortal):
         """PegaDMJWTSecretFile holds `current`; PegaDMJWTSecretNextFile
         `following` (None: no next secret); then a graceful restart."""
         harness.write_file(self.env["PEGADM_DEMO_SECRET_FILE"], current, 0o600)
-        text = ""
+        text = TIMEOUT
         if following is not None:
             path = harness.write_file(os.path.join(self.root, "jwt-secret-next"), following,
                                       0o600)
-            text = 'PegaDMJWTSecretNextFile "%s"\n' % path
+            text += 'PegaDMJWTSecretNextFile "%s"\n' % path
         harness.write_file(self.rotation_conf, text)
         harness.graceful_restart(self)
 
