@@ -95,6 +95,7 @@ typedef struct {
     /* the chat follows the portal login (mod_pegadm_logout.c, pegadm_session.c) */
     int forget;                               /* PegaDMForget */
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
+    int allow_in_frame; /* PegaDMAllowInFrame: the bootstrap acts inside frames */
 } pegadm_dir_conf_t;
 
 /* The local cache's settings (mod_pegadm_localcache.c), made with the

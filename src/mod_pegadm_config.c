@@ -92,6 +92,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->inject = UNSET;
     d->forget = UNSET;
     d->private_data_refresh = UNSET;
+    d->allow_in_frame = UNSET;
     return d;
 }
 
@@ -133,6 +134,7 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
     d->forget = MERGE_NUM(forget);
     d->private_data_refresh = MERGE_NUM(private_data_refresh);
+    d->allow_in_frame = MERGE_NUM(allow_in_frame);
     return d;
 }
 
@@ -1004,6 +1006,13 @@ static const char *set_private_data_refresh(cmd_parms *cmd, void *dv, const char
     return NULL;
 }
 
+/* The bootstrap script's configuration: it acts inside frames too. */
+static const char *set_allow_in_frame(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->allow_in_frame = on;
+    return NULL;
+}
+
 #define DIR_SCOPE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec pegadm_cmds[] = {
@@ -1087,5 +1096,7 @@ const command_rec pegadm_cmds[] = {
                  "On for the portal's logout URL: drop the user's chat session first"),
     AP_INIT_TAKE1("PegaDMPrivateDataRefresh", set_private_data_refresh, NULL, DIR_SCOPE,
                   "seconds between re-pushes of changed private data (0: never re-push)"),
+    AP_INIT_FLAG("PegaDMAllowInFrame", set_allow_in_frame, NULL, DIR_SCOPE,
+                 "On to let the bootstrap script start the widget inside a frame"),
     {.name = NULL}, /* the end of the table */
 };

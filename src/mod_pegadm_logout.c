@@ -58,18 +58,30 @@ static const char *cookie_value(request_rec *r)
     return value;
 }
 
-/* The customer a logout cookie's value names, or NULL. */
-static const char *value_customer(request_rec *r, const pegadm_dir_conf_t *d, const char *value)
+/* The customer a logout cookie's value names, or NULL. During a rotation a
+ * cookie sealed under PegaDMJWTSecretNext's key opens too (*stale is then
+ * set): swapping the two secrets leaves every browser's cookie working
+ * until its next hand-out seals it anew. */
+static const char *value_customer(request_rec *r, const pegadm_dir_conf_t *d, const char *value,
+                                  int *stale)
 {
     unsigned char *sealed, *plain;
     apr_size_t sealed_len, plain_len, aad_len;
     const unsigned char *aad = cookie_aad(r, d, &aad_len);
+    int opened;
 
+    *stale = 0;
     if (pegadm_b64url_decode(r->pool, value, strlen(value), &sealed, &sealed_len) !=
-            APR_SUCCESS ||
-        pegadm_unseal(r->pool, &d->secret->keys, aad, aad_len, sealed, sealed_len, &plain,
-                      &plain_len) != APR_SUCCESS ||
-        memchr(plain, '\0', plain_len)) {
+        APR_SUCCESS) {
+        return NULL;
+    }
+    opened = pegadm_unseal(r->pool, &d->secret->keys, aad, aad_len, sealed, sealed_len, &plain,
+                           &plain_len) == APR_SUCCESS;
+    if (!opened && d->secret_next) {
+        opened = *stale = pegadm_unseal(r->pool, &d->secret_next->keys, aad, aad_len, sealed,
+                                        sealed_len, &plain, &plain_len) == APR_SUCCESS;
+    }
+    if (!opened || memchr(plain, '\0', plain_len)) {
         return NULL;
     }
     return apr_pstrmemdup(r->pool, (const char *)plain, plain_len);
@@ -79,7 +91,8 @@ static const char *value_customer(request_rec *r, const pegadm_dir_conf_t *d, co
 static const char *cookie_customer(request_rec *r, const pegadm_dir_conf_t *d)
 {
     const char *value = cookie_value(r);
-    return value ? value_customer(r, d, value) : NULL;
+    int stale;
+    return value ? value_customer(r, d, value, &stale) : NULL;
 }
 
 static const char *cookie_attributes(request_rec *r)
@@ -120,6 +133,7 @@ void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
     apr_size_t sealed_len, aad_len;
     const unsigned char *aad;
     const char *value, *known, *fresh;
+    int stale = 0;
 
     if (!logout_cookie_wanted(r)) {
         return; /* no logout location would read it */
@@ -129,8 +143,8 @@ void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
         pegadm_localcache_cookie_known(lc, d->widget_id, customer_id, value, strlen(value))) {
         return; /* the browser has it already */
     }
-    known = value ? value_customer(r, d, value) : NULL;
-    if (known && !strcmp(known, customer_id)) {
+    known = value ? value_customer(r, d, value, &stale) : NULL;
+    if (known && !stale && !strcmp(known, customer_id)) {
         if (lc) {
             pegadm_localcache_cookie_note(lc, d->widget_id, customer_id, value, strlen(value));
         }

@@ -869,27 +869,43 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     return create_and_store(p, call, &id, 0, res);
 }
 
-pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
-                                                   const pegadm_session_call_t *call,
-                                                   pegadm_session_result_t *res)
+/* Under the lock: the forgotten record filed under keys (0: none). */
+static apr_status_t forgotten_under(apr_pool_t *p, const pegadm_session_call_t *call,
+                                    const pegadm_keys_t *keys, apr_time_t *at,
+                                    pegadm_session_result_t *res)
 {
+    pegadm_session_call_t with_keys = *call;
     cache_id_t id;
     entry_t e;
     apr_status_t rv;
 
-    memset(res, 0, sizeof(*res));
-    if (forgotten_id(call, &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
+    with_keys.keys = keys;
+    if (forgotten_id(&with_keys, &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
     }
+    rv = load(p, &with_keys, &id, &e, res);
+    *at = rv == APR_SUCCESS && e.type == ENTRY_FORGOTTEN ? e.time : 0;
+    return rv;
+}
+
+pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
+                                                   const pegadm_session_call_t *call,
+                                                   pegadm_session_result_t *res)
+{
+    apr_status_t rv;
+
+    memset(res, 0, sizeof(*res));
     if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = load(p, call, &id, &e, res);
+    rv = forgotten_under(p, call, call->keys, &res->forgotten_at, res);
+    if (rv == APR_SUCCESS && call->keys_previous) {
+        rv = forgotten_under(p, call, call->keys_previous, &res->forgotten_previous, res);
+    }
     call->store->unlock(call->store->ctx);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "reading an entry");
     }
-    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
     return PEGADM_SESSION_OK;
 }
 
