@@ -105,6 +105,7 @@ typedef struct {
     pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
     int logout_cookie_wanted;              /* some scope has PegaDMForget On (post_config) */
+    apr_uint32_t rotation_tried_at;        /* seconds; per process (mod_pegadm_rotation.c) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;

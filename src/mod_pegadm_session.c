@@ -28,6 +28,7 @@ typedef struct {
     /* for the circuit breaker around the create (guarded_create) */
     const pegadm_store_t *store;
     pegadm_dm_status_t dm_status; /* of the last attempt */
+    long answered;                /* its HTTP status (0: no answer) */
     json_t *payload;              /* the private data, evaluated once per request */
 } create_baton_t;
 
@@ -98,6 +99,7 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
+    target.answered = &b->answered;
     st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
     if (st == PEGADM_DM_OK) {
         started = apr_time_now();
@@ -211,9 +213,10 @@ static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
     }
 }
 
-/* The create, unless the breaker is open. Failures of our own making
- * (PEGADM_DM_INTERNAL, a private-data expression) say nothing about the
- * service and are not counted. A store that cannot be read lets the call
+/* The create, unless the breaker is open. Only failures that say the
+ * service is down for everyone are counted (pegadm_breaker_says_down): one
+ * customer's 4xx is his, counted and audited as his call's outcome, and
+ * failures of our own making (a private-data expression) say nothing. A store that cannot be read lets the call
  * through: the session flow reports the store itself. */
 static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
                                    const char **why, apr_time_t *held_until)
@@ -239,10 +242,13 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
         return APR_EGENERAL;
     }
     b->dm_status = PEGADM_DM_INTERNAL;
+    b->answered = 0;
     rv = create_upstream(b, p, sid, why);
     if (rv == APR_SUCCESS || b->dm_status != PEGADM_DM_INTERNAL) {
-        pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
-                             NULL);
+        pegadm_breaker_leave(p, &ref, verdict,
+                             rv == APR_SUCCESS ||
+                                 !pegadm_breaker_says_down(b->dm_status, b->answered),
+                             apr_time_now(), &change, NULL);
         log_breaker_change(b->r, &ref, change);
         pegadm_observe_breaker(b->r, b->d, change);
     }
@@ -255,7 +261,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 {
     pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
-    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
+    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, 0, NULL};
     pegadm_session_req_t req;
     pegadm_session_status_t st;
 

@@ -125,3 +125,17 @@ def test_next_and_next_file_in_one_scope_are_refused(config_test, workdir):
     code, output = result
     assert code != 0, output
     assert "PegaDMJWTSecretNextFile: a secret is already set" in output, output
+
+
+def test_a_customers_refusal_once_the_accepted_secret_is_known_is_not_retried(
+        module_httpd, dm, workdir):
+    """A 403 to one customer after the switch is his, not the secret's: one call."""
+    first, nxt = secret_files(workdir, "known", OLD, NEW)
+    server = module_httpd(rotation_site(dm, first, nxt), users=["alice", "mallory"])
+    dm.set_secret(NEW)
+    assert_session(session_get(server, "alice"))  # the switch: NEW is accepted now
+    dm.refuse_customer("mallory", 403, applies_to="create")
+    before = len(dm.state()["rejections"])
+    harness.assert_json_error(session_get(server, "mallory"), 503, "upstream_unavailable")
+    calls = dm.state()["rejections"][before:]
+    assert len(calls) == 1, calls
