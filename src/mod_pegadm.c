@@ -131,7 +131,12 @@ static int pegadm_fixups(request_rec *r)
 
 static int pegadm_handler(request_rec *r)
 {
-    int status = pegadm_session_handler(r);
+    int status;
+
+    if (is_own_handler(r) && !pegadm_handler_is_trusted(r)) {
+        return HTTP_FORBIDDEN;
+    }
+    status = pegadm_session_handler(r);
     return status == DECLINED ? pegadm_bootstrap_handler(r) : status;
 }
 
@@ -156,6 +161,7 @@ static void pegadm_register_hooks(apr_pool_t *p)
     pegadm_ops_register_hooks(p);
     pegadm_lifecycle_register_hooks(p);
     pegadm_logout_register_hooks(p);
+    pegadm_tenants_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(pegadm) = {

@@ -44,6 +44,7 @@ typedef struct {
 /* Per-directory configuration. Unset values are NULL or -1; the accessors
  * below apply the defaults after merging. */
 typedef struct {
+    int from_htaccess; /* made from a .htaccess file at request time: never merged */
     int enabled;
     const char *widget_id;
     int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
@@ -106,6 +107,8 @@ typedef struct {
     pegadm_ops_t *ops;                     /* metrics and audit log (mod_pegadm_ops.h) */
     int logout_cookie_wanted;              /* some scope has PegaDMForget On (post_config) */
     apr_uint32_t rotation_tried_at;        /* seconds; per process (mod_pegadm_rotation.c) */
+    apr_hash_t *main_handlers;             /* SetHandler expressions of the main config */
+    apr_uint32_t tenant_refusal_logged;    /* per process (mod_pegadm_tenants.c) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -113,6 +116,9 @@ extern module AP_MODULE_DECLARE_DATA pegadm_module;
 /* mod_pegadm_config.c */
 extern const command_rec pegadm_cmds[];
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir);
+/* NULL, or the refusal of a directive that switches the module on, in a
+ * .htaccess file (whatever AllowOverride and AllowOverrideList allow). */
+const char *pegadm_refuse_htaccess(cmd_parms *cmd);
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s);
 void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);
@@ -273,6 +279,12 @@ void pegadm_localcache_register_hooks(apr_pool_t *p);
 /* mod_pegadm_reads.c: concurrent reads of a shared cache, per child */
 const char *pegadm_reads_set_per_child(cmd_parms *cmd, void *dv, const char *arg);
 void pegadm_reads_register_hooks(apr_pool_t *p);
+
+/* mod_pegadm_tenants.c: a .htaccess file never makes the module act */
+/* Whether r's pegadm handler was set by the main configuration (logs a
+ * refusal otherwise); call from each handler once the name matched. */
+int pegadm_handler_is_trusted(request_rec *r);
+void pegadm_tenants_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_inject.c */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"

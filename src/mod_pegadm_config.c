@@ -42,6 +42,10 @@ APLOG_USE_MODULE(pegadm);
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+    /* Records are made at request time only for .htaccess files: whatever
+     * AllowOverride or AllowOverrideList lets through, a tenant's file never
+     * sets anything of the module (mod_pegadm_tenants.c). */
+    d->from_htaccess = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_RUN_MPM;
     d->enabled = UNSET;
     d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
@@ -66,6 +70,12 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* zeroed: a field the lines below forget is NULL, not garbage
      * (scripts/check-merge fails the tests on such a field) */
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    if (add->from_htaccess) {
+        *d = *base;
+        return d;
+    }
+    d->from_htaccess = base->from_htaccess;
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
     d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
@@ -203,10 +213,21 @@ static const char *parse_service_url(cmd_parms *cmd, const char *arg, const char
 
 /* ---- directive handlers ---- */
 
+/* A .htaccess file never makes the module act (mod_pegadm_tenants.c): the
+ * directives that switch it on are refused there whatever AllowOverride
+ * and AllowOverrideList say. */
+const char *pegadm_refuse_htaccess(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_HTACCESS);
+}
+
 static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->enabled = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->enabled = on;
+    }
+    return err;
 }
 
 static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
@@ -521,8 +542,11 @@ static const char *set_session_endpoint(cmd_parms *cmd, void *dv, const char *ar
 
 static const char *set_inject(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->inject = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->inject = on;
+    }
+    return err;
 }
 
 static const char *set_script_nonce(cmd_parms *cmd, void *dv, const char *arg)

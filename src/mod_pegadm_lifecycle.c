@@ -20,6 +20,10 @@ APLOG_USE_MODULE(pegadm);
 
 const char *pegadm_set_forget(cmd_parms *cmd, void *dv, int on)
 {
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (err) {
+        return err;
+    }
     ((pegadm_dir_conf_t *)dv)->forget = on;
     if (on) {
         pegadm_logout_cookie_wanted(cmd);
