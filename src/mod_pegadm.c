@@ -110,6 +110,9 @@ static int pegadm_fixups(request_rec *r)
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
     }
+    if (r->main && pegadm_cache_control_top_is_public(r)) {
+        return DECLINED; /* its answer may be cached for anyone */
+    }
     if (r->main && apr_table_get(r->main->notes, EAGER_NOTE)) {
         /* A subrequest (SSI include) shares the outcome of its main request
          * instead of asking again. One whose main request was outside eager

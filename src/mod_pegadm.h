@@ -235,6 +235,11 @@ void pegadm_secret_withhold(cmd_parms *cmd, const char *secret);
 /* Makes the bootstrap script publicly cacheable unless the answer sets a
  * cookie or another module set a Cache-Control; call from its handler. */
 void pegadm_cache_control_bootstrap(request_rec *r);
+/* Drops the fields CDNs cache by from the session endpoint's answer. */
+void pegadm_cache_control_session(request_rec *r);
+/* Whether r's top-level answer is already under way without the privacy of
+ * an eager page: a subrequest must then export no session. */
+int pegadm_cache_control_top_is_public(const request_rec *r);
 /* Registers the filter that keeps eager answers private, and the bootstrap's. */
 void pegadm_cache_control_register_hooks(apr_pool_t *p);
 
