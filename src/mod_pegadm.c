@@ -67,6 +67,7 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
     pegadm_cache_child_init(p, s);
     /* Connections live as long as the child: its pool frees the handles. */
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    sc->threads = threads > 0 ? threads : 1;
     rv = pegadm_http_handles_create(p, threads < HTTP_IDLE_MAX ? threads : HTTP_IDLE_MAX,
                                     &sc->http_handles);
     if (rv != APR_SUCCESS) {

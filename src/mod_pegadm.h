@@ -97,6 +97,7 @@ typedef struct {
     apr_uint32_t cache_failed_at;          /* seconds; per process */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
+    int threads;                           /* worker threads per child, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
     const pegadm_mark_t *create_mark;      /* per process, from child_init; NULL: none */
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache*; NULL: defaults */
@@ -130,7 +131,8 @@ apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d);
 void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                               apr_interval_time_t *window);
-int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
+/* PegaDMCreateWaiters, or by default a share of a child's threads. */
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d, int threads);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 

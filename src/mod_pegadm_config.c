@@ -17,6 +17,7 @@
 
 #include "mod_pegadm_ops.h"
 #include "pegadm_confcheck.h"
+#include "pegadm_waiters.h"
 
 APLOG_USE_MODULE(pegadm);
 
@@ -29,7 +30,6 @@ APLOG_USE_MODULE(pegadm);
 #define PEGADM_DEFAULT_TOKEN_LIFETIME   60
 #define PEGADM_DEFAULT_CREATE_LIMIT     10
 #define PEGADM_DEFAULT_CREATE_WINDOW    60
-#define PEGADM_DEFAULT_CREATE_WAITERS   10
 #define SECRET_MAX                      4096
 
 #define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
@@ -163,9 +163,9 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                                        : apr_time_from_sec(PEGADM_DEFAULT_CREATE_WINDOW);
 }
 
-int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d)
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d, int threads)
 {
-    return d->create_waiters != UNSET ? d->create_waiters : PEGADM_DEFAULT_CREATE_WAITERS;
+    return d->create_waiters != UNSET ? d->create_waiters : pegadm_waiters_default_max(threads);
 }
 
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)

@@ -282,7 +282,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     req.create = guarded_create;
     req.create_baton = &baton;
     req.waiters = sc->waiters;
-    req.waiters_max = pegadm_conf_create_waiters(d);
+    req.waiters_max = pegadm_conf_create_waiters(d, sc->threads);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
         req.data_digest = private_data_digest(&baton, r->pool);
         req.refresh = pegadm_conf_private_data_refresh(d);

@@ -850,6 +850,7 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     pegadm_session_status_t status;
     entry_t e;
     cache_id_t id;
+    int placed = 0;
 
     memset(res, 0, sizeof(*res));
     if (cache_id(req, "session", &id) != APR_SUCCESS) {
@@ -858,12 +859,23 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     if (take_page_session(p, req, &id, &e, res)) {
         return refresh_private_data(p, req, &id, &e, res);
     }
-    status = count_create(p, req, res);
-    if (status != PEGADM_SESSION_OK) {
-        return status;
+    /* Each renewal is a create of its own: concurrent ones of a customer
+     * take places among the same bound as those waiting for his create, so
+     * that he never holds more than that share of a process's threads. */
+    if (req->waiters &&
+        !(placed = pegadm_waiters_enter(req->waiters, id.bytes, sizeof(id.bytes),
+                                        req->waiters_max))) {
+        return too_many_waiting(0, apr_time_now(), res);
     }
-    /* A failed renewal keeps the cached session: it still works. */
-    return create_and_store(p, req, &id, 0, res);
+    status = count_create(p, req, res);
+    if (status == PEGADM_SESSION_OK) {
+        /* A failed renewal keeps the cached session: it still works. */
+        status = create_and_store(p, req, &id, 0, res);
+    }
+    if (placed == 1) {
+        pegadm_waiters_leave(req->waiters, id.bytes, sizeof(id.bytes));
+    }
+    return status;
 }
 
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,

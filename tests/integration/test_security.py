@@ -465,6 +465,42 @@ def test_the_default_lets_a_few_tabs_wait(module_httpd, dm):
     assert len(dm.creates_for("alice")) == 1
 
 
+SMALL_CHILD = ("StartServers 1\nServerLimit 1\nThreadsPerChild 10\nMaxRequestWorkers 10\n"
+               "MinSpareThreads 1\nMaxSpareThreads 10\n")
+
+
+def test_one_users_posts_hold_a_share_of_a_small_child_not_all_of_it(module_httpd, dm):
+    """20 concurrent POSTs of one user on a 10-thread child, each asking for a
+    fresh session of a slow service: by default a quarter of the threads
+    (2) works for him, the others are answered at once, and another user's
+    request is not held behind his."""
+    import threading
+    import time
+    server = module_httpd(SMALL_CHILD + harness.portal_conf(
+        dm, server_extra=["PegaDMCreateLimit 100 60"]))
+    dm.set_mode("delay", applies_to="create", delay_ms=2000)
+    results = []
+    posts = [threading.Thread(target=lambda: results.append(
+        harness.same_origin_request(server, "POST", "alice"))) for _ in range(20)]
+    for thread in posts:
+        thread.start()
+    time.sleep(0.4)
+    started = time.monotonic()
+    other = server.request("GET", harness.BOOTSTRAP_PATH)
+    waited = time.monotonic() - started
+    for thread in posts:
+        thread.join(30)
+    assert other.status == 200, other
+    assert waited < 1.0, waited
+    served = [r for r in results if r.status == 200]
+    assert 1 <= len(served) <= 2, results
+    assert len(dm.creates_for("alice")) <= 2
+    for resp in results:
+        if resp.status != 200:
+            harness.assert_json_error(resp, 503, "upstream_unavailable")
+            assert harness.assert_retry_after(resp) >= 1, resp
+
+
 def test_create_waiters_out_of_range_is_refused(config_test):
     bad = "PegaDMCreateWaiters 0"
     assert_refused(config_test(GOOD + bad + "\n"), "PegaDMCreateWaiters", bad)
