@@ -90,10 +90,22 @@ const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char
     return NULL;
 }
 
+/* A password in the proxy URL would be printed wherever httpd prints the
+ * configuration (mod_info, DUMP_CONFIG) and in messages naming the URL:
+ * refused, and never repeated in the refusal. */
 const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg)
 {
     apr_uri_t uri;
-    if (apr_uri_parse(p, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+    int parsed = apr_uri_parse(p, arg, &uri) == APR_SUCCESS;
+
+    if (strchr(arg, '@') && (!parsed || uri.user || uri.password || !uri.hostname)) {
+        return apr_psprintf(p,
+                            "%s: a user name or password in the proxy URL is refused: httpd "
+                            "would show it (mod_info, DUMP_CONFIG); use a proxy that "
+                            "admits this server by its address",
+                            name);
+    }
+    if (!parsed || !uri.scheme || !uri.hostname ||
         (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(p, "%s: '%s' is not an http:// or https:// proxy URL", name, arg);
     }

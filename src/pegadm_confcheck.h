@@ -25,7 +25,8 @@ int pegadm_is_loopback_host(const char *host);
 const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char *arg,
                                      const char **out);
 
-/* An http:// or https:// proxy URL with a host. */
+/* An http:// or https:// proxy URL with a host, and without a user name or
+ * password (which httpd would show: refused without repeating the URL). */
 const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg);
 
 /* NULL if a call to url through proxy (NULL: none) keeps its bearer token

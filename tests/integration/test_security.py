@@ -196,7 +196,8 @@ def test_server_info_never_shows_the_secret(module_httpd, dm, workdir, form):
     conf = (WIDGET + "\n" + line + "\n" + "PegaDMServiceURL %s\n" % dm.url
             + 'PegaDMCAFile "%s"\n' % dm.ca_file + harness.session_location()
             + location("/eager/", "PegaDM On", line) + SERVER_INFO)
-    server = module_httpd(conf, env=env)
+    server = module_httpd(conf, env=env,
+                          startup_warnings=["PEGADM710"] if form == "define" else ())
     harness.assert_session(harness.session_get(server, "alice"))
     shown = ""
     for query in ("", "?config", "?list", "?server", "?hooks", "?providers"):
@@ -787,3 +788,45 @@ def test_a_tricky_page_keeps_working_and_gets_the_chat_in_chromium(module_httpd,
                         "'script[src=\"/pegadm/bootstrap.js\"]').length") == 1
     facts = chromium.open_chat()
     assert facts["customer"] == "kiosk-7"
+
+
+# ---- secrets httpd itself would print (issue 23, F19) ----
+
+@pytest.mark.parametrize("proxy", ["http://user:hunter2-proxy-pw@proxy.example:3128",
+                                   "https://hunter2-proxy-pw@127.0.0.1:3128"])
+def test_a_proxy_url_with_a_password_is_refused_without_repeating_it(config_test, proxy):
+    bad = "PegaDMProxy %s" % proxy
+    result = config_test(GOOD + bad + "\n")
+    assert_refused(result, "PegaDMProxy", bad)
+    assert "hunter2" not in result.output, result.output
+
+
+def test_a_secret_given_through_define_is_warned_about(config_test):
+    define = 'Define PEGADM_DEFINED_SECRET "%s"' % WIDGET_SECRET
+    result = config_test(WIDGET + "\n" + define + '\nPegaDMJWTSecret "${PEGADM_DEFINED_SECRET}"\n')
+    assert_warned(result, "PEGADM710", "Define", define)
+    assert "PegaDMJWTSecretFile" in [l for l in result.output.splitlines() if "PEGADM710" in l][0]
+    assert WIDGET_SECRET not in result.output
+
+
+def test_a_define_holding_the_secret_in_a_world_readable_file_is_warned_about(
+        config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "define-"), "secret-define.conf")
+    harness.write_file(include, 'Define PEGADM_DEFINED_SECRET "%s"\n' % WIDGET_SECRET, 0o644)
+    rc, output = config_test(WIDGET + '\nInclude "%s"\nPegaDMJWTSecret "${PEGADM_DEFINED_SECRET}"\n'
+                             % include)
+    assert rc == 0, output
+    lines = [line for line in output.splitlines()
+             if "PEGADM701" in line and include in line and "readable by group or others" in line]
+    assert lines, output
+
+
+def test_a_secret_in_a_macro_of_a_world_readable_file_is_warned_about(config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "macro-"), "secret-macro.conf")
+    harness.write_file(include, "<Macro PegaSecret>\n%s\n</Macro>\n" % SECRET, 0o644)
+    rc, output = config_test("LoadModule macro_module %s/mod_macro.so\n" % harness.APACHE_MODULES
+                             + WIDGET + '\nInclude "%s"\nUse PegaSecret\n' % include)
+    assert rc == 0, output
+    lines = [line for line in output.splitlines()
+             if "PEGADM701" in line and include in line and "readable by group or others" in line]
+    assert lines, output
