@@ -39,4 +39,17 @@ const char *pegadm_check_cleartext_proxy(apr_pool_t *p, const char *url, const c
  * script or an HTML attribute as it is. */
 const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char *arg);
 
+/* Whether the addresses of httpd's address arguments (those of Require ip,
+ * -ipmatch and -R: "10", "10.1.0.0/16", "10.0.0.0/255.0.0.0",
+ * "2001:db8::/32") together admit every address of IPv4 or of IPv6: their
+ * shares of a family's space add up to all of it. An argument that is not
+ * an address counts as admitting everything. */
+int pegadm_subnets_admit_all(const char *const *args, int n);
+
+/* Whether an ap_expr condition holds only if each of its parts does: no
+ * "||" or -or, no negation ("!" other than in != and !~, or -not), outside
+ * quoted strings and regular expressions. A client-address test in such a
+ * condition limits it; anywhere else it may not. */
+int pegadm_expr_is_conjunction(const char *expr);
+
 #endif

@@ -577,6 +577,77 @@ def test_logging_the_session_id_is_warned_about(config_test, line):
     assert_warned(result, "PEGADM705", line.split()[0], line)
 
 
+# ---- the start-up walk sees the equivalent forms (issue 23, F18) ----
+
+@pytest.mark.parametrize("line", [
+    'LogFormat "%h %u %{pegadm_session_id}e" lowered',
+    'CustomLog logs/sessions.log "%h %{Pegadm_Session_Id}e"',
+])
+def test_logging_the_session_id_in_any_case_is_warned_about(config_test, line):
+    result = config_test(GOOD + line + "\n")
+    assert_warned(result, "PEGADM705", line.split()[0], line)
+
+
+def test_forwarding_the_session_in_any_case_is_warned_about(config_test):
+    line = 'RequestHeader set X-PegaDM-Session "%{pegadm_session_id}e"'
+    result = config_test(GOOD + location("/app/", "PegaDM On", line))
+    assert_warned(result, "PEGADM704", "RequestHeader", line)
+
+
+@pytest.mark.parametrize("expr", ['"%{QUERY_STRING}"', '"%{REQUEST_URI}"', '"%{THE_REQUEST}"',
+                                  '"%{tolower:%{query_string}}"', '"%{env:HTTP_X_CUSTOMER}"',
+                                  '"%{env:CUSTOMER}"', '"%{reqenv:CUSTOMER}"',
+                                  '"%{PATH_INFO}"', '"%{env:MATCH_USER}"'])
+def test_a_customer_id_from_the_request_line_or_a_copy_of_it_is_warned_about(config_test,
+                                                                             expr):
+    line = "PegaDMCustomerID %s" % expr
+    copy = 'SetEnvIf X-Customer "(.+)" CUSTOMER=$1\n'
+    result = config_test(GOOD + copy + location("/app/", line, "PegaDM On"))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+@pytest.mark.parametrize("condition", ["\"true || %{REMOTE_ADDR} -ipmatch '192.0.2.0/24'\"",
+                                       "\"%{REMOTE_ADDR} -ipmatch '0.0.0.0/0.0.0.0'\"",
+                                       "\"-R '0.0.0.0/1' && -R '128.0.0.0/1' || true\"",
+                                       "\"! -R '192.0.2.0/24'\"",
+                                       "\"%{REMOTE_ADDR} != '192.0.2.10'\"",
+                                       "\"%{REMOTE_ADDR} =~ /./\""])
+def test_a_condition_that_admits_every_address_is_not_a_client_address_condition(
+        config_test, condition):
+    line = 'PegaDMCustomerID "%{HTTP:X-Customer}"'
+    result = config_test(GOOD + "<If %s>\n    %s\n</If>\n" % (condition, line))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+@pytest.mark.parametrize("requires", [("Require ip 0.0.0.0/0.0.0.0",),
+                                      ("Require ip 192.0.2.10", "Require all granted"),
+                                      ("Require ip 0.0.0.0/1 128.0.0.0/1",),
+                                      ("Require ip 192.0.2.10", "Require ip ::/1 8000::/1")])
+def test_a_require_ip_that_admits_every_address_is_not_a_client_address_condition(
+        config_test, requires):
+    line = 'PegaDMCustomerID "%{HTTP:X-Customer}"'
+    result = config_test(GOOD + location("/app/", line, *requires, auth=False))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+def test_require_ip_in_a_require_all_is_a_client_address_condition(config_test):
+    result = config_test(GOOD + location(
+        "/app/", 'PegaDMCustomerID "%{HTTP:X-Customer}"', "<RequireAll>",
+        "Require ip 192.0.2.0/24", "Require all granted", "</RequireAll>", auth=False))
+    assert_silent(result, "PEGADM703")
+
+
+@pytest.mark.parametrize("section", ['<Directory "/">', '<LocationMatch "^/pegadm/">',
+                                     '<Location ~ "bootstrap">'])
+def test_session_on_in_any_section_covering_the_bootstrap_is_warned_about(config_test,
+                                                                          section):
+    end = "</%s>" % section[1:].split()[0]
+    result = config_test(modules("session", "session_cookie") + GOOD
+                         + "%s\n    Session On\n%s\n" % (section, end)
+                         + harness.bootstrap_location())
+    assert_warned(result, "PEGADM702", "Session On", "Session On")
+
+
 def test_logging_the_widget_id_is_silent(config_test):
     result = config_test(GOOD + 'LogFormat "%h %{PEGADM_WIDGET_ID}e" withwidget\n')
     rc, output = result
