@@ -166,7 +166,7 @@ apr_status_t pegadm_logout_plain_encode(unsigned char *out, const char *customer
         return APR_EINVAL;
     }
     memset(out, 0, PEGADM_LOGOUT_PLAIN_LEN);
-    pegadm_put_be(out, (apr_uint64_t)apr_time_sec(issued), 8);
+    pegadm_put_be(out, (apr_uint64_t)issued, 8);
     pegadm_put_be(out + 8, len, 2);
     memcpy(out + 10, customer_id, len);
     return APR_SUCCESS;
@@ -190,7 +190,7 @@ apr_status_t pegadm_logout_plain_decode(apr_pool_t *p, const unsigned char *plai
             return APR_EGENERAL;
         }
     }
-    *issued = apr_time_from_sec((apr_time_t)pegadm_get_be(plain, 8));
+    *issued = (apr_time_t)pegadm_get_be(plain, 8);
     *customer_id = apr_pstrmemdup(p, (const char *)plain + 10, id_len);
     return APR_SUCCESS;
 }

@@ -51,7 +51,7 @@ apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsig
 /* The plain text of a logout cookie, before sealing: when it was issued
  * and the customer ID, padded to one length so that the cookie does not
  * tell how long the ID is:
- *   issued (8 bytes, big-endian seconds) | ID length (2, big-endian) |
+ *   issued (8 bytes, big-endian microseconds) | ID length (2, big-endian) |
  *   ID | zero bytes up to PEGADM_LOGOUT_PLAIN_LEN */
 #define PEGADM_LOGOUT_ID_MAX    256 /* bytes: the longest customer ID */
 #define PEGADM_LOGOUT_PLAIN_LEN (8 + 2 + PEGADM_LOGOUT_ID_MAX)
