@@ -259,10 +259,11 @@ void pegadm_lifecycle_register_hooks(apr_pool_t *p);
  * nobody. Each PegaDMForget On calls pegadm_logout_cookie_wanted; only then
  * does pegadm_logout_cookie_set, where a session is handed to customer_id's
  * log-in, give the browser the logout cookie that the PegaDMForget scope
- * reads before authentication. */
+ * reads before authentication (always a fresh one when the session was
+ * created by this request). */
 void pegadm_logout_cookie_wanted(cmd_parms *cmd);
 void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
-                              const char *customer_id);
+                              const char *customer_id, int created);
 void pegadm_logout_register_hooks(apr_pool_t *p);
 
 /* mod_pegadm_owner.c: the opaque owner of the login, for the bootstrap's

@@ -313,7 +313,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     }
     if (st == PEGADM_SESSION_OK &&
         (op == PEGADM_OP_GET || op == PEGADM_OP_PAGE || op == PEGADM_OP_RENEW)) {
-        pegadm_logout_cookie_set(r, d, customer_id);
+        pegadm_logout_cookie_set(r, d, customer_id, res->created);
     }
     switch (st) {
     case PEGADM_SESSION_STORE:
