@@ -310,13 +310,27 @@ static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_direct
  * scope. */
 static int reads_client_input(apr_pool_t *p, const scope_t *scope, const char *expr)
 {
-    static const char *const forms[] = {
-        "%{http:",        "%{req:",          "%{req_novary:",  "%{http_",
-        "req(",           "http(",           "req_novary(",    "%{query_string",
-        "%{request_uri",  "%{the_request",   "%{request_filename", "%{path_info",
-        "%{script_filename", "%{document_uri", "%{env:http_",  "%{reqenv:http_",
-        "%{env:match_",   "%{reqenv:match_", "%{env:query_string", "%{env:request_uri",
-        NULL};
+    static const char *const forms[] = {"%{http:",
+                                        "%{req:",
+                                        "%{req_novary:",
+                                        "%{http_",
+                                        "req(",
+                                        "http(",
+                                        "req_novary(",
+                                        "%{query_string",
+                                        "%{request_uri",
+                                        "%{the_request",
+                                        "%{request_filename",
+                                        "%{path_info",
+                                        "%{script_filename",
+                                        "%{document_uri",
+                                        "%{env:http_",
+                                        "%{reqenv:http_",
+                                        "%{env:match_",
+                                        "%{reqenv:match_",
+                                        "%{env:query_string",
+                                        "%{env:request_uri",
+                                        NULL};
     char *lower = apr_pstrdup(p, expr);
     const char *at = lower;
 
@@ -334,7 +348,7 @@ static int reads_client_input(apr_pool_t *p, const scope_t *scope, const char *e
             name++;
             len = strcspn(name, "'");
         }
-        if (len && apr_hash_get((apr_hash_t *)scope->tainted, name, len)) {
+        if (len && apr_hash_get((apr_hash_t *)scope->tainted, name, (apr_ssize_t)len)) {
             return 1;
         }
     }
@@ -349,7 +363,8 @@ static void note_tainted(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *tai
     const char *w[16];
     int n = words(p, d, w, 16);
 
-    if (!strncasecmp(d->directive, "SetEnvIf", 8) || !strcasecmp(d->directive, "BrowserMatch")) {
+    if (!strncasecmp(d->directive, "SetEnvIf", 8) ||
+        !strcasecmp(d->directive, "BrowserMatch")) {
         for (int i = 1; i < n; i++) {
             const char *eq = strchr(w[i], '=');
             if (eq && strpbrk(eq, "$")) {
@@ -362,7 +377,9 @@ static void note_tainted(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *tai
         for (const char *e = ap_strcasestr(w[n - 1], "E="); e; e = ap_strcasestr(e + 2, "E=")) {
             const char *colon = strchr(e, ':');
             const char *end = colon ? strpbrk(colon, ",]") : NULL;
-            if (colon && strpbrk(apr_pstrmemdup(p, colon, end ? (apr_size_t)(end - colon) : strlen(colon)), "$%")) {
+            if (colon && strpbrk(apr_pstrmemdup(
+                                     p, colon, end ? (apr_size_t)(end - colon) : strlen(colon)),
+                                 "$%")) {
                 char *name = apr_pstrmemdup(p, e + 2, colon - e - 2);
                 ap_str_tolower(name);
                 apr_hash_set(tainted, name, APR_HASH_KEY_STRING, "");
@@ -396,9 +413,9 @@ static void prescan(apr_pool_t *p, const ap_directive_t *first, apr_hash_t *tain
 
 /* What the parse of a condition met: address tests and their arguments. */
 typedef struct {
-    int address_var;         /* %{REMOTE_ADDR} or %{CONN_REMOTE_ADDR} */
-    int narrow_test;         /* -R, or -ipmatch, with a narrow argument */
-    int broad_test;          /* one with an argument that admits everyone */
+    int address_var; /* %{REMOTE_ADDR} or %{CONN_REMOTE_ADDR} */
+    int narrow_test; /* -R, or -ipmatch, with a narrow argument */
+    int broad_test;  /* one with an argument that admits everyone */
 } condition_seen_t;
 
 #define CONDITION_SEEN "pegadm-condition-seen"
@@ -411,7 +428,8 @@ static int note_condition(ap_expr_lookup_parms *parms)
 
     apr_pool_userdata_get((void **)&seen, CONDITION_SEEN, parms->ptemp);
     if (seen && parms->type == AP_EXPR_FUNC_VAR &&
-        (!strcasecmp(parms->name, "REMOTE_ADDR") || !strcasecmp(parms->name, "CONN_REMOTE_ADDR"))) {
+        (!strcasecmp(parms->name, "REMOTE_ADDR") ||
+         !strcasecmp(parms->name, "CONN_REMOTE_ADDR"))) {
         seen->address_var = 1;
     } else if (seen && parms->arg &&
                ((parms->type == AP_EXPR_FUNC_OP_UNARY && !strcmp(parms->name, "R")) ||
@@ -451,7 +469,8 @@ static int is_client_address_condition(apr_pool_t *ptemp, const ap_directive_t *
     apr_size_t len;
     int narrow;
 
-    if ((strcasecmp(d->directive, "<If") && strcasecmp(d->directive, "<ElseIf")) || !args) {
+    if ((strcasecmp(d->directive, "<If") != 0 && strcasecmp(d->directive, "<ElseIf") != 0) ||
+        !args) {
         return 0;
     }
     text = apr_pstrdup(ptemp, args);

@@ -94,7 +94,8 @@ static int scan_cookie_header(void *baton, const char *key, const char *header)
         pair += name_len + 1;
         len = strcspn(pair, " \t");
         if (len && len <= LOGOUT_COOKIE_MAX && scan->values->nelts < COOKIE_VALUES_MAX) {
-            APR_ARRAY_PUSH(scan->values, const char *) = apr_pstrmemdup(scan->r->pool, pair, len);
+            APR_ARRAY_PUSH(scan->values, const char *) =
+                apr_pstrmemdup(scan->r->pool, pair, len);
         }
     }
     return 1;
@@ -194,8 +195,8 @@ static int browser_has_it(request_rec *r, const pegadm_dir_conf_t *d, const char
         apr_time_t issued;
         const char *known;
 
-        if (lc &&
-            pegadm_localcache_cookie_known(lc, d->widget_id, customer_id, value, strlen(value))) {
+        if (lc && pegadm_localcache_cookie_known(lc, d->widget_id, customer_id, value,
+                                                 strlen(value))) {
             return 1;
         }
         known = value_customer(r, d, value, &issued);

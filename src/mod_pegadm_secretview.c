@@ -218,8 +218,7 @@ static const char *find_define(apr_pool_t *p, const char *name, int *line)
 /* httpd prints every Define's value (apachectl -S, -t -D DUMP_RUN_CFG),
  * which no module can withhold; and the Define's file is as private as an
  * inline secret's must be. */
-static void warn_define(cmd_parms *cmd, const char *name, const char *where,
-                        const char *secret)
+static void warn_define(cmd_parms *cmd, const char *name, const char *where, const char *secret)
 {
     int line = 0;
     const char *path = find_define(cmd->temp_pool, name, &line);

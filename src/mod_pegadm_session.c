@@ -216,8 +216,8 @@ static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
 /* The create, unless the breaker is open. Only failures that say the
  * service is down for everyone are counted (pegadm_breaker_says_down): one
  * customer's 4xx is his, counted and audited as his call's outcome, and
- * failures of our own making (a private-data expression) say nothing. A store that cannot be read lets the call
- * through: the session flow reports the store itself. */
+ * failures of our own making (a private-data expression) say nothing. A store that cannot be
+ * read lets the call through: the session flow reports the store itself. */
 static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
                                    const char **why, apr_time_t *held_until)
 {

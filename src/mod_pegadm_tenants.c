@@ -25,6 +25,10 @@
 
 APLOG_USE_MODULE(pegadm);
 
+/* The key of an expression in the table: the bytes of its pointer, which
+ * the merge copies from the section that set it. */
+#define EXPR_KEY_LEN sizeof(void *)
+
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &pegadm_module);
@@ -49,7 +53,7 @@ static void note_handler(apr_hash_t *known, const ap_conf_vector_t *section)
         return;
     }
     if (cd->expr_handler) {
-        apr_hash_set(known, &cd->expr_handler, sizeof(cd->expr_handler), "");
+        apr_hash_set(known, &cd->expr_handler, EXPR_KEY_LEN, "");
     }
     note_sections(known, cd->sec_file);
     note_sections(known, cd->sec_if);
@@ -58,6 +62,7 @@ static void note_handler(apr_hash_t *known, const ap_conf_vector_t *section)
 static int tenants_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
 {
+    pegadm_server_conf_t *sc = server_conf(s);
     apr_hash_t *known = apr_hash_make(pconf);
 
     for (server_rec *vs = s; vs; vs = vs->next) {
@@ -67,7 +72,7 @@ static int tenants_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         note_sections(known, cs->sec_url);
     }
     /* one record for the whole server (pegadm_merge_server_conf) */
-    server_conf(s)->main_handlers = known;
+    sc->main_handlers = known;
     return OK;
 }
 
@@ -90,7 +95,7 @@ static int set_by_main_config(request_rec *r)
     const char *err = NULL, *value;
 
     if (!cd || !cd->expr_handler || !known ||
-        !apr_hash_get(known, &cd->expr_handler, sizeof(cd->expr_handler))) {
+        !apr_hash_get(known, &cd->expr_handler, EXPR_KEY_LEN)) {
         return 0;
     }
     value = ap_expr_str_exec(r, cd->expr_handler, &err);

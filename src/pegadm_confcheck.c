@@ -204,7 +204,7 @@ int pegadm_subnets_admit_all(const char *const *args, int n)
 /* Skips a quoted string or /regex/ starting at s; returns what follows. */
 static const char *skip_literal(const char *s)
 {
-    char end = *s == '/' ? '/' : *s;
+    const char end = *s;
 
     for (s++; *s && *s != end; s++) {
         if (*s == '\\' && s[1]) {
@@ -226,7 +226,8 @@ int pegadm_expr_is_conjunction(const char *expr)
 
     while (*s) {
         /* a regex follows =~ or !~ (or m, for m#...#: refused below) */
-        if (*s == '\'' || *s == '"' || (*s == '/' && s > expr && (s[-1] == '~' || s[-1] == ' '))) {
+        if (*s == '\'' || *s == '"' ||
+            (*s == '/' && s > expr && (s[-1] == '~' || s[-1] == ' '))) {
             s = skip_literal(s);
             continue;
         }

@@ -160,7 +160,8 @@ apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsig
 apr_status_t pegadm_logout_plain_encode(unsigned char *out, const char *customer_id,
                                         apr_time_t issued)
 {
-    size_t len = strlen(customer_id);
+    /* at most one past the longest: anything longer is refused unread */
+    size_t len = strnlen(customer_id, PEGADM_LOGOUT_ID_MAX + 1);
 
     if (len == 0 || len > PEGADM_LOGOUT_ID_MAX) {
         return APR_EINVAL;

@@ -862,9 +862,8 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     /* Each renewal is a create of its own: concurrent ones of a customer
      * take places among the same bound as those waiting for his create, so
      * that he never holds more than that share of a process's threads. */
-    if (req->waiters &&
-        !(placed = pegadm_waiters_enter(req->waiters, id.bytes, sizeof(id.bytes),
-                                        req->waiters_max))) {
+    if (req->waiters && !(placed = pegadm_waiters_enter(req->waiters, id.bytes,
+                                                        sizeof(id.bytes), req->waiters_max))) {
         return too_many_waiting(0, apr_time_now(), res);
     }
     status = count_create(p, req, res);

@@ -132,15 +132,13 @@ static void test_logout_plain_is_padded_and_round_trips(void **state)
 
     assert_int_equal(pegadm_logout_plain_encode(a, "al", apr_time_from_sec(1800000000)),
                      APR_SUCCESS);
-    assert_int_equal(pegadm_logout_plain_decode(pool, a, sizeof(a), &id, &issued),
-                     APR_SUCCESS);
+    assert_int_equal(pegadm_logout_plain_decode(pool, a, sizeof(a), &id, &issued), APR_SUCCESS);
     assert_string_equal(id, "al");
     assert_true(issued == apr_time_from_sec(1800000000));
     memset(longest, 'x', sizeof(longest));
     longest[PEGADM_LOGOUT_ID_MAX] = '\0';
     assert_int_equal(pegadm_logout_plain_encode(b, longest, 0), APR_SUCCESS);
-    assert_int_equal(pegadm_logout_plain_decode(pool, b, sizeof(b), &id, &issued),
-                     APR_SUCCESS);
+    assert_int_equal(pegadm_logout_plain_decode(pool, b, sizeof(b), &id, &issued), APR_SUCCESS);
     assert_int_equal(strlen(id), PEGADM_LOGOUT_ID_MAX);
     longest[PEGADM_LOGOUT_ID_MAX] = 'x';
     longest[PEGADM_LOGOUT_ID_MAX + 1] = '\0';
