@@ -59,8 +59,7 @@ static void note_handler(apr_hash_t *known, const ap_conf_vector_t *section)
     note_sections(known, cd->sec_if);
 }
 
-static int tenants_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                               server_rec *s)
+void pegadm_tenants_post_config(apr_pool_t *pconf, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
     apr_hash_t *known = apr_hash_make(pconf);
@@ -73,7 +72,6 @@ static int tenants_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     }
     /* one record for the whole server (pegadm_merge_server_conf) */
     sc->main_handlers = known;
-    return OK;
 }
 
 /* Whether a .htaccess file was read for r (or the request it came from). */
@@ -119,9 +117,4 @@ int pegadm_handler_is_trusted(request_rec *r)
                   r->handler, r->filename ? r->filename : r->uri,
                   first ? " (repeats are logged at debug level)" : "");
     return 0;
-}
-
-void pegadm_tenants_register_hooks(apr_pool_t *p)
-{
-    ap_hook_post_config(tenants_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

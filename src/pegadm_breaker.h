@@ -11,7 +11,7 @@
 
 #include "pegadm_dm.h"
 #include "pegadm_seal.h"
-#include "pegadm_session.h"
+#include "pegadm_store.h"
 
 typedef enum {
     PEGADM_BREAKER_CLOSED = 0, /* calls go out; failures are counted */

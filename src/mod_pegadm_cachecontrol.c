@@ -1,5 +1,5 @@
-/* How caches may keep the module's answers. The decision is taken in an
- * output filter that runs after the other modules' (mod_session's cookie,
+/* Cache control: how caches may keep the module's answers. The decision
+ * is taken in an output filter that runs after the other modules' (mod_session's cookie,
  * mod_headers' Header, mod_expires) and before mod_cache stores anything,
  * so it sees the final headers:
  * - a page for which eager mode exported PEGADM_SESSION_ID is
@@ -25,9 +25,10 @@
 
 #include "pegadm_cachectl.h"
 
-#define CACHE_CONTROL_FILTER "PEGADM_CACHE_CONTROL"
-#define BOOTSTRAP_CACHE      "public, max-age=300"
-#define EAGER_CACHE          "private, no-store" /* for_eager, joined */
+APLOG_USE_MODULE(pegadm);
+
+#define BOOTSTRAP_CACHE "public, max-age=300"
+#define EAGER_CACHE     "private, no-store" /* for_eager, joined */
 /* r->notes of a top-level request whose answer may be cached publicly */
 #define PUBLIC_NOTE "pegadm-public"
 
@@ -123,7 +124,7 @@ static void decide(request_rec *r, int kind)
     }
 }
 
-static apr_status_t cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t pegadm_cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     decide(f->r, f->ctx ? *(const int *)f->ctx : FOR_EAGER);
     ap_remove_output_filter(f);
@@ -133,13 +134,13 @@ static apr_status_t cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 void pegadm_cache_control_bootstrap(request_rec *r)
 {
     static const int bootstrap = FOR_BOOTSTRAP;
-    ap_add_output_filter(CACHE_CONTROL_FILTER, (void *)&bootstrap, r, r->connection);
+    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, (void *)&bootstrap, r, r->connection);
 }
 
 void pegadm_cache_control_session(request_rec *r)
 {
     static const int session = FOR_SESSION;
-    ap_add_output_filter(CACHE_CONTROL_FILTER, (void *)&session, r, r->connection);
+    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, (void *)&session, r, r->connection);
 }
 
 int pegadm_cache_control_top_is_public(const request_rec *r)
@@ -152,25 +153,16 @@ int pegadm_cache_control_top_is_public(const request_rec *r)
 
 /* Last of the insert_filter hooks, so that the filter comes after those
  * that mod_session, mod_headers and others add there. */
-static void insert_for_eager(request_rec *r)
+void pegadm_cache_control_insert(request_rec *r)
 {
     if (r->main) {
         return;
     }
     if (apr_table_get(r->subprocess_env, "PEGADM_SESSION_ID")) {
-        ap_add_output_filter(CACHE_CONTROL_FILTER, NULL, r, r->connection);
+        ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, NULL, r, r->connection);
     } else {
         /* from here on the answer is made: a subrequest (an SSI include)
          * can no longer make it private */
         apr_table_setn(r->notes, PUBLIC_NOTE, "1");
     }
-}
-
-void pegadm_cache_control_register_hooks(apr_pool_t *p)
-{
-    /* a content-set filter, as mod_session's and mod_headers' are; mod_cache
-     * stores after all of those */
-    ap_register_output_filter(CACHE_CONTROL_FILTER, cache_control_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
-    ap_hook_insert_filter(insert_for_eager, NULL, NULL, APR_HOOK_REALLY_LAST);
 }
