@@ -192,11 +192,19 @@ int pegadm_session_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION) != 0) {
         return DECLINED;
     }
+    if (r->main) {
+        /* an SSI include or another module's subrequest: its answer would
+         * land in a page with that page's caching, not the endpoint's */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM042: the session endpoint refuses subrequests");
+        return HTTP_FORBIDDEN;
+    }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     if (!d->widget_id || !d->secret) {
         return misconfigured(r);
     }
     no_store_headers(r);
+    pegadm_cache_control_session(r);
     r->allowed =
         (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST) | (AP_METHOD_BIT << M_DELETE);
     if (r->method_number != M_GET && r->method_number != M_POST &&
@@ -264,7 +272,7 @@ int pegadm_session_handler(request_rec *r)
     if (st != PEGADM_SESSION_OK) {
         return answer_failure(r, st, &res);
     }
-    pegadm_logout_cookie_set(r, d, customer_id);
+    pegadm_logout_cookie_set(r, d, customer_id, res.created);
     return r->method_number == M_POST ? send_renewed(r, d, customer_id, res.session_id)
                                       : send_session(r, d, res.session_id);
 }

@@ -853,6 +853,7 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     pegadm_session_status_t status;
     entry_t e;
     cache_id_t id;
+    int placed = 0;
 
     memset(res, 0, sizeof(*res));
     if (cache_id(call, "session", &id) != APR_SUCCESS) {
@@ -861,12 +862,22 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     if (take_page_session(p, call, &id, &e, res)) {
         return refresh_private_data(p, call, &id, &e, res);
     }
-    status = count_create(p, call, res);
-    if (status != PEGADM_SESSION_OK) {
-        return status;
+    /* Each renewal is a create of its own: concurrent ones of a customer
+     * take places among the same bound as those waiting for his create, so
+     * that he never holds more than that share of a process's threads. */
+    if (call->waiters && !(placed = pegadm_waiters_enter(call->waiters, id.bytes,
+                                                        sizeof(id.bytes), call->waiters_max))) {
+        return too_many_waiting(0, apr_time_now(), res);
     }
-    /* A failed renewal keeps the cached session: it still works. */
-    return create_and_store(p, call, &id, 0, res);
+    status = count_create(p, call, res);
+    if (status == PEGADM_SESSION_OK) {
+        /* A failed renewal keeps the cached session: it still works. */
+        status = create_and_store(p, call, &id, 0, res);
+    }
+    if (placed == 1) {
+        pegadm_waiters_leave(call->waiters, id.bytes, sizeof(id.bytes));
+    }
+    return status;
 }
 
 /* Under the lock: the forgotten record filed under keys (0: none). */

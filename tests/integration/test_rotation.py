@@ -175,3 +175,25 @@ def test_a_rotation_keeps_the_owner_and_the_logout_cookie(module_httpd, dm, work
     second = assert_session(session_get(server, "alice"))
     assert bye(server, renewed).status in (200, 404)
     assert assert_session(session_get(server, "alice")) != second
+
+
+def test_a_customers_refusal_once_the_accepted_secret_is_known_is_not_retried(
+        module_httpd, dm, workdir):
+    """A 403 to one customer after the switch is his, not the secret's: one
+    call. (The other secret is tried at most once per 10 s per child: one
+    kept connection keeps both requests on the child that saw the switch.)"""
+    first, nxt = secret_files(workdir, "known", OLD, NEW)
+    server = module_httpd(rotation_site(dm, first, nxt), users=["alice", "mallory"])
+    dm.set_secret(NEW)
+    conn = harness.KeptConnection(server)
+    try:
+        # the switch: NEW is accepted now
+        assert_session(conn.request("GET", harness.SESSION_PATH, "alice"))
+        dm.refuse_customer("mallory", 403, applies_to="create")
+        before = len(dm.state()["rejections"])
+        harness.assert_json_error(conn.request("GET", harness.SESSION_PATH, "mallory"), 503,
+                                  "upstream_unavailable")
+    finally:
+        conn.close()
+    calls = dm.state()["rejections"][before:]
+    assert len(calls) == 1, calls

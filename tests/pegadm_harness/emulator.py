@@ -134,6 +134,13 @@ class Emulator:
         resp = self.call("POST", "/__emulator/end-session", {"sessionId": sid, "reason": reason})
         assert resp.status == 200, resp
 
+    def refuse_customer(self, customer, status=400, applies_to="all"):
+        """The service answers `customer`'s calls with `status` (until the
+        next reset); other customers are served."""
+        resp = self.call("POST", "/__emulator/refuse",
+                         {"customerId": customer, "status": status, "applies_to": applies_to})
+        assert resp.status == 200, resp
+
     def creates_for(self, user):
         """The creates whose customerId is byte-for-byte `user`."""
         want = to_bytes(user).hex()

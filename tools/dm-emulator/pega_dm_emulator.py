@@ -241,6 +241,7 @@ class EmulatorState:
             self.connections = 0
             self.tls_failures = 0
             self.fault = {"mode": "ok", "delay_ms": 0, "applies_to": "all", "count": None}
+            self.refused_customers = {}  # customerId -> (status, endpoint)
 
     def snapshot(self):
         with self.lock:
@@ -294,6 +295,13 @@ class EmulatorState:
             self.faults.append({"endpoint": endpoint, "mode": fault["mode"],
                                 "time": time.time()})
             return fault
+
+    def refusal_for(self, customer, endpoint):
+        """The status the service refuses this customer's call of `endpoint`
+        with, or None: a fault of one customer's own request, not of the service."""
+        with self.lock:
+            status, target = self.refused_customers.get(customer, (None, None))
+        return status if target in ("all", endpoint) else None
 
     def record(self, listname, entry):
         with self.lock:
@@ -576,6 +584,9 @@ class DMRequestHandler(BaseHTTPRequestHandler):
         customer = doc["customerId"]
         if not isinstance(customer, str) or not customer:
             raise Rejection(400, "customerId must be a non-empty string")
+        refused = self.state.refusal_for(customer, "create")
+        if refused:
+            raise Rejection(refused, "this customer is refused (/__emulator/refuse)")
         sid = self.state.new_session(widget, customer)
         self.state.record("creates", {
             "widget": widget,
@@ -603,6 +614,10 @@ class DMRequestHandler(BaseHTTPRequestHandler):
         doc = strict_json_loads(body, "private-data body")
         if not isinstance(doc, dict):
             raise Rejection(400, "private-data body must be a JSON object")
+        refused = self.state.refusal_for(session["customerId"], "private_data")
+        if refused:
+            raise Rejection(refused, "this customer's private data is refused "
+                            "(/__emulator/refuse)")
         self.state.set_private_data(sid, doc)
         self.state.record("private_data", {
             "sessionId": sid,
@@ -653,6 +668,8 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             return self.set_secret(strict_json_loads(body or b"{}", "secret body"))
         if path == "/__emulator/end-session" and method == "POST":
             return self.end_session(strict_json_loads(body or b"{}", "end-session body"))
+        if path == "/__emulator/refuse" and method == "POST":
+            return self.refuse_customer(strict_json_loads(body or b"{}", "refuse body"))
         if path == "/__emulator/echo":
             return self.send_json(200, {
                 "method": method, "path": self.path,
@@ -684,6 +701,24 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             raise Rejection(400, "reason must be one of %s" % ", ".join(END_REASONS))
         if not isinstance(sid, str) or not self.state.end_session(sid, reason):
             raise Rejection(404, "no such session %r" % (sid,))
+        return self.send_json(200, {})
+
+    def refuse_customer(self, spec):
+        """{"customerId": c, "status": 4xx, "applies_to": "create" | "private_data"
+        | "all"}: the service answers that customer's calls with status (until
+        the next reset), as it would a request it finds wrong for that customer
+        alone; every other customer is served as before."""
+        spec = spec if isinstance(spec, dict) else {}
+        customer, status = spec.get("customerId"), spec.get("status")
+        target = spec.get("applies_to", "all")
+        if not isinstance(customer, str) or not customer:
+            raise Rejection(400, "customerId must be a non-empty string")
+        if not is_json_int(status) or not 400 <= status <= 599:
+            raise Rejection(400, "status must be an HTTP error status")
+        if target not in FAULT_TARGETS:
+            raise Rejection(400, "unknown applies_to %r" % (target,))
+        with self.state.lock:
+            self.state.refused_customers[customer] = (status, target)
         return self.send_json(200, {})
 
     def set_secret(self, spec):
