@@ -385,7 +385,7 @@ static apr_status_t take_bucket(ap_filter_t *f, inject_ctx_t *ctx, apr_bucket_br
     return APR_SUCCESS;
 }
 
-static apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     inject_ctx_t *ctx = f->ctx;
     apr_status_t rv;
@@ -428,7 +428,7 @@ static int asks_for_a_page(request_rec *r)
 /* Adds the filter to main requests where PegaDMInject is On. The client's
  * Accept-Encoding is held back from the handler only where the answer is
  * a page the tag may go into. */
-static void pegadm_insert_inject(request_rec *r)
+void pegadm_inject_insert(request_rec *r)
 {
     const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     const char *accept_encoding;
@@ -446,8 +446,7 @@ static void pegadm_insert_inject(request_rec *r)
 
 /* Looks mod_dav's dav_get_provider() up once it is loaded, whatever the
  * order of the LoadModule lines. */
-static int pegadm_inject_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                                     server_rec *s)
+void pegadm_inject_post_config(void)
 {
     void *sym = dlsym(RTLD_DEFAULT, "dav_get_provider");
 
@@ -455,16 +454,4 @@ static int pegadm_inject_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_po
     if (sym && ap_find_linked_module("mod_dav.c")) {
         memcpy(&dav_get_provider_fn, &sym, sizeof(dav_get_provider_fn));
     }
-    return OK;
-}
-
-void pegadm_inject_register_hooks(apr_pool_t *p)
-{
-    /* A resource filter runs before mod_deflate (a content-set filter). */
-    ap_register_output_filter(PEGADM_INJECT_FILTER, pegadm_inject_filter, NULL,
-                              AP_FTYPE_RESOURCE);
-    /* Last, so that filters added by name (SetOutputFilter INCLUDES) are
-     * in the chain before this one and the tag goes into their output. */
-    ap_hook_insert_filter(pegadm_insert_inject, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_post_config(pegadm_inject_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -27,12 +27,12 @@ fake_slot_t *fake_slot_free(fake_slot_t *table);
 
 /* A request of customer to the tests' widget through store and keys, with
  * the tests' TTL and limits, creating with create(baton). */
-pegadm_session_req_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
-                                     const char *customer, pegadm_create_fn create,
-                                     void *baton);
+pegadm_session_call_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
+                                      const char *customer, pegadm_create_fn create,
+                                      void *baton);
 
 typedef struct {
-    pegadm_session_req_t req;
+    pegadm_session_call_t call;
     pegadm_session_result_t res;
     pegadm_session_status_t status;
 } session_job_t;
