@@ -54,6 +54,18 @@ void rf_sh(const char *cmd)
     }
 }
 
+void rf_sh_out(const char *cmd, char *out, size_t size)
+{
+    FILE *f = popen(cmd, "r");
+
+    assert_non_null(f);
+    if (!fgets(out, (int)size, f)) {
+        out[0] = '\0';
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+    assert_int_equal(pclose(f), 0);
+}
+
 int rf_have(const char *program)
 {
     char cmd[256];

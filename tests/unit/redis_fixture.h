@@ -42,6 +42,9 @@ const char *rf_path(const char *name);
 /* Runs a shell command, asserting it exits 0. */
 void rf_sh(const char *cmd);
 
+/* A shell command's first line of output, in out. */
+void rf_sh_out(const char *cmd, char *out, size_t size);
+
 /* Kills every server still running and removes rf_dir(). */
 void rf_cleanup(void);
 

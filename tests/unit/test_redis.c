@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -515,6 +516,143 @@ static void hash_tags_pick_the_slot(void **state)
     assert_int_equal(pegadm_redis_slot("foo{{bar}}zap", 13), pegadm_redis_slot("{bar", 4));
 }
 
+/* ---- a three-node Redis Cluster ---- */
+
+typedef struct {
+    int port[3];
+    pid_t pid[3];
+    char id[3][64];
+} cluster_t;
+
+static void cluster_start(cluster_t *c)
+{
+    char cmd[1024], bus[3][16], conf[3][64];
+
+    for (int i = 0; i < 3; i++) {
+        const char *extra[] = {"--cluster-enabled",
+                               "yes",
+                               "--cluster-config-file",
+                               conf[i],
+                               "--cluster-port",
+                               bus[i],
+                               NULL};
+        c->port[i] = rf_free_port(AF_INET);
+        snprintf(bus[i], sizeof(bus[i]), "%d", rf_free_port(AF_INET));
+        snprintf(conf[i], sizeof(conf[i]), "nodes-%d.conf", c->port[i]);
+        c->pid[i] = rf_redis(c->port[i], extra);
+    }
+    /* masters in the order given: slots 0-5460, 5461-10922, 10923-16383 */
+    snprintf(cmd, sizeof(cmd),
+             "redis-cli --cluster create 127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d "
+             "--cluster-replicas 0 --cluster-yes >'%s' 2>&1",
+             c->port[0], c->port[1], c->port[2], rf_path("cluster-create.log"));
+    rf_sh(cmd);
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof(cmd), "redis-cli -p %d cluster myid", c->port[i]);
+        rf_sh_out(cmd, c->id[i], sizeof(c->id[i]));
+        /* every node must see the cluster whole before it is asked */
+        for (int tries = 0; tries < 100; tries++) {
+            snprintf(cmd, sizeof(cmd),
+                     "redis-cli -p %d cluster info | grep -c cluster_state:ok", c->port[i]);
+            if (system(cmd) == 0) {
+                break;
+            }
+            usleep(100 * 1000);
+        }
+    }
+}
+
+static void cluster_stop(cluster_t *c)
+{
+    for (int i = 0; i < 3; i++) {
+        rf_stop(c->pid[i]);
+    }
+}
+
+static int owner_of(unsigned int slot)
+{
+    return slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
+}
+
+static void cluster_call(const cluster_t *c, int node, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s >/dev/null", c->port[node], args);
+    rf_sh(cmd);
+}
+
+static void a_cluster_is_found_and_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    cluster_t c;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+    pegadm_redis_info_t info;
+    char got[64], key[32];
+
+    cluster_start(&c);
+    conf = conf_for(at(c.port[0])); /* one host: found to be a cluster */
+    r = client(p, &conf);
+    assert_int_equal(pegadm_redis_check(r, &info), APR_SUCCESS);
+    assert_int_equal(info.cluster, 1);
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(put(r, key, key, p), APR_SUCCESS);
+    }
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+        assert_string_equal(got, key);
+    }
+    /* the slot map learnt: one connection to each node (the preflight's
+     * kept for the first), no more */
+    assert_int_equal(pegadm_redis_handshakes(r), 3);
+    /* a database other than 0 cannot be had from a cluster */
+    conf.db = 2;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
+    assert_int_equal(info.cluster, 1);
+    assert_int_equal(fetch(client(p, &conf), "key-1", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    cluster_stop(&c);
+}
+
+static void a_slot_in_migration_is_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    cluster_t c;
+    const char *key = "{pegadm-moving}:k";
+    unsigned int slot = pegadm_redis_slot(key, strlen(key));
+    int from, to;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+    char args[256], got[64];
+
+    cluster_start(&c);
+    from = owner_of(slot);
+    to = (from + 1) % 3;
+    conf = conf_for(at(c.port[0]));
+    r = client(p, &conf);
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_NOTFOUND);
+    /* migrating: a key the old owner does not hold is asked of the new */
+    snprintf(args, sizeof(args), "cluster setslot %u importing %s", slot, c.id[from]);
+    cluster_call(&c, to, args);
+    snprintf(args, sizeof(args), "cluster setslot %u migrating %s", slot, c.id[to]);
+    cluster_call(&c, from, args);
+    assert_int_equal(put(r, key, "asked", p), APR_SUCCESS);
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "asked");
+    /* moved for good: the old owner answers MOVED, and the map follows */
+    snprintf(args, sizeof(args), "cluster setslot %u node %s", slot, c.id[to]);
+    for (int i = 0; i < 3; i++) {
+        cluster_call(&c, i, args);
+    }
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "asked");
+    assert_int_equal(
+        pegadm_redis_del_if(r, key, strlen(key), (const unsigned char *)"asked", 5, p),
+        APR_SUCCESS);
+    cluster_stop(&c);
+}
+
 static int servers_available(void **state)
 {
     if (!rf_have("redis-server") || !rf_have("openssl")) {
@@ -549,6 +687,8 @@ int main(void)
         POOL_TEST(error_replies_are_unavailability_never_a_miss),
         POOL_TEST(an_oversized_value_is_refused_without_reading_it),
         POOL_TEST(a_redirect_loop_ends),
+        POOL_TEST(a_cluster_is_found_and_followed),
+        POOL_TEST(a_slot_in_migration_is_followed),
     };
 
     signal(SIGPIPE, SIG_DFL); /* the client must never raise it */
