@@ -162,6 +162,10 @@ static void ipv6_and_unix_sockets_work(void **state)
     assert_round_trip(client(p, &conf), p);
     conf = conf_for(sock);
     assert_round_trip(client(p, &conf), p);
+    /* a name, looked up by the resolver within the deadline */
+    snprintf(host, sizeof(host), "localhost:%d", port);
+    conf = conf_for(host);
+    assert_round_trip(client(p, &conf), p);
     rf_stop(pid);
 }
 
