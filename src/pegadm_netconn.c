@@ -406,8 +406,11 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
     BIO_set_data(bio, &c->fd);
     BIO_set_init(bio, 1);
     SSL_set_bio(c->ssl, bio, bio);
-    if (SSL_set1_host(c->ssl, name) != 1 ||
-        (!is_ip_address(name) && SSL_set_tlsext_host_name(c->ssl, name) != 1)) {
+    /* an address is checked against the certificate's IP addresses and
+     * never sent as SNI (RFC 6066); a name against its DNS names */
+    if (is_ip_address(name)
+            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1
+            : SSL_set1_host(c->ssl, name) != 1 || SSL_set_tlsext_host_name(c->ssl, name) != 1) {
         return PEGADM_CACHE_TLS;
     }
     for (int tries = 0; tries < 1000; tries++) {

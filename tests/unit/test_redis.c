@@ -299,6 +299,8 @@ static void tls_verifies_the_chain_and_the_host_name(void **state)
     assert_round_trip(client(p, &conf), p);
     conf.server_name = "wrong.test";
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    conf.server_name = "127.0.0.2"; /* an address the certificate does not name */
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
     conf = tls_conf(at(port));
     snprintf(other, sizeof(other), "%s", rf_path("other-ca.crt"));
     conf.ca_file = other;
@@ -379,6 +381,23 @@ static void a_hung_server_costs_at_most_the_deadline(void **state)
                      PEGADM_CACHE_TIMEOUT);
     kill(pid, SIGCONT);
     assert_round_trip(pooled, p);
+    rf_stop(pid);
+}
+
+static void tls_to_a_plain_server_fails_within_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf;
+    pegadm_redis_info_t info;
+    apr_time_t start = apr_time_now();
+
+    rf_make_certs();
+    conf = tls_conf(at(port));
+    /* redis-server waits for the end of a line the ClientHello never has */
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TIMEOUT);
+    assert_true(apr_time_now() - start < HUNG_BOUND);
     rf_stop(pid);
 }
 
@@ -685,6 +704,7 @@ int main(void)
         POOL_TEST(a_client_certificate_is_sent_when_required),
         POOL_TEST(tls_files_that_cannot_be_loaded_are_refused),
         POOL_TEST(a_hung_server_costs_at_most_the_deadline),
+        POOL_TEST(tls_to_a_plain_server_fails_within_the_deadline),
         POOL_TEST(a_closed_port_is_refused),
         POOL_TEST(a_restarted_server_fails_no_request),
         POOL_TEST(the_pool_is_bounded_by_the_deadline),
