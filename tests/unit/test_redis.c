@@ -2,6 +2,7 @@
  * (plain, password, ACL user, TLS, SELECT, IPv6, a unix socket, a cluster)
  * and a fake server for the error replies: each operation's answer, each
  * failure's cause, and the deadline kept when the server hangs. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -454,6 +455,109 @@ static void the_pool_is_bounded_by_the_deadline(void **state)
     rf_stop(pid);
 }
 
+/* ---- many threads on one client ---- */
+
+#define THREADS 8
+
+typedef struct {
+    pegadm_redis_t *r;
+    int id, rounds;
+    int ok;                      /* operations that answered as expected */
+    apr_status_t last;           /* the last failure */
+    apr_interval_time_t longest; /* of one operation */
+} worker_t;
+
+static void *work(void *data)
+{
+    worker_t *w = data;
+    apr_pool_t *p;
+    char key[32], val[32], got[64];
+
+    apr_pool_create(&p, NULL);
+    snprintf(key, sizeof(key), "w%d", w->id);
+    for (int i = 0; i < w->rounds; i++) {
+        apr_time_t start = apr_time_now();
+        apr_status_t rv;
+
+        snprintf(val, sizeof(val), "%d-%d", w->id, i);
+        rv = put(w->r, key, val, p);
+        if (rv == APR_SUCCESS) {
+            rv = fetch(w->r, key, got, sizeof(got), p);
+        }
+        if (rv == APR_SUCCESS && strcmp(got, val) == 0) {
+            w->ok++;
+        } else {
+            w->last = rv;
+        }
+        if (apr_time_now() - start > w->longest) {
+            w->longest = apr_time_now() - start;
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+static void run_workers(worker_t *w, pegadm_redis_t *r, int rounds)
+{
+    pthread_t t[THREADS];
+
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){.r = r, .id = i, .rounds = rounds};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+    }
+}
+
+static void threads_share_the_pool(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r;
+    worker_t w[THREADS];
+
+    conf.pool_max = 3;
+    r = client(p, &conf);
+    run_workers(w, r, 200);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].ok, 200);
+    }
+    assert_true(pegadm_redis_handshakes(r) <= 3);
+    rf_stop(pid);
+}
+
+static void threads_waiting_for_a_hung_server_keep_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r;
+    worker_t w[THREADS];
+    int busy = 0;
+
+    conf.pool_max = 2;
+    r = client(p, &conf);
+    assert_round_trip(r, p);
+    kill(pid, SIGSTOP);
+    run_workers(w, r, 3);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].ok, 0);
+        assert_true(w[i].last == PEGADM_CACHE_TIMEOUT || w[i].last == PEGADM_CACHE_BUSY);
+        busy += w[i].last == PEGADM_CACHE_BUSY;
+        /* a set, then nothing more: one operation's deadline, plus margin */
+        assert_true(w[i].longest < HUNG_BOUND);
+    }
+    assert_true(busy > 0); /* more threads than connections: some never got one */
+    kill(pid, SIGCONT);
+    assert_round_trip(r, p);
+    rf_stop(pid);
+}
+
 /* ---- error replies, from a fake server ---- */
 
 static apr_status_t fake_get(const char *reply, apr_pool_t *parent)
@@ -708,6 +812,8 @@ int main(void)
         POOL_TEST(a_closed_port_is_refused),
         POOL_TEST(a_restarted_server_fails_no_request),
         POOL_TEST(the_pool_is_bounded_by_the_deadline),
+        POOL_TEST(threads_share_the_pool),
+        POOL_TEST(threads_waiting_for_a_hung_server_keep_the_deadline),
         POOL_TEST(error_replies_are_unavailability_never_a_miss),
         POOL_TEST(an_oversized_value_is_refused_without_reading_it),
         POOL_TEST(a_redirect_loop_ends),
