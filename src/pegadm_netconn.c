@@ -377,7 +377,8 @@ static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t dea
     return rv;
 }
 
-/* Waits for what an SSL call that returned ret asks for. */
+/* Waits for what an SSL call that returned ret asks for. The thread's
+ * OpenSSL error queue is left empty (httpd's mod_ssl shares it). */
 static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
 {
     switch (SSL_get_error(c->ssl, ret)) {
@@ -395,8 +396,26 @@ static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
     }
 }
 
+/* What made the handshake fail, for the administrator: the certificate
+ * check's verdict, else OpenSSL's first reason (the queue is kept). */
+static void tls_failure(pegadm_netconn_t *c, char *why, apr_size_t why_size)
+{
+    long verdict = SSL_get_verify_result(c->ssl);
+    unsigned long e = ERR_peek_error();
+
+    if (!why || why_size == 0) {
+        return;
+    }
+    if (verdict != X509_V_OK) {
+        snprintf(why, why_size, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verdict));
+    } else if (e) {
+        ERR_error_string_n(e, why, why_size);
+    }
+}
+
 static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, const char *name,
-                              apr_time_t deadline)
+                              apr_time_t deadline, char *why, apr_size_t why_size)
 {
     BIO *bio;
 
@@ -422,6 +441,7 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
         if (ret == 1) {
             return APR_SUCCESS;
         }
+        tls_failure(c, why, why_size);
         rv = ssl_wait(c, ret, deadline);
         if (rv != APR_SUCCESS) {
             /* a peer that drops the handshake over a bad certificate */
@@ -433,7 +453,7 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
 
 apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int port,
                                  pegadm_netconn_tls_t *tls, const char *server_name,
-                                 apr_time_t deadline)
+                                 apr_time_t deadline, char *why, apr_size_t why_size)
 {
     pegadm_netconn_t *nc = calloc(1, sizeof(*nc));
     apr_status_t rv;
@@ -446,7 +466,7 @@ apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int por
     rv = host[0] == '/' ? open_unix(&nc->fd, host, deadline)
                         : open_tcp(&nc->fd, host, port, deadline);
     if (rv == APR_SUCCESS && tls) {
-        rv = tls_start(nc, tls, server_name ? server_name : host, deadline);
+        rv = tls_start(nc, tls, server_name ? server_name : host, deadline, why, why_size);
     }
     if (rv != APR_SUCCESS) {
         pegadm_netconn_close(nc);

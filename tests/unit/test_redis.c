@@ -195,11 +195,18 @@ static void a_password_and_an_acl_user_are_sent(void **state)
                            ">user-pass",    "~pegadm:*",    "~k",     "+@all",  NULL};
     pid_t pid = rf_redis(port, extra);
     pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_info_t info;
     char got[64];
 
     assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
     conf.password = "wrong";
     assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    conf.user = "pegadm";
+    conf.password = "bad-pass-9z";
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
+    assert_non_null(strstr(info.detail, "WRONGPASS"));
+    assert_null(strstr(info.detail, "bad-pass-9z"));
+    conf.user = NULL;
     conf.password = "s3cret-token";
     assert_round_trip(client(p, &conf), p);
     conf.user = "pegadm";
@@ -300,12 +307,14 @@ static void tls_verifies_the_chain_and_the_host_name(void **state)
     assert_round_trip(client(p, &conf), p);
     conf.server_name = "wrong.test";
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "hostname mismatch"));
     conf.server_name = "127.0.0.2"; /* an address the certificate does not name */
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
     conf = tls_conf(at(port));
     snprintf(other, sizeof(other), "%s", rf_path("other-ca.crt"));
     conf.ca_file = other;
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "certificate verify failed"));
     conf = tls_conf(at(port));
     conf.tls = 0; /* plain text to a TLS port: the server drops it */
     assert_int_not_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
@@ -326,6 +335,7 @@ static void a_client_certificate_is_sent_when_required(void **state)
     pid = tls_redis(port, "yes");
     conf = tls_conf(at(port));
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "client certificate"));
     snprintf(cert, sizeof(cert), "%s", rf_path("client.crt"));
     snprintf(key, sizeof(key), "%s", rf_path("client.key"));
     conf.cert_file = cert;
@@ -738,6 +748,7 @@ static void a_cluster_is_found_and_followed(void **state)
     conf.db = 2;
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
     assert_int_equal(info.cluster, 1);
+    assert_non_null(strstr(info.detail, "database 0"));
     assert_int_equal(fetch(client(p, &conf), "key-1", got, sizeof(got), p), PEGADM_CACHE_AUTH);
     cluster_stop(&c);
 }
