@@ -19,7 +19,8 @@ apr_size_t pegadm_kvstore_key(const pegadm_kvstore_t *ks, const pegadm_store_key
 {
     static const char hex[] = "0123456789abcdef";
     apr_size_t n = strlen(ks->prefix);
-    apr_size_t need = n + (key->tag_len ? key->tag_len * 2 + 3 : 0) + key->id_len * 2;
+    apr_size_t need =
+        n + (key->tag_len ? (apr_size_t)key->tag_len * 2 + 3 : 0) + (apr_size_t)key->id_len * 2;
 
     if (need >= size) {
         return 0;

@@ -314,7 +314,7 @@ static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
     if (!(q = calloc(1, sizeof(*q) + strlen(host) + 1))) {
         return APR_ENOMEM;
     }
-    strcpy(q->name, host);
+    memcpy(q->name, host, strlen(host) + 1);
     memcpy(q->service, service, sizeof(service));
     q->hints = hints;
     q->hints.ai_flags = AI_NUMERICSERV;

@@ -699,12 +699,19 @@ static apr_status_t command(pegadm_redis_t *r, int argc, const char **argv, cons
                       (int)pegadm_redis_slot(argv[key_arg], lens[key_arg])};
     rv = run(r, &cmd, reply, start + r->conf.timeout);
     redisFreeCommand(formatted);
-    if (rv == APR_SUCCESS && (*reply)->type == REDIS_REPLY_ERROR) {
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!*reply) {
+        return PEGADM_CACHE_PROTOCOL;
+    }
+    if ((*reply)->type == REDIS_REPLY_ERROR) { /* an answer, never a success */
         rv = error_status(*reply);
         freeReplyObject(*reply);
         *reply = NULL;
+        return rv != APR_SUCCESS ? rv : PEGADM_CACHE_PROTOCOL;
     }
-    return rv;
+    return APR_SUCCESS;
 }
 
 static apr_status_t observed(pegadm_redis_t *r, const char *op, apr_time_t start,

@@ -113,7 +113,7 @@ void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
     apr_size_t wlen = strlen(widget_id), clen = strlen(customer_id);
     apr_uint64_t h;
 
-    if (wlen + 1 + clen > sizeof(buf)) {
+    if (wlen + 1 + clen + 1 > sizeof(buf)) {
         /* longer than any valid pair; still one tag per customer */
         unsigned char mac[PEGADM_CACHE_ID_LEN] = {0};
         pegadm_cache_id(keys, "customer tag", widget_id, customer_id, mac);
@@ -121,7 +121,7 @@ void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
         return;
     }
     memcpy(buf, widget_id, wlen + 1); /* with its NUL: unambiguous */
-    memcpy(buf + wlen + 1, customer_id, clen);
+    memcpy(buf + wlen + 1, customer_id, clen + 1);
     h = pegadm_siphash24(buf, wlen + 1 + clen, keys->tag_key);
     for (int i = 0; i < PEGADM_CUSTOMER_TAG_LEN; i++) {
         out[i] = (unsigned char)(h >> (8 * i));
