@@ -315,11 +315,13 @@ static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_tim
          * before any answer */
         if (rv == PEGADM_CACHE_REFUSED && r->conf.tls && !c->answered) {
             rv = PEGADM_CACHE_TLS;
-            if (why) {
-                apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
-                             "the server closed the connection after the TLS handshake "
-                             "(does it require a client certificate?)");
-            }
+        }
+        if (rv == PEGADM_CACHE_TLS && why && !why[0]) {
+            const char *alert = pegadm_netconn_failure(c->nc);
+            apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
+                         "the server ended the connection after the TLS handshake%s%s%s: "
+                         "does it require a client certificate?",
+                         alert[0] ? " (" : "", alert, alert[0] ? ")" : "");
         }
     }
     if (rv != APR_SUCCESS) {
