@@ -69,6 +69,13 @@ static apr_status_t kvs_get(void *ctx, const pegadm_store_key_t *key, unsigned c
         return APR_EINVAL;
     }
     rv = ks->kv.get(ks->kv.ctx, k, klen, buf, &vlen, p);
+    if (rv == PEGADM_CACHE_PROTOCOL && ks->kv.del(ks->kv.ctx, k, klen, p) == APR_SUCCESS) {
+        /* a value no entry can be (too large, a Redis key of another
+         * type) is no outage while the server answers: removed, and read
+         * as an entry that fails authentication */
+        vlen = 0;
+        rv = APR_SUCCESS;
+    }
     if (rv == APR_SUCCESS) {
         *len = (unsigned int)vlen;
     }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <hiredis/hiredis.h>
@@ -45,6 +46,7 @@ struct pegadm_redis_t {
     int cluster;  /* -1 not known yet, 0 no, 1 yes */
     int refreshing;
     apr_uint64_t handshakes;
+    pid_t pid; /* the process the pooled connections belong to */
 };
 
 typedef struct {
@@ -144,6 +146,12 @@ static apr_status_t exchange(conn_t *c, const char *cmd, apr_size_t len, apr_siz
         void *got = NULL;
 
         if (redisReaderGetReply(c->reader, &got) != REDIS_OK) {
+            return PEGADM_CACHE_PROTOCOL;
+        }
+        if (got && c->reader->pos < c->reader->len) {
+            /* more than one reply to one command: out of step, and
+             * whatever follows would be taken for the next answer */
+            freeReplyObject(got);
             return PEGADM_CACHE_PROTOCOL;
         }
         if (got) {
@@ -357,6 +365,23 @@ static conn_t *take_any_idle(pegadm_redis_t *r)
     return NULL;
 }
 
+/* Under the mutex, in a process forked from the one that opened the
+ * pool's connections: they are the parent's, and its replies would be
+ * read here. Their memory and descriptors are this process's copies,
+ * closed without a word to the server. */
+static void forget_inherited(pegadm_redis_t *r)
+{
+    for (int i = 0; i < r->nnodes; i++) {
+        while (r->nodes[i].idle) {
+            conn_t *c = r->nodes[i].idle;
+            r->nodes[i].idle = c->next;
+            conn_free(c);
+        }
+    }
+    r->open = 0;
+    r->pid = getpid();
+}
+
 /* A connection to node: an idle one unless fresh, else a new one when the
  * pool has room, else the first one freed before the deadline. */
 static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t **out,
@@ -365,6 +390,9 @@ static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t 
     apr_status_t rv;
 
     pthread_mutex_lock(&r->mutex);
+    if (r->pid != getpid()) {
+        forget_inherited(r);
+    }
     for (int rounds = 0; rounds < 100000; rounds++) {
         conn_t *victim;
 
@@ -986,6 +1014,7 @@ apr_status_t pegadm_redis_create(pegadm_redis_t **out, const pegadm_redis_conf_t
     r->conf.hosts = NULL;
     r->conf.pool_max = conf->pool_max > 0 ? conf->pool_max : 1;
     r->cluster = conf->nhosts > 1 ? 1 : -1;
+    r->pid = getpid();
     pthread_mutex_init(&r->mutex, NULL);
     pthread_cond_init(&r->freed, NULL);
     apr_pool_cleanup_register(p, r, pool_cleanup, apr_pool_cleanup_null);

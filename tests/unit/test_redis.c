@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -620,6 +621,52 @@ static void an_oversized_value_is_refused_without_reading_it(void **state)
     assert_true(apr_time_now() - start < TIMEOUT);
 }
 
+static void a_connection_out_of_step_is_not_reused(void **state)
+{
+    rf_fake_t fake;
+    apr_pool_t *p;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+
+    /* every command answered twice: the second answer must never be
+     * taken for the next command's */
+    rf_fake_start(&fake, ":1\r\n:7\r\n");
+    apr_pool_create(&p, *state);
+    conf = conf_for(at(fake.port));
+    r = client(p, &conf);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(pegadm_redis_handshakes(r), 2);
+    apr_pool_destroy(p);
+    rf_fake_stop(&fake);
+}
+
+static void a_forked_process_opens_its_own_connections(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL), child;
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r = client(p, &conf);
+    int status = -1;
+
+    assert_round_trip(r, p);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        char got[64];
+        int ok = put(r, "child", "c", p) == APR_SUCCESS &&
+                 fetch(r, "child", got, sizeof(got), p) == APR_SUCCESS &&
+                 pegadm_redis_handshakes(r) == 2;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_round_trip(r, p); /* the parent's connection, untouched */
+    assert_int_equal(pegadm_redis_handshakes(r), 1);
+    rf_stop(pid);
+}
+
 static void a_redirect_loop_ends(void **state)
 {
     rf_fake_t fake;
@@ -827,6 +874,8 @@ int main(void)
         POOL_TEST(threads_waiting_for_a_hung_server_keep_the_deadline),
         POOL_TEST(error_replies_are_unavailability_never_a_miss),
         POOL_TEST(an_oversized_value_is_refused_without_reading_it),
+        POOL_TEST(a_connection_out_of_step_is_not_reused),
+        POOL_TEST(a_forked_process_opens_its_own_connections),
         POOL_TEST(a_redirect_loop_ends),
         POOL_TEST(a_cluster_is_found_and_followed),
         POOL_TEST(a_slot_in_migration_is_followed),
