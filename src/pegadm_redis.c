@@ -45,6 +45,7 @@ struct pegadm_redis_t {
     short *slots; /* node of each hash slot, -1 unknown */
     int cluster;  /* -1 not known yet, 0 no, 1 yes */
     int refreshing;
+    int seed; /* the seed asked about slots not in the map */
     apr_uint64_t handshakes;
     pid_t pid; /* the process the pooled connections belong to */
 };
@@ -558,13 +559,30 @@ static int node_of_slot(pegadm_redis_t *r, int slot)
 {
     int node;
 
-    if (slot < 0) {
-        return 0;
-    }
     pthread_mutex_lock(&r->mutex);
-    node = r->slots[slot] >= 0 ? r->slots[slot] : 0;
+    node = slot >= 0 && r->slots[slot] >= 0 ? r->slots[slot] : r->seed;
     pthread_mutex_unlock(&r->mutex);
     return node;
+}
+
+/* A cluster node that cannot be reached may have failed over to a replica
+ * nobody has told us of: its slots are asked of a seed again, which
+ * answers MOVED to the new owner; a seed that cannot be reached hands over
+ * to the next. */
+static void forget_node(pegadm_redis_t *r, int node)
+{
+    pthread_mutex_lock(&r->mutex);
+    if (r->cluster == 1) {
+        for (int s = 0; s < SLOT_COUNT; s++) {
+            if (r->slots[s] == node) {
+                r->slots[s] = -1;
+            }
+        }
+        if (node == r->seed) {
+            r->seed = (r->seed + 1) % r->nseeds;
+        }
+    }
+    pthread_mutex_unlock(&r->mutex);
 }
 
 /* The node of host:port as a cluster names it; an empty host (an endpoint
@@ -680,6 +698,10 @@ static apr_status_t run(pegadm_redis_t *r, const command_t *cmd, redisReply **re
         int slot = -1, ask;
 
         rv = node_run(r, node, asking, cmd, reply, deadline);
+        if (rv == PEGADM_CACHE_REFUSED || rv == PEGADM_CACHE_TIMEOUT ||
+            rv == PEGADM_CACHE_RESOLVE) {
+            forget_node(r, node);
+        }
         if (rv != APR_SUCCESS || (*reply)->type != REDIS_REPLY_ERROR ||
             !((ask = starts(*reply, "ASK")) || starts(*reply, "MOVED"))) {
             break;
@@ -890,24 +912,16 @@ apr_uint64_t pegadm_redis_handshakes(pegadm_redis_t *r)
 
 /* ---- the preflight ---- */
 
-apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
+/* A new connection to seed (TLS, AUTH, INFO, SELECT) and a PING on it. */
+static apr_status_t check_seed(pegadm_redis_t *r, int seed, pegadm_redis_info_t *info,
+                               apr_time_t deadline)
 {
     static const char ping[] = "*1\r\n$4\r\nPING\r\n";
-    apr_time_t start = apr_time_now(), deadline = start + r->conf.timeout;
     conn_t *c = NULL;
     redisReply *reply = NULL;
     int reused, answered;
-    apr_status_t rv;
+    apr_status_t rv = conn_acquire(r, seed, 1, &c, &reused, deadline, info->detail);
 
-    info->cluster = 0;
-    info->detail[0] = '\0';
-    pthread_mutex_lock(&r->mutex);
-    r->cluster = r->nseeds > 1 ? 1 : -1; /* asked again: the server may have changed */
-    pthread_mutex_unlock(&r->mutex);
-    rv = conn_acquire(r, 0, 1, &c, &reused, deadline, info->detail);
-    pthread_mutex_lock(&r->mutex);
-    info->cluster = r->cluster == 1;
-    pthread_mutex_unlock(&r->mutex);
     if (rv == APR_SUCCESS) {
         rv = exchange(c, ping, sizeof(ping) - 1, REPLY_OVERHEAD, &reply, &answered, deadline);
     }
@@ -915,13 +929,33 @@ apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
         rv = reply->type == REDIS_REPLY_ERROR ? error_status(reply) : APR_SUCCESS;
         freeReplyObject(reply);
     }
-    if (c) {
-        if (rv == APR_SUCCESS) {
-            conn_release(r, c);
-        } else {
-            conn_discard(r, c);
+    if (c && rv == APR_SUCCESS) {
+        conn_release(r, c);
+    } else if (c) {
+        conn_discard(r, c);
+    }
+    return rv;
+}
+
+/* Each seed in turn until one answers, within the one deadline: a cluster
+ * is usable while any of them is. */
+apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
+{
+    apr_time_t start = apr_time_now(), deadline = start + r->conf.timeout;
+    apr_status_t rv = PEGADM_CACHE_TIMEOUT;
+
+    info->cluster = 0;
+    pthread_mutex_lock(&r->mutex);
+    r->cluster = r->nseeds > 1 ? 1 : -1; /* asked again: the server may have changed */
+    pthread_mutex_unlock(&r->mutex);
+    for (int seed = 0; seed < r->nseeds && apr_time_now() < deadline; seed++) {
+        info->detail[0] = '\0';
+        rv = check_seed(r, seed, info, deadline);
+        if (rv == APR_SUCCESS || rv == PEGADM_CACHE_AUTH || rv == PEGADM_CACHE_TLS) {
+            break; /* the same on every seed: the configuration's */
         }
     }
+    info->cluster = cluster_state(r) == 1;
     return observed(r, "check", start, rv);
 }
 
