@@ -23,8 +23,10 @@
  *   PEGADM_CACHE_BUSY       every pooled connection in use until the deadline
  * None of these is ever a miss.
  *
- * Create the client in the process that uses it (httpd: child_init), never
- * before a fork: it opens no connection until first used. */
+ * Create the client in the process that uses it (httpd: child_init); it
+ * opens no connection until first used. One used before a fork (a start-up
+ * preflight in the parent) is still safe: a forked process drops the
+ * pooled connections it inherited and opens its own. */
 #ifndef PEGADM_REDIS_H
 #define PEGADM_REDIS_H
 
