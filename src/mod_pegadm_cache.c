@@ -1,10 +1,26 @@
 /* The session cache's whole life in httpd: the socache provider (shmcb
  * unless PegaDMCache names another), the default shmcb sized for
  * PegaDMCacheCustomers, the instance made in post_config with its global
- * mutex (a shmcb one kept by the parent across reloads) and re-attached in
- * child_init, and the pegadm_store_t that the session flow
+ * mutex (a shmcb one retained by the parent across reloads) and
+ * re-attached in child_init, and the pegadm_store_t that the session flow
  * (pegadm_session.c) reads and writes through. What goes into the cache is
- * the session flow's business; this file stops at the store. */
+ * the session flow's business; this file stops at the store.
+ *
+ * Retained data: what outlives one configuration (shared memory and
+ * mutexes that children of the generation before a graceful restart still
+ * use while they finish their requests) is retained by the parent process
+ * (httpd's retained data, in its process pool) and found again by the next
+ * generation's post_config. Each retained thing has a pool of its own under
+ * the process pool: replacing it destroys that pool, and the parent's exit
+ * destroys the last one. Only APR's own cleanups may be registered in it:
+ * the module and the providers it uses are unloaded with the
+ * configuration, before the parent exits.
+ *
+ * The cross-node create lock (pegadm_mark_t) on the memcached or Redis
+ * servers that PegaDMCache names, through apr_memcache and apr_redis, the
+ * clients httpd's own socache providers are built on: each child process
+ * opens a client of its own, used for the lock only; the cache itself
+ * stays with the socache provider. */
 #include "mod_pegadm.h"
 
 #include <string.h>
@@ -13,16 +29,21 @@
 #include <apr_strings.h>
 #include <http_core.h>
 #include <util_mutex.h>
+#include <apr_memcache.h>
+#include <apr_redis.h>
+#include <ap_mpm.h>
 
 #include "pegadm_confcheck.h"
 #include "pegadm_shmcb.h"
 
 APLOG_USE_MODULE(pegadm);
 
+/* Destroys what is retained under key, if anything. */
+static void pegadm_retain_drop(const char *key);
+
 /* socache_memcache and socache_redis take at most 16 bytes of namespace */
-#define CACHE_NAMESPACE   "mod_pegadm"
-#define DEFAULT_CUSTOMERS 100000
-#define DEFAULT_FILE      "pegadm-sessions.cache"
+#define CACHE_NAMESPACE "mod_pegadm"
+#define DEFAULT_FILE    "pegadm-sessions.cache"
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -40,7 +61,7 @@ static pegadm_server_conf_t *server_conf(server_rec *s)
 
 static apr_size_t customers_wanted(const pegadm_server_conf_t *sc)
 {
-    return sc->cache_customers > 0 ? (apr_size_t)sc->cache_customers : DEFAULT_CUSTOMERS;
+    return (apr_size_t)pegadm_conf_cache_customers(sc);
 }
 
 /* The arguments of the default shmcb cache: sized for PegaDMCacheCustomers. */
@@ -175,7 +196,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
  * A shmcb cache lives in the parent: made with the configuration, it would
  * be emptied by every graceful restart and restart, and every customer would
  * get a new session. So it is made once, with its mutex, in a pool the
- * parent keeps (mod_pegadm_keep.c), and each later generation takes it over
+ * parent keeps (retained data, below), and each later generation takes it over
  * while its arguments and the Mutex settings for it are the same; children
  * of the generation before still finishing requests use the same memory and
  * the same mutex. Memory and mutex go with the parent's exit. */
@@ -221,10 +242,10 @@ static const char *mutex_settings(apr_pool_t *p)
     return all;
 }
 
-static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc,
-                                    const char *signature)
+static apr_status_t make_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                        pegadm_server_conf_t *sc, const char *signature)
 {
-    apr_pool_t *pool = pegadm_keep_anew(s, KEPT_KEY);
+    apr_pool_t *pool = pegadm_retain_anew(s, KEPT_KEY);
     kept_cache_t *k = apr_pcalloc(pool, sizeof(*k));
     apr_status_t rv;
 
@@ -240,18 +261,18 @@ static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_ser
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    pegadm_keep(KEPT_KEY, k);
+    pegadm_retain(KEPT_KEY, k);
     sc->cache = k->cache;
     sc->mutex = k->mutex;
     return APR_SUCCESS;
 }
 
-static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
-                                      pegadm_server_conf_t *sc)
+static apr_status_t attach_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                          pegadm_server_conf_t *sc)
 {
     const char *signature = apr_pstrcat(ptemp, sc->cache_args ? sc->cache_args : "", "\n",
                                         mutex_settings(ptemp), NULL);
-    kept_cache_t *k = pegadm_kept(KEPT_KEY);
+    kept_cache_t *k = pegadm_retained(KEPT_KEY);
 
     if (k && !strcmp(k->signature, signature)) {
         sc->cache = k->cache;
@@ -265,7 +286,7 @@ static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
                      "new session ID once)",
                      PEGADM_MUTEX_TYPE);
     }
-    return make_kept_shmcb(ptemp, s, sc, signature);
+    return make_retained_shmcb(ptemp, s, sc, signature);
 }
 
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -274,7 +295,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     apr_status_t rv;
 
     if (!strcmp(sc->cache_provider_name, "shmcb")) {
-        rv = attach_kept_shmcb(ptemp, s, sc);
+        rv = attach_retained_shmcb(ptemp, s, sc);
         if (rv == APR_SUCCESS) {
             log_size(s, sc);
         }
@@ -282,7 +303,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     }
     /* memcache, redis and the like: outside httpd, made with each generation;
      * a shmcb cache kept from before PegaDMCache named them goes */
-    pegadm_keep_drop(KEPT_KEY);
+    pegadm_retain_drop(KEPT_KEY);
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -420,4 +441,233 @@ void pegadm_cache_log_failure(request_rec *r, const char *why)
                       "PEGADM033: %s (%s); answering as if the service were unavailable", why,
                       sc->cache_provider_name);
     }
+}
+
+typedef struct {
+    apr_pool_t *pool;
+    void *data;
+} retained_t;
+
+static retained_t *entry(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+    return k ? k : ap_retained_data_create(key, sizeof(*k));
+}
+
+void *pegadm_retained(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+    return k ? k->data : NULL;
+}
+
+static void pegadm_retain_drop(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+
+    if (k && k->pool) {
+        apr_pool_destroy(k->pool);
+        k->pool = NULL;
+        k->data = NULL;
+    }
+}
+
+apr_pool_t *pegadm_retain_anew(server_rec *s, const char *key)
+{
+    retained_t *k = entry(key);
+
+    pegadm_retain_drop(key);
+    apr_pool_create(&k->pool, s->process->pool);
+    apr_pool_tag(k->pool, "pegadm-kept");
+    return k->pool;
+}
+
+void pegadm_retain(const char *key, void *data)
+{
+    entry(key)->data = data;
+}
+
+#define MARK_PREFIX   "mod_pegadm:mark:"
+#define MEMCACHE_PORT 11211
+#define REDIS_PORT    6379
+/* how long an idle connection is kept, and socache_redis's I/O timeout */
+#define CONN_TTL   apr_time_from_sec(15)
+#define REDIS_RWTO 5
+/* Redis has no atomic "set if absent with expiry" that apr_redis sends:
+ * the mark is an INCR (1: ours), then given its expiry by a SETEX to this
+ * value. An INCR answering less than it met a mark still without expiry
+ * (its holder between the two commands, or dead there): the loser sets
+ * the expiry itself, so that no mark can stay for ever. */
+#define REDIS_ARMED 1000000
+
+typedef struct {
+    pegadm_mark_t mark;
+    apr_memcache_t *mc; /* one of the two, or neither if creation failed */
+    apr_redis_t *rc;
+} create_lock_client_t;
+
+static const char *create_lock_key(apr_pool_t *p, const unsigned char *id, unsigned int id_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    apr_size_t prefix = sizeof(MARK_PREFIX) - 1;
+    char *key = apr_palloc(p, prefix + (apr_size_t)id_len * 2 + 1);
+    char *at = key + prefix;
+
+    memcpy(key, MARK_PREFIX, prefix);
+    for (unsigned int i = 0; i < id_len; i++) {
+        *at++ = hex[id[i] >> 4];
+        *at++ = hex[id[i] & 0x0f];
+    }
+    *at = '\0';
+    return key;
+}
+
+static apr_uint32_t ttl_seconds(apr_interval_time_t ttl)
+{
+    return (apr_uint32_t)((ttl + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
+}
+
+static apr_status_t memcache_take(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_interval_time_t ttl,
+                                  apr_pool_t *p)
+{
+    create_lock_client_t *c = ctx;
+    char one[] = "1";
+
+    if (!c->mc) {
+        return APR_EGENERAL;
+    }
+    return apr_memcache_add(c->mc, create_lock_key(p, k->id, k->id_len), one, 1,
+                            ttl_seconds(ttl), 0);
+}
+
+static apr_status_t memcache_release(void *ctx, const pegadm_store_key_t *k,
+                                     const unsigned char *token, apr_pool_t *p)
+{
+    create_lock_client_t *c = ctx;
+    return c->mc ? apr_memcache_delete(c->mc, create_lock_key(p, k->id, k->id_len), 0)
+                 : APR_EGENERAL;
+}
+
+static apr_status_t redis_arm(create_lock_client_t *c, const char *key, apr_interval_time_t ttl)
+{
+    char armed[] = APR_STRINGIFY(REDIS_ARMED);
+    return apr_redis_setex(c->rc, key, armed, sizeof(armed) - 1, ttl_seconds(ttl), 0);
+}
+
+static apr_status_t redis_take(void *ctx, const pegadm_store_key_t *k,
+                               const unsigned char *token, apr_interval_time_t ttl,
+                               apr_pool_t *p)
+{
+    create_lock_client_t *c = ctx;
+    const char *key = create_lock_key(p, k->id, k->id_len);
+    apr_uint32_t count = 0;
+    apr_status_t rv;
+
+    if (!c->rc) {
+        return APR_EGENERAL;
+    }
+    rv = apr_redis_incr(c->rc, key, 1, &count);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (count == 1) {
+        rv = redis_arm(c, key, ttl);
+        if (rv != APR_SUCCESS) { /* a mark without expiry must not stay */
+            apr_redis_delete(c->rc, key, 0);
+        }
+        return rv;
+    }
+    if (count < REDIS_ARMED) {
+        redis_arm(c, key, ttl);
+    }
+    return APR_EEXIST;
+}
+
+static apr_status_t redis_release(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_pool_t *p)
+{
+    create_lock_client_t *c = ctx;
+    return c->rc ? apr_redis_delete(c->rc, create_lock_key(p, k->id, k->id_len), 0)
+                 : APR_EGENERAL;
+}
+
+/* Parses host[:port][,host[:port]...] as socache_memcache and socache_redis
+ * do, adding each server to the client of the kind at hand. */
+static apr_status_t add_servers(apr_pool_t *p, create_lock_client_t *c, const char *args,
+                                apr_port_t default_port, int threads)
+{
+    char *list = apr_pstrdup(p, args), *last = NULL;
+
+    for (char *item = apr_strtok(list, ",", &last); item; item = apr_strtok(NULL, ",", &last)) {
+        char *host = NULL, *scope = NULL;
+        apr_port_t port = 0;
+        apr_status_t rv = apr_parse_addr_port(&host, &scope, &port, item, p);
+
+        if (rv != APR_SUCCESS || !host) {
+            return rv != APR_SUCCESS ? rv : APR_EINVAL;
+        }
+        port = port ? port : default_port;
+        if (c->mc) {
+            apr_memcache_server_t *ms;
+            rv = apr_memcache_server_create(p, host, port, 0, threads, threads, CONN_TTL, &ms);
+            rv = rv == APR_SUCCESS ? apr_memcache_add_server(c->mc, ms) : rv;
+        } else {
+            apr_redis_server_t *rs;
+            rv = apr_redis_server_create(p, host, port, 0, threads, threads, CONN_TTL,
+                                         REDIS_RWTO, &rs);
+            rv = rv == APR_SUCCESS ? apr_redis_add_server(c->rc, rs) : rv;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_uint16_t count_servers(const char *args)
+{
+    apr_uint16_t n = 1;
+    for (const char *s = args; *s; s++) {
+        n += *s == ',';
+    }
+    return n;
+}
+
+/* One connection per worker thread at most, kept while used: no thread
+ * waits for another's connection, and none is opened per request. */
+void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    int memcache = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "memcache");
+    int redis = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "redis");
+    create_lock_client_t *c;
+    int threads = 1;
+    apr_status_t rv;
+
+    if ((!memcache && !redis) || !sc->cache_args) {
+        return; /* shmcb, or another node-local cache: the node lock decides */
+    }
+    c = apr_pcalloc(p, sizeof(*c));
+    c->mark.ctx = c;
+    c->mark.take = memcache ? memcache_take : redis_take;
+    c->mark.release = memcache ? memcache_release : redis_release;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    threads = threads > 0 ? threads : 1;
+    if (memcache) {
+        rv = apr_memcache_create(p, count_servers(sc->cache_args), 0, &c->mc);
+    } else {
+        rv = apr_redis_create(p, count_servers(sc->cache_args), 0, &c->rc);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = add_servers(p, c, sc->cache_args, memcache ? MEMCACHE_PORT : REDIS_PORT, threads);
+    }
+    if (rv != APR_SUCCESS) {
+        c->mc = NULL;
+        c->rc = NULL;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "PEGADM800: cannot open a %s client to %s for the create mark; first "
+                     "requests are answered as if the service were unavailable",
+                     sc->cache_provider_name, sc->cache_args);
+    }
+    sc->create_lock = &c->mark;
 }

@@ -1,22 +1,42 @@
-/* The directives of mod_pegadm: the command table and the handlers that
- * parse and check each value, the per-directory and server records with
- * their merge, and the accessors that apply the defaults. The checks of
- * values are in pegadm_confcheck.c; the checks across scopes at start-up
- * are in mod_pegadm_scopes.c (widget and secret) and mod_pegadm_dbd.c (a
- * database for each query). */
+/* The directives of mod_pegadm, every one of them: the command table and
+ * the handlers that parse and check each value, the per-directory and
+ * server records (with their sub-records: the local cache's settings, the
+ * operator record and the preflight's) and their merge, the one home of
+ * every default and the accessors that apply them, the widget list the
+ * counters are made for, and the JWT secret withheld from what mod_info and
+ * DUMP_CONFIG show.
+ *
+ * The checks of single values are in pegadm_confcheck.c, where they can be
+ * fuzzed; the checks across scopes at start-up are mod_pegadm_checks.c's.
+ *
+ * What the configuration shows of the JWT secret: nothing. mod_info's
+ * /server-info and "apachectl -t -D DUMP_CONFIG" print every directive's
+ * arguments from the configuration tree, with ${VAR} already replaced, so
+ * the secret's directive (and a Define that holds it) get a placeholder
+ * there once it has been read. A secret written in a configuration file is
+ * only as private as that file: one readable by group or others draws the
+ * warning a secret file would. */
 #include "mod_pegadm.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
+#include <apr_dbd.h>
+#include <apr_file_info.h>
 #include <apr_file_io.h>
+#include <apr_fnmatch.h>
+#include <apr_hash.h>
+#include <apr_md5.h>
+#include <apr_optional.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
+#include <mod_dbd.h>
 
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 #include "pegadm_confcheck.h"
+#include "pegadm_waiters.h"
 
 APLOG_USE_MODULE(pegadm);
 
@@ -29,11 +49,28 @@ APLOG_USE_MODULE(pegadm);
 #define PEGADM_DEFAULT_TOKEN_LIFETIME   60
 #define PEGADM_DEFAULT_CREATE_LIMIT     10
 #define PEGADM_DEFAULT_CREATE_WINDOW    60
-#define PEGADM_DEFAULT_CREATE_WAITERS   10
 #define SECRET_MAX                      4096
 
 #define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
 #define PEGADM_DEFAULT_BREAKER_COOLDOWN  30
+
+/* server-wide settings */
+#define DEFAULT_CACHE_CUSTOMERS      100000
+#define DEFAULT_LOCAL_CUSTOMERS      10000
+#define MAX_LOCAL_CUSTOMERS          5000000
+#define DEFAULT_LOCAL_MAX_AGE        apr_time_from_sec(1)
+#define MAX_LOCAL_MAX_AGE            apr_time_from_sec(3600)
+#define DEFAULT_READS_PER_CHILD      2
+#define MAX_READS_PER_CHILD          1000
+#define PRIVATE_DATA_REFRESH_DEFAULT 60
+#define PRIVATE_DATA_REFRESH_MAX     86400
+#define DEFAULT_WARN_DAYS            14
+#define DEFAULT_INTERVAL             600
+#define QUERY_TTL_MAX                86400
+
+/* mod_dbd's default DBDMax: the connections a child opens to a database */
+#define DEFAULT_CID_QUERY_CONCURRENCY 10
+#define MAX_CID_QUERY_CONCURRENCY     10000
 
 #define UNSET        (-1)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
@@ -42,6 +79,10 @@ APLOG_USE_MODULE(pegadm);
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+    /* Records are made at request time only for .htaccess files: whatever
+     * AllowOverride or AllowOverrideList lets through, a tenant's file never
+     * sets anything of the module (mod_pegadm_tenants.c). */
+    d->from_htaccess = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_RUN_MPM;
     d->enabled = UNSET;
     d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
@@ -57,6 +98,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->inject = UNSET;
     d->forget = UNSET;
     d->private_data_refresh = UNSET;
+    d->allow_in_frame = UNSET;
     return d;
 }
 
@@ -66,6 +108,12 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* zeroed: a field the lines below forget is NULL, not garbage
      * (scripts/check-merge fails the tests on such a field) */
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    if (add->from_htaccess) {
+        *d = *base;
+        return d;
+    }
+    d->from_htaccess = base->from_htaccess;
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
     d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
@@ -98,12 +146,27 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
     d->forget = MERGE_NUM(forget);
     d->private_data_refresh = MERGE_NUM(private_data_refresh);
+    d->allow_in_frame = MERGE_NUM(allow_in_frame);
     return d;
 }
 
+/* The sub-records are made with the record: the directives fill them, and
+ * the start-up sequence finds them whether any directive was given or not. */
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
 {
-    return apr_pcalloc(p, sizeof(pegadm_server_conf_t));
+    pegadm_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->cid_query_concurrency = UNSET;
+    sc->local_conf = apr_pcalloc(p, sizeof(*sc->local_conf));
+    sc->local_conf->read_lock = UNSET;
+    sc->local_conf->customers = UNSET;
+    sc->local_conf->max_age = UNSET;
+    sc->operator_rec = apr_pcalloc(p, sizeof(*sc->operator_rec));
+    sc->operator_rec->preflight = apr_pcalloc(p, sizeof(*sc->operator_rec->preflight));
+    sc->operator_rec->preflight->enabled = UNSET;
+    sc->operator_rec->preflight->warn_days = UNSET;
+    sc->operator_rec->preflight->every = UNSET;
+    return sc;
 }
 
 /* One cache serves the whole server: virtual hosts share the main record. */
@@ -117,7 +180,7 @@ const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d)
     return d->service_url ? d->service_url : PEGADM_DEFAULT_SERVICE_URL;
 }
 
-const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
+static const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
 {
     if (d->private_data_url) {
         return d->private_data_url;
@@ -153,9 +216,9 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                                        : apr_time_from_sec(PEGADM_DEFAULT_CREATE_WINDOW);
 }
 
-int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d)
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d, int threads)
 {
-    return d->create_waiters != UNSET ? d->create_waiters : PEGADM_DEFAULT_CREATE_WAITERS;
+    return d->create_waiters != UNSET ? d->create_waiters : pegadm_waiters_default_max(threads);
 }
 
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)
@@ -187,6 +250,50 @@ void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c)
     c->probe_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
 }
 
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
+{
+    return d->private_data_refresh >= 0 ? d->private_data_refresh
+                                        : apr_time_from_sec(PRIVATE_DATA_REFRESH_DEFAULT);
+}
+
+int pegadm_conf_cache_customers(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_customers > 0 ? sc->cache_customers : DEFAULT_CACHE_CUSTOMERS;
+}
+
+int pegadm_conf_local_customers(const pegadm_local_conf_t *lc)
+{
+    return lc->customers != UNSET ? lc->customers : DEFAULT_LOCAL_CUSTOMERS;
+}
+
+apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc)
+{
+    return lc->max_age != UNSET ? lc->max_age : DEFAULT_LOCAL_MAX_AGE;
+}
+
+/* 0: no bound */
+int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc)
+{
+    return sc->reads_directive ? sc->reads_per_child : DEFAULT_READS_PER_CHILD;
+}
+
+/* 0: no bound */
+int pegadm_conf_cid_query_concurrency(const pegadm_server_conf_t *sc)
+{
+    return sc->cid_query_concurrency != UNSET ? sc->cid_query_concurrency
+                                              : DEFAULT_CID_QUERY_CONCURRENCY;
+}
+
+int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf)
+{
+    return pf->warn_days != UNSET ? pf->warn_days : DEFAULT_WARN_DAYS;
+}
+
+apr_interval_time_t pegadm_conf_preflight_interval(const pegadm_preflight_t *pf)
+{
+    return pf->every != UNSET ? pf->every : apr_time_from_sec(DEFAULT_INTERVAL);
+}
+
 /* ---- value parsers: each returns NULL or a message naming the directive ---- */
 
 /* The checks themselves are in pegadm_confcheck.c, where they can be
@@ -203,10 +310,304 @@ static const char *parse_service_url(cmd_parms *cmd, const char *arg, const char
 
 /* ---- directive handlers ---- */
 
+static pegadm_server_conf_t *server_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &pegadm_module);
+}
+
+static void logout_cookie_wanted_by(cmd_parms *cmd)
+{
+    /* a property of this configuration: gone with its pool on a restart */
+    apr_pool_userdata_setn("1", PEGADM_LOGOUT_WANTED_KEY, NULL, cmd->pool);
+}
+
+static int register_widget(cmd_parms *cmd, const char *widget_id)
+{
+    apr_array_header_t *ids = NULL;
+
+    apr_pool_userdata_get((void **)&ids, PEGADM_WIDGETS_KEY, cmd->pool);
+    if (!ids) {
+        ids = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        apr_pool_userdata_set(ids, PEGADM_WIDGETS_KEY, apr_pool_cleanup_null, cmd->pool);
+    }
+    for (int i = 0; i < ids->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(ids, i, const char *), widget_id)) {
+            return i;
+        }
+    }
+    APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(cmd->pool, widget_id);
+    return ids->nelts - 1;
+}
+
+/* ---- the JWT secret withheld from what the configuration shows ----
+ * mod_info's /server-info and "apachectl -t -D DUMP_CONFIG" print every
+ * directive's arguments from the configuration tree, with ${VAR} already
+ * replaced, so the secret's directive gets a placeholder there once it has
+ * been read (a Define leaves no directive in the tree). A secret written in
+ * a configuration file is only as private as that file (or the file of the
+ * Define or <Macro> it comes from): one readable by group or others draws
+ * the warning a secret file would. A secret given through Define draws a
+ * warning of its own: httpd prints the values of Defines. */
+
+#define WITHHELD "(withheld)"
+#define CONFIG_READ                                                                            \
+    ((apr_size_t)1024 * 1024) /* a configuration file larger than this is not searched */
+
+#define FILES_MAX 256 /* configuration files searched for a Define's */
+
+/* A configuration file's text (its first CONFIG_READ bytes), or NULL. The
+ * caller wipes it (wipe) once done: it may hold the secret. */
+static char *read_config(apr_pool_t *p, const char *path, apr_size_t *len)
+{
+    apr_file_t *f;
+    char *buf;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    buf = apr_palloc(p, CONFIG_READ + 1);
+    *len = 0;
+    apr_file_read_full(f, buf, CONFIG_READ, len);
+    apr_file_close(f);
+    buf[*len] = '\0';
+    return buf;
+}
+
+static void wipe(char *text, apr_size_t len)
+{
+    if (text) {
+        memset(text, 0, len);
+    }
+}
+
+/* Whether the secret stands in the file as it is (not through ${VAR}). */
+static int file_holds(apr_pool_t *p, const char *path, const char *secret)
+{
+    apr_size_t len = 0;
+    char *text = read_config(p, path, &len);
+    int found = text && strstr(text, secret) != NULL;
+
+    wipe(text, len);
+    return found;
+}
+
+/* Warns if path, readable by group or others, holds the secret; where
+ * says which directive put it there. */
+static void check_file(cmd_parms *cmd, const char *path, const char *where, const char *secret)
+{
+    apr_finfo_t fi;
+
+    if (apr_stat(&fi, path, APR_FINFO_PROT | APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG || !(fi.protection & (APR_GREAD | APR_WREAD)) ||
+        !file_holds(cmd->temp_pool, path, secret)) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM701: %s: the secret is written in '%s' (%s), which is readable by "
+                 "group or others; make the file readable by root only (chmod 600), or use "
+                 "PegaDMJWTSecretFile",
+                 cmd->cmd->name, path, where);
+}
+
+/* The files a directive's text comes from: its own, or for one that
+ * mod_macro expanded ("macro 'M' (defined on line n of "F") used on line
+ * m of "G"") the macro's file and the file of its Use line. */
+static apr_array_header_t *source_files(apr_pool_t *p, const ap_directive_t *d)
+{
+    apr_array_header_t *files = apr_array_make(p, 2, sizeof(const char *));
+    const char *rest = d->filename;
+
+    if (rest && strncmp(rest, "macro '", 7) != 0) {
+        APR_ARRAY_PUSH(files, const char *) = rest;
+    }
+    while (rest && (rest = strstr(rest, " of \"")) != NULL) {
+        const char *end = strchr(rest + 5, '"');
+        if (!end) {
+            break;
+        }
+        APR_ARRAY_PUSH(files, const char *) = apr_pstrmemdup(p, rest + 5, end - rest - 5);
+        rest = end;
+    }
+    return files;
+}
+
+/* The name of a Define whose value holds the secret, among the ${NAME}s
+ * of text; NULL if none (the secret is inline, or from the environment). */
+static const char *define_holding(apr_pool_t *p, const char *text, const char *secret)
+{
+    const char *at = text;
+
+    while ((at = strstr(at, "${")) != NULL) {
+        const char *end = strchr(at + 2, '}');
+        const char *name, *value;
+
+        if (!end) {
+            break;
+        }
+        name = apr_pstrmemdup(p, at + 2, end - at - 2);
+        if (ap_exists_config_define(name)) {
+            value = ap_resolve_env(p, apr_pstrmemdup(p, at, end - at + 1));
+            if (value && strstr(value, secret)) {
+                return name;
+            }
+        }
+        at = end;
+    }
+    return NULL;
+}
+
+/* Adds path (or the files its glob matches) to the files to search. */
+static void add_files(apr_pool_t *p, const char *path, apr_hash_t *seen,
+                      apr_array_header_t *queue)
+{
+    apr_array_header_t *matches = NULL;
+
+    if (!path) {
+        return;
+    }
+    if (strpbrk(path, "*?[") && apr_match_glob(path, &matches, p) == APR_SUCCESS) {
+        for (int i = 0; i < matches->nelts; i++) {
+            add_files(p, APR_ARRAY_IDX(matches, i, const char *), seen, queue);
+        }
+        return;
+    }
+    if (!apr_hash_get(seen, path, APR_HASH_KEY_STRING) && apr_hash_count(seen) < FILES_MAX) {
+        apr_hash_set(seen, path, APR_HASH_KEY_STRING, path);
+        APR_ARRAY_PUSH(queue, const char *) = path;
+    }
+}
+
+static void add_tree_files(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *seen,
+                           apr_array_header_t *queue)
+{
+    for (; d; d = d->next) {
+        apr_array_header_t *files = source_files(p, d);
+        for (int i = 0; i < files->nelts; i++) {
+            add_files(p, APR_ARRAY_IDX(files, i, const char *), seen, queue);
+        }
+        if (d->first_child) {
+            add_tree_files(p, d->first_child, seen, queue);
+        }
+    }
+}
+
+/* Scans text line by line: queues the files its Include and
+ * IncludeOptional lines name; returns the line number of "Define name"
+ * in it, or 0. */
+static int scan_config(apr_pool_t *p, char *text, const char *name, apr_hash_t *seen,
+                       apr_array_header_t *queue)
+{
+    int number = 0, found = 0;
+    char *line = text;
+
+    while (line && *line) {
+        char *next = strchr(line, '\n');
+        const char *args = line, *word;
+
+        if (next) {
+            *next++ = '\0';
+        }
+        number++;
+        word = ap_getword_conf(p, &args);
+        if (!strcasecmp(word, "Include") || !strcasecmp(word, "IncludeOptional")) {
+            word = ap_resolve_env(p, ap_getword_conf(p, &args));
+            add_files(p, ap_server_root_relative(p, word), seen, queue);
+        } else if (!found && !strcasecmp(word, "Define") &&
+                   !strcmp(ap_getword_conf(p, &args), name)) {
+            found = number;
+        }
+        line = next;
+    }
+    return found;
+}
+
+/* Where "Define name" is: a Define leaves no directive in the tree, so it
+ * is looked for in the files of the tree's directives and in those their
+ * Include lines name. */
+static const char *find_define(apr_pool_t *p, const char *name, int *line)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    apr_array_header_t *queue = apr_array_make(p, 16, sizeof(const char *));
+
+    add_tree_files(p, ap_conftree, seen, queue);
+    for (int i = 0; i < queue->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(queue, i, const char *);
+        apr_size_t len = 0;
+        char *text = read_config(p, path, &len);
+
+        *line = text ? scan_config(p, text, name, seen, queue) : 0;
+        wipe(text, len);
+        if (*line) {
+            return path;
+        }
+    }
+    return NULL;
+}
+
+/* httpd prints every Define's value (apachectl -S, -t -D DUMP_RUN_CFG),
+ * which no module can withhold; and the Define's file is as private as an
+ * inline secret's must be. */
+static void warn_define(cmd_parms *cmd, const char *name, const char *where, const char *secret)
+{
+    int line = 0;
+    const char *path = find_define(cmd->temp_pool, name, &line);
+    const char *at = path ? apr_psprintf(cmd->temp_pool, " at %s:%d", path, line) : "";
+
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM710: %s at %s takes the secret from Define %s%s, and httpd prints "
+                 "every Define's value (apachectl -S, -t -D DUMP_RUN_CFG); give the secret "
+                 "with PegaDMJWTSecretFile instead",
+                 cmd->cmd->name, where, name, at);
+    if (path && strcmp(path, cmd->directive->filename) != 0) { /* its own was checked */
+        check_file(cmd, path, apr_psprintf(cmd->temp_pool, "Define %s%s", name, at), secret);
+    }
+}
+
+/* A secret written in the directive's files, or given through a Define. */
+static void check_sources(cmd_parms *cmd, const char *secret)
+{
+    apr_array_header_t *files = source_files(cmd->temp_pool, cmd->directive);
+    const char *where = apr_psprintf(cmd->temp_pool, "%s:%d", cmd->directive->filename,
+                                     cmd->directive->line_num);
+    const char *define = NULL;
+
+    for (int i = 0; i < files->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(files, i, const char *);
+        apr_size_t len = 0;
+        char *text = read_config(cmd->temp_pool, path, &len);
+
+        if (text && !define) {
+            define = define_holding(cmd->temp_pool, text, secret);
+        }
+        wipe(text, len);
+        check_file(cmd, path, where, secret);
+    }
+    if (define) {
+        warn_define(cmd, define, where, secret);
+    }
+}
+
+static void secret_withhold(cmd_parms *cmd, const char *secret)
+{
+    check_sources(cmd, secret);
+    cmd->directive->args = WITHHELD;
+}
+
+/* A .htaccess file never makes the module act (mod_pegadm_tenants.c): the
+ * directives that switch it on are refused there whatever AllowOverride
+ * and AllowOverrideList say. */
+const char *pegadm_refuse_htaccess(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_HTACCESS);
+}
+
 static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->enabled = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->enabled = on;
+    }
+    return err;
 }
 
 static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
@@ -218,7 +619,7 @@ static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
                             cmd->cmd->name, arg);
     }
     ((pegadm_dir_conf_t *)dv)->widget_id = apr_pstrdup(cmd->pool, arg);
-    ((pegadm_dir_conf_t *)dv)->metrics_widget = pegadm_metrics_register_widget(cmd, arg);
+    ((pegadm_dir_conf_t *)dv)->metrics_widget = register_widget(cmd, arg);
     return NULL;
 }
 
@@ -270,7 +671,7 @@ static const char *set_secret(cmd_parms *cmd, void *dv, const char *arg)
     }
     err = make_secret(cmd, dv, arg, strlen(arg));
     if (!err) {
-        pegadm_secret_withhold(cmd, arg);
+        secret_withhold(cmd, arg);
     }
     return err;
 }
@@ -521,8 +922,11 @@ static const char *set_session_endpoint(cmd_parms *cmd, void *dv, const char *ar
 
 static const char *set_inject(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->inject = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->inject = on;
+    }
+    return err;
 }
 
 static const char *set_script_nonce(cmd_parms *cmd, void *dv, const char *arg)
@@ -596,6 +1000,236 @@ static const char *set_breaker_cooldown(cmd_parms *cmd, void *dv, const char *ar
     return set_seconds(cmd, arg, 3600, &((pegadm_dir_conf_t *)dv)->breaker_cooldown);
 }
 
+/* apr_dbd takes every %<letter> for a parameter and %% for a literal
+ * percent sign; the statement gets exactly one, the log-in name. */
+
+static const char *check_placeholders(cmd_parms *cmd, const char *query)
+{
+    int params = 0, strings = 0;
+
+    for (const char *q = query; *q; q++) {
+        if (q[0] == '%' && q[1] == '%') {
+            q++;
+        } else if (q[0] == '%' && apr_isalpha(q[1])) {
+            params++;
+            strings += q[1] == 's';
+        }
+    }
+    if (params != 1 || strings != 1) {
+        return apr_psprintf(cmd->pool,
+                            "%s: the SQL statement must take exactly one parameter, "
+                            "written %%s (the log-in name), and no other %%-parameter",
+                            cmd->cmd->name);
+    }
+    return NULL;
+}
+
+static const char *set_cid_query(cmd_parms *cmd, void *dv, const char *query)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    pegadm_dir_conf_t *d = dv;
+    unsigned char digest[APR_MD5_DIGESTSIZE];
+    char hex[2 * APR_MD5_DIGESTSIZE + 1];
+    const char *err;
+
+    if (!prepare) {
+        return apr_psprintf(cmd->pool, "%s needs mod_dbd: load it (LoadModule dbd_module ...)",
+                            cmd->cmd->name);
+    }
+    if ((err = check_placeholders(cmd, query)) != NULL) {
+        return err;
+    }
+    /* The label follows from the SQL alone: mod_dbd keeps statements per
+     * server and lets virtual hosts inherit the main server's, so one label
+     * must never stand for two different statements. */
+    apr_md5(digest, query, strlen(query));
+    ap_bin2hex(digest, sizeof(digest), hex);
+    d->cid_query = apr_pstrdup(cmd->pool, query);
+    d->cid_query_label = apr_pstrcat(cmd->pool, "pegadm_cid_", hex, NULL);
+    prepare(cmd->server, d->cid_query, d->cid_query_label);
+    return NULL;
+}
+
+static const char *set_cid_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
+
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
+    }
+    return err;
+}
+
+static const char *set_audit_log(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_operator_t *oper;
+
+    if (err) {
+        return err;
+    }
+    oper = server_conf(cmd->server)->operator_rec;
+    /* as CustomLog: "|prog" and "||prog" run prog directly, "|$cmd" through the shell */
+    if (*arg == '|') {
+        arg++;
+        oper->audit_is_pipe = 1;
+        oper->audit_shell = *arg == '$';
+        arg += *arg == '$' || *arg == '|';
+        oper->audit_target = apr_pstrdup(cmd->pool, arg);
+    } else {
+        oper->audit_is_pipe = 0;
+        oper->audit_target = ap_server_root_relative(cmd->pool, arg);
+        if (!oper->audit_target) {
+            return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_preflight(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->enabled = on;
+    }
+    return err;
+}
+
+static const char *set_preflight_warn_days(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 3650, &v);
+    }
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->warn_days = (int)v;
+    }
+    return err;
+}
+
+static const char *set_preflight_interval(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
+    }
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->every = apr_time_from_sec(v);
+    }
+    return err;
+}
+
+static const char *set_local_customers(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_LOCAL_CUSTOMERS, &v);
+    }
+    if (err) {
+        return err;
+    }
+    server_conf(cmd->server)->local_conf->customers = (int)v;
+    return NULL;
+}
+
+static const char *set_local_max_age(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t t;
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0 ||
+        t > MAX_LOCAL_MAX_AGE) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a time from 0 to 3600 seconds (e.g. 1, 250ms)",
+                            cmd->cmd->name, arg);
+    }
+    server_conf(cmd->server)->local_conf->max_age = t;
+    return NULL;
+}
+
+static const char *set_read_lock(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        server_conf(cmd->server)->local_conf->read_lock = on;
+    }
+    return err;
+}
+
+static const char *set_reads_per_child(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_READS_PER_CHILD, &v);
+    }
+    if (err) {
+        return err;
+    }
+    sc->reads_per_child = (int)v;
+    sc->reads_directive = cmd->directive;
+    return NULL;
+}
+
+static const char *set_cid_query_concurrency(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err =
+            pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CID_QUERY_CONCURRENCY, &v);
+    }
+    if (!err) {
+        sc->cid_query_concurrency = (int)v;
+    }
+    return err;
+}
+
+static const char *set_forget(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (err) {
+        return err;
+    }
+    ((pegadm_dir_conf_t *)dv)->forget = on;
+    if (on) {
+        logout_cookie_wanted_by(cmd);
+    }
+    return NULL;
+}
+
+static const char *set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (!*arg || *end || v < 0 || v > PRIVATE_DATA_REFRESH_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %d",
+                            cmd->cmd->name, arg, PRIVATE_DATA_REFRESH_MAX);
+    }
+    ((pegadm_dir_conf_t *)dv)->private_data_refresh = apr_time_from_sec(v);
+    return NULL;
+}
+
+/* The bootstrap script's configuration: it acts inside frames too. */
+static const char *set_allow_in_frame(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->allow_in_frame = on;
+    return NULL;
+}
+
 #define DIR_SCOPE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec pegadm_cmds[] = {
@@ -623,13 +1257,13 @@ const command_rec pegadm_cmds[] = {
                   "the socache provider holding sessions, provider[:args]"),
     AP_INIT_TAKE1("PegaDMCacheCustomers", set_cache_customers, NULL, RSRC_CONF,
                   "customers holding a session at once, for sizing the shmcb cache"),
-    AP_INIT_TAKE1("PegaDMLocalCache", pegadm_localcache_set_customers, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMLocalCache", set_local_customers, NULL, RSRC_CONF,
                   "customers whose session IDs each child process keeps (0: off)"),
-    AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", pegadm_localcache_set_max_age, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", set_local_max_age, NULL, RSRC_CONF,
                   "how long a child reuses what it read from a shared cache (0: never)"),
-    AP_INIT_FLAG("PegaDMCacheReadLock", pegadm_localcache_set_read_lock, NULL, RSRC_CONF,
+    AP_INIT_FLAG("PegaDMCacheReadLock", set_read_lock, NULL, RSRC_CONF,
                  "Off: memcache and redis reads skip the node's pegadm-cache mutex"),
-    AP_INIT_TAKE1("PegaDMCacheReadsPerChild", pegadm_reads_set_per_child, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMCacheReadsPerChild", set_reads_per_child, NULL, RSRC_CONF,
                   "reads of a memcache or redis cache one child sends at once (0: no bound)"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
@@ -659,21 +1293,27 @@ const command_rec pegadm_cmds[] = {
                   "an expression giving the CSP nonce of the injected script tag"),
     AP_INIT_TAKE1("PegaDMBootstrapURL", set_bootstrap_url, NULL, DIR_SCOPE,
                   "the path of the bootstrap script, as the injected tag loads it"),
-    AP_INIT_TAKE1("PegaDMCustomerIDQuery", pegadm_dbd_set_query, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMCustomerIDQuery", set_cid_query, NULL, DIR_SCOPE,
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
-    AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", set_cid_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
-    AP_INIT_FLAG("PegaDMPreflight", pegadm_preflight_set, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryConcurrency", set_cid_query_concurrency, NULL,
+                  RSRC_CONF,
+                  "requests of one child that may wait on the database at once "
+                  "(0: no bound)"),
+    AP_INIT_FLAG("PegaDMPreflight", set_preflight, NULL, RSRC_CONF,
                  "Off to skip checking the services at start-up and periodically"),
-    AP_INIT_TAKE1("PegaDMPreflightInterval", pegadm_preflight_set_interval, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMPreflightInterval", set_preflight_interval, NULL, RSRC_CONF,
                   "seconds between checks of the services (0: at start-up only)"),
-    AP_INIT_TAKE1("PegaDMCertificateWarnDays", pegadm_preflight_set_warn_days, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMCertificateWarnDays", set_preflight_warn_days, NULL, RSRC_CONF,
                   "warn when a service's certificate expires within this many days"),
-    AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMAuditLog", set_audit_log, NULL, RSRC_CONF,
                   "a file, or \"|program\", receiving one JSON line per session event"),
-    AP_INIT_FLAG("PegaDMForget", pegadm_set_forget, NULL, DIR_SCOPE,
+    AP_INIT_FLAG("PegaDMForget", set_forget, NULL, DIR_SCOPE,
                  "On for the portal's logout URL: drop the user's chat session first"),
-    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", pegadm_set_private_data_refresh, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", set_private_data_refresh, NULL, DIR_SCOPE,
                   "seconds between re-pushes of changed private data (0: never re-push)"),
+    AP_INIT_FLAG("PegaDMAllowInFrame", set_allow_in_frame, NULL, DIR_SCOPE,
+                 "On to let the bootstrap script start the widget inside a frame"),
     {.name = NULL}, /* the end of the table */
 };

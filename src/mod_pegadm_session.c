@@ -1,18 +1,45 @@
-/* The session op of a request: the session flow (pegadm_session.c) run
+/* The session call of a request: the session flow (pegadm_session.c) run
  * over the cache's store (mod_pegadm_cache.c) for a customer already known
- * (mod_pegadm_customer.c), with the create it calls on a miss: the
+ * (mod_pegadm_identity.c), with the create it calls on a miss: the
  * upstream calls with the request's private data, behind the circuit
- * breaker. The answer to the browser is the handlers' and eager mode's. */
+ * breaker, signed with the secret the service accepts. The answer to the
+ * browser is the handlers' and eager mode's.
+ *
+ * Rotating the Web Messaging connection's JWT secret without downtime:
+ * with PegaDMJWTSecretNext set, a create goes out signed with whichever of
+ * the two secrets the service last accepted (remembered in shared memory,
+ * so every child process knows); a refused token (401 or 403) is tried once
+ * more with the other secret. Once the service has accepted one of them, a
+ * refusal is most likely one customer's own (his ID, his data), not a
+ * switch: the other secret is then tried at most once per OTHER_RECHECK per
+ * process, which still finds a later switch within that time and never
+ * doubles one customer's calls. The process that sees the service switch
+ * logs it, once. Sealing and naming cache entries never depend on the secret in
+ * use: they use PegaDMJWTSecret's keys (see pegadm_session_call_t's
+ * keys_previous for a swap of the two). */
 #include "mod_pegadm.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
-#include "mod_pegadm_ops.h"
-
 APLOG_USE_MODULE(pegadm);
+
+/* Call 1 signed with the secret the service accepts; a refused token is
+ * tried with the other configured secret (see OTHER_RECHECK). t is left
+ * holding the secret of the last attempt (the one to sign call 2 with);
+ * *answered receives the HTTP status of the last answer (0: none). */
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, long *answered,
+                                                 const char **why);
+
+/* Sets t to sign with the secret the service last accepted (a call to an
+ * existing session: private data pushed again). */
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t);
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -28,6 +55,7 @@ typedef struct {
     /* for the circuit breaker around the create (guarded_create) */
     const pegadm_store_t *store;
     pegadm_dm_status_t dm_status; /* of the last attempt */
+    long answered;                /* its HTTP status (0: no answer) */
     json_t *payload;              /* the private data, evaluated once per request */
 } create_baton_t;
 
@@ -98,10 +126,10 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
+    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, &b->answered, why);
     if (st == PEGADM_DM_OK) {
         started = apr_time_now();
-        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, why);
+        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, &b->answered, why);
         pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, *sid,
                             started);
         if (st != PEGADM_DM_OK) {
@@ -134,7 +162,7 @@ static apr_status_t push_upstream(void *baton, apr_pool_t *p, const char *sid, c
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
     pegadm_rotation_use_accepted(b->r, b->d, &target);
-    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, why);
+    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, NULL, why);
     pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, sid,
                         started);
     return st == PEGADM_DM_OK ? APR_SUCCESS : APR_EGENERAL;
@@ -211,10 +239,11 @@ static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
     }
 }
 
-/* The create, unless the breaker is open. Failures of our own making
- * (PEGADM_DM_INTERNAL, a private-data expression) say nothing about the
- * service and are not counted. A store that cannot be read lets the call
- * through: the session flow reports the store itself. */
+/* The create, unless the breaker is open. Only failures that say the
+ * service is down for everyone are counted (pegadm_breaker_says_down): one
+ * customer's 4xx is his, counted and audited as his call's outcome, and
+ * failures of our own making (a private-data expression) say nothing. A store that cannot be
+ * read lets the call through: the session flow reports the store itself. */
 static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
                                    const char **why, apr_time_t *held_until)
 {
@@ -239,10 +268,13 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
         return APR_EGENERAL;
     }
     b->dm_status = PEGADM_DM_INTERNAL;
+    b->answered = 0;
     rv = create_upstream(b, p, sid, why);
     if (rv == APR_SUCCESS || b->dm_status != PEGADM_DM_INTERNAL) {
-        pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
-                             NULL);
+        pegadm_breaker_leave(p, &ref, verdict,
+                             rv == APR_SUCCESS ||
+                                 !pegadm_breaker_says_down(b->dm_status, b->answered),
+                             apr_time_now(), &change, NULL);
         log_breaker_change(b->r, &ref, change);
         pegadm_observe_breaker(b->r, b->d, change);
     }
@@ -255,45 +287,45 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 {
     pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
-    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
-    pegadm_session_req_t req;
+    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, 0, NULL};
+    pegadm_session_call_t call;
     pegadm_session_status_t st;
 
-    memset(&req, 0, sizeof(req));
-    req.store = store;
-    req.mark = sc->create_mark;
-    req.local = sc->localcache;
-    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
-    req.read_gate = sc->read_gate;
-    req.keys = &d->secret->keys;
-    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
-    req.widget_id = d->widget_id;
-    req.customer_id = customer_id;
-    req.ttl = pegadm_conf_cache_ttl(d);
+    memset(&call, 0, sizeof(call));
+    call.store = store;
+    call.mark = sc->create_lock;
+    call.local = sc->localcache;
+    call.read_unlocked = pegadm_localcache_read_unlocked(sc);
+    call.read_gate = sc->read_gate;
+    call.keys = &d->secret->keys;
+    call.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
+    call.widget_id = d->widget_id;
+    call.customer_id = customer_id;
+    call.ttl = pegadm_conf_cache_ttl(d);
     /* two sequential calls, each bounded by the timeout, plus slack */
-    req.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
-    pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
-    req.create = guarded_create;
-    req.create_baton = &baton;
-    req.waiters = sc->waiters;
-    req.waiters_max = pegadm_conf_create_waiters(d);
+    call.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
+    pegadm_conf_create_limit(d, &call.create_limit, &call.create_window);
+    call.create = guarded_create;
+    call.create_baton = &baton;
+    call.waiters = sc->waiters;
+    call.waiters_max = pegadm_conf_create_waiters(d, sc->threads);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
-        req.data_digest = private_data_digest(&baton, r->pool);
-        req.refresh = pegadm_conf_private_data_refresh(d);
-        req.push = push_upstream;
-        req.push_baton = &baton;
+        call.data_digest = private_data_digest(&baton, r->pool);
+        call.refresh = pegadm_conf_private_data_refresh(d);
+        call.push = push_upstream;
+        call.push_baton = &baton;
     }
-    req.for_page = op == PEGADM_OP_PAGE;
+    call.for_page = op == PEGADM_OP_PAGE;
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
-    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &req, res)
-         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &req, res)
-         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &req, res)
-                                       : pegadm_session_get(r->pool, &req, res);
+    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &call, res)
+         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &call, res)
+         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &call, res)
+                                       : pegadm_session_get(r->pool, &call, res);
     if (baton.payload) {
         json_decref(baton.payload);
     }
@@ -304,10 +336,6 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
             "PEGADM035: discarded %d session cache entries that failed authentication "
             "(tampered, or written under another secret)",
             res->discarded);
-    }
-    if (st == PEGADM_SESSION_OK &&
-        (op == PEGADM_OP_GET || op == PEGADM_OP_PAGE || op == PEGADM_OP_RENEW)) {
-        pegadm_logout_cookie_set(r, d, customer_id);
     }
     switch (st) {
     case PEGADM_SESSION_STORE:
@@ -330,6 +358,116 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         }
         log_push(r, d, res);
         break;
+    }
+    return st;
+}
+
+/* A fingerprint of a secret for the shared cell; never 0 (unknown). */
+static apr_uint32_t fingerprint(const pegadm_secret_t *secret, const char *widget_id)
+{
+    unsigned char mac[PEGADM_CACHE_ID_LEN];
+    if (pegadm_cache_id(&secret->keys, "secret fingerprint", widget_id, "", mac) !=
+        APR_SUCCESS) {
+        return 1;
+    }
+    return ((apr_uint32_t)mac[0] << 24 | (apr_uint32_t)mac[1] << 16 |
+            (apr_uint32_t)mac[2] << 8 | mac[3]) |
+           1u;
+}
+
+static void use_secret(pegadm_dm_target_t *t, const pegadm_secret_t *secret)
+{
+    t->secret = secret->bytes;
+    t->secret_len = secret->len;
+}
+
+static int token_refused(pegadm_dm_status_t st, long answered)
+{
+    return st == PEGADM_DM_HTTP_STATUS && (answered == 401 || answered == 403);
+}
+
+static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_t *m,
+                     int widget, int next)
+{
+    const pegadm_secret_t *accepted = next ? d->secret_next : d->secret;
+    apr_uint32_t fp = fingerprint(accepted, d->widget_id);
+
+    if (pegadm_metrics_set_accepted_secret(m, widget, fp, next) == fp) {
+        return; /* another process saw it first and said so */
+    }
+    if (next) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM620: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecret and accepted PegaDMJWTSecretNext; the next secret is "
+                      "in use now (swap the two in the configuration when convenient)",
+                      d->widget_id);
+    } else {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM621: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecretNext and accepted PegaDMJWTSecret; PegaDMJWTSecret is "
+                      "in use now",
+                      d->widget_id);
+    }
+}
+
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
+
+    use_secret(t, d->secret_next &&
+                          pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
+                              fingerprint(d->secret_next, d->widget_id)
+                      ? d->secret_next
+                      : d->secret);
+}
+
+#define OTHER_RECHECK 10 /* seconds */
+
+/* Whether a refused token may be tried with the other secret now; a try
+ * takes the process's turn. */
+static int may_try_other(pegadm_server_conf_t *sc, int accepted_known)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t last = apr_atomic_read32(&sc->rotation_tried_at);
+
+    if (accepted_known && last && now - last < OTHER_RECHECK) {
+        return 0;
+    }
+    return apr_atomic_cas32(&sc->rotation_tried_at, now ? now : 1, last) == last ||
+           !accepted_known;
+}
+
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, long *answered,
+                                                 const char **why)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
+    int widget = pegadm_metrics_index(r, d);
+    int next = 0, known = 0;
+    apr_time_t started = apr_time_now();
+    pegadm_dm_status_t st;
+
+    if (d->secret_next) {
+        apr_uint32_t accepted = pegadm_metrics_accepted_secret(m, widget);
+        next = accepted == fingerprint(d->secret_next, d->widget_id);
+        known = accepted != 0;
+    }
+    use_secret(t, next ? d->secret_next : d->secret);
+    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, answered, why);
+    pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+    if (d->secret_next && token_refused(st, *answered) && may_try_other(sc, known)) {
+        next = !next;
+        use_secret(t, next ? d->secret_next : d->secret);
+        started = apr_time_now();
+        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, answered, why);
+        pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+        if (st == PEGADM_DM_OK) {
+            remember(r, d, m, widget, next);
+        }
     }
     return st;
 }

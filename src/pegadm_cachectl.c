@@ -1,3 +1,6 @@
+/* Cache-Control values (pegadm_cachectl.h): walking a value's directives,
+ * quoted commas included, to tell whether one is there and to add
+ * "private, no-store" without weakening what other modules set. Fuzzed. */
 #include "pegadm_cachectl.h"
 
 #include <string.h>
@@ -98,4 +101,19 @@ const char *pegadm_cache_control_private(apr_pool_t *p, const char *value,
         }
     }
     return b.out ? b.out : "";
+}
+
+int pegadm_cache_control_is_targeted(const char *name)
+{
+    static const char *const exact[] = {"Surrogate-Control", "Edge-Control", "X-Accel-Expires",
+                                        NULL};
+    static const char suffix[] = "-Cache-Control";
+    size_t len = strlen(name), slen = sizeof(suffix) - 1;
+
+    for (int i = 0; exact[i]; i++) {
+        if (!strcasecmp(name, exact[i])) {
+            return 1;
+        }
+    }
+    return len > slen && !strcasecmp(name + len - slen, suffix);
 }

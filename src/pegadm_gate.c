@@ -1,3 +1,6 @@
+/* The bound on threads of one process at once (pegadm_gate.h): a mutex,
+ * a count of those inside, and a queue of waiters served oldest first, so
+ * that a thread coming later never takes a place before one that waits. */
 #include "pegadm_gate.h"
 
 #include <apr_thread_cond.h>
@@ -121,6 +124,21 @@ apr_status_t pegadm_gate_enter(pegadm_gate_t *g)
         }
     }
     g->waiting--;
+    apr_thread_mutex_unlock(g->mutex);
+    return rv;
+}
+
+apr_status_t pegadm_gate_try_enter(pegadm_gate_t *g)
+{
+    apr_status_t rv = apr_thread_mutex_lock(g->mutex);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = g->inside < g->n && !g->head ? APR_SUCCESS : APR_EBUSY;
+    if (rv == APR_SUCCESS) {
+        g->inside++;
+    }
     apr_thread_mutex_unlock(g->mutex);
     return rv;
 }

@@ -25,7 +25,7 @@
 #include <apr_pools.h>
 
 #include "pegadm_kv.h"
-#include "pegadm_session.h"
+#include "pegadm_store.h"
 
 /* Bytes of a mark's value: the token, then when it lapses (microseconds
  * since the epoch, big-endian). */

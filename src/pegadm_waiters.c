@@ -1,3 +1,6 @@
+/* The bound on requests waiting for one create (pegadm_waiters.h): a
+ * small table of keys with their number of waiters, under one mutex; a
+ * free slot is one whose count is 0. */
 #include "pegadm_waiters.h"
 
 #include <string.h>
@@ -88,4 +91,9 @@ void pegadm_waiters_leave(pegadm_waiters_t *w, const unsigned char *key, apr_siz
         s->count--;
     }
     apr_thread_mutex_unlock(w->mutex);
+}
+
+int pegadm_waiters_default_max(int threads)
+{
+    return threads >= 8 ? threads / 4 : 1 + (threads >= 4);
 }
