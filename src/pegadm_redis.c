@@ -217,27 +217,40 @@ static apr_status_t expect_ok(conn_t *c, int argc, const char **argv, apr_time_t
     return rv;
 }
 
-/* Learns once whether the server runs in cluster mode. A server that does
- * not answer INFO (an ACL without it) is found out by its first MOVED. */
-static apr_status_t learn_cluster(pegadm_redis_t *r, conn_t *c, apr_time_t deadline)
+/* What INFO cluster says: *verdict 1 cluster mode, 0 not, -1 the server
+ * would not say (an ACL without INFO). */
+static apr_status_t ask_cluster(conn_t *c, apr_time_t deadline, int *verdict)
 {
     const char *argv[] = {"INFO", "cluster"};
     redisReply *reply;
     apr_status_t rv = exchange_argv(c, 2, argv, &reply, deadline);
 
+    *verdict = -1;
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS) {
-        int on = strstr(reply->str, "cluster_enabled:1") != NULL;
+        *verdict = strstr(reply->str, "cluster_enabled:1") != NULL;
+    }
+    freeReplyObject(reply);
+    return APR_SUCCESS;
+}
+
+/* Learns once whether the server runs in cluster mode. A server that does
+ * not answer INFO is found out by its first MOVED. */
+static apr_status_t learn_cluster(pegadm_redis_t *r, conn_t *c, apr_time_t deadline)
+{
+    int on;
+    apr_status_t rv = ask_cluster(c, deadline, &on);
+
+    if (rv == APR_SUCCESS && on >= 0) {
         pthread_mutex_lock(&r->mutex);
         if (r->cluster < 0 || on) {
             r->cluster = on;
         }
         pthread_mutex_unlock(&r->mutex);
     }
-    freeReplyObject(reply);
-    return APR_SUCCESS;
+    return rv;
 }
 
 static int cluster_state(pegadm_redis_t *r)
@@ -922,6 +935,13 @@ static apr_status_t check_seed(pegadm_redis_t *r, int seed, pegadm_redis_info_t 
     int reused, answered;
     apr_status_t rv = conn_acquire(r, seed, 1, &c, &reused, deadline, info->detail);
 
+    /* several seeds are taken for a cluster: whether the server agrees is
+     * asked here, for the start-up check */
+    if (rv == APR_SUCCESS && r->nseeds > 1) {
+        rv = ask_cluster(c, deadline, &info->cluster);
+    } else if (rv == APR_SUCCESS) {
+        info->cluster = cluster_state(r);
+    }
     if (rv == APR_SUCCESS) {
         rv = exchange(c, ping, sizeof(ping) - 1, REPLY_OVERHEAD, &reply, &answered, deadline);
     }
@@ -955,7 +975,9 @@ apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
             break; /* the same on every seed: the configuration's */
         }
     }
-    info->cluster = cluster_state(r) == 1;
+    if (rv != APR_SUCCESS && cluster_state(r) == 1) {
+        info->cluster = 1; /* a database asked of a cluster */
+    }
     return observed(r, "check", start, rv);
 }
 

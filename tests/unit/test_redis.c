@@ -219,6 +219,27 @@ static void a_password_and_an_acl_user_are_sent(void **state)
     rf_stop(pid);
 }
 
+/* Several hosts are taken for a cluster's seeds; the preflight says
+ * whether the server agrees, so that start-up can refuse the rest. */
+static void several_hosts_that_are_no_cluster_are_told(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    char v4[64], v6[64];
+    const char *hosts[2] = {v4, v6};
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_info_t info;
+
+    snprintf(v4, sizeof(v4), "127.0.0.1:%d", port);
+    snprintf(v6, sizeof(v6), "[::1]:%d", port);
+    conf.hosts = hosts;
+    conf.nhosts = 2;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    assert_int_equal(info.cluster, 0);
+    rf_stop(pid);
+}
+
 static void select_puts_keys_in_the_database_asked(void **state)
 {
     apr_pool_t *p = *state;
@@ -970,6 +991,7 @@ int main(void)
         POOL_TEST(ipv6_and_unix_sockets_work),
         POOL_TEST(hosts_that_do_not_parse_are_refused),
         POOL_TEST(a_password_and_an_acl_user_are_sent),
+        POOL_TEST(several_hosts_that_are_no_cluster_are_told),
         POOL_TEST(select_puts_keys_in_the_database_asked),
         POOL_TEST(tls_verifies_the_chain_and_the_host_name),
         POOL_TEST(a_client_certificate_is_sent_when_required),
