@@ -373,10 +373,12 @@ static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
  * key of another type) is no outage if the server still answers: removing
  * it succeeds. It is then discarded like a tampered entry (an empty value
  * fails authentication), instead of holding the cache for down. */
-static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int id_len,
-                              unsigned char *buf, unsigned int *len, apr_pool_t *p)
+static apr_status_t store_get(void *ctx, const pegadm_store_key_t *k, unsigned char *buf,
+                              unsigned int *len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
+    const unsigned char *id = k->id; /* the tag has no use in socache */
+    unsigned int id_len = k->id_len;
     apr_status_t rv =
         c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p);
     apr_status_t removed;
@@ -395,22 +397,20 @@ static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int i
 }
 
 /* A store never answers "not found" but for a server held for dead. */
-static apr_status_t store_put(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_time_t expiry, const unsigned char *val, unsigned int len,
-                              apr_pool_t *p)
+static apr_status_t store_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
+                              const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, id, id_len, expiry,
+    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, k->id, k->id_len, expiry,
                                                    (unsigned char *)val, len, p);
     return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
 }
 
-static apr_status_t store_del(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_pool_t *p)
+static apr_status_t store_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return note_cache_result(c,
-                             c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p));
+    return note_cache_result(
+        c, c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p));
 }
 
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s)
@@ -526,8 +526,9 @@ static apr_uint32_t ttl_seconds(apr_interval_time_t ttl)
     return (apr_uint32_t)((ttl + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
 }
 
-static apr_status_t memcache_take(void *ctx, const unsigned char *id, unsigned int id_len,
-                                  apr_interval_time_t ttl, apr_pool_t *p)
+static apr_status_t memcache_take(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_interval_time_t ttl,
+                                  apr_pool_t *p)
 {
     create_lock_client_t *c = ctx;
     char one[] = "1";
@@ -535,14 +536,16 @@ static apr_status_t memcache_take(void *ctx, const unsigned char *id, unsigned i
     if (!c->mc) {
         return APR_EGENERAL;
     }
-    return apr_memcache_add(c->mc, create_lock_key(p, id, id_len), one, 1, ttl_seconds(ttl), 0);
+    return apr_memcache_add(c->mc, create_lock_key(p, k->id, k->id_len), one, 1,
+                            ttl_seconds(ttl), 0);
 }
 
-static apr_status_t memcache_release(void *ctx, const unsigned char *id, unsigned int id_len,
-                                     apr_pool_t *p)
+static apr_status_t memcache_release(void *ctx, const pegadm_store_key_t *k,
+                                     const unsigned char *token, apr_pool_t *p)
 {
     create_lock_client_t *c = ctx;
-    return c->mc ? apr_memcache_delete(c->mc, create_lock_key(p, id, id_len), 0) : APR_EGENERAL;
+    return c->mc ? apr_memcache_delete(c->mc, create_lock_key(p, k->id, k->id_len), 0)
+                 : APR_EGENERAL;
 }
 
 static apr_status_t redis_arm(create_lock_client_t *c, const char *key, apr_interval_time_t ttl)
@@ -551,11 +554,12 @@ static apr_status_t redis_arm(create_lock_client_t *c, const char *key, apr_inte
     return apr_redis_setex(c->rc, key, armed, sizeof(armed) - 1, ttl_seconds(ttl), 0);
 }
 
-static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int id_len,
-                               apr_interval_time_t ttl, apr_pool_t *p)
+static apr_status_t redis_take(void *ctx, const pegadm_store_key_t *k,
+                               const unsigned char *token, apr_interval_time_t ttl,
+                               apr_pool_t *p)
 {
     create_lock_client_t *c = ctx;
-    const char *key = create_lock_key(p, id, id_len);
+    const char *key = create_lock_key(p, k->id, k->id_len);
     apr_uint32_t count = 0;
     apr_status_t rv;
 
@@ -579,11 +583,12 @@ static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int 
     return APR_EEXIST;
 }
 
-static apr_status_t redis_release(void *ctx, const unsigned char *id, unsigned int id_len,
-                                  apr_pool_t *p)
+static apr_status_t redis_release(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_pool_t *p)
 {
     create_lock_client_t *c = ctx;
-    return c->rc ? apr_redis_delete(c->rc, create_lock_key(p, id, id_len), 0) : APR_EGENERAL;
+    return c->rc ? apr_redis_delete(c->rc, create_lock_key(p, k->id, k->id_len), 0)
+                 : APR_EGENERAL;
 }
 
 /* Parses host[:port][,host[:port]...] as socache_memcache and socache_redis
