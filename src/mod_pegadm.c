@@ -62,6 +62,7 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (pegadm_metrics_post_config(pconf, s) != APR_SUCCESS ||
+        pegadm_rotation_post_config(pconf, ptemp, s) != APR_SUCCESS ||
         pegadm_audit_post_config(pconf, s) != APR_SUCCESS ||
         pegadm_preflight_post_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;

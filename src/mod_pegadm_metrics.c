@@ -271,7 +271,7 @@ static int wants_prometheus(const request_rec *r)
 int pegadm_status_handler(request_rec *r)
 {
     pegadm_operator_t *oper;
-    pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0};
+    pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0, NULL};
     char *text;
     int prometheus;
 
@@ -282,6 +282,9 @@ int pegadm_status_handler(request_rec *r)
         return HTTP_FORBIDDEN;
     }
     ctx.now = apr_time_now();
+    ctx.rotation =
+        ((pegadm_server_conf_t *)ap_get_module_config(r->server->module_config, &pegadm_module))
+            ->rotation;
     r->allowed = (AP_METHOD_BIT << M_GET);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
