@@ -150,9 +150,6 @@ extern module AP_MODULE_DECLARE_DATA pegadm_module;
 /* mod_pegadm_config.c */
 extern const command_rec pegadm_cmds[];
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir);
-/* NULL, or the refusal of a directive that switches the module on, in a
- * .htaccess file (whatever AllowOverride and AllowOverrideList allow). */
-const char *pegadm_refuse_htaccess(cmd_parms *cmd);
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s);
 void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);

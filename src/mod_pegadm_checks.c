@@ -579,7 +579,8 @@ static void warn_customer_id(apr_pool_t *p, const scope_t *scope, const ap_direc
 {
     if (!scope->client_address_condition && reads_client_input(p, scope, d->args)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
-                     "PEGADM703: PegaDMCustomerID at %s:%d reads what the client sends (a "
+                     "PEGADM703: " PEGADM_DIRECTIVE_CUSTOMER_ID
+                     " at %s:%d reads what the client sends (a "
                      "request header, the request line, URI or query, or a copy of them in "
                      "the environment), and no condition narrower than every client address "
                      "(<If> on %%{CONN_REMOTE_ADDR}, Require ip) encloses it: a client could "
@@ -774,7 +775,7 @@ static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
     const char *args = d->args, *word;
 
     if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_ENABLED)) {
-        *what = "PegaDM On";
+        *what = PEGADM_DIRECTIVE_ENABLED " On";
         return !strcasecmp(ap_getword_conf(p, &args), "on");
     }
     if (!strcasecmp(d->directive, "SetHandler") || !strcasecmp(d->directive, "AddHandler")) {
@@ -807,11 +808,12 @@ static int scopes_directive(apr_pool_t *p, const void *state, const ap_directive
     if (!acts_here(p, d, &what) || (has->widget && has->secret)) {
         return 0;
     }
-    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                 "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what, d->filename,
-                 d->line_num, has->widget ? "" : "PegaDMWidgetID",
-                 has->widget || has->secret ? "" : " and ",
-                 has->secret ? "" : "PegaDMJWTSecret (or PegaDMJWTSecretFile)");
+    ap_log_error(
+        APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+        "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what, d->filename, d->line_num,
+        has->widget ? "" : PEGADM_DIRECTIVE_WIDGET_ID,
+        has->widget || has->secret ? "" : " and ",
+        has->secret ? "" : PEGADM_DIRECTIVE_SECRET " (or " PEGADM_DIRECTIVE_SECRET_FILE ")");
     return 1;
 }
 
@@ -855,7 +857,7 @@ static int queries_directive(apr_pool_t *p, const void *state, const ap_directiv
         return 0;
     }
     ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                 "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
+                 "PEGADM200: " PEGADM_DIRECTIVE_CID_QUERY " at %s:%d has no database: "
                  "configure DBDriver and DBDParams (mod_dbd) for this server",
                  d->filename, d->line_num);
     return 1;

@@ -117,7 +117,8 @@ void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
+/* The request's widget in the counters' block; -1 if it has none there. */
+static int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     return sc->operator_rec && sc->operator_rec->widget_map && d->metrics_widget >= 0
