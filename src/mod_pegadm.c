@@ -63,6 +63,7 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (pegadm_metrics_post_config(pconf, s) != APR_SUCCESS ||
+        pegadm_rotation_post_config(pconf, ptemp, s) != APR_SUCCESS ||
         pegadm_audit_post_config(pconf, s) != APR_SUCCESS ||
         pegadm_preflight_post_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -185,7 +186,13 @@ static void pegadm_register_hooks(apr_pool_t *p)
 {
     static const char *const after_env[] = {"mod_ssl.c", "mod_env.c", NULL};
 
-    /* start-up */
+    /* start-up. No part of post_config or child_init needs another
+     * module's to run first: the socache providers have no hooks, and
+     * mod_watchdog (post_config LAST) takes the preflight's callback
+     * registered in ours, then starts its thread in its own child_init,
+     * which needs nothing of ours. The local cache's and the read gate's
+     * post_config and the operator parts' child_init were LAST only to
+     * follow the module's own parts, which the sequences order now. */
     ap_hook_pre_config(pegadm_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(pegadm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(pegadm_test_config, NULL, NULL, APR_HOOK_MIDDLE);

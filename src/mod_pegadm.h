@@ -19,6 +19,7 @@
 #include "pegadm_breaker.h"
 #include "pegadm_dm.h"
 #include "pegadm_fields.h"
+#include "pegadm_rotation.h"
 #include "pegadm_seal.h"
 #include "pegadm_session.h"
 
@@ -136,11 +137,12 @@ typedef struct {
     pegadm_gate_t *cid_query_gate;         /* per process, from child_init; NULL: none */
     apr_uint32_t cid_query_full_logged_at; /* seconds; per process */
     pegadm_operator_t
-        *operator_rec;        /* counters, audit log, preflight (mod_pegadm_operator.h) */
-    int logout_cookie_wanted; /* some scope has PegaDMForget On (post_config) */
-    apr_uint32_t rotation_tried_at;        /* seconds; per process (mod_pegadm_session.c) */
-    apr_hash_t *main_handlers;             /* SetHandler expressions of the main config */
-    apr_uint32_t tenant_refusal_logged;    /* per process (mod_pegadm_tenants.c) */
+        *operator_rec;              /* counters, audit log, preflight (mod_pegadm_operator.h) */
+    int logout_cookie_wanted;       /* some scope has PegaDMForget On (post_config) */
+    apr_uint32_t rotation_tried_at; /* seconds; per process (mod_pegadm_session.c) */
+    pegadm_rotation_t *rotation;    /* the secret accepted (mod_pegadm_session.c) */
+    apr_hash_t *main_handlers;      /* SetHandler expressions of the main config */
+    apr_uint32_t tenant_refusal_logged; /* per process (mod_pegadm_tenants.c) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -148,9 +150,6 @@ extern module AP_MODULE_DECLARE_DATA pegadm_module;
 /* mod_pegadm_config.c */
 extern const command_rec pegadm_cmds[];
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir);
-/* NULL, or the refusal of a directive that switches the module on, in a
- * .htaccess file (whatever AllowOverride and AllowOverrideList allow). */
-const char *pegadm_refuse_htaccess(cmd_parms *cmd);
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s);
 void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);
@@ -236,6 +235,9 @@ void pegadm_dbd_note_databases(server_rec *s);
 void pegadm_dbd_child_init(apr_pool_t *p, server_rec *s);
 
 /* mod_pegadm_session.c: the session call */
+/* The table of which secret the service accepts, shared by the children
+ * and retained across restarts; after the counters' post_config. */
+apr_status_t pegadm_rotation_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* PAGE is GET for an eager page: a session it creates is kept for the
  * widget's first POST (RENEW), which takes it instead of creating one.
  * LAST_FORGET tells when the session was last forgotten (res->forgotten_at). */

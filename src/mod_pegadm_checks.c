@@ -13,6 +13,13 @@
  * files, values made by other modules at request time) is covered per
  * request or documented in docs/security.md.
  *
+ * One walker (walk_conftree) goes through ap_conftree for every check:
+ * each check is a visitor, told of every level with what it inherits and
+ * of every directive in it. The checks run one after the other, in the
+ * order the start-up has always spoken in: a query without a database,
+ * then the security refusals and warnings, then the scopes; the first
+ * that refuses stops the start-up before the next speaks.
+ *
  * The directives themselves are parsed in mod_pegadm_config.c. */
 #include "mod_pegadm.h"
 
@@ -37,6 +44,62 @@ static int directive_is_conditional(const ap_directive_t *d);
 static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
                           const ap_directive_t *section);
 
+/* ---- the walker ---- */
+
+/* One level of the tree as the walker hands it to a check: its
+ * directives, the section holding it (NULL at the top) and that section's
+ * siblings, the sections httpd may merge with it. A conditional section's
+ * contents are a level with no siblings: they count as part of the level
+ * around them. */
+typedef struct {
+    const ap_directive_t *first;
+    const ap_directive_t *siblings;
+    const ap_directive_t *section;
+} level_t;
+
+/* A check: what a level inherits from the one enclosing it (state, of
+ * state_size bytes, copied for each level), and what it does on entering a
+ * level, before descending into a section, and with each directive that
+ * holds no other. Each callback may be NULL; each returns the refusals it
+ * logged. */
+typedef struct {
+    apr_size_t state_size;
+    int (*enter)(apr_pool_t *p, void *state, const void *outer, const level_t *level);
+    void (*descend)(apr_pool_t *p, void *inner, const ap_directive_t *section);
+    int (*directive)(apr_pool_t *p, const void *state, const ap_directive_t *d);
+} visitor_t;
+
+static int walk_level(apr_pool_t *p, const visitor_t *v, const void *outer,
+                      const level_t *level)
+{
+    void *state = apr_pmemdup(p, outer, v->state_size);
+    int failures = v->enter ? v->enter(p, state, outer, level) : 0;
+
+    for (const ap_directive_t *d = level->first; d; d = d->next) {
+        if (d->first_child) {
+            int conditional = directive_is_conditional(d);
+            level_t inner = {d->first_child, conditional ? NULL : level->first,
+                             conditional ? level->section : d};
+            void *inherited = apr_pmemdup(p, state, v->state_size);
+
+            if (v->descend) {
+                v->descend(p, inherited, d);
+            }
+            failures += walk_level(p, v, inherited, &inner);
+        } else if (v->directive) {
+            failures += v->directive(p, state, d);
+        }
+    }
+    return failures;
+}
+
+/* Walks the whole configuration for one check, from its top state. */
+static int walk_conftree(apr_pool_t *p, const visitor_t *v, const void *top)
+{
+    level_t level = {ap_conftree, NULL, NULL};
+    return walk_level(p, v, top, &level);
+}
+
 /* What a scope inherits from the scopes that enclose it. */
 typedef struct {
     const ap_directive_t *service_url;
@@ -47,6 +110,7 @@ typedef struct {
     const char *const *unset_early; /* headers RequestHeader unsets early, NULL-terminated */
     const apr_hash_t *tainted;      /* environment variables copied from client input */
     const apr_array_header_t *session_sections; /* sections holding Session On */
+    const char *document_root;                  /* the main server's */
 } scope_t;
 
 static const char *first_arg(apr_pool_t *p, const ap_directive_t *d)
@@ -251,24 +315,15 @@ static int matches(apr_pool_t *p, const char *re, const char *subject)
     return compiled && ap_regexec(compiled, subject, 0, NULL, 0) == 0;
 }
 
-static const char *document_root(apr_pool_t *p)
-{
-    for (const ap_directive_t *d = ap_conftree; d; d = d->next) {
-        if (!strcasecmp(d->directive, "DocumentRoot")) {
-            return first_arg(p, d);
-        }
-    }
-    return "/";
-}
-
 /* Whether a <Directory*>, <LocationMatch> or <Location ~> section applies
  * to the bootstrap's location at path: a location's regular expression
  * matches it; a directory holds the document root its file would be in. */
-static int section_covers_path(apr_pool_t *p, const ap_directive_t *section, const char *path)
+static int section_covers_path(apr_pool_t *p, const ap_directive_t *section, const char *path,
+                               const char *document_root)
 {
     int regex;
     const char *arg = section_arg(p, section, &regex);
-    const char *file = apr_pstrcat(p, document_root(p), path, NULL);
+    const char *file = apr_pstrcat(p, document_root, path, NULL);
 
     if (!strncasecmp(section->directive, "<Location", 9)) {
         return regex && matches(p, arg, path);
@@ -276,7 +331,7 @@ static int section_covers_path(apr_pool_t *p, const ap_directive_t *section, con
     if (regex) {
         return matches(p, arg, file);
     }
-    return !strcmp(arg, "/") || apr_fnmatch(arg, document_root(p), APR_FNM_PATHNAME) == 0 ||
+    return !strcmp(arg, "/") || apr_fnmatch(arg, document_root, APR_FNM_PATHNAME) == 0 ||
            !strncmp(file, arg, strlen(arg));
 }
 
@@ -295,7 +350,7 @@ static const ap_directive_t *session_section_covering(apr_pool_t *p, const scope
     path = section_arg(p, handler->parent, &regex);
     for (int i = 0; !regex && i < scope->session_sections->nelts; i++) {
         const ap_directive_t *on = APR_ARRAY_IDX(scope->session_sections, i, ap_directive_t *);
-        if (section_covers_path(p, on->parent, path)) {
+        if (section_covers_path(p, on->parent, path, scope->document_root)) {
             return on;
         }
     }
@@ -408,28 +463,35 @@ static void note_tainted(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *tai
     }
 }
 
-/* The whole configuration, before the walk: the environment's copies of
- * client input, and the sections (not plain <Location>s, which the walk
- * follows) holding Session On. */
-static void prescan(apr_pool_t *p, const ap_directive_t *first, apr_hash_t *tainted,
-                    apr_array_header_t *sessions)
+/* The whole configuration, before the security check: the environment's
+ * copies of client input, the sections (not plain <Location>s, which that
+ * check follows) holding Session On, and the main server's DocumentRoot. */
+typedef struct {
+    apr_hash_t *tainted;
+    apr_array_header_t *sessions;
+    const char **document_root; /* NULL until the first at the top */
+} prescan_t;
+
+static int prescan_directive(apr_pool_t *p, const void *state, const ap_directive_t *d)
 {
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            prescan(p, d->first_child, tainted, sessions);
-            continue;
-        }
-        note_tainted(p, d, tainted);
-        if (!strcasecmp(d->directive, "Session") && d->parent &&
-            (!strncasecmp(d->parent->directive, "<Directory", 10) ||
-             !strcasecmp(d->parent->directive, "<LocationMatch") ||
-             (!strcasecmp(d->parent->directive, "<Location") && d->parent->args &&
-              !strncmp(d->parent->args, "~", 1))) &&
-            !strcasecmp(first_arg(p, d), "on")) {
-            APR_ARRAY_PUSH(sessions, const ap_directive_t *) = d;
-        }
+    const prescan_t *pre = state;
+
+    note_tainted(p, d, pre->tainted);
+    if (!d->parent && !*pre->document_root && !strcasecmp(d->directive, "DocumentRoot")) {
+        *pre->document_root = first_arg(p, d);
     }
+    if (!strcasecmp(d->directive, "Session") && d->parent &&
+        (!strncasecmp(d->parent->directive, "<Directory", 10) ||
+         !strcasecmp(d->parent->directive, "<LocationMatch") ||
+         (!strcasecmp(d->parent->directive, "<Location") && d->parent->args &&
+          !strncmp(d->parent->args, "~", 1))) &&
+        !strcasecmp(first_arg(p, d), "on")) {
+        APR_ARRAY_PUSH(pre->sessions, const ap_directive_t *) = d;
+    }
+    return 0;
 }
+
+static const visitor_t prescan = {sizeof(prescan_t), NULL, NULL, prescan_directive};
 
 /* What the parse of a condition met: address tests and their arguments. */
 typedef struct {
@@ -517,7 +579,8 @@ static void warn_customer_id(apr_pool_t *p, const scope_t *scope, const ap_direc
 {
     if (!scope->client_address_condition && reads_client_input(p, scope, d->args)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
-                     "PEGADM703: PegaDMCustomerID at %s:%d reads what the client sends (a "
+                     "PEGADM703: " PEGADM_DIRECTIVE_CUSTOMER_ID
+                     " at %s:%d reads what the client sends (a "
                      "request header, the request line, URI or query, or a copy of them in "
                      "the environment), and no condition narrower than every client address "
                      "(<If> on %%{CONN_REMOTE_ADDR}, Require ip) encloses it: a client could "
@@ -589,43 +652,50 @@ static void warn_directive(apr_pool_t *p, const scope_t *scope, const ap_directi
     }
 }
 
-static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer,
-                const ap_directive_t *siblings, const ap_directive_t *section)
+/* A level's settings: its own, and those of the sibling sections httpd
+ * merges for it (not for the contents of an authorization container, read
+ * as part of the level around it); then the pairs it completes. */
+static int security_enter(apr_pool_t *p, void *state, const void *outer, const level_t *level)
 {
-    scope_t scope = *outer;
-    int failures;
+    scope_t *scope = state;
 
-    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
-        if (section_covers(p, s, section)) {
-            collect(p, s->first_child, &scope);
+    if (level->section && !is_require_container(level->section)) {
+        for (const ap_directive_t *s = level->siblings; s; s = s->next) {
+            if (section_covers(p, s, level->section)) {
+                collect(p, s->first_child, scope);
+            }
         }
     }
-    collect(p, first, &scope);
-    failures = check_scope(p, &scope, outer);
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            scope_t inner = scope;
-            inner.client_address_condition |= is_client_address_condition(p, d);
-            /* a conditional section's settings were collected with this
-             * level already: walking it again finds no new pair */
-            failures += directive_is_conditional(d) || is_require_container(d)
-                            ? walk(p, d->first_child, &inner, NULL, NULL)
-                            : walk(p, d->first_child, &inner, first, d);
-        } else {
-            warn_directive(p, &scope, d);
-        }
-    }
-    return failures;
+    collect(p, level->first, scope);
+    return check_scope(p, scope, outer);
 }
+
+static void security_descend(apr_pool_t *p, void *inner, const ap_directive_t *section)
+{
+    ((scope_t *)inner)->client_address_condition |= is_client_address_condition(p, section);
+}
+
+static int security_directive(apr_pool_t *p, const void *state, const ap_directive_t *d)
+{
+    warn_directive(p, state, d);
+    return 0;
+}
+
+/* Walking a conditional section again, as a level of its own, finds no new
+ * pair: its settings were collected with the level around it. */
+static const visitor_t security = {sizeof(scope_t), security_enter, security_descend,
+                                   security_directive};
 
 static int check_security(apr_pool_t *ptemp, server_rec *s)
 {
-    apr_hash_t *tainted = apr_hash_make(ptemp);
-    apr_array_header_t *sessions = apr_array_make(ptemp, 2, sizeof(const ap_directive_t *));
-    scope_t none = {NULL, NULL, NULL, NULL, 0, NULL, tainted, sessions};
+    const char *document_root = NULL;
+    prescan_t pre = {apr_hash_make(ptemp),
+                     apr_array_make(ptemp, 2, sizeof(const ap_directive_t *)), &document_root};
+    scope_t none = {NULL, NULL, NULL, NULL, 0, NULL, pre.tainted, pre.sessions, NULL};
 
-    prescan(ptemp, ap_conftree, tainted, sessions);
-    return walk(ptemp, ap_conftree, &none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+    walk_conftree(ptemp, &prescan, &pre);
+    none.document_root = document_root ? document_root : "/";
+    return walk_conftree(ptemp, &security, &none) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 typedef struct {
@@ -705,7 +775,7 @@ static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
     const char *args = d->args, *word;
 
     if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_ENABLED)) {
-        *what = "PegaDM On";
+        *what = PEGADM_DIRECTIVE_ENABLED " On";
         return !strcasecmp(ap_getword_conf(p, &args), "on");
     }
     if (!strcasecmp(d->directive, "SetHandler") || !strcasecmp(d->directive, "AddHandler")) {
@@ -717,40 +787,42 @@ static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
     return 0;
 }
 
-static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t inherited,
-                       const ap_directive_t *siblings, const ap_directive_t *section)
+static int scopes_enter(apr_pool_t *p, void *state, const void *outer, const level_t *level)
 {
-    scope_has_t has = inherited;
-    int failures = 0;
+    scope_has_t *has = state;
+
+    scan_level(level->first, has);
+    for (const ap_directive_t *s = level->section ? level->siblings : NULL; s; s = s->next) {
+        if (section_covers(p, s, level->section)) {
+            scan_level(s->first_child, has);
+        }
+    }
+    return 0;
+}
+
+static int scopes_directive(apr_pool_t *p, const void *state, const ap_directive_t *d)
+{
+    const scope_has_t *has = state;
     const char *what;
 
-    scan_level(first, &has);
-    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
-        if (section_covers(p, s, section)) {
-            scan_level(s->first_child, &has);
-        }
+    if (!acts_here(p, d, &what) || (has->widget && has->secret)) {
+        return 0;
     }
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            const ap_directive_t *level_siblings = directive_is_conditional(d) ? NULL : first;
-            failures += check_level(p, d->first_child, has, level_siblings,
-                                    directive_is_conditional(d) ? section : d);
-        } else if (acts_here(p, d, &what) && !(has.widget && has.secret)) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                         "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what,
-                         d->filename, d->line_num, has.widget ? "" : "PegaDMWidgetID",
-                         has.widget || has.secret ? "" : " and ",
-                         has.secret ? "" : "PegaDMJWTSecret (or PegaDMJWTSecretFile)");
-            failures++;
-        }
-    }
-    return failures;
+    ap_log_error(
+        APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+        "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what, d->filename, d->line_num,
+        has->widget ? "" : PEGADM_DIRECTIVE_WIDGET_ID,
+        has->widget || has->secret ? "" : " and ",
+        has->secret ? "" : PEGADM_DIRECTIVE_SECRET " (or " PEGADM_DIRECTIVE_SECRET_FILE ")");
+    return 1;
 }
+
+static const visitor_t scopes = {sizeof(scope_has_t), scopes_enter, NULL, scopes_directive};
 
 static int check_scopes(apr_pool_t *ptemp, server_rec *s)
 {
     scope_has_t none = {0, 0};
-    return check_level(ptemp, ap_conftree, none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+    return walk_conftree(ptemp, &scopes, &none) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 /* ---- start-up check: every query needs a DBDriver for its server ----
@@ -771,30 +843,35 @@ static int level_has_driver(const ap_directive_t *first)
     return 0;
 }
 
-static int check_queries(const ap_directive_t *first, int has_driver)
+static int queries_enter(apr_pool_t *p, void *state, const void *outer, const level_t *level)
 {
-    int failures = 0;
+    int *has_driver = state;
 
-    has_driver = has_driver || level_has_driver(first);
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            failures += check_queries(d->first_child, has_driver);
-        } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_CID_QUERY) && !has_driver) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                         "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
-                         "configure DBDriver and DBDParams (mod_dbd) for this server",
-                         d->filename, d->line_num);
-            failures++;
-        }
-    }
-    return failures;
+    *has_driver = *has_driver || level_has_driver(level->first);
+    return 0;
 }
 
-/* Each check walks the tree in its own way; the first that fails stops
- * the start-up before the next speaks. */
+static int queries_directive(apr_pool_t *p, const void *state, const ap_directive_t *d)
+{
+    if (strcasecmp(d->directive, PEGADM_DIRECTIVE_CID_QUERY) != 0 || *(const int *)state) {
+        return 0;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                 "PEGADM200: " PEGADM_DIRECTIVE_CID_QUERY " at %s:%d has no database: "
+                 "configure DBDriver and DBDParams (mod_dbd) for this server",
+                 d->filename, d->line_num);
+    return 1;
+}
+
+static const visitor_t queries = {sizeof(int), queries_enter, NULL, queries_directive};
+
+/* The checks in turn, each a walk of the same walker; the first that
+ * fails stops the start-up before the next speaks. */
 int pegadm_check_config_tree(apr_pool_t *ptemp, server_rec *s)
 {
-    if (check_queries(ap_conftree, 0)) {
+    int no_driver = 0;
+
+    if (walk_conftree(ptemp, &queries, &no_driver)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (check_security(ptemp, s) != OK) {

@@ -596,7 +596,7 @@ static void secret_withhold(cmd_parms *cmd, const char *secret)
 /* A .htaccess file never makes the module act (mod_pegadm_tenants.c): the
  * directives that switch it on are refused there whatever AllowOverride
  * and AllowOverrideList say. */
-const char *pegadm_refuse_htaccess(cmd_parms *cmd)
+static const char *pegadm_refuse_htaccess(cmd_parms *cmd)
 {
     return ap_check_cmd_context(cmd, NOT_IN_HTACCESS);
 }

@@ -117,7 +117,8 @@ void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
+/* The request's widget in the counters' block; -1 if it has none there. */
+static int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     return sc->operator_rec && sc->operator_rec->widget_map && d->metrics_widget >= 0
@@ -271,7 +272,7 @@ static int wants_prometheus(const request_rec *r)
 int pegadm_status_handler(request_rec *r)
 {
     pegadm_operator_t *oper;
-    pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0};
+    pegadm_metrics_context_t ctx = {PEGADM_VERSION, 0, NULL};
     char *text;
     int prometheus;
 
@@ -282,6 +283,9 @@ int pegadm_status_handler(request_rec *r)
         return HTTP_FORBIDDEN;
     }
     ctx.now = apr_time_now();
+    ctx.rotation =
+        ((pegadm_server_conf_t *)ap_get_module_config(r->server->module_config, &pegadm_module))
+            ->rotation;
     r->allowed = (AP_METHOD_BIT << M_GET);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;

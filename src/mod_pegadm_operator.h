@@ -55,7 +55,6 @@ apr_interval_time_t pegadm_conf_preflight_interval(const pegadm_preflight_t *pf)
 /* mod_pegadm_metrics.c */
 apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s);
-int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d);
 
 /* One upstream call, its outcome and how long it took: lock-free, a few
  * nanoseconds. */

@@ -7,8 +7,9 @@
  *
  * Rotating the Web Messaging connection's JWT secret without downtime:
  * with PegaDMJWTSecretNext set, a create goes out signed with whichever of
- * the two secrets the service last accepted (remembered in shared memory,
- * so every child process knows); a refused token (401 or 403) is tried once
+ * the two secrets the service last accepted (remembered in a table of
+ * shared memory of its own, retained across restarts, so every child
+ * process knows, with or without the counters); a refused token (401 or 403) is tried once
  * more with the other secret. Once the service has accepted one of them, a
  * refusal is most likely one customer's own (his ID, his data), not a
  * switch: the other secret is then tried at most once per OTHER_RECHECK per
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include <apr_atomic.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(pegadm);
@@ -386,13 +388,13 @@ static int token_refused(pegadm_dm_status_t st, long answered)
     return st == PEGADM_DM_HTTP_STATUS && (answered == 401 || answered == 403);
 }
 
-static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_t *m,
-                     int widget, int next)
+static void remember(request_rec *r, const pegadm_dir_conf_t *d, int next)
 {
     const pegadm_secret_t *accepted = next ? d->secret_next : d->secret;
     apr_uint32_t fp = fingerprint(accepted, d->widget_id);
 
-    if (pegadm_metrics_set_accepted_secret(m, widget, fp, next) == fp) {
+    if (pegadm_rotation_set_accepted(server_conf(r->server)->rotation, d->widget_id, fp,
+                                     next) == fp) {
         return; /* another process saw it first and said so */
     }
     if (next) {
@@ -413,12 +415,10 @@ static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_
 static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
                                          pegadm_dm_target_t *t)
 {
-    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
+    const pegadm_rotation_t *rotation = server_conf(r->server)->rotation;
 
-    use_secret(t, d->secret_next &&
-                          pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
-                              fingerprint(d->secret_next, d->widget_id)
+    use_secret(t, d->secret_next && pegadm_rotation_accepted(rotation, d->widget_id) ==
+                                        fingerprint(d->secret_next, d->widget_id)
                       ? d->secret_next
                       : d->secret);
 }
@@ -444,15 +444,13 @@ static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_di
                                                  const char **sid, long *answered,
                                                  const char **why)
 {
-    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
-    int widget = pegadm_metrics_index(r, d);
+    pegadm_server_conf_t *sc = server_conf(r->server);
     int next = 0, known = 0;
     apr_time_t started = apr_time_now();
     pegadm_dm_status_t st;
 
     if (d->secret_next) {
-        apr_uint32_t accepted = pegadm_metrics_accepted_secret(m, widget);
+        apr_uint32_t accepted = pegadm_rotation_accepted(sc->rotation, d->widget_id);
         next = accepted == fingerprint(d->secret_next, d->widget_id);
         known = accepted != 0;
     }
@@ -466,8 +464,106 @@ static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_di
         st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, answered, why);
         pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
         if (st == PEGADM_DM_OK) {
-            remember(r, d, m, widget, next);
+            remember(r, d, next);
         }
     }
     return st;
+}
+
+/* ---- the table of which secret the service accepts ---- */
+
+/* The key the parent retains the table under across restarts
+ * (mod_pegadm_cache.c). */
+#define ROTATION_KEY "pegadm-rotation-table"
+/* Room for widgets added by later graceful restarts. */
+#define ROTATION_HEADROOM 8
+
+typedef struct {
+    apr_shm_t *shm;
+    pegadm_rotation_t *table;
+} rotation_cell_t;
+
+static int add_widgets(pegadm_rotation_t *t, const apr_array_header_t *ids)
+{
+    for (int i = 0; i < ids->nelts; i++) {
+        if (!pegadm_rotation_add(t, APR_ARRAY_IDX(ids, i, const char *))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A graceful restart onto this build from one that kept the state in the
+ * counters' block: what that block says is carried over, once. */
+static void carry_over_from_counters(pegadm_rotation_t *t, server_rec *s,
+                                     const apr_array_header_t *ids)
+{
+    pegadm_operator_t *oper = pegadm_operator_of(s);
+
+    for (int i = 0; oper->metrics && oper->widget_map && i < ids->nelts; i++) {
+        int is_next = 0;
+        apr_uint32_t fp =
+            pegadm_metrics_earlier_secret(oper->metrics, oper->widget_map[i], &is_next);
+        if (fp) {
+            pegadm_rotation_set_accepted(t, APR_ARRAY_IDX(ids, i, const char *), fp, is_next);
+        }
+    }
+}
+
+/* A new table in shared memory, retained by the parent. If none can be
+ * made, one in the configuration's memory: each child then finds the
+ * switch for itself, and rotation still works. */
+static pegadm_rotation_t *new_table(apr_pool_t *pconf, server_rec *s, int widgets)
+{
+    apr_pool_t *pool = pegadm_retain_anew(s, ROTATION_KEY);
+    apr_size_t size = pegadm_rotation_size(widgets);
+    rotation_cell_t *cell = apr_pcalloc(pool, sizeof(*cell));
+    apr_status_t rv = apr_shm_create(&cell->shm, size, NULL, pool);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "PEGADM622: cannot create %" APR_SIZE_T_FMT
+                     " bytes of shared memory for which JWT secret the service accepts; "
+                     "each child process finds it out for itself",
+                     size);
+        return pegadm_rotation_init(apr_palloc(pconf, size), size, widgets);
+    }
+    cell->table = pegadm_rotation_init(apr_shm_baseaddr_get(cell->shm), size, widgets);
+    pegadm_retain(ROTATION_KEY, cell);
+    return cell->table;
+}
+
+apr_status_t pegadm_rotation_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    pegadm_server_conf_t *sc = server_conf(s);
+    apr_array_header_t *ids = NULL;
+    rotation_cell_t *kept = pegadm_retained(ROTATION_KEY);
+    pegadm_rotation_t *learned = NULL;
+    int widgets;
+
+    apr_pool_userdata_get((void **)&ids, PEGADM_WIDGETS_KEY, pconf);
+    if (!ids) {
+        ids = apr_array_make(pconf, 1, sizeof(const char *));
+    }
+    if (kept && add_widgets(kept->table, ids)) {
+        sc->rotation = kept->table;
+        return APR_SUCCESS;
+    }
+    widgets = ids->nelts + ROTATION_HEADROOM;
+    if (kept) {
+        /* full: a larger table takes over what the old one learned */
+        int n = pegadm_rotation_count(kept->table);
+        apr_size_t size = pegadm_rotation_size(n);
+
+        learned = pegadm_rotation_init(apr_palloc(ptemp, size), size, n);
+        pegadm_rotation_copy(learned, kept->table);
+        widgets += n;
+    }
+    sc->rotation = new_table(pconf, s, widgets);
+    if (learned) {
+        pegadm_rotation_copy(sc->rotation, learned);
+    } else {
+        carry_over_from_counters(sc->rotation, s, ids);
+    }
+    return add_widgets(sc->rotation, ids) ? APR_SUCCESS : APR_EGENERAL;
 }

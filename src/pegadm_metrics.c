@@ -28,6 +28,9 @@ struct pegadm_metrics_t {
 typedef struct {
     char id[PEGADM_METRICS_WIDGET_ID_MAX];
     apr_uint32_t breaker_open;
+    /* which secret the service accepted, written by earlier builds only:
+     * kept so that a block they retained reads the same (pegadm_rotation.h
+     * holds it now) */
     apr_uint32_t secret_in_use; /* 1: the accepted one is PegaDMJWTSecretNext */
     apr_uint32_t accepted_secret;
     apr_uint32_t reachable; /* 0: not checked, 1: no, 2: yes */
@@ -181,22 +184,14 @@ void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable
     }
 }
 
-apr_uint32_t pegadm_metrics_accepted_secret(const pegadm_metrics_t *m, int widget)
-{
-    return valid_widget(m, widget)
-               ? __atomic_load_n(&cell(m, widget)->accepted_secret, __ATOMIC_ACQUIRE)
-               : 0;
-}
-
-apr_uint32_t pegadm_metrics_set_accepted_secret(pegadm_metrics_t *m, int widget,
-                                                apr_uint32_t fingerprint, int is_next)
+apr_uint32_t pegadm_metrics_earlier_secret(const pegadm_metrics_t *m, int widget, int *is_next)
 {
     if (!valid_widget(m, widget)) {
-        return fingerprint;
+        *is_next = 0;
+        return 0;
     }
-    __atomic_store_n(&cell(m, widget)->secret_in_use, is_next ? 1u : 0u, __ATOMIC_RELAXED);
-    return __atomic_exchange_n(&cell(m, widget)->accepted_secret, fingerprint,
-                               __ATOMIC_ACQ_REL);
+    *is_next = (int)__atomic_load_n(&cell(m, widget)->secret_in_use, __ATOMIC_RELAXED);
+    return __atomic_load_n(&cell(m, widget)->accepted_secret, __ATOMIC_ACQUIRE);
 }
 
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m)
@@ -225,7 +220,6 @@ void pegadm_metrics_totals(const pegadm_metrics_t *m, int widget,
     memcpy(out->widget_id, c->id, sizeof(out->widget_id));
     out->breaker_open = (int)__atomic_load_n(&c->breaker_open, __ATOMIC_RELAXED);
     out->cert_not_after = __atomic_load_n(&c->cert_not_after, __ATOMIC_RELAXED);
-    out->secret_in_use = (int)__atomic_load_n(&c->secret_in_use, __ATOMIC_RELAXED);
     out->reachable = (int)__atomic_load_n(&c->reachable, __ATOMIC_RELAXED) - 1;
     for (apr_uint32_t s = 0; s < m->slots; s++) {
         const apr_uint64_t *v = counters(slot_at(m, s), widget);

@@ -3,14 +3,17 @@
  * process, each holding every widget's counters. A process adds to its own
  * slot with atomic adds (its threads share it) and takes no lock; a reader
  * sums all slots. Per widget there are also a few shared cells that any
- * process may set (the breaker gauge, the certificate expiry, which secret
- * the service accepts). The block may be ordinary memory: the unit tests
- * use malloc. No httpd dependency; rendering is in pegadm_metrics_render.c. */
+ * process may set (the breaker gauge, the certificate expiry); which secret
+ * the service accepts is kept apart (pegadm_rotation.h). The block may be
+ * ordinary memory: the unit tests use malloc. No httpd dependency;
+ * rendering is in pegadm_metrics_render.c. */
 #ifndef PEGADM_METRICS_H
 #define PEGADM_METRICS_H
 
 #include <apr_pools.h>
 #include <apr_time.h>
+
+#include "pegadm_rotation.h"
 
 #define PEGADM_METRICS_WIDGET_ID_MAX 40
 
@@ -87,12 +90,12 @@ void pegadm_metrics_set_breaker_open(pegadm_metrics_t *m, int widget, int open);
 void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t not_after);
 /* The last preflight's finding: 1 reachable, 0 not. */
 void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable);
-/* Which secret the service accepts, by a fingerprint of it (0: not known
- * yet), and whether that is PegaDMJWTSecretNext (for display). set returns
- * the fingerprint it replaced. */
-apr_uint32_t pegadm_metrics_accepted_secret(const pegadm_metrics_t *m, int widget);
-apr_uint32_t pegadm_metrics_set_accepted_secret(pegadm_metrics_t *m, int widget,
-                                                apr_uint32_t fingerprint, int is_next);
+/* Which secret the service accepted, as a block that an earlier build of
+ * the module kept it in left it (0: not known; *is_next: it was
+ * PegaDMJWTSecretNext). Read once, at a graceful restart onto this build,
+ * to carry it over to the rotation's table (pegadm_rotation.h); nothing
+ * writes it any more. */
+apr_uint32_t pegadm_metrics_earlier_secret(const pegadm_metrics_t *m, int widget, int *is_next);
 
 /* Audit lines lost because the log's pipe was full (server-wide). */
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m);
@@ -105,7 +108,7 @@ typedef struct {
     int breaker_open;
     apr_time_t cert_not_after; /* 0: unknown */
     int reachable;             /* -1: not checked, 0: no, 1: yes */
-    int secret_in_use;
+    int secret_in_use;         /* from ctx->rotation, by the renderers */
 } pegadm_metrics_widget_totals_t;
 
 int pegadm_metrics_widgets(const pegadm_metrics_t *m);
@@ -128,6 +131,7 @@ const char *pegadm_upstream_call_name(pegadm_upstream_call_t c);
 typedef struct {
     const char *version;
     apr_time_t now;
+    const pegadm_rotation_t *rotation; /* which secret is in use; NULL: the first */
 } pegadm_metrics_context_t;
 char *pegadm_metrics_prometheus(apr_pool_t *p, const pegadm_metrics_t *m,
                                 const pegadm_metrics_context_t *ctx);

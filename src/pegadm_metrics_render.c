@@ -40,13 +40,16 @@ typedef struct {
     pegadm_metrics_widget_totals_t *w;
 } all_totals_t;
 
-static all_totals_t read_all(apr_pool_t *p, const pegadm_metrics_t *m)
+/* Which secret is in use comes from the rotation's own table. */
+static all_totals_t read_all(apr_pool_t *p, const pegadm_metrics_t *m,
+                             const pegadm_metrics_context_t *ctx)
 {
     all_totals_t all;
     all.n = pegadm_metrics_widgets(m);
     all.w = apr_pcalloc(p, sizeof(*all.w) * (apr_size_t)(all.n ? all.n : 1));
     for (int i = 0; i < all.n; i++) {
         pegadm_metrics_totals(m, i, &all.w[i]);
+        all.w[i].secret_in_use = pegadm_rotation_next_in_use(ctx->rotation, all.w[i].widget_id);
     }
     return all;
 }
@@ -101,7 +104,7 @@ char *pegadm_metrics_prometheus(apr_pool_t *p, const pegadm_metrics_t *m,
                                 const pegadm_metrics_context_t *ctx)
 {
     text_t t = {p, apr_array_make(p, 256, sizeof(const char *))};
-    all_totals_t all = read_all(p, m);
+    all_totals_t all = read_all(p, m, ctx);
 
     family(&t, "pegadm_build_info", "gauge", "The module's version.");
     emit(&t, "pegadm_build_info{version=\"%s\"} 1\n", ctx->version);
@@ -232,7 +235,7 @@ static json_t *widget_json(const pegadm_metrics_widget_totals_t *w, apr_time_t n
 char *pegadm_metrics_json(apr_pool_t *p, const pegadm_metrics_t *m,
                           const pegadm_metrics_context_t *ctx)
 {
-    all_totals_t all = read_all(p, m);
+    all_totals_t all = read_all(p, m, ctx);
     json_t *widgets = json_array();
     json_t *doc;
     char *text, *copy;

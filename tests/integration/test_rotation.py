@@ -7,6 +7,8 @@ keeps every logout cookie working."""
 
 import os
 
+import pytest
+
 import pegadm_harness as harness
 from pegadm_harness import assert_session, same_origin_request, session_get
 from test_logout_cookie import BYE, bye, issued_cookie, logout_cookies
@@ -99,6 +101,37 @@ def test_the_service_switches_to_the_next_secret(module_httpd, dm, workdir, memc
     server.stop()
     text = server.error_log() + server.access_log()
     assert OLD not in text and NEW not in text
+
+
+# ServerLimit 200000 (prefork's most) asks for 640 MB of shared memory for
+# the counters; 450 MB of address space holds all else httpd and the module
+# make (about 200 MB with the default session cache), but not that.
+NO_COUNTERS = "ServerLimit 200000\n"
+ADDRESS_SPACE = 450 * 1024 * 1024
+
+
+@pytest.mark.skipif(bool(harness.SANITIZER_RUNTIME),
+                    reason="the sanitizer's runtime reserves more address space than the limit")
+def test_every_child_learns_the_switch_without_the_counters(module_httpd, dm, workdir):
+    """Which secret the service accepts is kept apart from the counters:
+    with their shared memory refused (PEGADM600), one child's finding still
+    serves every child, and the switch is logged once."""
+    first, nxt = secret_files(workdir, "no-counters", OLD, NEW)
+    users = ["alice", "bob", "c1", "c2", "c3"]
+    server = module_httpd(NO_COUNTERS + rotation_site(dm, first, nxt, *harness.PIDS_LOG),
+                          users=users, mpm="prefork", address_space=ADDRESS_SPACE,
+                          startup_warnings=("PEGADM600",))
+    assert len(notices(server, "PEGADM600")) == 1, server.error_log()
+    assert server.request("GET", "/pegadm/status").status == 503
+    assert_session(session_get(server, "alice"))
+
+    dm.set_secret(NEW)
+    assert_session(session_get(server, "bob"))
+    assert len(rejections(dm)) == 1, "one refused token, then the next secret"
+    sessions_on_children(server, ["c1", "c2", "c3"])
+    assert len(rejections(dm)) == 1, "the other children knew"
+    assert [len(dm.creates_for(u)) for u in users] == [1, 1, 1, 1, 1]
+    assert len(notices(server, "PEGADM620")) == 1, server.error_log()
 
 
 def test_a_logout_after_the_swap_forgets_the_session(module_httpd, dm, workdir, memcached):

@@ -167,6 +167,16 @@ def allow_core_dumps():
     resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
+def limited_address_space(size):
+    """preexec_fn: allow_core_dumps, and at most `size` bytes of address
+    space for httpd and its children: a test's way to make a large
+    allocation (shared memory) fail while everything else fits."""
+    def preexec():
+        allow_core_dumps()
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    return preexec
+
+
 def backtrace(core_path):
     """All threads' backtraces from a core, or a note why there are none."""
     if not shutil.which("gdb"):
@@ -192,7 +202,7 @@ class Httpd:
     """One httpd instance with its own ServerRoot, logs and port."""
 
     def __init__(self, workdir, conf="", users=("alice", "bob"), mpm="event",
-                 loglevel="info", env=None, load_pegadm=True, name=None):
+                 loglevel="info", env=None, load_pegadm=True, name=None, address_space=None):
         self.root = make_public_dir(workdir, "httpd-%s-" % name if name else "httpd-")
         self.conf_body = conf
         self.users = users
@@ -200,6 +210,7 @@ class Httpd:
         self.loglevel = loglevel
         self.env = env or {}
         self.load_pegadm = load_pegadm
+        self.address_space = address_space  # bytes (RLIMIT_AS); None: no limit
         self.port = None
         self.proc = None
         self.conf_path = os.path.join(self.root, "conf", "httpd.conf")
@@ -223,7 +234,8 @@ class Httpd:
             self.proc = subprocess.Popen(
                 self.command(),
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=allow_core_dumps)
+                preexec_fn=(limited_address_space(self.address_space)
+                            if self.address_space else allow_core_dumps))
         try:
             wait_for(self._answers, self.start_timeout, 0.1, "httpd to answer")
         except (TimeoutError, RuntimeError) as err:
