@@ -8,7 +8,7 @@ import ssl
 
 import pytest
 
-from pegadm_harness import (BlackHole, NeverConnects, RedisCluster, RedisServer, TLSRedisServer,
+from pegadm_harness import (BlackHole, CacheFront, NeverConnects, RedisCluster, RedisServer, TLSRedisServer,
                             paused)
 
 
@@ -92,4 +92,34 @@ def test_hanging_servers_hang_and_come_back(workdir):
     finally:
         hole.stop()
         never.stop()
+        redis.stop()
+
+
+def test_cache_front_relays_hangs_and_never_connects(workdir):
+    redis = RedisServer(workdir).start()
+    front = CacheFront(redis.port)
+    try:
+        def ping(timeout=1):
+            with socket.create_connection(("127.0.0.1", front.port), timeout=timeout) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64)
+
+        assert ping() == b"+PONG\r\n"
+        kept = socket.create_connection(("127.0.0.1", front.port), timeout=0.3)
+        front.hang()
+        with pytest.raises(socket.timeout):
+            ping(timeout=0.3)
+        front.resume()
+        assert ping() == b"+PONG\r\n"
+        front.never_connect()
+        with pytest.raises(OSError):  # reset: the host rebooted
+            kept.sendall(b"PING\r\n")
+            assert not kept.recv(64)
+        with pytest.raises(socket.timeout):
+            ping(timeout=0.3)
+        front.resume()
+        assert ping() == b"+PONG\r\n"
+    finally:
+        kept.close()
+        front.stop()
         redis.stop()

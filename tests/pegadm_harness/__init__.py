@@ -43,7 +43,7 @@ from .httpd import (BASE_MODULES, CGI_SCRIPT, DOCUMENT_ROOT, MPMS, MPM_TUNING, S
                     populate_server_root, render_httpd_conf, write_htpasswd)
 from .emulator import Emulator, load_ca_module, load_emulator_module
 from .backends import ClosedPort, ConnectProxy, EchoBackend, echoed_headers
-from .caches import (BlackHole, CacheCA, CacheServer, FakeMemcached, Memcached, NeverConnects,
+from .caches import (BlackHole, CacheCA, CacheFront, CacheServer, FakeMemcached, Memcached, NeverConnects,
                      RedisCluster, RedisServer, TLSRedisServer, memcache_url, paused)
 from .assertions import (SESSION_ID_RE, assert_json_error, assert_one_child_each,
                          assert_protective_headers, assert_retry_after, assert_session,
@@ -54,7 +54,7 @@ from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
 
 __all__ = [
     "APACHE_BIN", "APACHE_MODULES", "AUTH_LINES", "BASE_MODULES", "BOOTSTRAP_PATH",
-    "BlackHole", "CGI_SCRIPT", "CacheCA", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult",
+    "BlackHole", "CGI_SCRIPT", "CacheCA", "CacheFront", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult",
     "ConnectProxy", "EMULATOR_DIR", "EMULATOR_SCRIPT", "EchoBackend", "Emulator",
     "FakeMemcached", "Httpd", "KeptConnection", "LoopbackServer", "MODULE_PATH", "MPMS",
     "MPM_TUNING", "Memcached", "NeverConnects", "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG",

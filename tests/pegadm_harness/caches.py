@@ -500,3 +500,102 @@ class NeverConnects:
     def stop(self):
         self.filler.close()
         self.sock.close()
+
+
+class CacheFront:
+    """A TCP relay on loopback in front of a real cache server, which can be
+    told to hang the way a network or a failing host does: hang() holds
+    every byte (connections stay open, nothing is answered), never_connect()
+    resets the open connections and leaves a full listen queue, so a new
+    connect never completes; resume() relays again. url() is PegaDMCache's
+    value through it, for scheme "redis" or "memcache"."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.lock = threading.Lock()
+        self.conns = []
+        self.holding = self.refusing = False
+        self.filler = None
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, scheme):
+        return "%s://127.0.0.1:%d" % (scheme, self.port)
+
+    def _accept(self):
+        while self.listener.fileno() >= 0:
+            if self.refusing:
+                time.sleep(0.02)
+                continue
+            try:
+                client = self.listener.accept()[0]
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self.lock:
+                self.conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while self.holding:  # the bytes wait, as in a stalled network
+                    time.sleep(0.02)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        src.close()  # each socket is the source of one pump
+
+    def hang(self):
+        self.holding = True
+
+    def _drop_connections(self):
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for sock in conns:
+            try:  # a reset, as from a host that rebooted
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                sock.close()
+            except OSError:
+                pass
+
+    def never_connect(self):
+        self.refusing = True
+        time.sleep(0.1)  # the accepting thread has seen it
+        self._drop_connections()
+        self.listener.listen(0)  # a listening socket takes a new backlog
+        try:
+            self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        except socket.timeout:
+            pass  # connects made meanwhile filled the queue already
+
+    def resume(self):
+        self.holding = False
+        if self.refusing:
+            if self.filler is not None:
+                self.filler.close()
+                self.filler = None
+            self.listener.listen(128)
+            self.refusing = False
+
+    def stop(self):
+        self.holding = False
+        self.listener.close()
+        if self.filler is not None:
+            self.filler.close()
+        self._drop_connections()
