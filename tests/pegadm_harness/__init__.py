@@ -8,7 +8,7 @@ traffic stays on 127.0.0.1.
                 at once, processes, servers in a thread
     client      http_request, Response, KeptConnection, session requests
     conf        configuration snippets: location(), pegadm_conf(), portal_conf(),
-                cache_node_conf()
+                cache_node_conf(), shared_cache_conf()
     httpd       server root and httpd.conf, Httpd, config_test, graceful_restart
     emulator    the DM emulator subprocess and its throwaway CA
     backends    echo backend, CONNECT proxy, a port that refuses connections
@@ -36,7 +36,7 @@ from .util import (LoopbackServer, children_of, free_port, load_source, make_pub
 from .client import (basic_auth_header, http_request, KeptConnection, Response,
                      same_origin_request, session_get)
 from .conf import (AUTH_LINES, PIDS_LOG, bootstrap_location, cache_node_conf, location,
-                   pegadm_conf, portal_conf, session_location)
+                   pegadm_conf, portal_conf, session_location, shared_cache_conf)
 from .httpd import (BASE_MODULES, CGI_SCRIPT, DOCUMENT_ROOT, MPMS, MPM_TUNING, SSI_DIRS, SSI_PAGE,
                     allow_core_dumps, apache_env, backtrace, config_test, ConfigTestResult,
                     graceful_restart, htpasswd_line, Httpd, load_module_lines,
@@ -69,6 +69,6 @@ __all__ = [
     "make_public_dir", "memcache_url", "paused", "message_levels", "parse_vars", "pegadm_conf", "pegadm_log_lines",
     "pegadm_warnings", "populate_server_root", "port_answers", "portal_conf", "remove_tree",
     "render_httpd_conf", "run_together", "same_origin_request", "sanitizer_env",
-    "sanitizer_reports", "session_get", "session_location", "stop_process", "to_bytes",
+    "sanitizer_reports", "session_get", "session_location", "shared_cache_conf", "stop_process", "to_bytes",
     "wait_for", "write_file", "write_htpasswd",
 ]

@@ -399,6 +399,10 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
+    def flush(self):
+        for node in self.nodes:
+            node.cli("FLUSHALL")
+
     def slot(self, key):
         return int(self.nodes[0].cli("CLUSTER", "KEYSLOT", key))
 
