@@ -192,7 +192,8 @@ static const char *parse_authority(apr_pool_t *p, const char *name, const char *
 static const char *parse_servers(apr_pool_t *p, const char *name, const char *rest,
                                  pegadm_cache_url_t *u)
 {
-    int default_port = u->kind == PEGADM_CACHE_REDIS ? PEGADM_REDIS_PORT : PEGADM_MEMCACHE_PORT;
+    int default_port = u->kind == PEGADM_CACHE_REDIS ? PEGADM_CACHEURL_REDIS_PORT
+                                                     : PEGADM_CACHEURL_MEMCACHE_PORT;
     const char *at = strchr(rest, '@');
 
     if (at && (!strchr(rest, '/') || at < strchr(rest, '/'))) {

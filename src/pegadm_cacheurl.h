@@ -24,10 +24,10 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
-#define PEGADM_CACHEURL_MAX_HOSTS 32
-#define PEGADM_CACHEURL_MAX_DB    65535
-#define PEGADM_REDIS_PORT         6379
-#define PEGADM_MEMCACHE_PORT      11211
+#define PEGADM_CACHEURL_MAX_HOSTS     32
+#define PEGADM_CACHEURL_MAX_DB        65535
+#define PEGADM_CACHEURL_REDIS_PORT    6379
+#define PEGADM_CACHEURL_MEMCACHE_PORT 11211
 
 typedef enum {
     PEGADM_CACHE_SOCACHE,  /* an httpd socache provider: shmcb and the like */
