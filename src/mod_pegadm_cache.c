@@ -352,10 +352,12 @@ static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
  * key of another type) is no outage if the server still answers: removing
  * it succeeds. It is then discarded like a tampered entry (an empty value
  * fails authentication), instead of holding the cache for down. */
-static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int id_len,
-                              unsigned char *buf, unsigned int *len, apr_pool_t *p)
+static apr_status_t store_get(void *ctx, const pegadm_store_key_t *k, unsigned char *buf,
+                              unsigned int *len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
+    const unsigned char *id = k->id; /* the tag has no use in socache */
+    unsigned int id_len = k->id_len;
     apr_status_t rv =
         c->sc->cache_provider->retrieve(c->sc->cache, c->s, id, id_len, buf, len, p);
     apr_status_t removed;
@@ -374,22 +376,20 @@ static apr_status_t store_get(void *ctx, const unsigned char *id, unsigned int i
 }
 
 /* A store never answers "not found" but for a server held for dead. */
-static apr_status_t store_put(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_time_t expiry, const unsigned char *val, unsigned int len,
-                              apr_pool_t *p)
+static apr_status_t store_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
+                              const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, id, id_len, expiry,
+    apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, k->id, k->id_len, expiry,
                                                    (unsigned char *)val, len, p);
     return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
 }
 
-static apr_status_t store_del(void *ctx, const unsigned char *id, unsigned int id_len,
-                              apr_pool_t *p)
+static apr_status_t store_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return note_cache_result(c,
-                             c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p));
+    return note_cache_result(
+        c, c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p));
 }
 
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s)

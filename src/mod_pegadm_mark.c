@@ -54,8 +54,9 @@ static apr_uint32_t ttl_seconds(apr_interval_time_t ttl)
     return (apr_uint32_t)((ttl + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
 }
 
-static apr_status_t memcache_take(void *ctx, const unsigned char *id, unsigned int id_len,
-                                  apr_interval_time_t ttl, apr_pool_t *p)
+static apr_status_t memcache_take(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_interval_time_t ttl,
+                                  apr_pool_t *p)
 {
     mark_client_t *c = ctx;
     char one[] = "1";
@@ -63,14 +64,14 @@ static apr_status_t memcache_take(void *ctx, const unsigned char *id, unsigned i
     if (!c->mc) {
         return APR_EGENERAL;
     }
-    return apr_memcache_add(c->mc, mark_key(p, id, id_len), one, 1, ttl_seconds(ttl), 0);
+    return apr_memcache_add(c->mc, mark_key(p, k->id, k->id_len), one, 1, ttl_seconds(ttl), 0);
 }
 
-static apr_status_t memcache_release(void *ctx, const unsigned char *id, unsigned int id_len,
-                                     apr_pool_t *p)
+static apr_status_t memcache_release(void *ctx, const pegadm_store_key_t *k,
+                                     const unsigned char *token, apr_pool_t *p)
 {
     mark_client_t *c = ctx;
-    return c->mc ? apr_memcache_delete(c->mc, mark_key(p, id, id_len), 0) : APR_EGENERAL;
+    return c->mc ? apr_memcache_delete(c->mc, mark_key(p, k->id, k->id_len), 0) : APR_EGENERAL;
 }
 
 static apr_status_t redis_arm(mark_client_t *c, const char *key, apr_interval_time_t ttl)
@@ -79,11 +80,12 @@ static apr_status_t redis_arm(mark_client_t *c, const char *key, apr_interval_ti
     return apr_redis_setex(c->rc, key, armed, sizeof(armed) - 1, ttl_seconds(ttl), 0);
 }
 
-static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int id_len,
-                               apr_interval_time_t ttl, apr_pool_t *p)
+static apr_status_t redis_take(void *ctx, const pegadm_store_key_t *k,
+                               const unsigned char *token, apr_interval_time_t ttl,
+                               apr_pool_t *p)
 {
     mark_client_t *c = ctx;
-    const char *key = mark_key(p, id, id_len);
+    const char *key = mark_key(p, k->id, k->id_len);
     apr_uint32_t count = 0;
     apr_status_t rv;
 
@@ -107,11 +109,11 @@ static apr_status_t redis_take(void *ctx, const unsigned char *id, unsigned int 
     return APR_EEXIST;
 }
 
-static apr_status_t redis_release(void *ctx, const unsigned char *id, unsigned int id_len,
-                                  apr_pool_t *p)
+static apr_status_t redis_release(void *ctx, const pegadm_store_key_t *k,
+                                  const unsigned char *token, apr_pool_t *p)
 {
     mark_client_t *c = ctx;
-    return c->rc ? apr_redis_delete(c->rc, mark_key(p, id, id_len), 0) : APR_EGENERAL;
+    return c->rc ? apr_redis_delete(c->rc, mark_key(p, k->id, k->id_len), 0) : APR_EGENERAL;
 }
 
 /* Parses host[:port][,host[:port]...] as socache_memcache and socache_redis

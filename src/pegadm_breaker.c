@@ -111,11 +111,12 @@ static apr_status_t load(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
 {
     unsigned char buf[RECORD_SEALED], *plain;
     unsigned int len = sizeof(buf);
+    const pegadm_store_key_t key = {id, PEGADM_CACHE_ID_LEN, NULL, 0}; /* no customer's */
     apr_size_t plain_len;
     apr_status_t rv;
 
     memset(b, 0, sizeof(*b));
-    rv = ref->store->get(ref->store->ctx, id, PEGADM_CACHE_ID_LEN, buf, &len, p);
+    rv = ref->store->get(ref->store->ctx, &key, buf, &len, p);
     if (rv == APR_NOTFOUND) {
         return APR_SUCCESS;
     }
@@ -147,8 +148,9 @@ static apr_status_t save(apr_pool_t *p, const pegadm_breaker_ref_t *ref,
     rv = pegadm_seal(p, ref->keys, id, PEGADM_CACHE_ID_LEN, plain, sizeof(plain), &sealed,
                      &sealed_len);
     if (rv == APR_SUCCESS) {
-        rv = ref->store->put(ref->store->ctx, id, PEGADM_CACHE_ID_LEN, expiry, sealed,
-                             (unsigned int)sealed_len, p);
+        const pegadm_store_key_t key = {id, PEGADM_CACHE_ID_LEN, NULL, 0};
+        rv =
+            ref->store->put(ref->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len, p);
     }
     return rv;
 }

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "pegadm_localcache.h"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -58,7 +60,14 @@ static EVP_MAC_CTX *keyed_hmac_sha256(const unsigned char *key, apr_size_t key_l
 apr_status_t pegadm_keys_derive(pegadm_keys_t *keys, const unsigned char *secret,
                                 apr_size_t secret_len)
 {
+    unsigned char tag_key[32];
+
     memset(keys, 0, sizeof(*keys));
+    if (hkdf_sha256(secret, secret_len, "mod_pegadm cache tag v1", tag_key) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    memcpy(keys->tag_key, tag_key, sizeof(keys->tag_key));
+    OPENSSL_cleanse(tag_key, sizeof(tag_key));
     if (hkdf_sha256(secret, secret_len, "mod_pegadm cache id v1", keys->id_key) !=
             APR_SUCCESS ||
         hkdf_sha256(secret, secret_len, "mod_pegadm cache seal v1", keys->enc_key) !=
@@ -93,6 +102,38 @@ apr_status_t pegadm_cache_id(const pegadm_keys_t *keys, const char *purpose,
          EVP_MAC_final(ctx, out, &len, PEGADM_CACHE_ID_LEN) == 1;
     EVP_MAC_CTX_free(ctx);
     return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* SipHash rather than HMAC: every cache key computed carries the tag, and
+ * the request path computes several. */
+void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
+                         const char *customer_id, unsigned char out[PEGADM_CUSTOMER_TAG_LEN])
+{
+    unsigned char buf[1024];
+    apr_size_t wlen = strlen(widget_id), clen = strlen(customer_id);
+    apr_uint64_t h;
+
+    if (wlen + 1 + clen > sizeof(buf)) {
+        /* longer than any valid pair; still one tag per customer */
+        unsigned char mac[PEGADM_CACHE_ID_LEN] = {0};
+        pegadm_cache_id(keys, "customer tag", widget_id, customer_id, mac);
+        memcpy(out, mac, PEGADM_CUSTOMER_TAG_LEN);
+        return;
+    }
+    memcpy(buf, widget_id, wlen + 1); /* with its NUL: unambiguous */
+    memcpy(buf + wlen + 1, customer_id, clen);
+    h = pegadm_siphash24(buf, wlen + 1 + clen, keys->tag_key);
+    for (int i = 0; i < PEGADM_CUSTOMER_TAG_LEN; i++) {
+        out[i] = (unsigned char)(h >> (8 * i));
+    }
+}
+
+apr_status_t pegadm_random(unsigned char *out, apr_size_t len)
+{
+    EVP_RAND_CTX *drbg = RAND_get0_public(NULL);
+
+    return drbg && EVP_RAND_generate(drbg, out, len, 0, 0, NULL, 0) == 1 ? APR_SUCCESS
+                                                                         : APR_EGENERAL;
 }
 
 apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,

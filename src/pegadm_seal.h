@@ -16,6 +16,7 @@
 typedef struct {
     unsigned char id_key[32];  /* HMAC key for cache keys */
     unsigned char enc_key[32]; /* AES-256-GCM key for cache values */
+    unsigned char tag_key[16]; /* SipHash key for customer tags */
     EVP_MAC_CTX *id_mac;       /* HMAC-SHA256 keyed with id_key; duplicated per use */
     EVP_CIPHER *aead;          /* AES-256-GCM */
 } pegadm_keys_t;
@@ -33,6 +34,17 @@ void pegadm_keys_release(pegadm_keys_t *keys);
 apr_status_t pegadm_cache_id(const pegadm_keys_t *keys, const char *purpose,
                              const char *widget_id, const char *customer_id,
                              unsigned char out[PEGADM_CACHE_ID_LEN]);
+
+/* A short keyed hash of (widget, customer): the same for every cache key
+ * of one customer, so that a clustered cache server (a Redis Cluster hash
+ * tag) keeps them together, and as opaque to the server as the keys. */
+#define PEGADM_CUSTOMER_TAG_LEN 8
+void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
+                         const char *customer_id, unsigned char out[PEGADM_CUSTOMER_TAG_LEN]);
+
+/* len bytes from the calling thread's random generator (no lock taken);
+ * APR_EGENERAL if OpenSSL fails. */
+apr_status_t pegadm_random(unsigned char *out, apr_size_t len);
 
 /* Encrypts plain (random nonce, AES-256-GCM, aad authenticated but not
  * stored). *sealed is in p and PEGADM_SEAL_OVERHEAD bytes longer. */

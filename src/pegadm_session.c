@@ -61,9 +61,25 @@ typedef struct {
 /* A refused entry's count holds milliseconds; this fits, with room. */
 #define HELD_MAX apr_time_from_sec(86400)
 
+/* A store key: the entry's own id (sealed entries are bound to it) and
+ * the customer's tag, shared by all the customer's keys. */
 typedef struct {
     unsigned char bytes[PEGADM_CACHE_ID_LEN];
+    unsigned char tag[PEGADM_CUSTOMER_TAG_LEN];
 } cache_id_t;
+
+static pegadm_store_key_t store_key(const cache_id_t *id)
+{
+    return (pegadm_store_key_t){id->bytes, sizeof(id->bytes), id->tag, sizeof(id->tag)};
+}
+
+/* id's bytes and tag under keys. */
+static apr_status_t make_id(const pegadm_keys_t *keys, const char *purpose,
+                            const pegadm_session_req_t *req, cache_id_t *id)
+{
+    pegadm_customer_tag(keys, req->widget_id, req->customer_id, id->tag);
+    return pegadm_cache_id(keys, purpose, req->widget_id, req->customer_id, id->bytes);
+}
 
 /* Decodes a sealed entry read from the store; one that fails
  * authentication or decoding reads as no entry. */
@@ -118,10 +134,12 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
+    pegadm_store_key_t key;
     apr_status_t rv;
 
     memset(e, 0, sizeof(*e));
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    key = store_key(id);
+    rv = req->store->get(req->store->ctx, &key, buf, &len, p);
     if (rv == APR_NOTFOUND) {
         return APR_SUCCESS;
     }
@@ -134,7 +152,7 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 /* The key of the customer's forgotten entry. */
 static apr_status_t forgotten_id(const pegadm_session_req_t *req, cache_id_t *id)
 {
-    return pegadm_cache_id(req->keys, "forgotten", req->widget_id, req->customer_id, id->bytes);
+    return make_id(req->keys, "forgotten", req, id);
 }
 
 /* A session entry made no later than the customer's last forget is one a
@@ -197,6 +215,7 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     pegadm_session_result_t scratch = {0}; /* the locked path counts discards */
     entry_t forgotten;
     cache_id_t fid;
+    pegadm_store_key_t skey, fkey;
     apr_status_t rv, frv = APR_NOTFOUND;
     int locked = 0, gated = 0;
 
@@ -214,9 +233,11 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
         }
         gated = 1;
     }
-    rv = req->store->get(req->store->ctx, id->bytes, sizeof(id->bytes), buf, &len, p);
+    skey = store_key(id);
+    rv = req->store->get(req->store->ctx, &skey, buf, &len, p);
     if (rv == APR_SUCCESS) {
-        frv = req->store->get(req->store->ctx, fid.bytes, sizeof(fid.bytes), fbuf, &flen, p);
+        fkey = store_key(&fid);
+        frv = req->store->get(req->store->ctx, &fkey, fbuf, &flen, p);
     }
     if (locked) {
         req->store->unlock(req->store->ctx);
@@ -296,8 +317,9 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, head + sid_len, &sealed,
                      &sealed_len);
     if (rv == APR_SUCCESS) {
-        rv = req->store->put(req->store->ctx, id->bytes, sizeof(id->bytes), expiry, sealed,
-                             (unsigned int)sealed_len, p);
+        pegadm_store_key_t key = store_key(id);
+        rv =
+            req->store->put(req->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len, p);
     }
     changed(req); /* a failed write may have landed all the same */
     return rv;
@@ -315,7 +337,7 @@ static pegadm_session_status_t store_failed(apr_pool_t *p, pegadm_session_result
 static apr_status_t cache_id(const pegadm_session_req_t *req, const char *purpose,
                              cache_id_t *id)
 {
-    return pegadm_cache_id(req->keys, purpose, req->widget_id, req->customer_id, id->bytes);
+    return make_id(req->keys, purpose, req, id);
 }
 
 /* Under the lock: stores the new session *e. With converge (a first
@@ -662,9 +684,10 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
  * fail, it lapses by itself. */
 static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
                                                  const cache_id_t *id, const cache_id_t *mark,
-                                                 apr_time_t started,
+                                                 const unsigned char *token, apr_time_t started,
                                                  pegadm_session_result_t *res)
 {
+    pegadm_store_key_t mark_key = store_key(mark);
     pegadm_session_status_t status = PEGADM_SESSION_OK;
     step_t step = STEP_DONE;
     entry_t e;
@@ -691,7 +714,7 @@ static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_ses
     } else if (status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION) {
         res->session_id = e.session_id;
     }
-    req->mark->release(req->mark->ctx, mark->bytes, sizeof(mark->bytes), p);
+    req->mark->release(req->mark->ctx, &mark_key, token, p);
     return status;
 }
 
@@ -760,10 +783,18 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
             return create_and_store(p, req, id, 1, res);
         }
         if (step == STEP_CREATE) {
-            rv = req->mark->take(req->mark->ctx, mark->bytes, sizeof(mark->bytes),
-                                 req->wait_max + apr_time_from_sec(1), p);
+            /* a token of this take's own: the release removes our mark,
+             * never one another node took after ours lapsed */
+            unsigned char token[PEGADM_MARK_TOKEN_LEN];
+            pegadm_store_key_t mark_key = store_key(mark);
+
+            rv = pegadm_random(token, sizeof(token));
             if (rv == APR_SUCCESS) {
-                return create_under_mark(p, req, id, mark, started, res);
+                rv = req->mark->take(req->mark->ctx, &mark_key, token,
+                                     req->wait_max + apr_time_from_sec(1), p);
+            }
+            if (rv == APR_SUCCESS) {
+                return create_under_mark(p, req, id, mark, token, started, res);
             }
             if (rv != APR_EEXIST) {
                 return store_failed(p, res, rv, "taking the create mark");
@@ -896,13 +927,15 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *re
 {
     pegadm_session_req_t with_keys = *req;
     cache_id_t id;
+    pegadm_store_key_t key;
     apr_status_t rv;
 
     with_keys.keys = keys;
     if (cache_id(&with_keys, "session", &id) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
-    rv = req->store->del(req->store->ctx, id.bytes, sizeof(id.bytes), p);
+    key = store_key(&id);
+    rv = req->store->del(req->store->ctx, &key, p);
     return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 

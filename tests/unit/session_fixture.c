@@ -32,6 +32,15 @@ fake_slot_t *fake_slot_free(fake_slot_t *table)
     return NULL;
 }
 
+void fake_slot_key(fake_slot_t *slot, const pegadm_store_key_t *key)
+{
+    assert_int_equal(key->id_len, PEGADM_CACHE_ID_LEN);
+    assert_int_equal(key->tag_len, PEGADM_CUSTOMER_TAG_LEN);
+    memcpy(slot->id, key->id, PEGADM_CACHE_ID_LEN);
+    memcpy(slot->tag, key->tag, PEGADM_CUSTOMER_TAG_LEN);
+    slot->tag_len = key->tag_len;
+}
+
 pegadm_session_req_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
                                      const char *customer, pegadm_create_fn create, void *baton)
 {

@@ -14,6 +14,9 @@
 
 typedef struct {
     unsigned char id[PEGADM_CACHE_ID_LEN];
+    unsigned char tag[PEGADM_CUSTOMER_TAG_LEN]; /* the store key's tag */
+    unsigned int tag_len;
+    unsigned char token[PEGADM_MARK_TOKEN_LEN]; /* a mark's */
     unsigned char val[512];
     unsigned int len;
     apr_time_t expiry;
@@ -24,6 +27,8 @@ typedef struct {
 fake_slot_t *fake_slot_find(fake_slot_t *table, const unsigned char *id);
 /* A slot of table that is unused or expired; fails the test if none is. */
 fake_slot_t *fake_slot_free(fake_slot_t *table);
+/* Files slot under key: its id and its tag (checked: a customer's tag). */
+void fake_slot_key(fake_slot_t *slot, const pegadm_store_key_t *key);
 
 /* A request of customer to the tests' widget through store and keys, with
  * the tests' TTL and limits, creating with create(baton). */

@@ -200,12 +200,13 @@ static apr_status_t slot_unlock(void *c)
     return APR_SUCCESS;
 }
 
-static apr_status_t slot_get(void *c, const unsigned char *id, unsigned int id_len,
-                             unsigned char *buf, unsigned int *len, apr_pool_t *p)
+static apr_status_t slot_get(void *c, const pegadm_store_key_t *key, unsigned char *buf,
+                             unsigned int *len, apr_pool_t *p)
 {
     one_slot_store_t *s = c;
     assert_true(s->locked);
-    if (!s->used || memcmp(s->id, id, id_len)) {
+    assert_int_equal(key->tag_len, 0); /* the record is no customer's */
+    if (!s->used || memcmp(s->id, key->id, key->id_len)) {
         return APR_NOTFOUND;
     }
     assert_true(s->len <= *len);
@@ -214,15 +215,14 @@ static apr_status_t slot_get(void *c, const unsigned char *id, unsigned int id_l
     return APR_SUCCESS;
 }
 
-static apr_status_t slot_put(void *c, const unsigned char *id, unsigned int id_len,
-                             apr_time_t expiry, const unsigned char *val, unsigned int len,
-                             apr_pool_t *p)
+static apr_status_t slot_put(void *c, const pegadm_store_key_t *key, apr_time_t expiry,
+                             const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     one_slot_store_t *s = c;
     assert_true(s->locked);
     assert_true(len <= sizeof(s->val));
     assert_true(expiry > apr_time_now());
-    memcpy(s->id, id, id_len);
+    memcpy(s->id, key->id, key->id_len);
     memcpy(s->val, val, len);
     s->len = len;
     s->used = 1;
@@ -230,8 +230,7 @@ static apr_status_t slot_put(void *c, const unsigned char *id, unsigned int id_l
     return APR_SUCCESS;
 }
 
-static apr_status_t slot_del(void *c, const unsigned char *id, unsigned int id_len,
-                             apr_pool_t *p)
+static apr_status_t slot_del(void *c, const pegadm_store_key_t *key, apr_pool_t *p)
 {
     return APR_ENOTIMPL;
 }

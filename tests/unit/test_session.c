@@ -44,11 +44,11 @@ static fake_slot_t *find(fake_store_t *f, const unsigned char *id)
     return fake_slot_find(f->slots, id);
 }
 
-static apr_status_t fake_get(void *c, const unsigned char *id, unsigned int id_len,
-                             unsigned char *buf, unsigned int *len, apr_pool_t *p)
+static apr_status_t fake_get(void *c, const pegadm_store_key_t *key, unsigned char *buf,
+                             unsigned int *len, apr_pool_t *p)
 {
     fake_store_t *f = c;
-    fake_slot_t *s = find(f, id);
+    fake_slot_t *s = find(f, key->id);
     if (f->fail_get) {
         return f->fail_get;
     }
@@ -61,18 +61,17 @@ static apr_status_t fake_get(void *c, const unsigned char *id, unsigned int id_l
     return APR_SUCCESS;
 }
 
-static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_len,
-                             apr_time_t expiry, const unsigned char *val, unsigned int len,
-                             apr_pool_t *p)
+static apr_status_t fake_put(void *c, const pegadm_store_key_t *key, apr_time_t expiry,
+                             const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     fake_store_t *f = c;
-    fake_slot_t *s = find(f, id);
+    fake_slot_t *s = find(f, key->id);
     if (f->fail_put) {
         return f->fail_put;
     }
     s = s ? s : fake_slot_free(f->slots);
     assert_true(len <= sizeof(s->val));
-    memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+    fake_slot_key(s, key);
     memcpy(s->val, val, len);
     s->len = len;
     s->expiry = expiry;
@@ -83,10 +82,9 @@ static apr_status_t fake_put(void *c, const unsigned char *id, unsigned int id_l
     return APR_SUCCESS;
 }
 
-static apr_status_t fake_del(void *c, const unsigned char *id, unsigned int id_len,
-                             apr_pool_t *p)
+static apr_status_t fake_del(void *c, const pegadm_store_key_t *key, apr_pool_t *p)
 {
-    fake_slot_t *s = find(c, id);
+    fake_slot_t *s = find(c, key->id);
     if (!s) {
         return APR_NOTFOUND;
     }

@@ -30,6 +30,8 @@ static struct {
     fake_slot_t marks[FAKE_SLOTS];
     apr_status_t fail_mark;
     int takes, releases;
+    int foreign_releases; /* releases that named another take's token */
+    unsigned char last_token[PEGADM_MARK_TOKEN_LEN];
     void (*on_take)(void); /* runs before the first take is answered */
 } shared;
 
@@ -45,12 +47,12 @@ static apr_status_t node_lock_give(void *c)
     return apr_thread_mutex_unlock(c);
 }
 
-static apr_status_t shared_get(void *c, const unsigned char *id, unsigned int id_len,
-                               unsigned char *buf, unsigned int *len, apr_pool_t *p)
+static apr_status_t shared_get(void *c, const pegadm_store_key_t *key, unsigned char *buf,
+                               unsigned int *len, apr_pool_t *p)
 {
     fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = fake_slot_find(shared.slots, id);
+    s = fake_slot_find(shared.slots, key->id);
     if (s) {
         assert_true(s->len <= *len);
         memcpy(buf, s->val, s->len);
@@ -63,15 +65,14 @@ static apr_status_t shared_get(void *c, const unsigned char *id, unsigned int id
     return s ? APR_SUCCESS : APR_NOTFOUND;
 }
 
-static apr_status_t shared_put(void *c, const unsigned char *id, unsigned int id_len,
-                               apr_time_t expiry, const unsigned char *val, unsigned int len,
-                               apr_pool_t *p)
+static apr_status_t shared_put(void *c, const pegadm_store_key_t *key, apr_time_t expiry,
+                               const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = fake_slot_find(shared.slots, id);
+    s = fake_slot_find(shared.slots, key->id);
     s = s ? s : fake_slot_free(shared.slots);
-    memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+    fake_slot_key(s, key);
     memcpy(s->val, val, len);
     s->len = len;
     s->expiry = expiry;
@@ -80,12 +81,11 @@ static apr_status_t shared_put(void *c, const unsigned char *id, unsigned int id
     return APR_SUCCESS;
 }
 
-static apr_status_t shared_del(void *c, const unsigned char *id, unsigned int id_len,
-                               apr_pool_t *p)
+static apr_status_t shared_del(void *c, const pegadm_store_key_t *key, apr_pool_t *p)
 {
     fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
-    s = fake_slot_find(shared.slots, id);
+    s = fake_slot_find(shared.slots, key->id);
     if (s) {
         s->used = 0;
     }
@@ -93,8 +93,11 @@ static apr_status_t shared_del(void *c, const unsigned char *id, unsigned int id
     return s ? APR_SUCCESS : APR_NOTFOUND;
 }
 
-static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_len,
-                              apr_interval_time_t ttl, apr_pool_t *p)
+/* As a cache server takes a mark: atomically, with the token given, and
+ * released only by that token. */
+static apr_status_t mark_take(void *c, const pegadm_store_key_t *key,
+                              const unsigned char *token, apr_interval_time_t ttl,
+                              apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     void (*hook)(void) = shared.on_take;
@@ -107,11 +110,13 @@ static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_
     shared.takes++;
     if (shared.fail_mark) {
         rv = shared.fail_mark;
-    } else if (fake_slot_find(shared.marks, id)) {
+    } else if (fake_slot_find(shared.marks, key->id)) {
         rv = APR_EEXIST;
     } else {
         fake_slot_t *s = fake_slot_free(shared.marks);
-        memcpy(s->id, id, PEGADM_CACHE_ID_LEN);
+        fake_slot_key(s, key);
+        memcpy(s->token, token, PEGADM_MARK_TOKEN_LEN);
+        memcpy(shared.last_token, token, PEGADM_MARK_TOKEN_LEN);
         s->expiry = apr_time_now() + ttl;
         s->used = 1;
     }
@@ -119,13 +124,17 @@ static apr_status_t mark_take(void *c, const unsigned char *id, unsigned int id_
     return rv;
 }
 
-static apr_status_t mark_release(void *c, const unsigned char *id, unsigned int id_len,
-                                 apr_pool_t *p)
+static apr_status_t mark_release(void *c, const pegadm_store_key_t *key,
+                                 const unsigned char *token, apr_pool_t *p)
 {
     fake_slot_t *s;
     apr_thread_mutex_lock(shared.data);
     shared.releases++;
-    s = fake_slot_find(shared.marks, id);
+    s = fake_slot_find(shared.marks, key->id);
+    if (s && memcmp(s->token, token, PEGADM_MARK_TOKEN_LEN) != 0) {
+        shared.foreign_releases++;
+        s = NULL; /* another's mark: left as it is */
+    }
     if (s) {
         s->used = 0;
     }
@@ -149,6 +158,7 @@ typedef struct {
     int creates;
     int fail;
     apr_interval_time_t delay;
+    void (*during)(void); /* runs in the next create */
 } upstream_t;
 
 static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, const char **why,
@@ -159,6 +169,11 @@ static apr_status_t fake_create(void *baton, apr_pool_t *p, const char **sid, co
     apr_thread_mutex_lock(u->lock);
     n = ++u->creates; /* not serialised: two nodes may call at once */
     apr_thread_mutex_unlock(u->lock);
+    if (u->during) {
+        void (*during)(void) = u->during;
+        u->during = NULL;
+        during();
+    }
     apr_sleep(u->delay);
     if (u->fail) {
         *why = "service said no";
@@ -179,9 +194,10 @@ static int setup(void **state)
     memset(shared.slots, 0, sizeof(shared.slots));
     memset(shared.marks, 0, sizeof(shared.marks));
     shared.fail_mark = APR_SUCCESS;
-    shared.takes = shared.releases = 0;
+    shared.takes = shared.releases = shared.foreign_releases = 0;
     shared.on_take = NULL;
     upstream.creates = upstream.fail = 0;
+    upstream.during = NULL;
     upstream.delay = apr_time_from_msec(100);
     return 0;
 }
@@ -253,13 +269,16 @@ static void test_waiters_share_a_failure_across_nodes(void **state)
     }
 }
 
-static void take_mark_elsewhere(const char *customer)
+static void take_mark_elsewhere(const char *customer, apr_interval_time_t ttl)
 {
-    unsigned char id[PEGADM_CACHE_ID_LEN];
-    assert_int_equal(pegadm_cache_id(&keys, "create-mark",
-                                     "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11", customer, id),
-                     APR_SUCCESS);
-    assert_int_equal(mark_take(NULL, id, sizeof(id), apr_time_from_sec(60), pool), APR_SUCCESS);
+    const char *widget = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+    const unsigned char token[PEGADM_MARK_TOKEN_LEN] = "elsewhere";
+    unsigned char id[PEGADM_CACHE_ID_LEN], tag[PEGADM_CUSTOMER_TAG_LEN];
+    pegadm_store_key_t key = {id, sizeof(id), tag, sizeof(tag)};
+
+    assert_int_equal(pegadm_cache_id(&keys, "create-mark", widget, customer, id), APR_SUCCESS);
+    pegadm_customer_tag(&keys, widget, customer, tag);
+    assert_int_equal(mark_take(NULL, &key, token, ttl, pool), APR_SUCCESS);
 }
 
 /* A mark held by a node that never finishes: the wait is bounded, and no
@@ -270,7 +289,7 @@ static void test_a_mark_held_elsewhere_is_waited_for_boundedly(void **state)
     pegadm_session_result_t res;
     apr_time_t began = apr_time_now();
 
-    take_mark_elsewhere("erin");
+    take_mark_elsewhere("erin", apr_time_from_sec(60));
     req.wait_max = apr_time_from_msec(300);
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
     assert_string_equal(res.why, "timed out waiting for a concurrent request's create");
@@ -345,7 +364,7 @@ static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
     apr_time_t began;
 
     assert_int_equal(pegadm_waiters_create(pool, 4, &waiters), APR_SUCCESS);
-    take_mark_elsewhere("ivan");
+    take_mark_elsewhere("ivan", apr_time_from_sec(60));
     first.req = request_on(0, "ivan");
     first.req.waiters = waiters;
     first.req.waiters_max = 1;
@@ -366,6 +385,66 @@ static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
     assert_int_equal(upstream.creates, 0);
 }
 
+/* Our mark lapses while the create runs long, and another node takes the
+ * customer's mark: our release, naming our take's token, leaves theirs. */
+static void lapse_and_take_elsewhere(void)
+{
+    apr_thread_mutex_lock(shared.data);
+    for (int i = 0; i < FAKE_SLOTS; i++) {
+        shared.marks[i].expiry = apr_time_now();
+    }
+    apr_thread_mutex_unlock(shared.data);
+    take_mark_elsewhere("judy", apr_time_from_sec(60));
+}
+
+static void test_a_release_removes_only_its_own_mark(void **state)
+{
+    pegadm_session_req_t req = request_on(0, "judy");
+    pegadm_session_result_t res;
+    unsigned char first[PEGADM_MARK_TOKEN_LEN];
+
+    upstream.during = lapse_and_take_elsewhere;
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.created, 1);
+    assert_int_equal(shared.releases, 1);
+    assert_int_equal(shared.foreign_releases, 1);
+    assert_int_equal(marks_held(), 1);
+    /* each take has a token of its own */
+    memcpy(first, shared.last_token, sizeof(first));
+    req = request_on(0, "karl");
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_memory_not_equal(first, shared.last_token, sizeof(first));
+    assert_int_equal(shared.foreign_releases, 1);
+}
+
+/* Every key of one customer (entries and mark) carries one tag, so that a
+ * Redis Cluster keeps them in one hash slot; another customer's differs. */
+static void test_a_customers_keys_share_one_tag(void **state)
+{
+    const char *widget = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+    pegadm_session_req_t req = request_on(0, "liam");
+    pegadm_session_result_t res;
+    unsigned char tag[PEGADM_CUSTOMER_TAG_LEN], other[PEGADM_CUSTOMER_TAG_LEN];
+    int tagged = 0;
+
+    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    pegadm_customer_tag(&keys, widget, "liam", tag);
+    pegadm_customer_tag(&keys, widget, "liam2", other);
+    assert_memory_not_equal(tag, other, sizeof(tag));
+    for (int i = 0; i < FAKE_SLOTS; i++) {
+        if (shared.slots[i].tag_len) {
+            assert_memory_equal(shared.slots[i].tag, tag, sizeof(tag));
+            tagged++;
+        }
+        if (shared.marks[i].tag_len) {
+            assert_memory_equal(shared.marks[i].tag, tag, sizeof(tag));
+            tagged++;
+        }
+    }
+    assert_true(tagged >= 3); /* the session, the rate, the forget, the mark */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +456,8 @@ int main(void)
         cmocka_unit_test_setup(test_a_session_stored_before_the_take_is_handed_out, setup),
         cmocka_unit_test_setup(test_the_marks_holder_counts_the_create, setup),
         cmocka_unit_test_setup(test_waiting_for_a_mark_elsewhere_is_bounded, setup),
+        cmocka_unit_test_setup(test_a_release_removes_only_its_own_mark, setup),
+        cmocka_unit_test_setup(test_a_customers_keys_share_one_tag, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;

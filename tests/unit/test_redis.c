@@ -1,0 +1,697 @@
+/* The Redis/Valkey client against real redis-server processes on loopback
+ * (plain, password, ACL user, TLS, SELECT, IPv6, a unix socket, a cluster)
+ * and a fake server for the error replies: each operation's answer, each
+ * failure's cause, and the deadline kept when the server hangs. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <apr_strings.h>
+
+#include "pegadm_redis.h"
+#include "pegadm_test_pool.h"
+#include "redis_fixture.h"
+
+#define TIMEOUT apr_time_from_msec(500)
+/* the bound the issue sets on a hung cache: the deadline plus a margin */
+#define HUNG_BOUND (TIMEOUT + apr_time_from_sec(2))
+
+static pegadm_redis_conf_t conf_for(const char *host)
+{
+    static const char *hosts[1];
+
+    hosts[0] = host;
+    return (pegadm_redis_conf_t){
+        .hosts = hosts, .nhosts = 1, .timeout = TIMEOUT, .pool_max = 4, .max_value = 65536};
+}
+
+static pegadm_redis_t *client(apr_pool_t *p, const pegadm_redis_conf_t *conf)
+{
+    pegadm_redis_t *r = NULL;
+    const char *why = NULL;
+
+    assert_int_equal(pegadm_redis_create(&r, conf, p, &why), APR_SUCCESS);
+    return r;
+}
+
+static const char *at(int port)
+{
+    static char buf[4][64];
+    static int next;
+    char *out = buf[next++ % 4];
+    snprintf(out, sizeof(buf[0]), "127.0.0.1:%d", port);
+    return out;
+}
+
+static apr_status_t put(pegadm_redis_t *r, const char *key, const char *val, apr_pool_t *p)
+{
+    return pegadm_redis_set(r, key, strlen(key), (const unsigned char *)val, strlen(val),
+                            apr_time_from_sec(60), p);
+}
+
+/* GET key into a string ("" when absent); the status. */
+static apr_status_t fetch(pegadm_redis_t *r, const char *key, char *out, apr_size_t size,
+                          apr_pool_t *p)
+{
+    apr_size_t len = size - 1;
+    apr_status_t rv = pegadm_redis_get(r, key, strlen(key), (unsigned char *)out, &len, p);
+
+    out[rv == APR_SUCCESS ? len : 0] = '\0';
+    return rv;
+}
+
+static void assert_round_trip(pegadm_redis_t *r, apr_pool_t *p)
+{
+    char got[64];
+
+    assert_int_equal(put(r, "k", "value", p), APR_SUCCESS);
+    assert_int_equal(fetch(r, "k", got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "value");
+}
+
+/* ---- the operations ---- */
+
+static void operations_answer_as_the_kv_interface_says(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r = client(p, &conf);
+    const unsigned char bin[] = {'a', 0, '\r', '\n', 0xff};
+    unsigned char buf[16];
+    apr_size_t len = sizeof(buf);
+    char got[64];
+
+    assert_int_equal(fetch(r, "absent", got, sizeof(got), p), APR_NOTFOUND);
+    assert_round_trip(r, p);
+    /* binary keys and values */
+    assert_int_equal(pegadm_redis_set(r, "b\0\r\n", 4, bin, sizeof(bin), 1000000, p),
+                     APR_SUCCESS);
+    assert_int_equal(pegadm_redis_get(r, "b\0\r\n", 4, buf, &len, p), APR_SUCCESS);
+    assert_int_equal(len, sizeof(bin));
+    assert_memory_equal(buf, bin, sizeof(bin));
+    /* a value larger than the buffer is refused, not cut */
+    len = 2;
+    assert_int_equal(pegadm_redis_get(r, "k", 1, buf, &len, p), PEGADM_CACHE_PROTOCOL);
+    assert_round_trip(r, p);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), APR_SUCCESS);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), APR_SUCCESS);
+    assert_int_equal(fetch(r, "k", got, sizeof(got), p), APR_NOTFOUND);
+    /* add: only when absent; del_if: only the same value */
+    assert_int_equal(pegadm_redis_add(r, "m", 1, (const unsigned char *)"t1", 2, 1000000, p),
+                     APR_SUCCESS);
+    assert_int_equal(pegadm_redis_add(r, "m", 1, (const unsigned char *)"t2", 2, 1000000, p),
+                     APR_EEXIST);
+    assert_int_equal(pegadm_redis_del_if(r, "m", 1, (const unsigned char *)"t2", 2, p),
+                     APR_NOTFOUND);
+    assert_int_equal(fetch(r, "m", got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "t1");
+    assert_int_equal(pegadm_redis_del_if(r, "m", 1, (const unsigned char *)"t1", 2, p),
+                     APR_SUCCESS);
+    assert_int_equal(pegadm_redis_del_if(r, "m", 1, (const unsigned char *)"t1", 2, p),
+                     APR_NOTFOUND);
+    assert_int_equal(pegadm_redis_add(r, "m", 1, (const unsigned char *)"t2", 2, 1000000, p),
+                     APR_SUCCESS);
+    /* the expiry is the one asked for: 1 s, in ms */
+    usleep(1200 * 1000);
+    assert_int_equal(fetch(r, "m", got, sizeof(got), p), APR_NOTFOUND);
+    /* one connection served all of it */
+    assert_int_equal(pegadm_redis_handshakes(r), 1);
+    rf_stop(pid);
+}
+
+static void the_kv_interface_is_the_client(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_kv_t kv = pegadm_redis_kv(client(p, &conf));
+    unsigned char buf[8];
+    apr_size_t len = sizeof(buf);
+
+    assert_int_equal(kv.add(kv.ctx, "x", 1, (const unsigned char *)"1", 1, 1000000, p),
+                     APR_SUCCESS);
+    assert_int_equal(kv.get(kv.ctx, "x", 1, buf, &len, p), APR_SUCCESS);
+    assert_int_equal(kv.del_if(kv.ctx, "x", 1, (const unsigned char *)"1", 1, p), APR_SUCCESS);
+    rf_stop(pid);
+}
+
+/* ---- addressing ---- */
+
+static void ipv6_and_unix_sockets_work(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET6);
+    const char *sock = rf_path("redis.sock");
+    const char *extra[] = {"--unixsocket", sock, NULL};
+    pid_t pid = rf_redis(port, extra);
+    char host[64];
+    pegadm_redis_conf_t conf;
+
+    snprintf(host, sizeof(host), "[::1]:%d", port);
+    conf = conf_for(host);
+    assert_round_trip(client(p, &conf), p);
+    conf = conf_for(sock);
+    assert_round_trip(client(p, &conf), p);
+    rf_stop(pid);
+}
+
+static void hosts_that_do_not_parse_are_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *bad[] = {"host:", "host:0", "host:70000", "[::1", "[::1]x", ":6379"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pegadm_redis_conf_t conf = conf_for(bad[i]);
+        pegadm_redis_t *r = NULL;
+        const char *why = NULL;
+
+        assert_int_equal(pegadm_redis_create(&r, &conf, p, &why), APR_EINVAL);
+        assert_non_null(why);
+    }
+}
+
+/* ---- AUTH and SELECT ---- */
+
+static void a_password_and_an_acl_user_are_sent(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    const char *extra[] = {"--requirepass", "s3cret-token", "--user", "pegadm", "on",
+                           ">user-pass",    "~pegadm:*",    "~k",     "+@all",  NULL};
+    pid_t pid = rf_redis(port, extra);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    char got[64];
+
+    assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    conf.password = "wrong";
+    assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    conf.password = "s3cret-token";
+    assert_round_trip(client(p, &conf), p);
+    conf.user = "pegadm";
+    assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    conf.password = "user-pass";
+    assert_round_trip(client(p, &conf), p);
+    /* a key outside the user's patterns: NOPERM, not a miss */
+    assert_int_equal(fetch(client(p, &conf), "other", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    rf_stop(pid);
+}
+
+static void select_puts_keys_in_the_database_asked(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *db0 = client(p, &conf);
+    pegadm_redis_info_t info;
+    char got[64];
+
+    conf.db = 3;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    assert_int_equal(info.cluster, 0);
+    assert_int_equal(put(client(p, &conf), "in3", "three", p), APR_SUCCESS);
+    assert_int_equal(fetch(client(p, &conf), "in3", got, sizeof(got), p), APR_SUCCESS);
+    assert_int_equal(fetch(db0, "in3", got, sizeof(got), p), APR_NOTFOUND);
+    conf.db = 99; /* beyond the server's 16 databases */
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
+    rf_stop(pid);
+}
+
+/* ---- TLS ---- */
+
+static pid_t tls_redis(int port, const char *auth_clients)
+{
+    char portstr[16];
+    const char *argv[] = {"redis-server",
+                          "--port",
+                          "0",
+                          "--tls-port",
+                          portstr,
+                          "--bind",
+                          "127.0.0.1",
+                          "-::1",
+                          "--save",
+                          "",
+                          "--dir",
+                          rf_dir(),
+                          "--tls-cert-file",
+                          rf_path("server.crt"),
+                          "--tls-key-file",
+                          rf_path("server.key"),
+                          "--tls-ca-cert-file",
+                          rf_path("ca.crt"),
+                          "--tls-auth-clients",
+                          auth_clients,
+                          "--requirepass",
+                          "pw",
+                          NULL};
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    return rf_start("redis-tls", "127.0.0.1", port, argv);
+}
+
+static pegadm_redis_conf_t tls_conf(const char *host)
+{
+    static char ca[512];
+    pegadm_redis_conf_t conf = conf_for(host);
+
+    snprintf(ca, sizeof(ca), "%s", rf_path("ca.crt"));
+    conf.tls = 1;
+    conf.ca_file = ca;
+    conf.password = "pw";
+    return conf;
+}
+
+static void tls_verifies_the_chain_and_the_host_name(void **state)
+{
+    apr_pool_t *p = *state;
+    int port;
+    pid_t pid;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_info_t info;
+    char v6[64], other[512];
+
+    rf_make_certs();
+    port = rf_free_port(AF_INET);
+    pid = tls_redis(port, "no");
+    conf = tls_conf(at(port));
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    assert_round_trip(client(p, &conf), p);
+    snprintf(v6, sizeof(v6), "[::1]:%d", port);
+    conf = tls_conf(v6); /* the certificate names ::1 too */
+    assert_round_trip(client(p, &conf), p);
+    conf = tls_conf(at(port));
+    conf.server_name = "cache.test";
+    assert_round_trip(client(p, &conf), p);
+    conf.server_name = "wrong.test";
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    conf = tls_conf(at(port));
+    snprintf(other, sizeof(other), "%s", rf_path("other-ca.crt"));
+    conf.ca_file = other;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    conf = tls_conf(at(port));
+    conf.tls = 0; /* plain text to a TLS port: the server drops it */
+    assert_int_not_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    rf_stop(pid);
+}
+
+static void a_client_certificate_is_sent_when_required(void **state)
+{
+    apr_pool_t *p = *state;
+    int port;
+    pid_t pid;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_info_t info;
+    char cert[512], key[512];
+
+    rf_make_certs();
+    port = rf_free_port(AF_INET);
+    pid = tls_redis(port, "yes");
+    conf = tls_conf(at(port));
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    snprintf(cert, sizeof(cert), "%s", rf_path("client.crt"));
+    snprintf(key, sizeof(key), "%s", rf_path("client.key"));
+    conf.cert_file = cert;
+    conf.key_file = key;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    assert_round_trip(client(p, &conf), p);
+    rf_stop(pid);
+}
+
+static void tls_files_that_cannot_be_loaded_are_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_redis_conf_t conf = tls_conf("127.0.0.1");
+    pegadm_redis_t *r;
+    const char *why = NULL;
+
+    conf.ca_file = rf_path("no-such-ca.crt");
+    assert_int_equal(pegadm_redis_create(&r, &conf, p, &why), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(why, "no-such-ca.crt"));
+    assert_null(strstr(why, "pw"));
+}
+
+/* ---- failures ---- */
+
+static apr_interval_time_t timed_get(pegadm_redis_t *r, apr_status_t *rv, apr_pool_t *p)
+{
+    apr_time_t start = apr_time_now();
+    char got[64];
+
+    *rv = fetch(r, "k", got, sizeof(got), p);
+    return apr_time_now() - start;
+}
+
+static void a_hung_server_costs_at_most_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *pooled = client(p, &conf);
+    apr_status_t rv;
+
+    assert_round_trip(pooled, p);
+    kill(pid, SIGSTOP);
+    /* a pooled connection, and a new one (the kernel completes its connect) */
+    assert_true(timed_get(pooled, &rv, p) < HUNG_BOUND);
+    assert_int_equal(rv, PEGADM_CACHE_TIMEOUT);
+    assert_true(timed_get(client(p, &conf), &rv, p) < HUNG_BOUND);
+    assert_int_equal(rv, PEGADM_CACHE_TIMEOUT);
+    assert_int_equal(
+        pegadm_redis_add(pooled, "m", 1, (const unsigned char *)"t", 1, 1000000, p),
+        PEGADM_CACHE_TIMEOUT);
+    assert_int_equal(pegadm_redis_del_if(pooled, "m", 1, (const unsigned char *)"t", 1, p),
+                     PEGADM_CACHE_TIMEOUT);
+    kill(pid, SIGCONT);
+    assert_round_trip(pooled, p);
+    rf_stop(pid);
+}
+
+static void a_closed_port_is_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_redis_conf_t conf = conf_for(at(rf_free_port(AF_INET)));
+    pegadm_redis_info_t info;
+    apr_status_t rv;
+
+    assert_true(timed_get(client(p, &conf), &rv, p) < HUNG_BOUND);
+    assert_int_equal(rv, PEGADM_CACHE_REFUSED);
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_REFUSED);
+    conf = conf_for("no-such-host.invalid:6379");
+    assert_int_equal(timed_get(client(p, &conf), &rv, p) >= 0, 1);
+    assert_int_equal(rv, PEGADM_CACHE_RESOLVE);
+}
+
+static void a_restarted_server_fails_no_request(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r = client(p, &conf);
+    char got[64];
+
+    assert_round_trip(r, p);
+    assert_int_equal(pegadm_redis_handshakes(r), 1);
+    rf_stop(pid);
+    pid = rf_redis(port, NULL);
+    assert_int_equal(fetch(r, "k", got, sizeof(got), p), APR_NOTFOUND);
+    assert_int_equal(pegadm_redis_handshakes(r), 2);
+    assert_round_trip(r, p);
+    rf_stop(pid);
+}
+
+static void the_pool_is_bounded_by_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r;
+    pegadm_redis_info_t info;
+
+    conf.pool_max = 1;
+    r = client(p, &conf);
+    assert_round_trip(r, p);
+    /* the preflight takes a new connection in place of the idle one */
+    assert_int_equal(pegadm_redis_check(r, &info), APR_SUCCESS);
+    assert_round_trip(r, p);
+    assert_int_equal(pegadm_redis_handshakes(r), 2);
+    rf_stop(pid);
+}
+
+/* ---- error replies, from a fake server ---- */
+
+static apr_status_t fake_get(const char *reply, apr_pool_t *parent)
+{
+    rf_fake_t fake;
+    apr_pool_t *p;
+    apr_status_t rv;
+    char got[64];
+    pegadm_redis_conf_t conf;
+
+    rf_fake_start(&fake, reply);
+    apr_pool_create(&p, parent);
+    conf = conf_for(at(fake.port));
+    conf.max_value = 1000;
+    rv = fetch(client(p, &conf), "k", got, sizeof(got), p);
+    apr_pool_destroy(p); /* closes the connection, so the fake can stop */
+    rf_fake_stop(&fake);
+    return rv;
+}
+
+static void error_replies_are_unavailability_never_a_miss(void **state)
+{
+    const char *server[] = {"-LOADING Redis is loading the dataset in memory\r\n",
+                            "-READONLY You can't write against a read only replica.\r\n",
+                            "-CLUSTERDOWN The cluster is down\r\n",
+                            "-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+                            "-OOM command not allowed when used memory > 'maxmemory'.\r\n"};
+
+    for (size_t i = 0; i < sizeof(server) / sizeof(server[0]); i++) {
+        assert_int_equal(fake_get(server[i], *state), PEGADM_CACHE_SERVER);
+    }
+    assert_int_equal(fake_get("-NOAUTH Authentication required.\r\n", *state),
+                     PEGADM_CACHE_AUTH);
+    assert_int_equal(fake_get("-WRONGTYPE Operation against a key\r\n", *state),
+                     PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(fake_get(":12\r\n", *state), PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(fake_get("garbage\r\n", *state), PEGADM_CACHE_PROTOCOL);
+}
+
+static void an_oversized_value_is_refused_without_reading_it(void **state)
+{
+    /* announces 100 MB and sends a little: refused once past max_value,
+     * long before the deadline */
+    apr_time_t start = apr_time_now();
+    static char reply[4096];
+
+    memset(reply, 'x', sizeof(reply) - 1);
+    memcpy(reply, "$100000000\r\n", 12);
+    assert_int_equal(fake_get(reply, *state), PEGADM_CACHE_PROTOCOL);
+    assert_true(apr_time_now() - start < TIMEOUT);
+}
+
+static void a_redirect_loop_ends(void **state)
+{
+    rf_fake_t fake;
+    char reply[128];
+
+    /* MOVED to itself, over and over */
+    rf_fake_start(&fake, "+placeholder\r\n");
+    snprintf(reply, sizeof(reply), "-MOVED 12539 127.0.0.1:%d\r\n", fake.port);
+    fake.reply = reply;
+    {
+        apr_pool_t *p;
+        pegadm_redis_conf_t conf = conf_for(at(fake.port));
+        char got[64];
+
+        apr_pool_create(&p, *state);
+        assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p),
+                         PEGADM_CACHE_REDIRECTS);
+        apr_pool_destroy(p);
+    }
+    rf_fake_stop(&fake);
+}
+
+static void hash_tags_pick_the_slot(void **state)
+{
+    /* the values of the Redis Cluster specification */
+    assert_int_equal(pegadm_redis_slot("123456789", 9), 0x31c3 % 16384);
+    assert_int_equal(pegadm_redis_slot("{user1000}.following", 20),
+                     pegadm_redis_slot("user1000", 8));
+    assert_int_equal(pegadm_redis_slot("foo{}{bar}", 10), pegadm_redis_slot("foo{}{bar}", 10));
+    assert_int_not_equal(pegadm_redis_slot("foo{}{bar}", 10), pegadm_redis_slot("bar", 3));
+    assert_int_equal(pegadm_redis_slot("foo{{bar}}zap", 13), pegadm_redis_slot("{bar", 4));
+}
+
+/* ---- a three-node Redis Cluster ---- */
+
+typedef struct {
+    int port[3];
+    pid_t pid[3];
+    char id[3][64];
+} cluster_t;
+
+static void cluster_start(cluster_t *c)
+{
+    char cmd[1024], bus[3][16], conf[3][64];
+
+    for (int i = 0; i < 3; i++) {
+        const char *extra[] = {"--cluster-enabled",
+                               "yes",
+                               "--cluster-config-file",
+                               conf[i],
+                               "--cluster-port",
+                               bus[i],
+                               NULL};
+        c->port[i] = rf_free_port(AF_INET);
+        snprintf(bus[i], sizeof(bus[i]), "%d", rf_free_port(AF_INET));
+        snprintf(conf[i], sizeof(conf[i]), "nodes-%d.conf", c->port[i]);
+        c->pid[i] = rf_redis(c->port[i], extra);
+    }
+    /* masters in the order given: slots 0-5460, 5461-10922, 10923-16383 */
+    snprintf(cmd, sizeof(cmd),
+             "redis-cli --cluster create 127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d "
+             "--cluster-replicas 0 --cluster-yes >'%s' 2>&1",
+             c->port[0], c->port[1], c->port[2], rf_path("cluster-create.log"));
+    rf_sh(cmd);
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof(cmd), "redis-cli -p %d cluster myid", c->port[i]);
+        rf_sh_out(cmd, c->id[i], sizeof(c->id[i]));
+        /* every node must see the cluster whole before it is asked */
+        for (int tries = 0; tries < 100; tries++) {
+            snprintf(cmd, sizeof(cmd),
+                     "redis-cli -p %d cluster info | grep -c cluster_state:ok", c->port[i]);
+            if (system(cmd) == 0) {
+                break;
+            }
+            usleep(100 * 1000);
+        }
+    }
+}
+
+static void cluster_stop(cluster_t *c)
+{
+    for (int i = 0; i < 3; i++) {
+        rf_stop(c->pid[i]);
+    }
+}
+
+static int owner_of(unsigned int slot)
+{
+    return slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
+}
+
+static void cluster_call(const cluster_t *c, int node, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d %s >/dev/null", c->port[node], args);
+    rf_sh(cmd);
+}
+
+static void a_cluster_is_found_and_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    cluster_t c;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+    pegadm_redis_info_t info;
+    char got[64], key[32];
+
+    cluster_start(&c);
+    conf = conf_for(at(c.port[0])); /* one host: found to be a cluster */
+    r = client(p, &conf);
+    assert_int_equal(pegadm_redis_check(r, &info), APR_SUCCESS);
+    assert_int_equal(info.cluster, 1);
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(put(r, key, key, p), APR_SUCCESS);
+    }
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+        assert_string_equal(got, key);
+    }
+    /* the slot map learnt: one connection to each node (the preflight's
+     * kept for the first), no more */
+    assert_int_equal(pegadm_redis_handshakes(r), 3);
+    /* a database other than 0 cannot be had from a cluster */
+    conf.db = 2;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
+    assert_int_equal(info.cluster, 1);
+    assert_int_equal(fetch(client(p, &conf), "key-1", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    cluster_stop(&c);
+}
+
+static void a_slot_in_migration_is_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    cluster_t c;
+    const char *key = "{pegadm-moving}:k";
+    unsigned int slot = pegadm_redis_slot(key, strlen(key));
+    int from, to;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+    char args[256], got[64];
+
+    cluster_start(&c);
+    from = owner_of(slot);
+    to = (from + 1) % 3;
+    conf = conf_for(at(c.port[0]));
+    r = client(p, &conf);
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_NOTFOUND);
+    /* migrating: a key the old owner does not hold is asked of the new */
+    snprintf(args, sizeof(args), "cluster setslot %u importing %s", slot, c.id[from]);
+    cluster_call(&c, to, args);
+    snprintf(args, sizeof(args), "cluster setslot %u migrating %s", slot, c.id[to]);
+    cluster_call(&c, from, args);
+    assert_int_equal(put(r, key, "asked", p), APR_SUCCESS);
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "asked");
+    /* moved for good: the old owner answers MOVED, and the map follows */
+    snprintf(args, sizeof(args), "cluster setslot %u node %s", slot, c.id[to]);
+    for (int i = 0; i < 3; i++) {
+        cluster_call(&c, i, args);
+    }
+    assert_int_equal(fetch(r, key, got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "asked");
+    assert_int_equal(
+        pegadm_redis_del_if(r, key, strlen(key), (const unsigned char *)"asked", 5, p),
+        APR_SUCCESS);
+    cluster_stop(&c);
+}
+
+static int servers_available(void **state)
+{
+    if (!rf_have("redis-server") || !rf_have("openssl")) {
+        return -1;
+    }
+    return 0;
+}
+
+static int servers_cleanup(void **state)
+{
+    rf_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hash_tags_pick_the_slot),
+        POOL_TEST(operations_answer_as_the_kv_interface_says),
+        POOL_TEST(the_kv_interface_is_the_client),
+        POOL_TEST(ipv6_and_unix_sockets_work),
+        POOL_TEST(hosts_that_do_not_parse_are_refused),
+        POOL_TEST(a_password_and_an_acl_user_are_sent),
+        POOL_TEST(select_puts_keys_in_the_database_asked),
+        POOL_TEST(tls_verifies_the_chain_and_the_host_name),
+        POOL_TEST(a_client_certificate_is_sent_when_required),
+        POOL_TEST(tls_files_that_cannot_be_loaded_are_refused),
+        POOL_TEST(a_hung_server_costs_at_most_the_deadline),
+        POOL_TEST(a_closed_port_is_refused),
+        POOL_TEST(a_restarted_server_fails_no_request),
+        POOL_TEST(the_pool_is_bounded_by_the_deadline),
+        POOL_TEST(error_replies_are_unavailability_never_a_miss),
+        POOL_TEST(an_oversized_value_is_refused_without_reading_it),
+        POOL_TEST(a_redirect_loop_ends),
+        POOL_TEST(a_cluster_is_found_and_followed),
+        POOL_TEST(a_slot_in_migration_is_followed),
+    };
+
+    signal(SIGPIPE, SIG_DFL); /* the client must never raise it */
+    apr_initialize();
+    return cmocka_run_group_tests(tests, servers_available, servers_cleanup);
+}
