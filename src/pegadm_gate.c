@@ -125,6 +125,21 @@ apr_status_t pegadm_gate_enter(pegadm_gate_t *g)
     return rv;
 }
 
+apr_status_t pegadm_gate_try_enter(pegadm_gate_t *g)
+{
+    apr_status_t rv = apr_thread_mutex_lock(g->mutex);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = g->inside < g->n && !g->head ? APR_SUCCESS : APR_EBUSY;
+    if (rv == APR_SUCCESS) {
+        g->inside++;
+    }
+    apr_thread_mutex_unlock(g->mutex);
+    return rv;
+}
+
 /* A mutex that cannot be locked is broken beyond what the gate can mend. */
 void pegadm_gate_leave(pegadm_gate_t *g)
 {

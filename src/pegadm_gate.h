@@ -20,6 +20,12 @@ apr_status_t pegadm_gate_create(apr_pool_t *p, unsigned int n, unsigned int thre
  * holds none (and must not leave). */
 apr_status_t pegadm_gate_enter(pegadm_gate_t *g);
 
+/* Takes a place only if one is free now and nobody waits for one:
+ * APR_SUCCESS (give it back with pegadm_gate_leave), or APR_EBUSY at once,
+ * for callers that answer "unavailable" rather than wait (the customer
+ * database's lookups). */
+apr_status_t pegadm_gate_try_enter(pegadm_gate_t *g);
+
 void pegadm_gate_leave(pegadm_gate_t *g);
 
 /* How many wait at this moment. */

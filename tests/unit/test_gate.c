@@ -159,6 +159,33 @@ static void a_newcomer_does_not_overtake_a_waiter(void **state)
     assert_int_equal(pegadm_gate_waiting(run.gate), 0);
 }
 
+/* try_enter never waits: a place while one is free and nobody queues,
+ * else APR_EBUSY at once; a place it took counts like any other. */
+static void try_enter_takes_a_free_place_or_none(void **state)
+{
+    run_t run = {0};
+    apr_thread_t *waiter;
+    apr_status_t rv;
+
+    assert_int_equal(pegadm_gate_create(*state, 2, THREADS, &run.gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_EBUSY);
+    pegadm_gate_leave(run.gate);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_SUCCESS);
+    /* a waiter queues for the next place: try_enter does not take it */
+    assert_int_equal(apr_thread_create(&waiter, NULL, queue_up, &run, *state), APR_SUCCESS);
+    until_waiting(run.gate, 1);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_EBUSY);
+    pegadm_gate_leave(run.gate);
+    apr_thread_join(&rv, waiter);
+    assert_int_equal(run.entered, 1);
+    pegadm_gate_leave(run.gate);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_try_enter(run.gate), APR_EBUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +193,7 @@ int main(void)
         POOL_TEST(never_more_than_n_at_once),
         POOL_TEST(waiters_pass_in_the_order_they_came),
         POOL_TEST(a_newcomer_does_not_overtake_a_waiter),
+        POOL_TEST(try_enter_takes_a_free_place_or_none),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, NULL, NULL);
