@@ -225,26 +225,139 @@ static apr_status_t open_unix(int *fd, const char *path, apr_time_t deadline)
     return rv;
 }
 
-/* getaddrinfo() has no deadline; a numeric address or a name in
- * /etc/hosts resolves at once, and a slow resolver is the system's to
- * bound (resolv.conf's timeout and attempts). Each address is tried in
- * turn within the one deadline. */
-static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t deadline)
+/* ---- name resolution within the deadline ---- */
+
+static int is_ip_address(const char *name)
 {
-    struct addrinfo hints = {0}, *res = NULL, *ai;
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/* A lookup handed to glibc's resolver threads (getaddrinfo_a): it must
+ * outlive a caller that gave up on it, until the resolver is done. */
+typedef struct pending_t {
+    struct gaicb cb;
+    struct addrinfo hints;
     char service[16];
-    apr_status_t rv = PEGADM_CACHE_REFUSED;
+    struct pending_t *next;
+    char name[];
+} pending_t;
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static pending_t *abandoned; /* lookups past their caller's deadline */
+
+static void pending_free(pending_t *q)
+{
+    if (q->cb.ar_result) {
+        freeaddrinfo(q->cb.ar_result);
+    }
+    free(q);
+}
+
+/* Frees the abandoned lookups the resolver has finished with since. */
+static void reap_abandoned(void)
+{
+    pending_t **at, *done = NULL;
+
+    pthread_mutex_lock(&abandoned_lock);
+    for (at = &abandoned; *at;) {
+        pending_t *q = *at;
+        if (gai_error(&q->cb) != EAI_INPROGRESS) {
+            *at = q->next;
+            q->next = done;
+            done = q;
+        } else {
+            at = &q->next;
+        }
+    }
+    pthread_mutex_unlock(&abandoned_lock);
+    while (done) {
+        pending_t *next = done->next;
+        pending_free(done);
+        done = next;
+    }
+}
+
+static void abandon(pending_t *q)
+{
+    if (gai_cancel(&q->cb) == EAI_CANCELED) {
+        free(q); /* never started: the resolver holds nothing of it */
+        return;
+    }
+    pthread_mutex_lock(&abandoned_lock);
+    q->next = abandoned;
+    abandoned = q;
+    pthread_mutex_unlock(&abandoned_lock);
+}
+
+/* getaddrinfo() has no deadline, and a DNS server that does not answer
+ * holds it for resolv.conf's timeout times its attempts: a name is looked
+ * up by glibc's resolver threads, waited for until the deadline. An
+ * address needs no lookup and is parsed here. */
+static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
+                            apr_time_t deadline)
+{
+    struct addrinfo hints = {0};
+    char service[16];
+    struct gaicb *list[1];
+    pending_t *q;
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     snprintf(service, sizeof(service), "%d", port);
-    if (getaddrinfo(host, service, &hints, &res) != 0 || !res) {
-        hints.ai_flags = AI_NUMERICSERV; /* ::1 when only loopback has IPv6 */
-        if (getaddrinfo(host, service, &hints, &res) != 0 || !res) {
-            return PEGADM_CACHE_RESOLVE;
-        }
+    if (is_ip_address(host)) {
+        return getaddrinfo(host, service, &hints, res) == 0 ? APR_SUCCESS
+                                                            : PEGADM_CACHE_RESOLVE;
     }
+    reap_abandoned();
+    if (!(q = calloc(1, sizeof(*q) + strlen(host) + 1))) {
+        return APR_ENOMEM;
+    }
+    strcpy(q->name, host);
+    memcpy(q->service, service, sizeof(service));
+    q->hints = hints;
+    q->hints.ai_flags = AI_NUMERICSERV;
+    q->cb.ar_name = q->name; /* calloc'ed: no result yet */
+    q->cb.ar_service = q->service;
+    q->cb.ar_request = &q->hints;
+    list[0] = &q->cb;
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+        free(q);
+        return PEGADM_CACHE_RESOLVE;
+    }
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        apr_time_t left = deadline - apr_time_now();
+        struct timespec ts;
+        int e = gai_error(&q->cb);
+
+        if (e != EAI_INPROGRESS) {
+            *res = e == 0 ? q->cb.ar_result : NULL;
+            q->cb.ar_result = NULL;
+            free(q);
+            return *res ? APR_SUCCESS : PEGADM_CACHE_RESOLVE;
+        }
+        if (left <= 0) {
+            break;
+        }
+        ts.tv_sec = (time_t)apr_time_sec(left);
+        ts.tv_nsec = (long)apr_time_usec(left) * 1000;
+        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    }
+    abandon(q);
+    return PEGADM_CACHE_TIMEOUT;
+}
+
+/* Each address is tried in turn within the one deadline. */
+static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t deadline)
+{
+    struct addrinfo *res = NULL, *ai;
+    apr_status_t rv = resolve(host, port, &res, deadline);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = PEGADM_CACHE_REFUSED;
     for (ai = res; ai; ai = ai->ai_next) {
         *fd = socket_nonblocking(ai->ai_family);
         if (*fd < 0) {
@@ -264,7 +377,8 @@ static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t dea
     return rv;
 }
 
-/* Waits for what an SSL call that returned ret asks for. */
+/* Waits for what an SSL call that returned ret asks for. The thread's
+ * OpenSSL error queue is left empty (httpd's mod_ssl shares it). */
 static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
 {
     switch (SSL_get_error(c->ssl, ret)) {
@@ -282,14 +396,26 @@ static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
     }
 }
 
-static int is_ip_address(const char *name)
+/* What made the handshake fail, for the administrator: the certificate
+ * check's verdict, else OpenSSL's first reason (the queue is kept). */
+static void tls_failure(pegadm_netconn_t *c, char *why, apr_size_t why_size)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+    long verdict = SSL_get_verify_result(c->ssl);
+    unsigned long e = ERR_peek_error();
+
+    if (!why || why_size == 0) {
+        return;
+    }
+    if (verdict != X509_V_OK) {
+        snprintf(why, why_size, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verdict));
+    } else if (e) {
+        ERR_error_string_n(e, why, why_size);
+    }
 }
 
 static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, const char *name,
-                              apr_time_t deadline)
+                              apr_time_t deadline, char *why, apr_size_t why_size)
 {
     BIO *bio;
 
@@ -299,8 +425,11 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
     BIO_set_data(bio, &c->fd);
     BIO_set_init(bio, 1);
     SSL_set_bio(c->ssl, bio, bio);
-    if (SSL_set1_host(c->ssl, name) != 1 ||
-        (!is_ip_address(name) && SSL_set_tlsext_host_name(c->ssl, name) != 1)) {
+    /* an address is checked against the certificate's IP addresses and
+     * never sent as SNI (RFC 6066); a name against its DNS names */
+    if (is_ip_address(name)
+            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1
+            : SSL_set1_host(c->ssl, name) != 1 || SSL_set_tlsext_host_name(c->ssl, name) != 1) {
         return PEGADM_CACHE_TLS;
     }
     for (int tries = 0; tries < 1000; tries++) {
@@ -312,6 +441,7 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
         if (ret == 1) {
             return APR_SUCCESS;
         }
+        tls_failure(c, why, why_size);
         rv = ssl_wait(c, ret, deadline);
         if (rv != APR_SUCCESS) {
             /* a peer that drops the handshake over a bad certificate */
@@ -323,7 +453,7 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
 
 apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int port,
                                  pegadm_netconn_tls_t *tls, const char *server_name,
-                                 apr_time_t deadline)
+                                 apr_time_t deadline, char *why, apr_size_t why_size)
 {
     pegadm_netconn_t *nc = calloc(1, sizeof(*nc));
     apr_status_t rv;
@@ -336,7 +466,7 @@ apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int por
     rv = host[0] == '/' ? open_unix(&nc->fd, host, deadline)
                         : open_tcp(&nc->fd, host, port, deadline);
     if (rv == APR_SUCCESS && tls) {
-        rv = tls_start(nc, tls, server_name ? server_name : host, deadline);
+        rv = tls_start(nc, tls, server_name ? server_name : host, deadline, why, why_size);
     }
     if (rv != APR_SUCCESS) {
         pegadm_netconn_close(nc);

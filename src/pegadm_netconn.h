@@ -32,10 +32,12 @@ apr_status_t pegadm_netconn_tls_create(pegadm_netconn_tls_t **tls, const char *c
  * (port ignored). With tls, the handshake is made and the server's
  * certificate must match server_name (a DNS name or an IP address; NULL:
  * host), which is also sent as SNI unless it is an IP address. Allocated
- * with malloc, freed by pegadm_netconn_close. */
+ * with malloc, freed by pegadm_netconn_close. A failed handshake writes
+ * its reason into why (why_size bytes; NULL: none), e.g. "certificate
+ * verify failed: hostname mismatch". */
 apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int port,
                                  pegadm_netconn_tls_t *tls, const char *server_name,
-                                 apr_time_t deadline);
+                                 apr_time_t deadline, char *why, apr_size_t why_size);
 
 /* Writes all of buf. PEGADM_CACHE_REFUSED when the peer closed or reset. */
 apr_status_t pegadm_netconn_write(pegadm_netconn_t *c, const void *buf, apr_size_t len,

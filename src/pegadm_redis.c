@@ -186,8 +186,10 @@ static apr_status_t exchange_argv(conn_t *c, int argc, const char **argv, redisR
     return rv;
 }
 
+/* Sends a command that must answer +OK; an error reply's text goes to
+ * why (the server's words, which never repeat the password). */
 static apr_status_t expect_ok(conn_t *c, int argc, const char **argv, apr_time_t deadline,
-                              apr_status_t refused)
+                              apr_status_t refused, char *why)
 {
     redisReply *reply;
     apr_status_t rv = exchange_argv(c, argc, argv, &reply, deadline);
@@ -196,6 +198,10 @@ static apr_status_t expect_ok(conn_t *c, int argc, const char **argv, apr_time_t
         if (reply->type == REDIS_REPLY_ERROR) {
             rv = error_status(reply);
             rv = rv == PEGADM_CACHE_PROTOCOL ? refused : rv;
+            if (why) {
+                apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN, "%s: %.*s", argv[0],
+                             (int)(reply->len > 120 ? 120 : reply->len), reply->str);
+            }
         }
         freeReplyObject(reply);
     }
@@ -225,39 +231,63 @@ static apr_status_t learn_cluster(pegadm_redis_t *r, conn_t *c, apr_time_t deadl
     return APR_SUCCESS;
 }
 
-/* AUTH, whether a cluster, SELECT: all within the operation's deadline. */
-static apr_status_t conn_handshake(pegadm_redis_t *r, conn_t *c, apr_time_t deadline)
+static int cluster_state(pegadm_redis_t *r)
 {
-    const pegadm_redis_conf_t *conf = &r->conf;
-    apr_status_t rv = APR_SUCCESS;
     int cluster;
 
-    if (conf->password) {
-        const char *argv[] = {"AUTH", conf->user, conf->password};
-        rv = conf->user ? expect_ok(c, 3, argv, deadline, PEGADM_CACHE_AUTH)
-                        : expect_ok(c, 2, (const char *[]){"AUTH", conf->password}, deadline,
-                                    PEGADM_CACHE_AUTH);
-    }
     pthread_mutex_lock(&r->mutex);
     cluster = r->cluster;
     pthread_mutex_unlock(&r->mutex);
-    if (rv == APR_SUCCESS && cluster < 0) {
-        rv = learn_cluster(r, c, deadline);
-        pthread_mutex_lock(&r->mutex);
-        cluster = r->cluster;
-        pthread_mutex_unlock(&r->mutex);
+    return cluster;
+}
+
+static apr_status_t send_auth(const pegadm_redis_conf_t *conf, conn_t *c, apr_time_t deadline,
+                              char *why)
+{
+    const char *with_user[] = {"AUTH", conf->user, conf->password};
+    const char *alone[] = {"AUTH", conf->password};
+
+    return conf->user ? expect_ok(c, 3, with_user, deadline, PEGADM_CACHE_AUTH, why)
+                      : expect_ok(c, 2, alone, deadline, PEGADM_CACHE_AUTH, why);
+}
+
+/* A cluster has database 0 only: asked for another, the configuration
+ * cannot work, and says so rather than use the wrong database. */
+static apr_status_t send_select(const pegadm_redis_conf_t *conf, conn_t *c, int cluster,
+                                apr_time_t deadline, char *why)
+{
+    char db[16];
+    const char *argv[] = {"SELECT", db};
+
+    if (cluster == 1) {
+        if (why) {
+            apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
+                         "a cluster has database 0 only: SELECT %d cannot be had", conf->db);
+        }
+        return PEGADM_CACHE_AUTH;
     }
-    if (rv == APR_SUCCESS && conf->db > 0) {
-        char db[16];
-        apr_snprintf(db, sizeof(db), "%d", conf->db);
-        rv = cluster == 1
-                 ? PEGADM_CACHE_AUTH
-                 : expect_ok(c, 2, (const char *[]){"SELECT", db}, deadline, PEGADM_CACHE_AUTH);
+    apr_snprintf(db, sizeof(db), "%d", conf->db);
+    return expect_ok(c, 2, argv, deadline, PEGADM_CACHE_AUTH, why);
+}
+
+/* AUTH, whether a cluster, SELECT: all within the operation's deadline. */
+static apr_status_t conn_handshake(pegadm_redis_t *r, conn_t *c, apr_time_t deadline, char *why)
+{
+    apr_status_t rv = r->conf.password ? send_auth(&r->conf, c, deadline, why) : APR_SUCCESS;
+
+    if (rv == APR_SUCCESS && cluster_state(r) < 0) {
+        rv = learn_cluster(r, c, deadline);
+    }
+    if (rv == APR_SUCCESS && r->conf.db > 0) {
+        rv = send_select(&r->conf, c, cluster_state(r), deadline, why);
     }
     return rv;
 }
 
-static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_time_t deadline)
+/* A new connection to node: connect, TLS, AUTH, SELECT. why (NULL, or
+ * PEGADM_REDIS_DETAIL_LEN bytes) receives what went wrong, if known. */
+static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_time_t deadline,
+                              char *why)
 {
     conn_t *c = calloc(1, sizeof(*c));
     char *host;
@@ -276,14 +306,20 @@ static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_tim
     pthread_mutex_unlock(&r->mutex);
     __atomic_add_fetch(&r->handshakes, 1, __ATOMIC_RELAXED);
     rv = pegadm_netconn_open(&c->nc, host, port, r->conf.tls ? r->tls : NULL,
-                             r->conf.server_name, deadline);
+                             r->conf.server_name, deadline, why,
+                             why ? PEGADM_REDIS_DETAIL_LEN : 0);
     if (rv == APR_SUCCESS) {
-        rv = conn_handshake(r, c, deadline);
+        rv = conn_handshake(r, c, deadline, why);
         /* TLS 1.3 servers check the client's certificate after the
          * handshake: one they refuse shows as the connection dropped
          * before any answer */
         if (rv == PEGADM_CACHE_REFUSED && r->conf.tls && !c->answered) {
             rv = PEGADM_CACHE_TLS;
+            if (why) {
+                apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
+                             "the server closed the connection after the TLS handshake "
+                             "(does it require a client certificate?)");
+            }
         }
     }
     if (rv != APR_SUCCESS) {
@@ -322,7 +358,7 @@ static conn_t *take_any_idle(pegadm_redis_t *r)
 /* A connection to node: an idle one unless fresh, else a new one when the
  * pool has room, else the first one freed before the deadline. */
 static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t **out,
-                                 int *reused, apr_time_t deadline)
+                                 int *reused, apr_time_t deadline, char *why)
 {
     apr_status_t rv;
 
@@ -341,7 +377,7 @@ static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t 
             r->open++;
             pthread_mutex_unlock(&r->mutex);
             *reused = 0;
-            rv = conn_open(r, node, out, deadline);
+            rv = conn_open(r, node, out, deadline, why);
             if (rv != APR_SUCCESS) {
                 pthread_mutex_lock(&r->mutex);
                 r->open--;
@@ -433,7 +469,7 @@ static apr_status_t node_run(pegadm_redis_t *r, int node, int asking, const comm
     for (int attempt = 0; attempt < 2; attempt++) {
         conn_t *c;
         int reused = 0, answered = 0;
-        apr_status_t rv = conn_acquire(r, node, attempt > 0, &c, &reused, deadline);
+        apr_status_t rv = conn_acquire(r, node, attempt > 0, &c, &reused, deadline, NULL);
 
         if (rv != APR_SUCCESS) {
             return rv;
@@ -827,10 +863,11 @@ apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
     apr_status_t rv;
 
     info->cluster = 0;
+    info->detail[0] = '\0';
     pthread_mutex_lock(&r->mutex);
     r->cluster = r->nseeds > 1 ? 1 : -1; /* asked again: the server may have changed */
     pthread_mutex_unlock(&r->mutex);
-    rv = conn_acquire(r, 0, 1, &c, &reused, deadline);
+    rv = conn_acquire(r, 0, 1, &c, &reused, deadline, info->detail);
     pthread_mutex_lock(&r->mutex);
     info->cluster = r->cluster == 1;
     pthread_mutex_unlock(&r->mutex);

@@ -36,6 +36,8 @@
 
 typedef struct pegadm_redis_t pegadm_redis_t;
 
+#define PEGADM_REDIS_DETAIL_LEN 160
+
 /* Called after each operation: op is "get", "set", "delete", "mark" (add
  * and del_if) or "check"; seconds its duration; rv its status. From any
  * thread; must not block. */
@@ -88,6 +90,10 @@ apr_status_t pegadm_redis_del_if(void *r, const char *key, apr_size_t key_len,
 
 typedef struct {
     int cluster; /* 1: the server runs in cluster mode (a MOVED, or INFO cluster) */
+    /* on failure, what the server or OpenSSL said, if anything: e.g.
+     * "certificate verify failed: hostname mismatch", "WRONGPASS invalid
+     * username-password pair or user is disabled."; never a password */
+    char detail[PEGADM_REDIS_DETAIL_LEN];
 } pegadm_redis_info_t;
 
 /* For the start-up and periodic preflight: opens a new connection to the

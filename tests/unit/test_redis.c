@@ -2,6 +2,7 @@
  * (plain, password, ACL user, TLS, SELECT, IPv6, a unix socket, a cluster)
  * and a fake server for the error replies: each operation's answer, each
  * failure's cause, and the deadline kept when the server hangs. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -162,6 +163,10 @@ static void ipv6_and_unix_sockets_work(void **state)
     assert_round_trip(client(p, &conf), p);
     conf = conf_for(sock);
     assert_round_trip(client(p, &conf), p);
+    /* a name, looked up by the resolver within the deadline */
+    snprintf(host, sizeof(host), "localhost:%d", port);
+    conf = conf_for(host);
+    assert_round_trip(client(p, &conf), p);
     rf_stop(pid);
 }
 
@@ -190,11 +195,18 @@ static void a_password_and_an_acl_user_are_sent(void **state)
                            ">user-pass",    "~pegadm:*",    "~k",     "+@all",  NULL};
     pid_t pid = rf_redis(port, extra);
     pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_info_t info;
     char got[64];
 
     assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
     conf.password = "wrong";
     assert_int_equal(fetch(client(p, &conf), "k", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    conf.user = "pegadm";
+    conf.password = "bad-pass-9z";
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
+    assert_non_null(strstr(info.detail, "WRONGPASS"));
+    assert_null(strstr(info.detail, "bad-pass-9z"));
+    conf.user = NULL;
     conf.password = "s3cret-token";
     assert_round_trip(client(p, &conf), p);
     conf.user = "pegadm";
@@ -295,10 +307,14 @@ static void tls_verifies_the_chain_and_the_host_name(void **state)
     assert_round_trip(client(p, &conf), p);
     conf.server_name = "wrong.test";
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "hostname mismatch"));
+    conf.server_name = "127.0.0.2"; /* an address the certificate does not name */
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
     conf = tls_conf(at(port));
     snprintf(other, sizeof(other), "%s", rf_path("other-ca.crt"));
     conf.ca_file = other;
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "certificate verify failed"));
     conf = tls_conf(at(port));
     conf.tls = 0; /* plain text to a TLS port: the server drops it */
     assert_int_not_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
@@ -319,6 +335,7 @@ static void a_client_certificate_is_sent_when_required(void **state)
     pid = tls_redis(port, "yes");
     conf = tls_conf(at(port));
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TLS);
+    assert_non_null(strstr(info.detail, "client certificate"));
     snprintf(cert, sizeof(cert), "%s", rf_path("client.crt"));
     snprintf(key, sizeof(key), "%s", rf_path("client.key"));
     conf.cert_file = cert;
@@ -378,6 +395,23 @@ static void a_hung_server_costs_at_most_the_deadline(void **state)
     rf_stop(pid);
 }
 
+static void tls_to_a_plain_server_fails_within_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf;
+    pegadm_redis_info_t info;
+    apr_time_t start = apr_time_now();
+
+    rf_make_certs();
+    conf = tls_conf(at(port));
+    /* redis-server waits for the end of a line the ClientHello never has */
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_TIMEOUT);
+    assert_true(apr_time_now() - start < HUNG_BOUND);
+    rf_stop(pid);
+}
+
 static void a_closed_port_is_refused(void **state)
 {
     apr_pool_t *p = *state;
@@ -428,6 +462,109 @@ static void the_pool_is_bounded_by_the_deadline(void **state)
     assert_int_equal(pegadm_redis_check(r, &info), APR_SUCCESS);
     assert_round_trip(r, p);
     assert_int_equal(pegadm_redis_handshakes(r), 2);
+    rf_stop(pid);
+}
+
+/* ---- many threads on one client ---- */
+
+#define THREADS 8
+
+typedef struct {
+    pegadm_redis_t *r;
+    int id, rounds;
+    int ok;                      /* operations that answered as expected */
+    apr_status_t last;           /* the last failure */
+    apr_interval_time_t longest; /* of one operation */
+} worker_t;
+
+static void *work(void *data)
+{
+    worker_t *w = data;
+    apr_pool_t *p;
+    char key[32], val[32], got[64];
+
+    apr_pool_create(&p, NULL);
+    snprintf(key, sizeof(key), "w%d", w->id);
+    for (int i = 0; i < w->rounds; i++) {
+        apr_time_t start = apr_time_now();
+        apr_status_t rv;
+
+        snprintf(val, sizeof(val), "%d-%d", w->id, i);
+        rv = put(w->r, key, val, p);
+        if (rv == APR_SUCCESS) {
+            rv = fetch(w->r, key, got, sizeof(got), p);
+        }
+        if (rv == APR_SUCCESS && strcmp(got, val) == 0) {
+            w->ok++;
+        } else {
+            w->last = rv;
+        }
+        if (apr_time_now() - start > w->longest) {
+            w->longest = apr_time_now() - start;
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+static void run_workers(worker_t *w, pegadm_redis_t *r, int rounds)
+{
+    pthread_t t[THREADS];
+
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){.r = r, .id = i, .rounds = rounds};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+    }
+}
+
+static void threads_share_the_pool(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r;
+    worker_t w[THREADS];
+
+    conf.pool_max = 3;
+    r = client(p, &conf);
+    run_workers(w, r, 200);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].ok, 200);
+    }
+    assert_true(pegadm_redis_handshakes(r) <= 3);
+    rf_stop(pid);
+}
+
+static void threads_waiting_for_a_hung_server_keep_the_deadline(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r;
+    worker_t w[THREADS];
+    int busy = 0;
+
+    conf.pool_max = 2;
+    r = client(p, &conf);
+    assert_round_trip(r, p);
+    kill(pid, SIGSTOP);
+    run_workers(w, r, 3);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].ok, 0);
+        assert_true(w[i].last == PEGADM_CACHE_TIMEOUT || w[i].last == PEGADM_CACHE_BUSY);
+        busy += w[i].last == PEGADM_CACHE_BUSY;
+        /* a set, then nothing more: one operation's deadline, plus margin */
+        assert_true(w[i].longest < HUNG_BOUND);
+    }
+    assert_true(busy > 0); /* more threads than connections: some never got one */
+    kill(pid, SIGCONT);
+    assert_round_trip(r, p);
     rf_stop(pid);
 }
 
@@ -611,6 +748,7 @@ static void a_cluster_is_found_and_followed(void **state)
     conf.db = 2;
     assert_int_equal(pegadm_redis_check(client(p, &conf), &info), PEGADM_CACHE_AUTH);
     assert_int_equal(info.cluster, 1);
+    assert_non_null(strstr(info.detail, "database 0"));
     assert_int_equal(fetch(client(p, &conf), "key-1", got, sizeof(got), p), PEGADM_CACHE_AUTH);
     cluster_stop(&c);
 }
@@ -681,9 +819,12 @@ int main(void)
         POOL_TEST(a_client_certificate_is_sent_when_required),
         POOL_TEST(tls_files_that_cannot_be_loaded_are_refused),
         POOL_TEST(a_hung_server_costs_at_most_the_deadline),
+        POOL_TEST(tls_to_a_plain_server_fails_within_the_deadline),
         POOL_TEST(a_closed_port_is_refused),
         POOL_TEST(a_restarted_server_fails_no_request),
         POOL_TEST(the_pool_is_bounded_by_the_deadline),
+        POOL_TEST(threads_share_the_pool),
+        POOL_TEST(threads_waiting_for_a_hung_server_keep_the_deadline),
         POOL_TEST(error_replies_are_unavailability_never_a_miss),
         POOL_TEST(an_oversized_value_is_refused_without_reading_it),
         POOL_TEST(a_redirect_loop_ends),
