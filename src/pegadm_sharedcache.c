@@ -149,21 +149,38 @@ void pegadm_shared_count(pegadm_shared_t *s, pegadm_metrics_t *m, pegadm_metrics
  * the verdict holds for the client's life (a server turned into a cluster
  * needs a restart of httpd anyway). A first host that cannot be asked now
  * fails this operation only. */
+static apr_status_t learn_topology(pegadm_shared_t *s, char *detail)
+{
+    pegadm_redis_info_t info;
+    apr_status_t rv = pegadm_redis_check(s->first, &info);
+
+    if (detail) {
+        apr_cpystrn(detail,
+                    rv == APR_SUCCESS && !info.cluster
+                        ? "the first host runs without cluster mode"
+                        : info.detail,
+                    PEGADM_REDIS_DETAIL_LEN);
+    }
+    if (rv != APR_SUCCESS) {
+        observe(s, "check", 0, rv);
+        return rv;
+    }
+    __atomic_store_n(&s->topology, info.cluster ? TOPOLOGY_CLUSTER : TOPOLOGY_NOT_CLUSTER,
+                     __ATOMIC_RELEASE);
+    return APR_SUCCESS;
+}
+
 static apr_status_t topology(pegadm_shared_t *s)
 {
     apr_uint32_t t =
         s->first ? __atomic_load_n(&s->topology, __ATOMIC_ACQUIRE) : TOPOLOGY_CLUSTER;
-    pegadm_redis_info_t info;
     apr_status_t rv;
 
     if (t == TOPOLOGY_UNKNOWN) {
-        rv = pegadm_redis_check(s->first, &info);
-        if (rv != APR_SUCCESS) {
-            observe(s, "check", 0, rv);
+        if ((rv = learn_topology(s, NULL)) != APR_SUCCESS) {
             return rv;
         }
-        t = info.cluster ? TOPOLOGY_CLUSTER : TOPOLOGY_NOT_CLUSTER;
-        __atomic_store_n(&s->topology, t, __ATOMIC_RELEASE);
+        t = __atomic_load_n(&s->topology, __ATOMIC_ACQUIRE);
     }
     if (t == TOPOLOGY_NOT_CLUSTER) {
         observe(s, "check", 0, PEGADM_CACHE_NOT_CLUSTER);
@@ -236,26 +253,39 @@ static apr_status_t check_memcache(pegadm_shared_t *s, apr_pool_t *p, const char
     return rv;
 }
 
-apr_status_t pegadm_shared_check(pegadm_shared_t *s, apr_pool_t *p, const char **where,
-                                 int *cluster)
+/* Several hosts: the first is asked again whether it is a cluster (the
+ * servers may have changed since), before the client checks itself. */
+static apr_status_t check_redis(pegadm_shared_t *s, pegadm_shared_finding_t *found,
+                                char *detail)
 {
-    pegadm_redis_info_t info = {0};
-    apr_status_t rv = APR_SUCCESS;
+    pegadm_redis_info_t info;
+    apr_status_t rv;
 
-    *where = s->where;
-    *cluster = 0;
-    if (s->memc) {
-        rv = check_memcache(s, p, where);
-    } else {
-        if (s->first) { /* asked again: the servers may have changed */
-            __atomic_store_n(&s->topology, TOPOLOGY_UNKNOWN, __ATOMIC_RELEASE);
-            rv = topology(s);
+    if (s->first) {
+        rv = learn_topology(s, detail);
+        if (rv == APR_SUCCESS && s->topology == TOPOLOGY_NOT_CLUSTER) {
+            rv = PEGADM_CACHE_NOT_CLUSTER;
         }
-        if (rv == APR_SUCCESS) {
-            rv = pegadm_redis_check(s->redis, &info);
-            *cluster = info.cluster;
+        if (rv != APR_SUCCESS) {
+            return rv;
         }
     }
+    rv = pegadm_redis_check(s->redis, &info);
+    found->cluster = info.cluster;
+    apr_cpystrn(detail, info.detail, PEGADM_REDIS_DETAIL_LEN);
+    return rv;
+}
+
+apr_status_t pegadm_shared_check(pegadm_shared_t *s, apr_pool_t *p,
+                                 pegadm_shared_finding_t *found)
+{
+    char detail[PEGADM_REDIS_DETAIL_LEN] = "";
+    apr_status_t rv;
+
+    found->where = s->where;
+    found->cluster = 0;
+    rv = s->memc ? check_memcache(s, p, &found->where) : check_redis(s, found, detail);
+    found->detail = rv == APR_SUCCESS ? "" : apr_pstrdup(p, detail);
     observe(s, "check", 0, rv);
     return rv;
 }

@@ -45,10 +45,17 @@ pegadm_kv_t pegadm_shared_kv(pegadm_shared_t *s);
 
 /* The preflight: connects anew (TLS handshake, AUTH, SELECT) and pings
  * each server. APR_SUCCESS, or the first failure's status with *where the
- * server it concerns (as written in logs: host:port or a path). *cluster:
- * whether a Redis answered as a cluster. Sets pegadm_cache_up. */
-apr_status_t pegadm_shared_check(pegadm_shared_t *s, apr_pool_t *p, const char **where,
-                                 int *cluster);
+ * server it concerns (as written in logs: host:port or a path) and
+ * *detail what it or OpenSSL said ("" if nothing; in p; never a
+ * password). *cluster: whether a Redis answered as a cluster. Sets
+ * pegadm_cache_up. */
+typedef struct {
+    const char *where;
+    const char *detail;
+    int cluster;
+} pegadm_shared_finding_t;
+apr_status_t pegadm_shared_check(pegadm_shared_t *s, apr_pool_t *p,
+                                 pegadm_shared_finding_t *found);
 
 /* True once a minute at most per client (and process): whether a failure
  * seen now should be logged. */

@@ -112,19 +112,21 @@ def test_sessions_with_a_client_certificate_and_a_password(module_httpd, dm, cac
 
 
 # what is wrong -> (the server, PegaDMCache's host, CA, password, client
-# certificate, the cause the warning names: pegadm_cacheerr.h's name)
+# certificate, the cause the warning names (pegadm_cacheerr.h's name), a
+# word of what the server or OpenSSL said)
 FAILURES = {
-    "wrong_ca": ("acl", "127.0.0.1", "other", ACL_PASSWORD, False, "tls"),
-    "wrong_host_name": ("acl", "localhost", "ca", ACL_PASSWORD, False, "tls"),
-    "wrong_password": ("acl", "127.0.0.1", "ca", WRONG_PASSWORD, False, "auth"),
-    "no_client_certificate": ("mtls", "127.0.0.1", "ca", DEFAULT_PASSWORD, False, "tls"),
+    "wrong_ca": ("acl", "127.0.0.1", "other", ACL_PASSWORD, False, "tls", "verify"),
+    "wrong_host_name": ("acl", "localhost", "ca", ACL_PASSWORD, False, "tls", "hostname"),
+    "wrong_password": ("acl", "127.0.0.1", "ca", WRONG_PASSWORD, False, "auth", "WRONGPASS"),
+    "no_client_certificate": ("mtls", "127.0.0.1", "ca", DEFAULT_PASSWORD, False, "tls",
+                              "certificate"),
 }
 
 
 @pytest.mark.parametrize("wrong", sorted(FAILURES))
 def test_an_unusable_tls_cache_answers_503_at_once_and_says_why(
         module_httpd, dm, cache_ca, acl_redis, mtls_redis, workdir, wrong):
-    which, host, ca, password, client, cause = FAILURES[wrong]
+    which, host, ca, password, client, cause, detail = FAILURES[wrong]
     server = acl_redis if which == "acl" else mtls_redis
     lines = cache_lines(cache_ca.ca_cert if ca == "ca" else cache_ca.other_ca_cert,
                         ACL_USER if which == "acl" else None,
@@ -147,7 +149,7 @@ def test_an_unusable_tls_cache_answers_503_at_once_and_says_why(
         return [line for line in node.error_log().splitlines() if CACHE_UNUSABLE in line]
 
     line = wait_for(warning, 10, 0.1, "the warning naming the cause")[0]
-    assert re.search(r"\b%s\b" % cause, line), line
+    assert re.search(r"\b%s\b" % cause, line) and detail in line, line
     assert "%s:%d" % (host, server.port) in line, line
 
 

@@ -62,8 +62,7 @@ static void redis_operations_are_counted(void **state)
     pegadm_kv_t kv = pegadm_shared_kv(s);
     unsigned char buf[16];
     apr_size_t len = sizeof(buf);
-    const char *where = NULL;
-    int cluster = -1;
+    pegadm_shared_finding_t found;
 
     pegadm_shared_count(s, m, pegadm_metrics_claim_slot(m, 1, alive));
     assert_int_equal(
@@ -83,14 +82,14 @@ static void redis_operations_are_counted(void **state)
         assert_int_equal(n, 1);
     }
     assert_int_equal(pegadm_metrics_cache_up(m), 1);
-    assert_int_equal(pegadm_shared_check(s, p, &where, &cluster), APR_SUCCESS);
-    assert_int_equal(cluster, 0);
+    assert_int_equal(pegadm_shared_check(s, p, &found), APR_SUCCESS);
+    assert_int_equal(found.cluster, 0);
     rf_stop(pid);
     len = sizeof(buf);
     assert_int_equal(kv.get(kv.ctx, "k", 1, buf, &len, p), PEGADM_CACHE_REFUSED);
     assert_int_equal(pegadm_metrics_cache_up(m), 0);
-    assert_int_equal(pegadm_shared_check(s, p, &where, &cluster), PEGADM_CACHE_REFUSED);
-    assert_string_equal(where, apr_psprintf(p, "127.0.0.1:%d", port));
+    assert_int_equal(pegadm_shared_check(s, p, &found), PEGADM_CACHE_REFUSED);
+    assert_string_equal(found.where, apr_psprintf(p, "127.0.0.1:%d", port));
 }
 
 /* Two servers that each run alone: no key may go to one node's idea of a
@@ -105,15 +104,15 @@ static void several_redis_hosts_must_be_a_cluster(void **state)
     pegadm_kv_t kv = pegadm_shared_kv(s);
     unsigned char buf[16];
     apr_size_t len = sizeof(buf);
-    const char *where = NULL;
-    int cluster = -1;
+    pegadm_shared_finding_t found;
     char out[64];
 
     assert_int_equal(
         kv.set(kv.ctx, "k", 1, (const unsigned char *)"v", 1, apr_time_from_sec(9), p),
         PEGADM_CACHE_NOT_CLUSTER);
     assert_int_equal(kv.get(kv.ctx, "k", 1, buf, &len, p), PEGADM_CACHE_NOT_CLUSTER);
-    assert_int_equal(pegadm_shared_check(s, p, &where, &cluster), PEGADM_CACHE_NOT_CLUSTER);
+    assert_int_equal(pegadm_shared_check(s, p, &found), PEGADM_CACHE_NOT_CLUSTER);
+    assert_non_null(strstr(found.detail, "without cluster mode"));
     assert_string_equal(pegadm_cache_err_name(PEGADM_CACHE_NOT_CLUSTER), "not_cluster");
     rf_sh_out(apr_psprintf(p, "redis-cli -p %d DBSIZE", a), out, sizeof(out));
     assert_string_equal(out, "0");
@@ -127,8 +126,7 @@ static void memcached_check_names_the_server_at_fault(void **state)
     mcd_t one = {0}, two = {0};
     pegadm_shared_t *s;
     pegadm_kv_t kv;
-    const char *where = NULL;
-    int cluster = -1;
+    pegadm_shared_finding_t found;
 
     if (!mcd_available() || mcd_start(&one) != 0 || mcd_start(&two) != 0) {
         fail_msg("memcached did not start");
@@ -139,10 +137,10 @@ static void memcached_check_names_the_server_at_fault(void **state)
     assert_int_equal(
         kv.add(kv.ctx, "m", 1, (const unsigned char *)"1", 1, apr_time_from_sec(5), p),
         APR_SUCCESS);
-    assert_int_equal(pegadm_shared_check(s, p, &where, &cluster), APR_SUCCESS);
+    assert_int_equal(pegadm_shared_check(s, p, &found), APR_SUCCESS);
     mcd_kill(&two);
-    assert_int_not_equal(pegadm_shared_check(s, p, &where, &cluster), APR_SUCCESS);
-    assert_string_equal(where, apr_psprintf(p, "127.0.0.1:%d", two.port));
+    assert_int_not_equal(pegadm_shared_check(s, p, &found), APR_SUCCESS);
+    assert_string_equal(found.where, apr_psprintf(p, "127.0.0.1:%d", two.port));
     mcd_kill(&one);
 }
 
