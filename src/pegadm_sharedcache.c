@@ -15,6 +15,12 @@
 
 #define LOG_INTERVAL apr_time_from_sec(60)
 #define PASSWORD_MAX 1024
+/* After a server could not be used, the process's next operations on it
+ * fail at once for this long (at most the deadline): a hung server costs
+ * one deadline per process and window, not one per request, and threads
+ * queued behind the node's mutex or the read gate do not wait out a
+ * deadline each. An answer is still never taken for a miss. */
+#define FAIL_FAST_MAX apr_time_from_sec(1)
 
 enum { TOPOLOGY_UNKNOWN = 0, TOPOLOGY_CLUSTER, TOPOLOGY_NOT_CLUSTER };
 
@@ -28,6 +34,13 @@ struct pegadm_shared_t {
     pegadm_metrics_slot_t *slot;
     apr_int64_t logged_at; /* when a failure was last logged (µs); 0: never */
     const char *where;     /* the first server, for messages */
+    /* per server (memcached) or for all of them (Redis): until when
+     * operations fail at once, and with what */
+    int nservers;
+    const char **servers;
+    apr_int64_t *failed_until;
+    apr_uint32_t *failed_with;
+    apr_interval_time_t fail_fast;
 };
 
 static int usable(apr_status_t rv)
@@ -133,6 +146,14 @@ apr_status_t pegadm_shared_open(apr_pool_t *p, const pegadm_shared_conf_t *conf,
         return APR_EINVAL;
     }
     s->where = host_text(p, &conf->url->hosts[0]);
+    s->nservers = conf->url->kind == PEGADM_CACHE_MEMCACHE ? conf->url->nhosts : 1;
+    s->servers = apr_pcalloc(p, sizeof(*s->servers) * (apr_size_t)s->nservers);
+    for (int i = 0; i < s->nservers; i++) {
+        s->servers[i] = host_text(p, &conf->url->hosts[i]);
+    }
+    s->failed_until = apr_pcalloc(p, sizeof(*s->failed_until) * (apr_size_t)s->nservers);
+    s->failed_with = apr_pcalloc(p, sizeof(*s->failed_with) * (apr_size_t)s->nservers);
+    s->fail_fast = conf->timeout < FAIL_FAST_MAX ? conf->timeout : FAIL_FAST_MAX;
     rv = conf->url->kind == PEGADM_CACHE_REDIS ? open_redis(p, conf, s, why)
                                                : open_memcache(p, conf, s, why);
     *out = rv == APR_SUCCESS ? s : NULL;
@@ -189,12 +210,67 @@ static apr_status_t topology(pegadm_shared_t *s)
     return APR_SUCCESS;
 }
 
+/* The server a key lives on, as an index into s->servers: memcached's
+ * own choice; Redis counts as one. */
+static int server_of(const pegadm_shared_t *s, const char *key, apr_size_t key_len)
+{
+    const char *name;
+
+    if (!s->memc || s->nservers == 1) {
+        return 0;
+    }
+    name = pegadm_memcache_server_of(s->memc, key, key_len);
+    for (int i = 0; name && i < s->nservers; i++) {
+        if (!strcmp(name, s->servers[i])) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/* Causes that say the server (not the key, not this process's pool) is
+ * out of use for now. */
+static int server_down(apr_status_t rv)
+{
+    return rv == PEGADM_CACHE_TIMEOUT || rv == PEGADM_CACHE_REFUSED || rv == PEGADM_CACHE_TLS ||
+           rv == PEGADM_CACHE_AUTH || rv == PEGADM_CACHE_RESOLVE ||
+           rv == PEGADM_CACHE_NOT_CLUSTER || rv == PEGADM_CACHE_SERVER || rv == APR_TIMEUP;
+}
+
+/* APR_SUCCESS to go ahead with an operation on server i, or the failure it
+ * ended with, still fresh. */
+static apr_status_t before(pegadm_shared_t *s, int i)
+{
+    apr_int64_t until = __atomic_load_n(&s->failed_until[i], __ATOMIC_ACQUIRE);
+
+    if (until && apr_time_now() < until) {
+        return (apr_status_t)__atomic_load_n(&s->failed_with[i], __ATOMIC_RELAXED);
+    }
+    return topology(s);
+}
+
+static apr_status_t after(pegadm_shared_t *s, int i, apr_status_t rv)
+{
+    if (server_down(rv)) {
+        __atomic_store_n(&s->failed_with[i], (apr_uint32_t)rv, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->failed_until[i], (apr_int64_t)(apr_time_now() + s->fail_fast),
+                         __ATOMIC_RELEASE);
+    } else if (__atomic_load_n(&s->failed_until[i], __ATOMIC_RELAXED)) {
+        __atomic_store_n(&s->failed_until[i], (apr_int64_t)0, __ATOMIC_RELEASE);
+    }
+    return rv;
+}
+
 static apr_status_t kv_get(void *ctx, const char *key, apr_size_t key_len, unsigned char *buf,
                            apr_size_t *len, apr_pool_t *p)
 {
     pegadm_shared_t *s = ctx;
-    apr_status_t rv = topology(s);
-    return rv != APR_SUCCESS ? rv : s->client.get(s->client.ctx, key, key_len, buf, len, p);
+    int i = server_of(s, key, key_len);
+    apr_status_t rv = before(s, i);
+
+    return rv != APR_SUCCESS
+               ? rv
+               : after(s, i, s->client.get(s->client.ctx, key, key_len, buf, len, p));
 }
 
 static apr_status_t kv_set(void *ctx, const char *key, apr_size_t key_len,
@@ -202,16 +278,21 @@ static apr_status_t kv_set(void *ctx, const char *key, apr_size_t key_len,
                            apr_pool_t *p)
 {
     pegadm_shared_t *s = ctx;
-    apr_status_t rv = topology(s);
-    return rv != APR_SUCCESS ? rv
-                             : s->client.set(s->client.ctx, key, key_len, val, len, ttl, p);
+    int i = server_of(s, key, key_len);
+    apr_status_t rv = before(s, i);
+
+    return rv != APR_SUCCESS
+               ? rv
+               : after(s, i, s->client.set(s->client.ctx, key, key_len, val, len, ttl, p));
 }
 
 static apr_status_t kv_del(void *ctx, const char *key, apr_size_t key_len, apr_pool_t *p)
 {
     pegadm_shared_t *s = ctx;
-    apr_status_t rv = topology(s);
-    return rv != APR_SUCCESS ? rv : s->client.del(s->client.ctx, key, key_len, p);
+    int i = server_of(s, key, key_len);
+    apr_status_t rv = before(s, i);
+
+    return rv != APR_SUCCESS ? rv : after(s, i, s->client.del(s->client.ctx, key, key_len, p));
 }
 
 static apr_status_t kv_add(void *ctx, const char *key, apr_size_t key_len,
@@ -219,17 +300,24 @@ static apr_status_t kv_add(void *ctx, const char *key, apr_size_t key_len,
                            apr_pool_t *p)
 {
     pegadm_shared_t *s = ctx;
-    apr_status_t rv = topology(s);
-    return rv != APR_SUCCESS ? rv
-                             : s->client.add(s->client.ctx, key, key_len, val, len, ttl, p);
+    int i = server_of(s, key, key_len);
+    apr_status_t rv = before(s, i);
+
+    return rv != APR_SUCCESS
+               ? rv
+               : after(s, i, s->client.add(s->client.ctx, key, key_len, val, len, ttl, p));
 }
 
 static apr_status_t kv_del_if(void *ctx, const char *key, apr_size_t key_len,
                               const unsigned char *val, apr_size_t len, apr_pool_t *p)
 {
     pegadm_shared_t *s = ctx;
-    apr_status_t rv = topology(s);
-    return rv != APR_SUCCESS ? rv : s->client.del_if(s->client.ctx, key, key_len, val, len, p);
+    int i = server_of(s, key, key_len);
+    apr_status_t rv = before(s, i);
+
+    return rv != APR_SUCCESS
+               ? rv
+               : after(s, i, s->client.del_if(s->client.ctx, key, key_len, val, len, p));
 }
 
 pegadm_kv_t pegadm_shared_kv(pegadm_shared_t *s)

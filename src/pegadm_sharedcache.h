@@ -40,7 +40,10 @@ void pegadm_shared_count(pegadm_shared_t *s, pegadm_metrics_t *m, pegadm_metrics
 /* The operations of pegadm_kv.h. With several Redis hosts, the first one
  * learns once whether they are a cluster: if not, every operation answers
  * PEGADM_CACHE_NOT_CLUSTER, so that no two nodes ever use different
- * servers for one key. */
+ * servers for one key. A server that could not be used (timeout, refused,
+ * tls, auth...) fails this process's next operations on it at once, with
+ * the same status, for the deadline (at most a second): a memcached per
+ * server, a Redis (or Redis Cluster) as a whole. */
 pegadm_kv_t pegadm_shared_kv(pegadm_shared_t *s);
 
 /* The preflight: connects anew (TLS handshake, AUTH, SELECT) and pings

@@ -144,6 +144,84 @@ static void memcached_check_names_the_server_at_fault(void **state)
     mcd_kill(&one);
 }
 
+static apr_uint64_t operations_seen(pegadm_metrics_t *m)
+{
+    apr_uint64_t c[PEGADM_CACHE_COUNTERS], n = 0;
+
+    pegadm_metrics_cache_totals(m, c);
+    for (int op = 0; op < PEGADM_CACHE_OPS; op++) {
+        for (int i = 0; i <= PEGADM_CACHE_BUCKETS; i++) {
+            n += c[PEGADM_CACHE_HISTOGRAM(op) + i];
+        }
+    }
+    return n;
+}
+
+/* A hung server costs one deadline: the next operations fail at once with
+ * the same cause, without asking it, until the window ends. */
+static void a_hung_redis_fails_the_next_operations_at_once(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    pegadm_shared_t *s =
+        open_ok(p, apr_psprintf(p, "redis://127.0.0.1:%d", port), apr_time_from_msec(300));
+    pegadm_metrics_t *m = metrics(p);
+    pegadm_kv_t kv = pegadm_shared_kv(s);
+    unsigned char buf[16];
+    apr_size_t len = sizeof(buf);
+    apr_uint64_t seen;
+
+    pegadm_shared_count(s, m, pegadm_metrics_claim_slot(m, 1, alive));
+    assert_int_equal(
+        kv.set(kv.ctx, "k", 1, (const unsigned char *)"v", 1, apr_time_from_sec(9), p),
+        APR_SUCCESS);
+    kill(pid, SIGSTOP);
+    assert_int_equal(kv.get(kv.ctx, "k", 1, buf, &len, p), PEGADM_CACHE_TIMEOUT);
+    seen = operations_seen(m);
+    assert_int_equal(kv.get(kv.ctx, "k", 1, buf, &len, p), PEGADM_CACHE_TIMEOUT);
+    assert_int_equal(kv.del(kv.ctx, "k", 1, p), PEGADM_CACHE_TIMEOUT);
+    assert_int_equal(operations_seen(m), seen); /* the server was not asked */
+    kill(pid, SIGCONT);
+    apr_sleep(apr_time_from_msec(350)); /* the window ends */
+    len = sizeof(buf);
+    assert_int_equal(kv.get(kv.ctx, "k", 1, buf, &len, p), APR_SUCCESS);
+    assert_int_equal(operations_seen(m), seen + 1);
+    rf_stop(pid);
+}
+
+/* memcached: only the keys of the server that failed fail at once. */
+static void a_dead_memcached_fails_only_its_keys_at_once(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t one = {0}, two = {0};
+    pegadm_shared_t *s;
+    pegadm_kv_t kv;
+    char key[16];
+    int dead = 0, alive_keys = 0;
+
+    if (mcd_start(&one) != 0 || mcd_start(&two) != 0) {
+        fail_msg("memcached did not start");
+    }
+    s = open_ok(p, apr_psprintf(p, "memcache://127.0.0.1:%d,127.0.0.1:%d", one.port, two.port),
+                apr_time_from_sec(1));
+    kv = pegadm_shared_kv(s);
+    mcd_kill(&two);
+    for (int i = 0; i < 40; i++) {
+        apr_status_t first, again;
+        snprintf(key, sizeof(key), "key-%d", i);
+        first = kv.set(kv.ctx, key, strlen(key), (const unsigned char *)"v", 1,
+                       apr_time_from_sec(9), p);
+        again = kv.set(kv.ctx, key, strlen(key), (const unsigned char *)"v", 1,
+                       apr_time_from_sec(9), p);
+        assert_int_equal(first, again);
+        dead += first != APR_SUCCESS;
+        alive_keys += first == APR_SUCCESS;
+    }
+    assert_true(dead > 0 && alive_keys > 0);
+    mcd_kill(&one);
+}
+
 static void the_password_file(void **state)
 {
     apr_pool_t *p = *state;
@@ -214,6 +292,8 @@ int main(void)
         POOL_TEST(redis_operations_are_counted),
         POOL_TEST(several_redis_hosts_must_be_a_cluster),
         POOL_TEST(memcached_check_names_the_server_at_fault),
+        POOL_TEST(a_hung_redis_fails_the_next_operations_at_once),
+        POOL_TEST(a_dead_memcached_fails_only_its_keys_at_once),
         POOL_TEST(the_password_file),
         POOL_TEST(failures_are_logged_once_a_minute),
         POOL_TEST(not_for_a_socache_provider),
