@@ -18,6 +18,7 @@
 #include <apr_strings.h>
 
 #include "memcached_procs.h"
+#include "pegadm_memcache.h"
 #include "pegadm_sharedcache.h"
 #include "redis_fixture.h"
 
@@ -222,6 +223,29 @@ static void a_dead_memcached_fails_only_its_keys_at_once(void **state)
     mcd_kill(&one);
 }
 
+/* A customer's keys carry one "{tag}": they share a memcached server, so
+ * that a server down fails its customers whole, never half of one. */
+static void keys_of_one_tag_share_a_memcached(void **state)
+{
+    apr_pool_t *p = *state;
+    pegadm_memcache_t *mc = NULL;
+    const char *why = NULL;
+    int apart = 0;
+
+    assert_int_equal(pegadm_memcache_create(p, "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+                                            apr_time_from_sec(1), 1, &mc, &why),
+                     APR_SUCCESS);
+    for (int t = 0; t < 50; t++) {
+        const char *a = apr_psprintf(p, "pegadm:{%08x}:aa", t * 7919);
+        const char *b = apr_psprintf(p, "pegadm:{%08x}:bbbbbb", t * 7919);
+        assert_string_equal(pegadm_memcache_server_of(mc, a, strlen(a)),
+                            pegadm_memcache_server_of(mc, b, strlen(b)));
+        apart += strcmp(pegadm_memcache_server_of(mc, a, strlen(a)),
+                        pegadm_memcache_server_of(mc, "pegadm:{00000000}:aa", 20)) != 0;
+    }
+    assert_true(apart > 0); /* tags still spread over the servers */
+}
+
 static void the_password_file(void **state)
 {
     apr_pool_t *p = *state;
@@ -294,6 +318,7 @@ int main(void)
         POOL_TEST(memcached_check_names_the_server_at_fault),
         POOL_TEST(a_hung_redis_fails_the_next_operations_at_once),
         POOL_TEST(a_dead_memcached_fails_only_its_keys_at_once),
+        POOL_TEST(keys_of_one_tag_share_a_memcached),
         POOL_TEST(the_password_file),
         POOL_TEST(failures_are_logged_once_a_minute),
         POOL_TEST(not_for_a_socache_provider),
