@@ -23,7 +23,9 @@ from .util import LoopbackServer, free_port, make_public_dir, stop_process, wait
 # ---- a fake memcached, in the test process ----
 
 class _MemcachedHandler(socketserver.StreamRequestHandler):
-    """The memcached text protocol, as much as apr_memcache uses."""
+    """The memcached text protocol, as much as the module's client uses:
+    get, gets (with a CAS value), set, add, replace, cas (an expiry below
+    zero removes the item, as memcached does), delete."""
 
     timeout = 30
 
@@ -41,8 +43,12 @@ class _MemcachedHandler(socketserver.StreamRequestHandler):
             if command in (b"set", b"add", b"replace"):
                 data = self.rfile.read(int(args[3]) + 2)[:-2]
                 reply = store.put(command, args[0], int(args[1]), int(args[2]), data)
+            elif command == b"cas":
+                data = self.rfile.read(int(args[3]) + 2)[:-2]
+                reply = store.cas(args[0], int(args[1]), int(args[2]), data, int(args[4]))
             elif command in (b"get", b"gets"):
-                reply = b"".join(store.get_reply(key) for key in args) + b"END\r\n"
+                reply = b"".join(store.get_reply(key, command == b"gets")
+                                 for key in args) + b"END\r\n"
             elif command == b"delete":
                 reply = store.delete(args[0])
             elif command == b"version":
@@ -60,9 +66,16 @@ class FakeMemcached(LoopbackServer):
 
     def __init__(self):
         self.items = {}
+        self.uniques = {}  # key -> its CAS value, new with every write
+        self.counter = 0
         self.commands = []
         self.lock = threading.Lock()
         self.serve(_MemcachedHandler)
+
+    def _stored(self, key, item):
+        self.items[key] = item
+        self.counter += 1
+        self.uniques[key] = self.counter
 
     def record(self, command):
         with self.lock:
@@ -73,15 +86,30 @@ class FakeMemcached(LoopbackServer):
             exists = key in self.items
             if (command == b"add" and exists) or (command == b"replace" and not exists):
                 return b"NOT_STORED\r\n"
-            self.items[key] = (flags, exptime, data)
+            self._stored(key, (flags, exptime, data))
         return b"STORED\r\n"
 
-    def get_reply(self, key):
+    def cas(self, key, flags, exptime, data, unique):
+        with self.lock:
+            if key not in self.items:
+                return b"NOT_FOUND\r\n"
+            if self.uniques.get(key) != unique:
+                return b"EXISTS\r\n"
+            if exptime < 0:
+                del self.items[key]
+            else:
+                self._stored(key, (flags, exptime, data))
+        return b"STORED\r\n"
+
+    def get_reply(self, key, with_cas=False):
         with self.lock:
             item = self.items.get(key)
+            unique = self.uniques.get(key, 0)
         if item is None:
             return b""
         flags, _, data = item
+        if with_cas:
+            return b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), unique, data)
         return b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data)
 
     def delete(self, key):
