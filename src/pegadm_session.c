@@ -335,6 +335,7 @@ static pegadm_session_status_t store_failed(apr_pool_t *p, pegadm_session_result
                             ? pegadm_cache_err_name(rv)
                             : apr_strerror(rv, err, sizeof(err));
     res->why = apr_psprintf(p, "session cache: %s failed: %s", doing, cause);
+    res->store_status = rv;
     return PEGADM_SESSION_STORE;
 }
 

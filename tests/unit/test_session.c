@@ -279,6 +279,7 @@ static void test_store_failures(void **state)
     store_data.fail_get = PEGADM_CACHE_TIMEOUT;
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
     assert_non_null(strstr(res.why, "failed: timeout"));
+    assert_int_equal(res.store_status, PEGADM_CACHE_TIMEOUT);
     store_data.fail_get = PEGADM_CACHE_TLS;
     assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
     assert_non_null(strstr(res.why, "failed: tls"));
