@@ -3,7 +3,7 @@
  * logs. A request thread never waits for a slow program: the pipe is made
  * non-blocking in every child, a line (far below PIPE_BUF, so written whole
  * or not at all) that does not fit is dropped and counted. */
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 
 #include <apr_atomic.h>
 #include <apr_file_io.h>
@@ -14,32 +14,6 @@
 #include "pegadm_audit.h"
 
 APLOG_USE_MODULE(pegadm);
-
-const char *pegadm_audit_set_log(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    pegadm_ops_t *ops;
-
-    if (err) {
-        return err;
-    }
-    ops = pegadm_ops_of(cmd->server);
-    /* as CustomLog: "|prog" and "||prog" run prog directly, "|$cmd" through the shell */
-    if (*arg == '|') {
-        arg++;
-        ops->audit_is_pipe = 1;
-        ops->audit_shell = *arg == '$';
-        arg += *arg == '$' || *arg == '|';
-        ops->audit_target = apr_pstrdup(cmd->pool, arg);
-    } else {
-        ops->audit_is_pipe = 0;
-        ops->audit_target = ap_server_root_relative(cmd->pool, arg);
-        if (!ops->audit_target) {
-            return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
-        }
-    }
-    return NULL;
-}
 
 static const char *node_name(apr_pool_t *p, server_rec *s)
 {
@@ -52,43 +26,43 @@ static const char *node_name(apr_pool_t *p, server_rec *s)
 
 apr_status_t pegadm_audit_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(s);
+    pegadm_operator_t *oper = pegadm_operator_of(s);
     apr_status_t rv;
 
-    if (!ops->audit_target) {
+    if (!oper->audit_target) {
         return APR_SUCCESS;
     }
-    ops->node = node_name(pconf, s);
-    if (ops->audit_is_pipe) {
+    oper->node = node_name(pconf, s);
+    if (oper->audit_is_pipe) {
         piped_log *pl = ap_open_piped_log_ex(
-            pconf, ops->audit_target, ops->audit_shell ? APR_SHELLCMD_ENV : APR_PROGRAM_ENV);
+            pconf, oper->audit_target, oper->audit_shell ? APR_SHELLCMD_ENV : APR_PROGRAM_ENV);
         if (!pl) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                         "PEGADM610: PegaDMAuditLog: cannot start '%s'", ops->audit_target);
+                         "PEGADM610: PegaDMAuditLog: cannot start '%s'", oper->audit_target);
             return APR_EGENERAL;
         }
-        ops->audit_file = ap_piped_log_write_fd(pl);
+        oper->audit_file = ap_piped_log_write_fd(pl);
         return APR_SUCCESS;
     }
-    rv = apr_file_open(&ops->audit_file, ops->audit_target,
+    rv = apr_file_open(&oper->audit_file, oper->audit_target,
                        APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE |
                            APR_FOPEN_LARGEFILE,
                        APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "PEGADM611: PegaDMAuditLog: cannot open '%s'", ops->audit_target);
+                     "PEGADM611: PegaDMAuditLog: cannot open '%s'", oper->audit_target);
     }
     return rv;
 }
 
 void pegadm_audit_child_init(apr_pool_t *p, server_rec *s)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(s);
+    pegadm_operator_t *oper = pegadm_operator_of(s);
     apr_status_t rv;
 
-    if (ops->audit_file && ops->audit_is_pipe) {
+    if (oper->audit_file && oper->audit_is_pipe) {
         /* a zero timeout makes the pipe non-blocking: a full pipe answers EAGAIN */
-        rv = apr_file_pipe_timeout_set(ops->audit_file, 0);
+        rv = apr_file_pipe_timeout_set(oper->audit_file, 0);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                          "PEGADM612: PegaDMAuditLog: cannot make the pipe non-blocking; a "
@@ -99,15 +73,15 @@ void pegadm_audit_child_init(apr_pool_t *p, server_rec *s)
 
 /* Dropped lines are counted always and logged at most once a minute per
  * process. */
-static void audit_dropped(request_rec *r, pegadm_ops_t *ops, apr_status_t rv)
+static void audit_dropped(request_rec *r, pegadm_operator_t *oper, apr_status_t rv)
 {
     static const apr_uint32_t every = 60;
     apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    apr_uint32_t last = apr_atomic_read32(&ops->audit_dropped_logged_at);
+    apr_uint32_t last = apr_atomic_read32(&oper->audit_dropped_logged_at);
 
-    pegadm_metrics_count_audit_dropped(ops->metrics);
+    pegadm_metrics_count_audit_dropped(oper->metrics);
     if (now - last >= every &&
-        apr_atomic_cas32(&ops->audit_dropped_logged_at, now, last) == last) {
+        apr_atomic_cas32(&oper->audit_dropped_logged_at, now, last) == last) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
                       "PEGADM613: PegaDMAuditLog: dropped an audit line (the log's program "
                       "does not keep up, or the file cannot be written); see "
@@ -120,17 +94,17 @@ void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
                   apr_interval_time_t took)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
-    pegadm_ops_t *ops = sc->ops;
+    pegadm_operator_t *oper = sc->operator_rec;
     pegadm_audit_event_t e;
     const char *line;
     apr_size_t len;
     apr_status_t rv;
 
-    if (!ops || !ops->audit_file || !d->secret) {
+    if (!oper || !oper->audit_file || !d->secret) {
         return;
     }
     e.time = apr_time_now();
-    e.node = ops->node;
+    e.node = oper->node;
     e.widget = d->widget_id;
     e.event = event;
     e.outcome = outcome;
@@ -144,8 +118,8 @@ void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
         return;
     }
     len = strlen(line);
-    rv = apr_file_write(ops->audit_file, line, &len);
+    rv = apr_file_write(oper->audit_file, line, &len);
     if (rv != APR_SUCCESS || len != strlen(line)) {
-        audit_dropped(r, ops, rv);
+        audit_dropped(r, oper, rv);
     }
 }

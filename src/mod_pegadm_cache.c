@@ -1,11 +1,27 @@
 /* The session cache's whole life in httpd: the socache provider (shmcb
- * unless PegaDMCache names another), the default shmcb sized for
+ * unless PegaDMCache names another, or the module's own Redis or memcached
+ * client for redis://, rediss://, memcache://), the default shmcb sized for
  * PegaDMCacheCustomers, the instance made in post_config with its global
- * mutex (a shmcb one kept by the parent across reloads) and re-attached in
- * child_init, and the pegadm_store_t that the session flow
+ * mutex (a shmcb one retained by the parent across reloads) and
+ * re-attached in child_init, and the pegadm_store_t that the session flow
  * (pegadm_session.c) reads and writes through. What goes into the cache is
- * the session flow's business; this file stops at the store. */
+ * the session flow's business; this file stops at the store.
+ *
+ * Retained data: what outlives one configuration (shared memory and
+ * mutexes that children of the generation before a graceful restart still
+ * use while they finish their requests) is retained by the parent process
+ * (httpd's retained data, in its process pool) and found again by the next
+ * generation's post_config. Each retained thing has a pool of its own under
+ * the process pool: replacing it destroys that pool, and the parent's exit
+ * destroys the last one. Only APR's own cleanups may be registered in it:
+ * the module and the providers it uses are unloaded with the
+ * configuration, before the parent exits.
+ *
+ * With the module's own client, the store and the cross-node create lock
+ * (pegadm_mark_t) are pegadm_kvstore's over it (see "the module's own
+ * clients" below). */
 #include "mod_pegadm.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
@@ -13,16 +29,19 @@
 #include <apr_strings.h>
 #include <http_core.h>
 #include <util_mutex.h>
+#include <ap_mpm.h>
 
 #include "pegadm_confcheck.h"
 #include "pegadm_shmcb.h"
 
 APLOG_USE_MODULE(pegadm);
 
+/* Destroys what is retained under key, if anything. */
+static void pegadm_retain_drop(const char *key);
+
 /* socache_memcache and socache_redis take at most 16 bytes of namespace */
-#define CACHE_NAMESPACE   "mod_pegadm"
-#define DEFAULT_CUSTOMERS 100000
-#define DEFAULT_FILE      "pegadm-sessions.cache"
+#define CACHE_NAMESPACE "mod_pegadm"
+#define DEFAULT_FILE    "pegadm-sessions.cache"
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -40,7 +59,7 @@ static pegadm_server_conf_t *server_conf(server_rec *s)
 
 static apr_size_t customers_wanted(const pegadm_server_conf_t *sc)
 {
-    return sc->cache_customers > 0 ? (apr_size_t)sc->cache_customers : DEFAULT_CUSTOMERS;
+    return (apr_size_t)pegadm_conf_cache_customers(sc);
 }
 
 /* The arguments of the default shmcb cache: sized for PegaDMCacheCustomers. */
@@ -142,12 +161,48 @@ static apr_status_t destroy_cache(void *data)
     return APR_SUCCESS;
 }
 
+/* The directives beside PegaDMCache that its value cannot use, or that
+ * need another: refused, naming the directive's file and line. */
+static apr_status_t check_shared_options(const pegadm_server_conf_t *sc, apr_pool_t *ptemp)
+{
+    static const char *const names[PEGADM_CACHE_OPTS] = {
+        "PegaDMCacheUser",   "PegaDMCachePassword",        "PegaDMCachePasswordFile",
+        "PegaDMCacheCAFile", "PegaDMCacheCertificateFile", "PegaDMCacheKeyFile",
+        "PegaDMCacheTimeout"};
+    const ap_directive_t *const *w = sc->shared.where;
+    pegadm_cache_opts_set_t set = {w[0] != NULL, w[1] != NULL, w[2] != NULL,
+                                   w[3] != NULL, w[4] != NULL, w[5] != NULL};
+    pegadm_cache_url_t shmcb = {.kind = PEGADM_CACHE_SOCACHE,
+                                .provider = sc->cache_provider_name};
+    const char *err =
+        pegadm_cacheurl_check_options(ptemp, sc->shared.url ? sc->shared.url : &shmcb, &set);
+    const char *at = "";
+
+    if (!err && w[PEGADM_CACHE_OPT_TIMEOUT] && !sc->shared.url) {
+        err = apr_psprintf(ptemp,
+                           "PegaDMCacheTimeout: only for redis://, rediss:// or "
+                           "memcache:// servers, not for PegaDMCache %s",
+                           sc->cache_provider_name);
+    }
+    if (!err) {
+        return APR_SUCCESS;
+    }
+    for (int i = 0; i < PEGADM_CACHE_OPTS; i++) {
+        size_t n = strlen(names[i]);
+        if (w[i] && !strncmp(err, names[i], n) && err[n] == ':') {
+            at = apr_psprintf(ptemp, " (%s:%d)", w[i]->filename, w[i]->line_num);
+        }
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL, "PEGADM905: %s%s", err, at);
+    return APR_EGENERAL;
+}
+
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
     apr_size_t size, holds;
 
-    if (!sc->cache_provider) {
+    if (!sc->cache_provider && !sc->shared.url) {
         sc->cache_provider =
             ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
         if (!sc->cache_provider) {
@@ -157,7 +212,11 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
             return APR_EGENERAL;
         }
         sc->cache_provider_name = "shmcb";
-    } else if (strcmp(sc->cache_provider_name, "shmcb") != 0) {
+    }
+    if (check_shared_options(sc, ptemp) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (strcmp(sc->cache_provider_name, "shmcb") != 0) {
         return APR_SUCCESS;
     }
     if (!sc->cache_args || !*sc->cache_args) {
@@ -175,7 +234,7 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
  * A shmcb cache lives in the parent: made with the configuration, it would
  * be emptied by every graceful restart and restart, and every customer would
  * get a new session. So it is made once, with its mutex, in a pool the
- * parent keeps (mod_pegadm_keep.c), and each later generation takes it over
+ * parent keeps (retained data, below), and each later generation takes it over
  * while its arguments and the Mutex settings for it are the same; children
  * of the generation before still finishing requests use the same memory and
  * the same mutex. Memory and mutex go with the parent's exit. */
@@ -221,10 +280,10 @@ static const char *mutex_settings(apr_pool_t *p)
     return all;
 }
 
-static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_server_conf_t *sc,
-                                    const char *signature)
+static apr_status_t make_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                        pegadm_server_conf_t *sc, const char *signature)
 {
-    apr_pool_t *pool = pegadm_keep_anew(s, KEPT_KEY);
+    apr_pool_t *pool = pegadm_retain_anew(s, KEPT_KEY);
     kept_cache_t *k = apr_pcalloc(pool, sizeof(*k));
     apr_status_t rv;
 
@@ -240,18 +299,18 @@ static apr_status_t make_kept_shmcb(apr_pool_t *ptemp, server_rec *s, pegadm_ser
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    pegadm_keep(KEPT_KEY, k);
+    pegadm_retain(KEPT_KEY, k);
     sc->cache = k->cache;
     sc->mutex = k->mutex;
     return APR_SUCCESS;
 }
 
-static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
-                                      pegadm_server_conf_t *sc)
+static apr_status_t attach_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
+                                          pegadm_server_conf_t *sc)
 {
     const char *signature = apr_pstrcat(ptemp, sc->cache_args ? sc->cache_args : "", "\n",
                                         mutex_settings(ptemp), NULL);
-    kept_cache_t *k = pegadm_kept(KEPT_KEY);
+    kept_cache_t *k = pegadm_retained(KEPT_KEY);
 
     if (k && !strcmp(k->signature, signature)) {
         sc->cache = k->cache;
@@ -265,8 +324,12 @@ static apr_status_t attach_kept_shmcb(apr_pool_t *ptemp, server_rec *s,
                      "new session ID once)",
                      PEGADM_MUTEX_TYPE);
     }
-    return make_kept_shmcb(ptemp, s, sc, signature);
+    return make_retained_shmcb(ptemp, s, sc, signature);
 }
+
+static apr_status_t open_shared_client(apr_pool_t *pconf, server_rec *s,
+                                       pegadm_server_conf_t *sc);
+static void log_unreadable_removed(server_rec *s, apr_status_t rv);
 
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
@@ -274,7 +337,7 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     apr_status_t rv;
 
     if (!strcmp(sc->cache_provider_name, "shmcb")) {
-        rv = attach_kept_shmcb(ptemp, s, sc);
+        rv = attach_retained_shmcb(ptemp, s, sc);
         if (rv == APR_SUCCESS) {
             log_size(s, sc);
         }
@@ -282,10 +345,13 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     }
     /* memcache, redis and the like: outside httpd, made with each generation;
      * a shmcb cache kept from before PegaDMCache named them goes */
-    pegadm_keep_drop(KEPT_KEY);
+    pegadm_retain_drop(KEPT_KEY);
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (sc->shared.url) {
+        return open_shared_client(pconf, s, sc);
     }
     rv = init_cache(sc, sc->cache, s, pconf);
     if (rv != APR_SUCCESS) {
@@ -328,24 +394,11 @@ static apr_status_t store_unlock(void *ctx)
     return apr_global_mutex_unlock(((store_ctx_t *)ctx)->sc->mutex);
 }
 
-/* A cache server that fails is held for dead by apr_memcache and apr_redis
- * for 5 seconds, during which they answer "not found" without asking it
- * (their retry, a ping, fails silently too). Such an answer is no miss: a
- * "not found" counts only once this process has seen no cache failure
- * for longer than that; before, the cache counts as unreachable. */
-#define CACHE_DEAD_SECONDS 7
-
-static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
+static void log_unreadable_removed(server_rec *s, apr_status_t rv)
 {
-    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        apr_atomic_set32(&c->sc->cache_failed_at, now);
-    } else if (rv == APR_NOTFOUND &&
-               now - apr_atomic_read32(&c->sc->cache_failed_at) < CACHE_DEAD_SECONDS) {
-        return APR_ECONNREFUSED;
-    }
-    return rv;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                 "PEGADM706: removed a session cache entry that could not be read "
+                 "(too large, or not written by mod_pegadm)");
 }
 
 /* A value the provider cannot hand over (larger than any entry, a Redis
@@ -365,36 +418,38 @@ static apr_status_t store_get(void *ctx, const pegadm_store_key_t *k, unsigned c
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         removed = c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p);
         if (removed == APR_SUCCESS || removed == APR_NOTFOUND) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, c->s,
-                         "PEGADM706: removed a session cache entry that could not be read "
-                         "(too large, or not written by mod_pegadm)");
+            log_unreadable_removed(c->s, rv);
             *len = 0;
             return APR_SUCCESS;
         }
     }
-    return note_cache_result(c, rv);
+    return rv;
 }
 
-/* A store never answers "not found" but for a server held for dead. */
 static apr_status_t store_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
                               const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
     apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, k->id, k->id_len, expiry,
                                                    (unsigned char *)val, len, p);
-    return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
+    return rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv;
 }
 
 static apr_status_t store_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return note_cache_result(
-        c, c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p));
+    return c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p);
 }
 
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s)
 {
-    store_ctx_t *c = apr_palloc(p, sizeof(*c));
+    pegadm_server_conf_t *sc = server_conf(s);
+    store_ctx_t *c;
+
+    if (sc->shared.store) {
+        return sc->shared.store;
+    }
+    c = apr_palloc(p, sizeof(*c));
 
     c->sc = server_conf(s);
     c->s = s;
@@ -417,7 +472,192 @@ void pegadm_cache_log_failure(request_rec *r, const char *why)
 
     if (now - last >= 60 && apr_atomic_cas32(&sc->cache_error_logged_at, now, last) == last) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "PEGADM033: %s (%s); answering as if the service were unavailable", why,
-                      sc->cache_provider_name);
+                      "PEGADM033: %s (%s%s%s); answering as if the service were unavailable",
+                      why, sc->cache_provider_name, sc->shared.url ? " " : "",
+                      sc->shared.url ? sc->cache_args : "");
     }
+}
+
+typedef struct {
+    apr_pool_t *pool;
+    void *data;
+} retained_t;
+
+static retained_t *entry(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+    return k ? k : ap_retained_data_create(key, sizeof(*k));
+}
+
+void *pegadm_retained(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+    return k ? k->data : NULL;
+}
+
+static void pegadm_retain_drop(const char *key)
+{
+    retained_t *k = ap_retained_data_get(key);
+
+    if (k && k->pool) {
+        apr_pool_destroy(k->pool);
+        k->pool = NULL;
+        k->data = NULL;
+    }
+}
+
+apr_pool_t *pegadm_retain_anew(server_rec *s, const char *key)
+{
+    retained_t *k = entry(key);
+
+    pegadm_retain_drop(key);
+    apr_pool_create(&k->pool, s->process->pool);
+    apr_pool_tag(k->pool, "pegadm-kept");
+    return k->pool;
+}
+
+void pegadm_retain(const char *key, void *data)
+{
+    entry(key)->data = data;
+}
+
+/* ---- the module's own clients: Redis, Valkey, memcached ----
+ * PegaDMCache redis://, rediss://, memcache:// (and the earlier redis: and
+ * memcache: forms). The client is made by the parent in post_config,
+ * where the TLS files and the password can be read, and used by the
+ * children only: it opens no connection before its first use, so each
+ * child gets a copy of its own with an empty pool. The parent checks the
+ * servers with a client of its own (the preflight), closed before any
+ * child starts. Every shared key goes through it: sessions, the create
+ * mark, the customer database's answers, the breaker's record. */
+
+#define KEY_PREFIX "pegadm:"
+/* the largest value the module stores: a session entry, a cached answer */
+#define MAX_VALUE 65536
+
+/* What PegaDMCache and the directives beside it make, for one client. */
+pegadm_shared_conf_t pegadm_shared_conf_of(const pegadm_server_conf_t *sc)
+{
+    const pegadm_shared_settings_t *sh = &sc->shared;
+    pegadm_shared_conf_t conf = {.url = sh->url,
+                                 .timeout = sh->timeout ? sh->timeout : apr_time_from_sec(1),
+                                 .user = sh->user,
+                                 .password = sh->password,
+                                 .ca_file = sh->ca_file,
+                                 .cert_file = sh->cert_file,
+                                 .key_file = sh->key_file,
+                                 .pool_max = 1,
+                                 .max_value = MAX_VALUE};
+    int threads = 1;
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    conf.pool_max = threads > 0 ? threads : 1; /* no thread waits for another's connection */
+    return conf;
+}
+
+static apr_status_t open_shared_client(apr_pool_t *pconf, server_rec *s,
+                                       pegadm_server_conf_t *sc)
+{
+    pegadm_shared_conf_t conf = pegadm_shared_conf_of(sc);
+    const char *why = NULL;
+    apr_status_t rv = pegadm_shared_open(pconf, &conf, &sc->shared.client, &why);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, rv, NULL,
+                     "PEGADM904: PegaDMCache %s (%s:%d): cannot make its client: %s",
+                     sc->cache_args, sc->cache_directive->filename,
+                     sc->cache_directive->line_num, why ? why : "unknown reason");
+    }
+    return rv;
+}
+
+static apr_status_t kv_lock(void *ctx)
+{
+    return apr_global_mutex_lock(((pegadm_server_conf_t *)ctx)->mutex);
+}
+
+static apr_status_t kv_unlock(void *ctx)
+{
+    return apr_global_mutex_unlock(((pegadm_server_conf_t *)ctx)->mutex);
+}
+
+/* The kvstore's store, but for a value the client cannot hand over (larger
+ * than any entry, a Redis key of another type): while the server still
+ * answers, removing it succeeds, and it is then discarded like a tampered
+ * entry (an empty value fails authentication), not taken for an outage. */
+typedef struct {
+    pegadm_store_t store;
+    const pegadm_store_t *inner;
+    server_rec *s;
+} shared_store_t;
+
+static apr_status_t shared_get(void *ctx, const pegadm_store_key_t *k, unsigned char *buf,
+                               unsigned int *len, apr_pool_t *p)
+{
+    shared_store_t *c = ctx;
+    apr_status_t rv = c->inner->get(c->inner->ctx, k, buf, len, p);
+
+    if (rv == PEGADM_CACHE_PROTOCOL && c->inner->del(c->inner->ctx, k, p) == APR_SUCCESS) {
+        log_unreadable_removed(c->s, rv);
+        *len = 0;
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+static apr_status_t shared_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
+                               const unsigned char *val, unsigned int len, apr_pool_t *p)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->put(inner->ctx, k, expiry, val, len, p);
+}
+
+static apr_status_t shared_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->del(inner->ctx, k, p);
+}
+
+static apr_status_t shared_lock(void *ctx)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->lock(inner->ctx);
+}
+
+static apr_status_t shared_unlock(void *ctx)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->unlock(inner->ctx);
+}
+
+static const pegadm_store_t *shared_store(apr_pool_t *p, server_rec *s,
+                                          const pegadm_store_t *inner)
+{
+    shared_store_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->inner = inner;
+    c->s = s;
+    c->store =
+        (pegadm_store_t){c, shared_lock, shared_unlock, shared_get, shared_put, shared_del};
+    return &c->store;
+}
+
+/* The child's store and create mark over its copy of the client, its
+ * operations counted in the child's slot. */
+void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_kv_t kv;
+
+    if (!sc->shared.client) {
+        return; /* shmcb, or another node-local cache: the node lock decides */
+    }
+    if (sc->operator_rec) {
+        pegadm_shared_count(sc->shared.client, sc->operator_rec->metrics, sc->operator_rec->slot);
+    }
+    kv = pegadm_shared_kv(sc->shared.client);
+    sc->shared.kvstore = pegadm_kvstore_create(p, &kv, KEY_PREFIX, kv_lock, kv_unlock, sc);
+    sc->create_lock = sc->shared.kvstore ? &sc->shared.kvstore->mark : NULL;
+    sc->shared.store =
+        sc->shared.kvstore ? shared_store(p, s, &sc->shared.kvstore->store) : NULL;
 }

@@ -1,19 +1,39 @@
-/* Start-up checks of what the configuration tree shows about security:
- * combinations of directives that are each valid alone but unsafe
- * together are refused; risky uses of the module's variables draw a
- * warning. Each message names the directive, file and line. What httpd
- * does not let a module see at start-up (.htaccess files, values made by
- * other modules at request time) is covered per request or documented in
- * docs/security.md. */
+/* The start-up checks of the configuration tree, which still knows file
+ * and line here; each message names the directive, file and line.
+ *
+ * The scopes that act: where PegaDM On or a pegadm handler is configured,
+ * the widget ID and the secret must be set in the same scope, an enclosing
+ * one, or a sibling section that httpd is sure to merge for it
+ * (section_covers). Anything the check cannot see is caught per
+ * request (the handlers answer 500, eager mode stays off) and logged.
+ *
+ * Security: combinations of directives that are each valid alone but
+ * unsafe together are refused; risky uses of the module's variables draw a
+ * warning. What httpd does not let a module see at start-up (.htaccess
+ * files, values made by other modules at request time) is covered per
+ * request or documented in docs/security.md.
+ *
+ * The directives themselves are parsed in mod_pegadm_config.c. */
 #include "mod_pegadm.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
+#include <http_config.h>
 
 #include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
+
+/* Whether d is a section that only decides whether its contents count
+ * (<IfModule>, <IfDefine>...), not a scope of its own. */
+static int directive_is_conditional(const ap_directive_t *d);
+/* Whether httpd surely merges the sibling section for every request that
+ * reaches section: <Location /> covers everything, and a <Location> or
+ * <Directory> covers those of its kind below its path. */
+static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section);
 
 /* What a scope inherits from the scopes that enclose it. */
 typedef struct {
@@ -78,11 +98,11 @@ static void note_unset_early(apr_pool_t *p, const ap_directive_t *d, scope_t *sc
 static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
 {
     for (const ap_directive_t *d = first; d; d = d->next) {
-        if (!strcasecmp(d->directive, "PegaDMServiceURL")) {
+        if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_SERVICE_URL)) {
             scope->service_url = d;
-        } else if (!strcasecmp(d->directive, "PegaDMPrivateDataURL")) {
+        } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_PRIVATE_DATA_URL)) {
             scope->private_data_url = d;
-        } else if (!strcasecmp(d->directive, "PegaDMProxy")) {
+        } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_PROXY)) {
             scope->proxy = d;
         } else if (!strcasecmp(d->directive, "Session")) {
             scope->session = d;
@@ -91,8 +111,7 @@ static void collect(apr_pool_t *p, const ap_directive_t *first, scope_t *scope)
             scope->client_address_condition = 1;
         } else if (!strcasecmp(d->directive, "RequestHeader")) {
             note_unset_early(p, d, scope);
-        } else if (d->first_child &&
-                   (pegadm_directive_is_conditional(d) || is_require_container(d))) {
+        } else if (d->first_child && (directive_is_conditional(d) || is_require_container(d))) {
             collect(p, d->first_child, scope);
         }
     }
@@ -152,7 +171,7 @@ static int is_bootstrap_handler(apr_pool_t *p, const ap_directive_t *d)
 
 /* mod_session writes its cookie on every answer of a scope with Session On
  * (and SessionMaxAge renews it each time): the bootstrap script is then
- * kept private (mod_pegadm_cachectl.c), and a shared cache in front that
+ * kept private (mod_pegadm_cachecontrol.c), and a shared cache in front that
  * ignores that would hand the cookie, a login, to the next visitor. */
 static void warn_session_on(apr_pool_t *p, const scope_t *scope, const ap_directive_t *handler)
 {
@@ -258,7 +277,7 @@ static void warn_directive(apr_pool_t *p, const scope_t *scope, const ap_directi
 {
     if (is_bootstrap_handler(p, d)) {
         warn_session_on(p, scope, d);
-    } else if (!strcasecmp(d->directive, "PegaDMCustomerID")) {
+    } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_CUSTOMER_ID)) {
         warn_customer_id(p, scope, d);
     } else if (!strcasecmp(d->directive, "RequestHeader")) {
         warn_forwarded_session(p, scope, d);
@@ -274,7 +293,7 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
     int failures;
 
     for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
-        if (pegadm_section_covers(p, s, section)) {
+        if (section_covers(p, s, section)) {
             collect(p, s->first_child, &scope);
         }
     }
@@ -286,7 +305,7 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
             inner.client_address_condition |= is_client_address_condition(d);
             /* a conditional section's settings were collected with this
              * level already: walking it again finds no new pair */
-            failures += pegadm_directive_is_conditional(d) || is_require_container(d)
+            failures += directive_is_conditional(d) || is_require_container(d)
                             ? walk(p, d->first_child, &inner, NULL, NULL)
                             : walk(p, d->first_child, &inner, first, d);
         } else {
@@ -296,8 +315,183 @@ static int walk(apr_pool_t *p, const ap_directive_t *first, const scope_t *outer
     return failures;
 }
 
-int pegadm_check_security(apr_pool_t *ptemp, server_rec *s)
+static int check_security(apr_pool_t *ptemp, server_rec *s)
 {
     scope_t none = {NULL, NULL, NULL, NULL, 0, NULL};
     return walk(ptemp, ap_conftree, &none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+typedef struct {
+    int widget;
+    int secret;
+} scope_has_t;
+
+static int directive_is_conditional(const ap_directive_t *d)
+{
+    static const char *const transparent[] = {
+        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective", "<IfSection", NULL};
+    for (int i = 0; transparent[i]; i++) {
+        if (!strcasecmp(d->directive, transparent[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void scan_level(const ap_directive_t *first, scope_has_t *has)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_WIDGET_ID)) {
+            has->widget = 1;
+        } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_SECRET) ||
+                   !strcasecmp(d->directive, PEGADM_DIRECTIVE_SECRET_FILE)) {
+            has->secret = 1;
+        } else if (d->first_child && directive_is_conditional(d)) {
+            scan_level(d->first_child, has);
+        }
+    }
+}
+
+static const char *section_path(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    char *word = ap_getword_conf(p, &args);
+    apr_size_t len = strlen(word);
+    if (len && word[len - 1] == '>') {
+        word[len - 1] = '\0';
+    }
+    return word;
+}
+
+static int path_is_prefix(const char *prefix, const char *path)
+{
+    apr_size_t len = strlen(prefix);
+    if (prefix[0] == '~' || strncmp(prefix, path, len) != 0) {
+        return 0;
+    }
+    return len == 0 || prefix[len - 1] == '/' || path[len] == '/' || path[len] == '\0';
+}
+
+/* Regular expressions are not followed: their sections cover nothing. */
+static int section_covers(apr_pool_t *p, const ap_directive_t *sibling,
+                          const ap_directive_t *section)
+{
+    const char *prefix;
+
+    if (sibling == section || !sibling->first_child) {
+        return 0;
+    }
+    prefix = section_path(p, sibling);
+    if (!strcasecmp(sibling->directive, "<Location") && !strcmp(prefix, "/")) {
+        return 1;
+    }
+    if (strcasecmp(sibling->directive, section->directive) != 0 ||
+        (strcasecmp(section->directive, "<Location") != 0 &&
+         strcasecmp(section->directive, "<Directory") != 0)) {
+        return 0;
+    }
+    return path_is_prefix(prefix, section_path(p, section));
+}
+
+static int acts_here(apr_pool_t *p, const ap_directive_t *d, const char **what)
+{
+    const char *args = d->args, *word;
+
+    if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_ENABLED)) {
+        *what = "PegaDM On";
+        return !strcasecmp(ap_getword_conf(p, &args), "on");
+    }
+    if (!strcasecmp(d->directive, "SetHandler") || !strcasecmp(d->directive, "AddHandler")) {
+        word = ap_getword_conf(p, &args);
+        *what = apr_pstrcat(p, d->directive, " ", word, NULL);
+        return !strcasecmp(word, PEGADM_HANDLER_SESSION) ||
+               !strcasecmp(word, PEGADM_HANDLER_BOOTSTRAP);
+    }
+    return 0;
+}
+
+static int check_level(apr_pool_t *p, const ap_directive_t *first, scope_has_t inherited,
+                       const ap_directive_t *siblings, const ap_directive_t *section)
+{
+    scope_has_t has = inherited;
+    int failures = 0;
+    const char *what;
+
+    scan_level(first, &has);
+    for (const ap_directive_t *s = section ? siblings : NULL; s; s = s->next) {
+        if (section_covers(p, s, section)) {
+            scan_level(s->first_child, &has);
+        }
+    }
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            const ap_directive_t *level_siblings = directive_is_conditional(d) ? NULL : first;
+            failures += check_level(p, d->first_child, has, level_siblings,
+                                    directive_is_conditional(d) ? section : d);
+        } else if (acts_here(p, d, &what) && !(has.widget && has.secret)) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                         "PEGADM010: %s at %s:%d is in a scope without %s%s%s", what,
+                         d->filename, d->line_num, has.widget ? "" : "PegaDMWidgetID",
+                         has.widget || has.secret ? "" : " and ",
+                         has.secret ? "" : "PegaDMJWTSecret (or PegaDMJWTSecretFile)");
+            failures++;
+        }
+    }
+    return failures;
+}
+
+static int check_scopes(apr_pool_t *ptemp, server_rec *s)
+{
+    scope_has_t none = {0, 0};
+    return check_level(ptemp, ap_conftree, none, NULL, NULL) ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+/* ---- start-up check: every query needs a DBDriver for its server ----
+ * DBDriver is a server-level directive, so it can only sit at the top, in
+ * a <VirtualHost>, or in conditional sections around them. */
+
+static int level_has_driver(const ap_directive_t *first)
+{
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (!strcasecmp(d->directive, "DBDriver")) {
+            return 1;
+        }
+        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0 &&
+            level_has_driver(d->first_child)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int check_queries(const ap_directive_t *first, int has_driver)
+{
+    int failures = 0;
+
+    has_driver = has_driver || level_has_driver(first);
+    for (const ap_directive_t *d = first; d; d = d->next) {
+        if (d->first_child) {
+            failures += check_queries(d->first_child, has_driver);
+        } else if (!strcasecmp(d->directive, PEGADM_DIRECTIVE_CID_QUERY) && !has_driver) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
+                         "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
+                         "configure DBDriver and DBDParams (mod_dbd) for this server",
+                         d->filename, d->line_num);
+            failures++;
+        }
+    }
+    return failures;
+}
+
+/* Each check walks the tree in its own way; the first that fails stops
+ * the start-up before the next speaks. */
+int pegadm_check_config_tree(apr_pool_t *ptemp, server_rec *s)
+{
+    if (check_queries(ap_conftree, 0)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (check_security(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return check_scopes(ptemp, s);
 }

@@ -1,21 +1,38 @@
-/* The directives of mod_pegadm: the command table and the handlers that
- * parse and check each value, the per-directory and server records with
- * their merge, and the accessors that apply the defaults. The checks of
- * values are in pegadm_confcheck.c; the checks across scopes at start-up
- * are in mod_pegadm_scopes.c (widget and secret) and mod_pegadm_dbd.c (a
- * database for each query). */
+/* The directives of mod_pegadm, every one of them: the command table and
+ * the handlers that parse and check each value, the per-directory and
+ * server records (with their sub-records: the local cache's settings, the
+ * operator record and the preflight's) and their merge, the one home of
+ * every default and the accessors that apply them, the widget list the
+ * counters are made for, and the JWT secret withheld from what mod_info and
+ * DUMP_CONFIG show.
+ *
+ * The checks of single values are in pegadm_confcheck.c, where they can be
+ * fuzzed; the checks across scopes at start-up are mod_pegadm_checks.c's.
+ *
+ * What the configuration shows of the JWT secret: nothing. mod_info's
+ * /server-info and "apachectl -t -D DUMP_CONFIG" print every directive's
+ * arguments from the configuration tree, with ${VAR} already replaced, so
+ * the secret's directive (and a Define that holds it) get a placeholder
+ * there once it has been read. A secret written in a configuration file is
+ * only as private as that file: one readable by group or others draws the
+ * warning a secret file would. */
 #include "mod_pegadm.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
+#include <apr_dbd.h>
+#include <apr_file_info.h>
 #include <apr_file_io.h>
+#include <apr_md5.h>
+#include <apr_optional.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
+#include <mod_dbd.h>
 
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 #include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
@@ -34,6 +51,20 @@ APLOG_USE_MODULE(pegadm);
 
 #define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
 #define PEGADM_DEFAULT_BREAKER_COOLDOWN  30
+
+/* server-wide settings */
+#define DEFAULT_CACHE_CUSTOMERS      100000
+#define DEFAULT_LOCAL_CUSTOMERS      10000
+#define MAX_LOCAL_CUSTOMERS          5000000
+#define DEFAULT_LOCAL_MAX_AGE        apr_time_from_sec(1)
+#define MAX_LOCAL_MAX_AGE            apr_time_from_sec(3600)
+#define DEFAULT_READS_PER_CHILD      2
+#define MAX_READS_PER_CHILD          1000
+#define PRIVATE_DATA_REFRESH_DEFAULT 60
+#define PRIVATE_DATA_REFRESH_MAX     86400
+#define DEFAULT_WARN_DAYS            14
+#define DEFAULT_INTERVAL             600
+#define QUERY_TTL_MAX                86400
 
 #define UNSET        (-1)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
@@ -101,9 +132,22 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return d;
 }
 
+/* The sub-records are made with the record: the directives fill them, and
+ * the start-up sequence finds them whether any directive was given or not. */
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
 {
-    return apr_pcalloc(p, sizeof(pegadm_server_conf_t));
+    pegadm_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->local_conf = apr_pcalloc(p, sizeof(*sc->local_conf));
+    sc->local_conf->read_lock = UNSET;
+    sc->local_conf->customers = UNSET;
+    sc->local_conf->max_age = UNSET;
+    sc->operator_rec = apr_pcalloc(p, sizeof(*sc->operator_rec));
+    sc->operator_rec->preflight = apr_pcalloc(p, sizeof(*sc->operator_rec->preflight));
+    sc->operator_rec->preflight->enabled = UNSET;
+    sc->operator_rec->preflight->warn_days = UNSET;
+    sc->operator_rec->preflight->every = UNSET;
+    return sc;
 }
 
 /* One cache serves the whole server: virtual hosts share the main record. */
@@ -117,7 +161,7 @@ const char *pegadm_conf_service_url(const pegadm_dir_conf_t *d)
     return d->service_url ? d->service_url : PEGADM_DEFAULT_SERVICE_URL;
 }
 
-const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
+static const char *pegadm_conf_private_data_url(apr_pool_t *p, const pegadm_dir_conf_t *d)
 {
     if (d->private_data_url) {
         return d->private_data_url;
@@ -187,6 +231,43 @@ void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c)
     c->probe_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
 }
 
+apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d)
+{
+    return d->private_data_refresh >= 0 ? d->private_data_refresh
+                                        : apr_time_from_sec(PRIVATE_DATA_REFRESH_DEFAULT);
+}
+
+int pegadm_conf_cache_customers(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_customers > 0 ? sc->cache_customers : DEFAULT_CACHE_CUSTOMERS;
+}
+
+int pegadm_conf_local_customers(const pegadm_local_conf_t *lc)
+{
+    return lc->customers != UNSET ? lc->customers : DEFAULT_LOCAL_CUSTOMERS;
+}
+
+apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc)
+{
+    return lc->max_age != UNSET ? lc->max_age : DEFAULT_LOCAL_MAX_AGE;
+}
+
+/* 0: no bound */
+int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc)
+{
+    return sc->reads_directive ? sc->reads_per_child : DEFAULT_READS_PER_CHILD;
+}
+
+int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf)
+{
+    return pf->warn_days != UNSET ? pf->warn_days : DEFAULT_WARN_DAYS;
+}
+
+apr_interval_time_t pegadm_conf_preflight_interval(const pegadm_preflight_t *pf)
+{
+    return pf->every != UNSET ? pf->every : apr_time_from_sec(DEFAULT_INTERVAL);
+}
+
 /* ---- value parsers: each returns NULL or a message naming the directive ---- */
 
 /* The checks themselves are in pegadm_confcheck.c, where they can be
@@ -203,6 +284,102 @@ static const char *parse_service_url(cmd_parms *cmd, const char *arg, const char
 
 /* ---- directive handlers ---- */
 
+static pegadm_server_conf_t *server_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &pegadm_module);
+}
+
+static void logout_cookie_wanted_by(cmd_parms *cmd)
+{
+    /* a property of this configuration: gone with its pool on a restart */
+    apr_pool_userdata_setn("1", PEGADM_LOGOUT_WANTED_KEY, NULL, cmd->pool);
+}
+
+static int register_widget(cmd_parms *cmd, const char *widget_id)
+{
+    apr_array_header_t *ids = NULL;
+
+    apr_pool_userdata_get((void **)&ids, PEGADM_WIDGETS_KEY, cmd->pool);
+    if (!ids) {
+        ids = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        apr_pool_userdata_set(ids, PEGADM_WIDGETS_KEY, apr_pool_cleanup_null, cmd->pool);
+    }
+    for (int i = 0; i < ids->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(ids, i, const char *), widget_id)) {
+            return i;
+        }
+    }
+    APR_ARRAY_PUSH(ids, const char *) = apr_pstrdup(cmd->pool, widget_id);
+    return ids->nelts - 1;
+}
+
+/* ---- the JWT secret withheld from what the configuration shows ---- */
+
+#define WITHHELD "(withheld)"
+#define CONFIG_READ                                                                            \
+    ((apr_size_t)1024 * 1024) /* a configuration file larger than this is not searched */
+
+/* Replaces the arguments of every Define whose value holds the secret. */
+static void hide_in_defines(apr_pool_t *p, ap_directive_t *d, const char *secret)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "Define") && d->args && strstr(d->args, secret)) {
+            const char *args = d->args;
+            d->args = apr_pstrcat(p, ap_getword_conf(p, &args), " " WITHHELD, NULL);
+        }
+        if (d->first_child) {
+            hide_in_defines(p, d->first_child, secret);
+        }
+    }
+}
+
+/* Whether the secret stands in the file as it is (not through ${VAR}). */
+static int file_holds(apr_pool_t *p, const char *path, const char *secret)
+{
+    apr_file_t *f;
+    char *buf = apr_palloc(p, CONFIG_READ + 1);
+    apr_size_t len = 0;
+    int found;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+        return 0;
+    }
+    apr_file_read_full(f, buf, CONFIG_READ, &len);
+    apr_file_close(f);
+    buf[len] = '\0';
+    found = strstr(buf, secret) != NULL;
+    memset(buf, 0, len);
+    return found;
+}
+
+static void check_inline(cmd_parms *cmd, const char *secret)
+{
+    const ap_directive_t *d = cmd->directive;
+    apr_finfo_t fi;
+
+    if (!d->filename ||
+        apr_stat(&fi, d->filename, APR_FINFO_PROT | APR_FINFO_TYPE, cmd->temp_pool) !=
+            APR_SUCCESS ||
+        fi.filetype != APR_REG || !(fi.protection & (APR_GREAD | APR_WREAD)) ||
+        !file_holds(cmd->temp_pool, d->filename, secret)) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM701: %s: the secret is written in '%s' (%s:%d), which is readable by "
+                 "group or others; make the file readable by root only (chmod 600), or use "
+                 "%sFile",
+                 cmd->cmd->name, d->filename, d->filename, d->line_num, cmd->cmd->name);
+}
+
+static void secret_withhold(cmd_parms *cmd, const char *secret)
+{
+    check_inline(cmd, secret);
+    cmd->directive->args = WITHHELD;
+    if (*secret) {
+        hide_in_defines(cmd->pool, ap_conftree, secret);
+    }
+}
+
 static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
 {
     ((pegadm_dir_conf_t *)dv)->enabled = on;
@@ -218,7 +395,7 @@ static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
                             cmd->cmd->name, arg);
     }
     ((pegadm_dir_conf_t *)dv)->widget_id = apr_pstrdup(cmd->pool, arg);
-    ((pegadm_dir_conf_t *)dv)->metrics_widget = pegadm_metrics_register_widget(cmd, arg);
+    ((pegadm_dir_conf_t *)dv)->metrics_widget = register_widget(cmd, arg);
     return NULL;
 }
 
@@ -270,7 +447,7 @@ static const char *set_secret(cmd_parms *cmd, void *dv, const char *arg)
     }
     err = make_secret(cmd, dv, arg, strlen(arg));
     if (!err) {
-        pegadm_secret_withhold(cmd, arg);
+        secret_withhold(cmd, arg);
     }
     return err;
 }
@@ -535,33 +712,138 @@ static const char *set_bootstrap_url(cmd_parms *cmd, void *dv, const char *arg)
     return parse_local_path(cmd, arg, &((pegadm_dir_conf_t *)dv)->bootstrap_url);
 }
 
-static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
+/* An httpd socache provider (shmcb, or another) with its arguments. */
+static const char *set_socache(cmd_parms *cmd, pegadm_server_conf_t *sc,
+                               const pegadm_cache_url_t *url)
 {
-    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *sep, *name, *args;
+    const char *err;
 
-    if (err) {
-        return err;
-    }
-    sep = ap_strchr_c(arg, ':');
-    name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
-    args = sep ? sep + 1 : NULL;
-    sc->cache_provider =
-        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
+    sc->cache_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, url->provider,
+                                            AP_SOCACHE_PROVIDER_VERSION);
     if (!sc->cache_provider) {
         return apr_psprintf(cmd->pool,
                             "%s: unknown socache provider '%s' (is "
                             "mod_socache_%s loaded before mod_pegadm?)",
-                            cmd->cmd->name, name, name);
+                            cmd->cmd->name, url->provider, url->provider);
     }
-    sc->cache_provider_name = name;
-    sc->cache_args = args;
+    sc->cache_provider_name = url->provider;
+    sc->cache_args = url->args;
+    err = sc->cache_provider->create(&sc->cache, url->args, cmd->temp_pool, cmd->pool);
+    return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
+}
+
+/* redis://, rediss://, memcache:// and the earlier redis: and memcache:
+ * forms go to the module's own clients; anything else to httpd's socache. */
+static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_cache_url_t *url = NULL;
+
+    if (err || (err = pegadm_cacheurl_parse(cmd->pool, cmd->cmd->name, arg, &url)) != NULL) {
+        return err;
+    }
     sc->cache_directive = cmd->directive;
-    err = sc->cache_provider->create(&sc->cache, args, cmd->temp_pool, cmd->pool);
-    if (err) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    if (url->kind == PEGADM_CACHE_SOCACHE) {
+        sc->shared.url = NULL;
+        return set_socache(cmd, sc, url);
     }
+    sc->shared.url = url;
+    sc->cache_provider = NULL;
+    sc->cache = NULL;
+    sc->cache_provider_name = url->kind == PEGADM_CACHE_REDIS ? "redis" : "memcache";
+    sc->cache_args = pegadm_cacheurl_describe(cmd->pool, url);
+    return NULL;
+}
+
+/* The shared cache's settings, noting where the directive at hand is. */
+static pegadm_shared_settings_t *shared_of(cmd_parms *cmd, pegadm_cache_opt_t opt)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+
+    sc->shared.where[opt] = cmd->directive;
+    return &sc->shared;
+}
+
+static const char *set_cache_timeout(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_TIMEOUT);
+
+    return err ? err
+               : pegadm_cacheurl_parse_timeout(cmd->pool, cmd->cmd->name, arg, &sh->timeout);
+}
+
+static const char *set_cache_user(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_USER);
+
+    if (!err && (!*arg || strpbrk(arg, " \t\r\n"))) {
+        err = apr_psprintf(cmd->pool, "%s: a user name without spaces", cmd->cmd->name);
+    }
+    sh->user = err ? NULL : apr_pstrdup(cmd->pool, arg);
+    return err;
+}
+
+/* Withheld from mod_info and the dumps as the JWT secret is. */
+static const char *set_cache_password(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_PASSWORD);
+
+    if (!err && (!*arg || strchr(arg, '\n') || (arg[0] == '$' && arg[1] == '{'))) {
+        err = apr_psprintf(cmd->pool, "%s: empty, or an undefined variable", cmd->cmd->name);
+    }
+    if (!err) {
+        sh->password = apr_pstrdup(cmd->pool, arg);
+        secret_withhold(cmd, arg);
+    }
+    return err;
+}
+
+static const char *set_cache_password_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_PASSWORD_FILE);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    int exposed = 0;
+
+    if (err || !path) {
+        return err ? err
+                   : apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    }
+    err = pegadm_shared_read_password(cmd->pool, path, &sh->password, &exposed);
+    if (!err && exposed) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM903: %s: %s (%s:%d) is readable by group or others; make it "
+                     "readable by root only (chmod 600)",
+                     cmd->cmd->name, path, cmd->directive->filename, cmd->directive->line_num);
+    }
+    return err;
+}
+
+/* PegaDMCacheCAFile, PegaDMCacheCertificateFile, PegaDMCacheKeyFile: a
+ * file that exists now, for a start that fails at once rather than later. */
+static const char *set_cache_tls_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_cache_opt_t opt = (pegadm_cache_opt_t)(apr_uintptr_t)cmd->info;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, opt);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (err) {
+        return err;
+    }
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a file that can be read",
+                            cmd->cmd->name, arg);
+    }
+    *(opt == PEGADM_CACHE_OPT_CA_FILE     ? &sh->ca_file
+      : opt == PEGADM_CACHE_OPT_CERT_FILE ? &sh->cert_file
+                                          : &sh->key_file) = path;
     return NULL;
 }
 
@@ -596,6 +878,209 @@ static const char *set_breaker_cooldown(cmd_parms *cmd, void *dv, const char *ar
     return set_seconds(cmd, arg, 3600, &((pegadm_dir_conf_t *)dv)->breaker_cooldown);
 }
 
+/* apr_dbd takes every %<letter> for a parameter and %% for a literal
+ * percent sign; the statement gets exactly one, the log-in name. */
+
+static const char *check_placeholders(cmd_parms *cmd, const char *query)
+{
+    int params = 0, strings = 0;
+
+    for (const char *q = query; *q; q++) {
+        if (q[0] == '%' && q[1] == '%') {
+            q++;
+        } else if (q[0] == '%' && apr_isalpha(q[1])) {
+            params++;
+            strings += q[1] == 's';
+        }
+    }
+    if (params != 1 || strings != 1) {
+        return apr_psprintf(cmd->pool,
+                            "%s: the SQL statement must take exactly one parameter, "
+                            "written %%s (the log-in name), and no other %%-parameter",
+                            cmd->cmd->name);
+    }
+    return NULL;
+}
+
+static const char *set_cid_query(cmd_parms *cmd, void *dv, const char *query)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    pegadm_dir_conf_t *d = dv;
+    unsigned char digest[APR_MD5_DIGESTSIZE];
+    char hex[2 * APR_MD5_DIGESTSIZE + 1];
+    const char *err;
+
+    if (!prepare) {
+        return apr_psprintf(cmd->pool, "%s needs mod_dbd: load it (LoadModule dbd_module ...)",
+                            cmd->cmd->name);
+    }
+    if ((err = check_placeholders(cmd, query)) != NULL) {
+        return err;
+    }
+    /* The label follows from the SQL alone: mod_dbd keeps statements per
+     * server and lets virtual hosts inherit the main server's, so one label
+     * must never stand for two different statements. */
+    apr_md5(digest, query, strlen(query));
+    ap_bin2hex(digest, sizeof(digest), hex);
+    d->cid_query = apr_pstrdup(cmd->pool, query);
+    d->cid_query_label = apr_pstrcat(cmd->pool, "pegadm_cid_", hex, NULL);
+    prepare(cmd->server, d->cid_query, d->cid_query_label);
+    return NULL;
+}
+
+static const char *set_cid_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
+
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
+    }
+    return err;
+}
+
+static const char *set_audit_log(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_operator_t *oper;
+
+    if (err) {
+        return err;
+    }
+    oper = server_conf(cmd->server)->operator_rec;
+    /* as CustomLog: "|prog" and "||prog" run prog directly, "|$cmd" through the shell */
+    if (*arg == '|') {
+        arg++;
+        oper->audit_is_pipe = 1;
+        oper->audit_shell = *arg == '$';
+        arg += *arg == '$' || *arg == '|';
+        oper->audit_target = apr_pstrdup(cmd->pool, arg);
+    } else {
+        oper->audit_is_pipe = 0;
+        oper->audit_target = ap_server_root_relative(cmd->pool, arg);
+        if (!oper->audit_target) {
+            return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_preflight(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->enabled = on;
+    }
+    return err;
+}
+
+static const char *set_preflight_warn_days(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 3650, &v);
+    }
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->warn_days = (int)v;
+    }
+    return err;
+}
+
+static const char *set_preflight_interval(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
+    }
+    if (!err) {
+        server_conf(cmd->server)->operator_rec->preflight->every = apr_time_from_sec(v);
+    }
+    return err;
+}
+
+static const char *set_local_customers(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_LOCAL_CUSTOMERS, &v);
+    }
+    if (err) {
+        return err;
+    }
+    server_conf(cmd->server)->local_conf->customers = (int)v;
+    return NULL;
+}
+
+static const char *set_local_max_age(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t t;
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0 ||
+        t > MAX_LOCAL_MAX_AGE) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a time from 0 to 3600 seconds (e.g. 1, 250ms)",
+                            cmd->cmd->name, arg);
+    }
+    server_conf(cmd->server)->local_conf->max_age = t;
+    return NULL;
+}
+
+static const char *set_read_lock(cmd_parms *cmd, void *dv, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (!err) {
+        server_conf(cmd->server)->local_conf->read_lock = on;
+    }
+    return err;
+}
+
+static const char *set_reads_per_child(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_READS_PER_CHILD, &v);
+    }
+    if (err) {
+        return err;
+    }
+    sc->reads_per_child = (int)v;
+    sc->reads_directive = cmd->directive;
+    return NULL;
+}
+
+static const char *set_forget(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->forget = on;
+    if (on) {
+        logout_cookie_wanted_by(cmd);
+    }
+    return NULL;
+}
+
+static const char *set_private_data_refresh(cmd_parms *cmd, void *dv, const char *arg)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (!*arg || *end || v < 0 || v > PRIVATE_DATA_REFRESH_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds from 0 to %d",
+                            cmd->cmd->name, arg, PRIVATE_DATA_REFRESH_MAX);
+    }
+    ((pegadm_dir_conf_t *)dv)->private_data_refresh = apr_time_from_sec(v);
+    return NULL;
+}
+
 #define DIR_SCOPE (RSRC_CONF | ACCESS_CONF)
 
 const command_rec pegadm_cmds[] = {
@@ -620,16 +1105,30 @@ const command_rec pegadm_cmds[] = {
                    "a private-data field: key, expression, and optionally its type "
                    "(string, boolean, number or json)"),
     AP_INIT_TAKE1("PegaDMCache", set_cache, NULL, RSRC_CONF,
-                  "the socache provider holding sessions, provider[:args]"),
+                  "where sessions are kept: redis://, rediss://, memcache:// or shmcb[:args]"),
+    AP_INIT_TAKE1("PegaDMCacheTimeout", set_cache_timeout, NULL, RSRC_CONF,
+                  "deadline of one shared cache operation, in seconds (decimals allowed)"),
+    AP_INIT_TAKE1("PegaDMCacheUser", set_cache_user, NULL, RSRC_CONF, "Redis ACL user name"),
+    AP_INIT_TAKE1("PegaDMCachePassword", set_cache_password, NULL, RSRC_CONF,
+                  "Redis password or access key"),
+    AP_INIT_TAKE1("PegaDMCachePasswordFile", set_cache_password_file, NULL, RSRC_CONF,
+                  "file holding the Redis password or access key"),
+    AP_INIT_TAKE1("PegaDMCacheCAFile", set_cache_tls_file, (void *)PEGADM_CACHE_OPT_CA_FILE,
+                  RSRC_CONF, "CA certificates for the cache server (rediss://)"),
+    AP_INIT_TAKE1("PegaDMCacheCertificateFile", set_cache_tls_file,
+                  (void *)PEGADM_CACHE_OPT_CERT_FILE, RSRC_CONF,
+                  "client certificate for the cache server (rediss://)"),
+    AP_INIT_TAKE1("PegaDMCacheKeyFile", set_cache_tls_file, (void *)PEGADM_CACHE_OPT_KEY_FILE,
+                  RSRC_CONF, "the client certificate's key (rediss://)"),
     AP_INIT_TAKE1("PegaDMCacheCustomers", set_cache_customers, NULL, RSRC_CONF,
                   "customers holding a session at once, for sizing the shmcb cache"),
-    AP_INIT_TAKE1("PegaDMLocalCache", pegadm_localcache_set_customers, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMLocalCache", set_local_customers, NULL, RSRC_CONF,
                   "customers whose session IDs each child process keeps (0: off)"),
-    AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", pegadm_localcache_set_max_age, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMLocalCacheMaxAge", set_local_max_age, NULL, RSRC_CONF,
                   "how long a child reuses what it read from a shared cache (0: never)"),
-    AP_INIT_FLAG("PegaDMCacheReadLock", pegadm_localcache_set_read_lock, NULL, RSRC_CONF,
+    AP_INIT_FLAG("PegaDMCacheReadLock", set_read_lock, NULL, RSRC_CONF,
                  "Off: memcache and redis reads skip the node's pegadm-cache mutex"),
-    AP_INIT_TAKE1("PegaDMCacheReadsPerChild", pegadm_reads_set_per_child, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMCacheReadsPerChild", set_reads_per_child, NULL, RSRC_CONF,
                   "reads of a memcache or redis cache one child sends at once (0: no bound)"),
     AP_INIT_TAKE1("PegaDMCacheTTL", set_cache_ttl, NULL, DIR_SCOPE,
                   "seconds a user's session ID is reused"),
@@ -659,21 +1158,21 @@ const command_rec pegadm_cmds[] = {
                   "an expression giving the CSP nonce of the injected script tag"),
     AP_INIT_TAKE1("PegaDMBootstrapURL", set_bootstrap_url, NULL, DIR_SCOPE,
                   "the path of the bootstrap script, as the injected tag loads it"),
-    AP_INIT_TAKE1("PegaDMCustomerIDQuery", pegadm_dbd_set_query, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMCustomerIDQuery", set_cid_query, NULL, DIR_SCOPE,
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
-    AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", pegadm_dbd_set_query_ttl, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", set_cid_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
-    AP_INIT_FLAG("PegaDMPreflight", pegadm_preflight_set, NULL, RSRC_CONF,
+    AP_INIT_FLAG("PegaDMPreflight", set_preflight, NULL, RSRC_CONF,
                  "Off to skip checking the services at start-up and periodically"),
-    AP_INIT_TAKE1("PegaDMPreflightInterval", pegadm_preflight_set_interval, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMPreflightInterval", set_preflight_interval, NULL, RSRC_CONF,
                   "seconds between checks of the services (0: at start-up only)"),
-    AP_INIT_TAKE1("PegaDMCertificateWarnDays", pegadm_preflight_set_warn_days, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMCertificateWarnDays", set_preflight_warn_days, NULL, RSRC_CONF,
                   "warn when a service's certificate expires within this many days"),
-    AP_INIT_TAKE1("PegaDMAuditLog", pegadm_audit_set_log, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("PegaDMAuditLog", set_audit_log, NULL, RSRC_CONF,
                   "a file, or \"|program\", receiving one JSON line per session event"),
-    AP_INIT_FLAG("PegaDMForget", pegadm_set_forget, NULL, DIR_SCOPE,
+    AP_INIT_FLAG("PegaDMForget", set_forget, NULL, DIR_SCOPE,
                  "On for the portal's logout URL: drop the user's chat session first"),
-    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", pegadm_set_private_data_refresh, NULL, DIR_SCOPE,
+    AP_INIT_TAKE1("PegaDMPrivateDataRefresh", set_private_data_refresh, NULL, DIR_SCOPE,
                   "seconds between re-pushes of changed private data (0: never re-push)"),
     {.name = NULL}, /* the end of the table */
 };

@@ -1,5 +1,23 @@
-/* The two handlers: pegadm-session (JSON) and pegadm-bootstrap (JavaScript). */
+/* The session endpoint and the bootstrap script: the pegadm-session
+ * handler (JSON) with the owner of a login it answers to GET ...?owner,
+ * the pegadm-bootstrap handler (JavaScript), and which requests to them
+ * come from the portal's own pages (Fetch Metadata, Origin, the media
+ * type of a POST body).
+ *
+ * A cross-site page can make a browser send a form or a no-cors fetch with
+ * the user's cookies; it cannot make it claim Sec-Fetch-Site: same-origin,
+ * send the portal's own Origin, or post application/json without a
+ * preflight the endpoint never answers.
+ *
+ * The owner is an opaque value that names the customer's login without
+ * revealing the customer or anything usable elsewhere: a keyed hash (the
+ * cache-key HMAC, derived from the JWT secret, under a purpose label of its
+ * own) of (widget, customer, when the customer's session was last
+ * forgotten), so it changes with the user and at every logout
+ * (PegaDMForget, DELETE), and not when a session is renewed or expires: a
+ * long chat outlives PegaDMCacheTTL. Learning it creates no session. */
 #include "mod_pegadm.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
@@ -7,12 +25,24 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <apr_uri.h>
 
-#include "mod_pegadm_ops.h"
 #include "pegadm_answer.h"
 #include "pegadm_trigger.h"
+#include "pegadm_b64.h"
 
 APLOG_USE_MODULE(pegadm);
+
+/* True unless r comes from the portal's own pages: Sec-Fetch-Site
+ * same-origin or none; without it, GET passes (unless strict) and POST,
+ * DELETE or a strict GET need an Origin equal to the request's own. */
+static int pegadm_is_cross_site(request_rec *r, int strict);
+/* True if a POST's body is application/json, or there is no body. */
+static int pegadm_post_body_is_json(request_rec *r);
+/* The opaque owner of the login, for the bootstrap's owner check
+ * (GET {session endpoint}?owner); creates no session. */
+static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *customer_id, const char **owner);
 
 #define BODY_MAX          PEGADM_TRIGGER_BODY_MAX
 #define RETRY_UNAVAILABLE "10"
@@ -204,8 +234,11 @@ int pegadm_session_handler(request_rec *r)
             return OK;
         }
     }
-    return st == PEGADM_SESSION_OK ? send_session(r, d, res.session_id)
-                                   : answer_failure(r, st, &res);
+    if (st != PEGADM_SESSION_OK) {
+        return answer_failure(r, st, &res);
+    }
+    pegadm_logout_cookie_set(r, d, customer_id);
+    return send_session(r, d, res.session_id);
 }
 
 /* The script (src/js/bootstrap.js) is one function expression, called
@@ -252,4 +285,88 @@ int pegadm_bootstrap_handler(request_rec *r)
     ap_rputs(");\n", r);
     free(config_text);
     return OK;
+}
+
+static int default_port(const char *scheme)
+{
+    return !strcasecmp(scheme, "https") ? 443 : 80;
+}
+
+/* The request's own origin is the scheme httpd serves (ap_http_scheme:
+ * https with mod_ssl, or with a ServerName that says https://) and the
+ * Host header; Origin must equal it in scheme, host and port. */
+static int origin_is_own(request_rec *r, const char *origin)
+{
+    const char *scheme = ap_http_scheme(r);
+    const char *host = apr_table_get(r->headers_in, "Host");
+    apr_uri_t o, own;
+
+    if (!host || apr_uri_parse(r->pool, origin, &o) != APR_SUCCESS || !o.scheme ||
+        !o.hostname || o.path || o.query || o.user ||
+        apr_uri_parse(r->pool, apr_pstrcat(r->pool, scheme, "://", host, NULL), &own) !=
+            APR_SUCCESS ||
+        !own.hostname) {
+        return 0;
+    }
+    return !strcasecmp(o.scheme, scheme) && !strcasecmp(o.hostname, own.hostname) &&
+           (o.port_str ? o.port : default_port(o.scheme)) ==
+               (own.port_str ? own.port : default_port(scheme));
+}
+
+static int pegadm_is_cross_site(request_rec *r, int strict)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *origin;
+
+    if (site) {
+        /* a browser's own word: only these two mean "the portal's page"
+         * (none: typed in, a bookmark) */
+        return strcasecmp(site, "same-origin") != 0 && strcasecmp(site, "none") != 0;
+    }
+    if (r->method_number == M_GET && !strict) {
+        return 0; /* reading needs no proof: another site cannot read the answer */
+    }
+    origin = apr_table_get(r->headers_in, "Origin");
+    return !origin || !origin_is_own(r, origin);
+}
+
+static int pegadm_post_body_is_json(request_rec *r)
+{
+    const char *type = apr_table_get(r->headers_in, "Content-Type");
+    const char *length = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t n;
+
+    if (!type) {
+        /* the widget's optional body is JSON; only no body at all may go untyped */
+        return !apr_table_get(r->headers_in, "Transfer-Encoding") &&
+               (!length || !strcmp(length, "0"));
+    }
+    n = strcspn(type, "; \t");
+    return n == 16 && !strncasecmp(type, "application/json", n);
+}
+
+/* Bytes of the HMAC kept: enough that no one guesses another's value. */
+#define OWNER_BYTES 18
+
+static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *customer_id, const char **owner)
+{
+    unsigned char mac[PEGADM_CACHE_ID_LEN];
+    pegadm_session_result_t res;
+    pegadm_session_status_t st;
+    const char *subject;
+
+    st = pegadm_session_op(r, d, customer_id, PEGADM_OP_LAST_FORGET, NULL, &res);
+    if (st != PEGADM_SESSION_OK) {
+        return st;
+    }
+    /* a customer ID holds no control character: "\n" separates */
+    subject = apr_psprintf(r->pool, "%s\n%" APR_TIME_T_FMT, customer_id, res.forgotten_at);
+    if (pegadm_cache_id(&d->secret->keys, "owner", d->widget_id, subject, mac) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM505: computing the owner of the chat failed (OpenSSL)");
+        return PEGADM_SESSION_STORE;
+    }
+    *owner = pegadm_b64url_encode(r->pool, mac, OWNER_BYTES);
+    return PEGADM_SESSION_OK;
 }

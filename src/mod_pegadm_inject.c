@@ -202,7 +202,7 @@ static apr_status_t scan_bucket(ap_filter_t *f, inject_ctx_t *ctx, apr_bucket **
     return APR_SUCCESS;
 }
 
-static apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     inject_ctx_t *ctx = f->ctx;
     apr_status_t rv;
@@ -241,7 +241,7 @@ static apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 }
 
 /* Adds the filter to main requests where PegaDMInject is On. */
-static void pegadm_insert_inject(request_rec *r)
+void pegadm_inject_insert(request_rec *r)
 {
     const pegadm_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     const char *accept_encoding;
@@ -255,14 +255,4 @@ static void pegadm_insert_inject(request_rec *r)
         apr_table_unset(r->headers_in, "Accept-Encoding");
     }
     ap_add_output_filter(PEGADM_INJECT_FILTER, NULL, r, r->connection);
-}
-
-void pegadm_inject_register_hooks(apr_pool_t *p)
-{
-    /* A resource filter runs before mod_deflate (a content-set filter). */
-    ap_register_output_filter(PEGADM_INJECT_FILTER, pegadm_inject_filter, NULL,
-                              AP_FTYPE_RESOURCE);
-    /* Last, so that filters added by name (SetOutputFilter INCLUDES) are
-     * in the chain before this one and the tag goes into their output. */
-    ap_hook_insert_filter(pegadm_insert_inject, NULL, NULL, APR_HOOK_LAST);
 }

@@ -1,98 +1,49 @@
 /* How a lookup reads: the Apache side of the per-process read cache
- * (pegadm_localcache.h), its directives, the generation counters in memory
- * shared by the node's processes (made once per httpd, kept across
- * restarts by mod_pegadm_keep.c) and each child's own cache; and whether a read of a shared
- * cache takes the node's pegadm-cache mutex. */
+ * (pegadm_localcache.h), the generation counters in memory shared by the
+ * node's processes (made once per httpd, retained across restarts by
+ * mod_pegadm_cache.c) and each child's own cache; whether a read of a
+ * shared cache takes the node's pegadm-cache mutex; and, when it does not,
+ * the read gate: how many lookups one child process sends to a memcache or
+ * redis cache at once (PegaDMCacheReadsPerChild, pegadm_gate.h), with its
+ * start-up messages. */
 #include "mod_pegadm.h"
-#include "pegadm_confcheck.h"
 
 #include <string.h>
 
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_core.h>
+#include <ap_mpm.h>
+
+#include "pegadm_confcheck.h"
 
 APLOG_USE_MODULE(pegadm);
 
-#define DEFAULT_CUSTOMERS 10000
-#define MAX_CUSTOMERS     5000000
-#define DEFAULT_MAX_AGE   apr_time_from_sec(1)
-#define MAX_MAX_AGE       apr_time_from_sec(3600)
-#define GENERATIONS_KEY   "pegadm-localcache-generations"
-
-struct pegadm_local_conf {
-    int read_lock;               /* PegaDMCacheReadLock; -1: unset (On) */
-    int customers;               /* -1: unset; 0: off */
-    apr_interval_time_t max_age; /* -1: unset; 0: always read a shared cache */
-    void *generations;           /* shared memory, from post_config */
-};
-
-static pegadm_local_conf_t *local_conf(cmd_parms *cmd)
-{
-    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
-    if (!sc->local_conf) {
-        sc->local_conf = apr_pcalloc(cmd->pool, sizeof(*sc->local_conf));
-        sc->local_conf->read_lock = -1;
-        sc->local_conf->customers = -1;
-        sc->local_conf->max_age = -1;
-    }
-    return sc->local_conf;
-}
-
-const char *pegadm_localcache_set_customers(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-
-    if (!err) {
-        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CUSTOMERS, &v);
-    }
-    if (err) {
-        return err;
-    }
-    local_conf(cmd)->customers = (int)v;
-    return NULL;
-}
-
-const char *pegadm_localcache_set_max_age(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_interval_time_t t;
-
-    if (err) {
-        return err;
-    }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0 || t > MAX_MAX_AGE) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a time from 0 to 3600 seconds (e.g. 1, 250ms)",
-                            cmd->cmd->name, arg);
-    }
-    local_conf(cmd)->max_age = t;
-    return NULL;
-}
-
-const char *pegadm_localcache_set_read_lock(cmd_parms *cmd, void *dv, int on)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (!err) {
-        local_conf(cmd)->read_lock = on;
-    }
-    return err;
-}
+#define GENERATIONS_KEY "pegadm-localcache-generations"
 
 /* Unless PegaDMCacheReadLock On (bounded by PegaDMCacheReadsPerChild);
  * shmcb is not safe for concurrent use: its reads always take the lock. */
+static int not_concurrent(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_provider && (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+}
+
+/* Whether a cache is configured: the module's own client, or a provider. */
+static int has_cache(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_provider || sc->shared.url;
+}
+
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
 {
-    return (!sc->local_conf || sc->local_conf->read_lock != 1) &&
-           !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+    return sc->local_conf->read_lock != 1 && !not_concurrent(sc);
 }
 
 /* The counters live as long as httpd itself: children of the generation
  * before a graceful restart, still finishing requests, bump the same ones. */
 static void *shared_generations(server_rec *s)
 {
-    void *found = pegadm_kept(GENERATIONS_KEY);
+    void *found = pegadm_retained(GENERATIONS_KEY);
     apr_shm_t *shm;
     apr_status_t rv;
 
@@ -100,7 +51,7 @@ static void *shared_generations(server_rec *s)
         return found;
     }
     rv = apr_shm_create(&shm, PEGADM_LOCALCACHE_SHARED_SIZE, NULL,
-                        pegadm_keep_anew(s, GENERATIONS_KEY));
+                        pegadm_retain_anew(s, GENERATIONS_KEY));
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "PEGADM810: cannot share the local cache's generations between child "
@@ -115,7 +66,7 @@ static void *shared_generations(server_rec *s)
                      "session cache");
         return NULL;
     }
-    pegadm_keep(GENERATIONS_KEY, found);
+    pegadm_retain(GENERATIONS_KEY, found);
     return found;
 }
 
@@ -126,11 +77,10 @@ static int cache_is_shared(const pegadm_server_conf_t *sc)
 }
 
 /* PegaDMCacheReadLock Off with shmcb does nothing: it says so once per
- * start (reads without the mutex say so in mod_pegadm_reads.c). */
+ * start (reads without the mutex say so with the read gate, below). */
 static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
 {
-    if (sc->local_conf->read_lock == 0 && sc->cache_provider &&
-        (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)) {
+    if (sc->local_conf->read_lock == 0 && not_concurrent(sc)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "PEGADM840: PegaDMCacheReadLock Off is ignored: the %s cache is not "
                      "safe for concurrent use, its lookups take the node's mutex",
@@ -138,27 +88,17 @@ static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
     }
 }
 
-static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                                  server_rec *s)
+void pegadm_localcache_post_config(apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    pegadm_local_conf_t *lc;
+    pegadm_local_conf_t *lc = sc->local_conf;
 
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;
-    }
-    if (!sc->local_conf) {
-        sc->local_conf = apr_pcalloc(pconf, sizeof(*sc->local_conf));
-        sc->local_conf->read_lock = sc->local_conf->customers = -1;
-        sc->local_conf->max_age = -1;
-    }
-    lc = sc->local_conf;
     log_read_lock(sc, s);
-    lc->customers = lc->customers < 0 ? DEFAULT_CUSTOMERS : lc->customers;
-    lc->max_age = lc->max_age < 0 ? DEFAULT_MAX_AGE : lc->max_age;
+    lc->customers = pegadm_conf_local_customers(lc);
+    lc->max_age = pegadm_conf_local_max_age(lc);
     if (lc->customers == 0 || (cache_is_shared(sc) && lc->max_age == 0)) {
         lc->customers = 0;
-        return OK;
+        return;
     }
     lc->generations = shared_generations(s);
     if (lc->generations) {
@@ -172,10 +112,9 @@ static int localcache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
                                         apr_time_as_msec(lc->max_age))
                          : "");
     }
-    return OK;
 }
 
-static void localcache_child_init(apr_pool_t *p, server_rec *s)
+void pegadm_localcache_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     pegadm_local_conf_t *lc = sc->local_conf;
@@ -194,9 +133,57 @@ static void localcache_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-void pegadm_localcache_register_hooks(apr_pool_t *p)
+/* Once per start, restart and configuration test: what the read gate
+ * bounds, or why PegaDMCacheReadsPerChild is ignored. */
+void pegadm_read_gate_log(server_rec *s, apr_pool_t *p)
 {
-    /* after the session cache's post_config, which resolves the provider */
-    ap_hook_post_config(localcache_post_config, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_child_init(localcache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    const pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    int n = pegadm_conf_reads_per_child(sc), threads = 1;
+
+    if (!has_cache(sc)) {
+        return;
+    }
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    threads = threads > 1 ? threads : 1;
+    if (pegadm_localcache_read_unlocked(sc)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM841: lookups read the %s cache without the node's mutex, %s, so "
+                     "each child process may hold up to %d connections to it",
+                     sc->cache_provider_name,
+                     n ? apr_psprintf(p, "at most %d at once per child process", n)
+                       : "with no bound per child process (one per thread)",
+                     n && n < threads ? n : threads);
+    } else if (sc->reads_directive) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM861: PegaDMCacheReadsPerChild (%s:%d) is ignored: %s",
+                     sc->reads_directive->filename, sc->reads_directive->line_num,
+                     not_concurrent(sc)
+                         ? apr_psprintf(p,
+                                        "the %s cache is not safe for concurrent use, its "
+                                        "lookups take the node's mutex",
+                                        sc->cache_provider_name)
+                         : "PegaDMCacheReadLock On, lookups take the node's mutex");
+    }
+}
+
+/* A child with no more threads than places needs no gate. */
+void pegadm_read_gate_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    int n = pegadm_conf_reads_per_child(sc), threads = 1;
+    apr_status_t rv;
+
+    sc->read_gate = NULL;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if (!has_cache(sc) || !pegadm_localcache_read_unlocked(sc) || n == 0 || threads <= n) {
+        return;
+    }
+    rv = pegadm_gate_create(p, (unsigned int)n, (unsigned int)threads, &sc->read_gate);
+    if (rv != APR_SUCCESS) {
+        sc->read_gate = NULL;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "PEGADM862: cannot bound this child's concurrent reads of the %s cache; "
+                     "they go unbounded",
+                     sc->cache_provider_name);
+    }
 }

@@ -6,7 +6,7 @@
  * Debian's httpd) repeats the check every PegaDMPreflightInterval in one
  * child; every child warms a connection to each reachable service as it
  * starts, so the first customer pays no handshake. */
-#include "mod_pegadm_ops.h"
+#include "mod_pegadm_operator.h"
 
 #include <apr_optional.h>
 #include <apr_strings.h>
@@ -17,9 +17,7 @@
 
 APLOG_USE_MODULE(pegadm);
 
-#define DEFAULT_WARN_DAYS 14
-#define DEFAULT_INTERVAL  600
-#define WATCHDOG_NAME     "_pegadm_preflight_"
+#define WATCHDOG_NAME "_pegadm_preflight_"
 
 /* One service a scope of the configuration calls, for one widget. */
 typedef struct {
@@ -31,61 +29,6 @@ typedef struct {
     int reachable;     /* as last checked; children inherit the start-up result */
     int expiry_warned; /* per process */
 } target_t;
-
-struct pegadm_preflight_t {
-    int enabled;               /* -1 unset: on */
-    int warn_days;             /* -1 unset */
-    apr_interval_time_t every; /* -1 unset; 0: only at start-up */
-    apr_array_header_t *targets;
-    server_rec *s;
-};
-
-static pegadm_preflight_t *preflight_of(server_rec *s, apr_pool_t *p)
-{
-    pegadm_ops_t *ops = pegadm_ops_of(s);
-    if (!ops->preflight) {
-        ops->preflight = apr_pcalloc(p, sizeof(*ops->preflight));
-        ops->preflight->enabled = -1;
-        ops->preflight->warn_days = -1;
-        ops->preflight->every = -1;
-    }
-    return ops->preflight;
-}
-
-const char *pegadm_preflight_set(cmd_parms *cmd, void *dv, int on)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (!err) {
-        preflight_of(cmd->server, cmd->pool)->enabled = on;
-    }
-    return err;
-}
-
-const char *pegadm_preflight_set_warn_days(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    if (!err) {
-        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 3650, &v);
-    }
-    if (!err) {
-        preflight_of(cmd->server, cmd->pool)->warn_days = (int)v;
-    }
-    return err;
-}
-
-const char *pegadm_preflight_set_interval(cmd_parms *cmd, void *dv, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    if (!err) {
-        err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, 86400, &v);
-    }
-    if (!err) {
-        preflight_of(cmd->server, cmd->pool)->every = apr_time_from_sec(v);
-    }
-    return err;
-}
 
 /* ---- the services of the configuration ---- */
 
@@ -108,8 +51,8 @@ static void add_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf,
     t = apr_array_push(pf->targets);
     memset(t, 0, sizeof(*t));
     t->widget_id = d->widget_id;
-    t->widget = pegadm_ops_of(s)->widget_map && d->metrics_widget >= 0
-                    ? pegadm_ops_of(s)->widget_map[d->metrics_widget]
+    t->widget = pegadm_operator_of(s)->widget_map && d->metrics_widget >= 0
+                    ? pegadm_operator_of(s)->widget_map[d->metrics_widget]
                     : -1;
     t->service_url = dm.service_url;
     t->warm_url = apr_pstrcat(p, dm.service_url, "/", d->widget_id, "/widget.js", NULL);
@@ -148,7 +91,7 @@ static void collect_targets(apr_pool_t *p, server_rec *main, pegadm_preflight_t 
 
 static int warn_days(const pegadm_preflight_t *pf)
 {
-    return pf->warn_days >= 0 ? pf->warn_days : DEFAULT_WARN_DAYS;
+    return pegadm_conf_preflight_warn_days(pf);
 }
 
 /* Checks t, records the expiry, logs what changed. at_start: every
@@ -157,7 +100,7 @@ static int warn_days(const pegadm_preflight_t *pf)
 static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, target_t *t,
                          int at_start)
 {
-    pegadm_ops_t *ops = pegadm_ops_of(s);
+    pegadm_operator_t *oper = pegadm_operator_of(s);
     apr_time_t not_after = 0, now = apr_time_now();
     const char *error = NULL;
     pegadm_http_status_t st =
@@ -173,7 +116,7 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
                          t->service_url, t->widget_id, error ? error : "unknown error");
         }
         t->reachable = 0;
-        pegadm_metrics_set_reachable(ops->metrics, t->widget, 0);
+        pegadm_metrics_set_reachable(oper->metrics, t->widget, 0);
         return;
     }
     if (!t->reachable && !at_start) {
@@ -182,11 +125,11 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
                      t->widget_id);
     }
     t->reachable = 1;
-    pegadm_metrics_set_reachable(ops->metrics, t->widget, 1);
+    pegadm_metrics_set_reachable(oper->metrics, t->widget, 1);
     if (!not_after) {
         return; /* plain http on loopback: no certificate */
     }
-    pegadm_metrics_set_cert_expiry(ops->metrics, t->widget, not_after);
+    pegadm_metrics_set_cert_expiry(oper->metrics, t->widget, not_after);
     apr_rfc822_date(date, not_after);
     if (left < apr_time_from_sec((apr_int64_t)warn_days(pf) * 86400)) {
         if (at_start || !t->expiry_warned) {
@@ -205,14 +148,69 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
     }
 }
 
+/* ---- the shared cache servers (PegaDMCache redis://, memcache://) ----
+ * At start-up the parent checks them with a client of its own, closed with
+ * ptemp before any child starts; later the watchdog's child checks them
+ * with its copy of the children's client. */
+
+static void check_cache(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf,
+                        pegadm_shared_t *client, int at_start)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_shared_finding_t found;
+    apr_status_t rv = pegadm_shared_check(client, p, &found);
+
+    if (rv != APR_SUCCESS) {
+        if (at_start || pf->cache_usable) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "PEGADM901: preflight: the shared cache %s cannot be used: %s at "
+                         "%s%s%s; pages are served without chat sessions until it answers",
+                         sc->cache_args, pegadm_cache_err_name(rv), found.where,
+                         *found.detail ? ": " : "", found.detail);
+        }
+        pf->cache_usable = 0;
+        return;
+    }
+    if (at_start) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "PEGADM900: preflight: the shared cache %s answers%s", sc->cache_args,
+                     found.cluster ? " (a Redis Cluster)" : "");
+    } else if (!pf->cache_usable) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM902: preflight: the shared cache %s answers again", sc->cache_args);
+    }
+    pf->cache_usable = 1;
+}
+
+static void check_cache_at_start(apr_pool_t *ptemp, server_rec *s, pegadm_preflight_t *pf)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_shared_conf_t conf = pegadm_shared_conf_of(sc);
+    pegadm_shared_t *client = NULL;
+    const char *why = NULL;
+
+    conf.pool_max = 1;
+    if (pegadm_shared_open(ptemp, &conf, &client, &why) != APR_SUCCESS) {
+        return; /* the cache's own post_config has said why */
+    }
+    pegadm_shared_count(client, pegadm_operator_of(s)->metrics, NULL); /* pegadm_cache_up */
+    check_cache(ptemp, s, pf, client, 1);
+}
+
 static apr_status_t watchdog_check(int state, void *data, apr_pool_t *pool)
 {
     pegadm_preflight_t *pf = data;
+    pegadm_server_conf_t *sc;
 
-    if (state == AP_WATCHDOG_STATE_RUNNING) {
-        for (int i = 0; i < pf->targets->nelts; i++) {
-            check_target(pool, pf->s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 0);
-        }
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        return APR_SUCCESS;
+    }
+    for (int i = 0; i < pf->targets->nelts; i++) {
+        check_target(pool, pf->s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 0);
+    }
+    sc = ap_get_module_config(pf->s->module_config, &pegadm_module);
+    if (sc->shared.client) {
+        check_cache(pool, pf->s, pf, sc->shared.client, 0);
     }
     return APR_SUCCESS;
 }
@@ -223,8 +221,7 @@ static void schedule(apr_pool_t *pconf, server_rec *s, pegadm_preflight_t *pf)
         APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback =
         APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    apr_interval_time_t every =
-        pf->every >= 0 ? pf->every : apr_time_from_sec(DEFAULT_INTERVAL);
+    apr_interval_time_t every = pegadm_conf_preflight_interval(pf);
     ap_watchdog_t *wd;
     apr_status_t rv;
 
@@ -250,7 +247,8 @@ static void schedule(apr_pool_t *pconf, server_rec *s, pegadm_preflight_t *pf)
 
 apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    pegadm_preflight_t *pf = preflight_of(s, pconf);
+    pegadm_preflight_t *pf = pegadm_operator_of(s)->preflight;
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
 
     if (pf->enabled == 0) {
         return APR_SUCCESS;
@@ -260,7 +258,10 @@ apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, 
     for (int i = 0; i < pf->targets->nelts; i++) {
         check_target(ptemp, s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 1);
     }
-    if (pf->targets->nelts) {
+    if (sc->shared.url) {
+        check_cache_at_start(ptemp, s, pf);
+    }
+    if (pf->targets->nelts || sc->shared.url) {
         schedule(pconf, s, pf);
     }
     return APR_SUCCESS;
@@ -271,7 +272,7 @@ apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, 
 void pegadm_preflight_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    pegadm_preflight_t *pf = sc->ops ? sc->ops->preflight : NULL;
+    pegadm_preflight_t *pf = sc->operator_rec ? sc->operator_rec->preflight : NULL;
     apr_pool_t *tmp;
 
     if (!pf || !pf->targets || !sc->http_handles || apr_pool_create(&tmp, p) != APR_SUCCESS) {

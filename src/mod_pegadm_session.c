@@ -1,18 +1,39 @@
-/* The session op of a request: the session flow (pegadm_session.c) run
+/* The session call of a request: the session flow (pegadm_session.c) run
  * over the cache's store (mod_pegadm_cache.c) for a customer already known
- * (mod_pegadm_customer.c), with the create it calls on a miss: the
+ * (mod_pegadm_identity.c), with the create it calls on a miss: the
  * upstream calls with the request's private data, behind the circuit
- * breaker. The answer to the browser is the handlers' and eager mode's. */
+ * breaker, signed with the secret the service accepts. The answer to the
+ * browser is the handlers' and eager mode's.
+ *
+ * Rotating the Web Messaging connection's JWT secret without downtime:
+ * with PegaDMJWTSecretNext set, a create goes out signed with whichever of
+ * the two secrets the service last accepted (remembered in shared memory,
+ * so every child process knows); a refused token (401 or 403) is tried once
+ * more with the other secret. The process that sees the service switch logs
+ * it, once. Sealing and naming cache entries never depend on the secret in
+ * use: they use PegaDMJWTSecret's keys (see pegadm_session_call_t's
+ * keys_previous for a swap of the two). */
 #include "mod_pegadm.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
 
-#include "mod_pegadm_ops.h"
-
 APLOG_USE_MODULE(pegadm);
+
+/* Call 1 signed with the secret the service accepts; a refused token is
+ * tried once with the other configured secret. t is left holding the
+ * secret of the last attempt (the one to sign call 2 with). */
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, const char **why);
+
+/* Sets t to sign with the secret the service last accepted (a call to an
+ * existing session: private data pushed again). */
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t);
 
 static pegadm_server_conf_t *server_conf(server_rec *s)
 {
@@ -256,44 +277,44 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
     create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
-    pegadm_session_req_t req;
+    pegadm_session_call_t call;
     pegadm_session_status_t st;
 
-    memset(&req, 0, sizeof(req));
-    req.store = store;
-    req.mark = sc->create_mark;
-    req.local = sc->localcache;
-    req.read_unlocked = pegadm_localcache_read_unlocked(sc);
-    req.read_gate = sc->read_gate;
-    req.keys = &d->secret->keys;
-    req.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
-    req.widget_id = d->widget_id;
-    req.customer_id = customer_id;
-    req.ttl = pegadm_conf_cache_ttl(d);
+    memset(&call, 0, sizeof(call));
+    call.store = store;
+    call.mark = sc->create_lock;
+    call.local = sc->localcache;
+    call.read_unlocked = pegadm_localcache_read_unlocked(sc);
+    call.read_gate = sc->read_gate;
+    call.keys = &d->secret->keys;
+    call.keys_previous = d->secret_next ? &d->secret_next->keys : NULL;
+    call.widget_id = d->widget_id;
+    call.customer_id = customer_id;
+    call.ttl = pegadm_conf_cache_ttl(d);
     /* two sequential calls, each bounded by the timeout, plus slack */
-    req.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
-    pegadm_conf_create_limit(d, &req.create_limit, &req.create_window);
-    req.create = guarded_create;
-    req.create_baton = &baton;
-    req.waiters = sc->waiters;
-    req.waiters_max = pegadm_conf_create_waiters(d);
+    call.wait_max = 2 * pegadm_conf_timeout(d) + apr_time_from_sec(1);
+    pegadm_conf_create_limit(d, &call.create_limit, &call.create_window);
+    call.create = guarded_create;
+    call.create_baton = &baton;
+    call.waiters = sc->waiters;
+    call.waiters_max = pegadm_conf_create_waiters(d);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
-        req.data_digest = private_data_digest(&baton, r->pool);
-        req.refresh = pegadm_conf_private_data_refresh(d);
-        req.push = push_upstream;
-        req.push_baton = &baton;
+        call.data_digest = private_data_digest(&baton, r->pool);
+        call.refresh = pegadm_conf_private_data_refresh(d);
+        call.push = push_upstream;
+        call.push_baton = &baton;
     }
-    req.for_page = op == PEGADM_OP_PAGE;
+    call.for_page = op == PEGADM_OP_PAGE;
 
     if (op == PEGADM_OP_RENEW && trigger) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "PEGADM034: fresh session requested with proactive trigger '%s'",
                       ap_escape_logitem(r->pool, trigger));
     }
-    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &req, res)
-         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &req, res)
-         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &req, res)
-                                       : pegadm_session_get(r->pool, &req, res);
+    st = op == PEGADM_OP_RENEW         ? pegadm_session_renew(r->pool, &call, res)
+         : op == PEGADM_OP_FORGET      ? pegadm_session_forget(r->pool, &call, res)
+         : op == PEGADM_OP_LAST_FORGET ? pegadm_session_last_forget(r->pool, &call, res)
+                                       : pegadm_session_get(r->pool, &call, res);
     if (baton.payload) {
         json_decref(baton.payload);
     }
@@ -305,13 +326,14 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
             "(tampered, or written under another secret)",
             res->discarded);
     }
-    if (st == PEGADM_SESSION_OK &&
-        (op == PEGADM_OP_GET || op == PEGADM_OP_PAGE || op == PEGADM_OP_RENEW)) {
-        pegadm_logout_cookie_set(r, d, customer_id);
-    }
     switch (st) {
     case PEGADM_SESSION_STORE:
         pegadm_cache_log_failure(r, res->why);
+        /* the audit line names why: cache_timeout, cache_tls, cache_auth... */
+        pegadm_audit(
+            r, d, "refusal",
+            apr_pstrcat(r->pool, "cache_", pegadm_cache_err_name(res->store_status), NULL),
+            customer_id, NULL, 0);
         break;
     case PEGADM_SESSION_UPSTREAM:
         /* An open breaker was logged when it opened: its fast 503s, this
@@ -330,6 +352,99 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
         }
         log_push(r, d, res);
         break;
+    }
+    return st;
+}
+
+/* A fingerprint of a secret for the shared cell; never 0 (unknown). */
+static apr_uint32_t fingerprint(const pegadm_secret_t *secret, const char *widget_id)
+{
+    unsigned char mac[PEGADM_CACHE_ID_LEN];
+    if (pegadm_cache_id(&secret->keys, "secret fingerprint", widget_id, "", mac) !=
+        APR_SUCCESS) {
+        return 1;
+    }
+    return ((apr_uint32_t)mac[0] << 24 | (apr_uint32_t)mac[1] << 16 |
+            (apr_uint32_t)mac[2] << 8 | mac[3]) |
+           1u;
+}
+
+static void use_secret(pegadm_dm_target_t *t, const pegadm_secret_t *secret)
+{
+    t->secret = secret->bytes;
+    t->secret_len = secret->len;
+}
+
+static int token_refused(pegadm_dm_status_t st, long answered)
+{
+    return st == PEGADM_DM_HTTP_STATUS && (answered == 401 || answered == 403);
+}
+
+static void remember(request_rec *r, const pegadm_dir_conf_t *d, pegadm_metrics_t *m,
+                     int widget, int next)
+{
+    const pegadm_secret_t *accepted = next ? d->secret_next : d->secret;
+    apr_uint32_t fp = fingerprint(accepted, d->widget_id);
+
+    if (pegadm_metrics_set_accepted_secret(m, widget, fp, next) == fp) {
+        return; /* another process saw it first and said so */
+    }
+    if (next) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM620: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecret and accepted PegaDMJWTSecretNext; the next secret is "
+                      "in use now (swap the two in the configuration when convenient)",
+                      d->widget_id);
+    } else {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "PEGADM621: widget %s: the service refused a token signed with "
+                      "PegaDMJWTSecretNext and accepted PegaDMJWTSecret; PegaDMJWTSecret is "
+                      "in use now",
+                      d->widget_id);
+    }
+}
+
+static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
+                                         pegadm_dm_target_t *t)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
+
+    use_secret(t, d->secret_next &&
+                          pegadm_metrics_accepted_secret(m, pegadm_metrics_index(r, d)) ==
+                              fingerprint(d->secret_next, d->widget_id)
+                      ? d->secret_next
+                      : d->secret);
+}
+
+static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
+                                                 pegadm_dm_target_t *t, const char *customer_id,
+                                                 const char **sid, const char **why)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
+    int widget = pegadm_metrics_index(r, d);
+    int next = 0;
+    long answered = 0;
+    apr_time_t started = apr_time_now();
+    pegadm_dm_status_t st;
+
+    if (d->secret_next) {
+        next = pegadm_metrics_accepted_secret(m, widget) ==
+               fingerprint(d->secret_next, d->widget_id);
+    }
+    use_secret(t, next ? d->secret_next : d->secret);
+    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
+    pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+    if (d->secret_next && token_refused(st, answered)) {
+        next = !next;
+        use_secret(t, next ? d->secret_next : d->secret);
+        started = apr_time_now();
+        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
+        pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
+        if (st == PEGADM_DM_OK) {
+            remember(r, d, m, widget, next);
+        }
     }
     return st;
 }

@@ -1,3 +1,6 @@
+/* The audit log's lines (pegadm_audit.h): a JSON object per session
+ * event with its UTC time, and customer and session IDs replaced by keyed
+ * hashes that identify them across lines without revealing them. */
 #include "pegadm_audit.h"
 
 #include <stdlib.h>

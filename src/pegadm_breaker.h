@@ -10,7 +10,7 @@
 #include <apr_time.h>
 
 #include "pegadm_seal.h"
-#include "pegadm_session.h"
+#include "pegadm_store.h"
 
 typedef enum {
     PEGADM_BREAKER_CLOSED = 0, /* calls go out; failures are counted */

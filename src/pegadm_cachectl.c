@@ -1,3 +1,6 @@
+/* Cache-Control values (pegadm_cachectl.h): walking a value's directives,
+ * quoted commas included, to tell whether one is there and to add
+ * "private, no-store" without weakening what other modules set. Fuzzed. */
 #include "pegadm_cachectl.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Checks of directive values without httpd (pegadm_confcheck.h): numbers,
  * shmcb's size, UUIDs, service and proxy URLs, local paths. Fuzzed by
  * tests/fuzz/fuzz_confcheck.c; the directive handlers that call them are in
- * mod_pegadm_config.c and mod_pegadm_dbd.c. */
+ * mod_pegadm_config.c. */
 #include "pegadm_confcheck.h"
 
 #include <arpa/inet.h>

@@ -141,7 +141,7 @@ static pegadm_dm_status_t pegadm_dm_status_from_http(apr_pool_t *p, pegadm_http_
 static pegadm_dm_status_t pegadm_dm_post(apr_pool_t *p, const pegadm_dm_target_t *t,
                                          const char *url, const char *iss, const json_t *body,
                                          apr_time_t now, pegadm_http_response_t *resp,
-                                         const char **why)
+                                         long *answered, const char **why)
 {
     apr_int64_t iat = apr_time_sec(now);
     const char *token =
@@ -160,8 +160,8 @@ static pegadm_dm_status_t pegadm_dm_post(apr_pool_t *p, const pegadm_dm_target_t
     }
     hs = pegadm_http_post_json(p, url, token, text, strlen(text), &t->http, resp);
     free(text);
-    if (t->answered) {
-        *t->answered = hs == PEGADM_HTTP_OK ? resp->status : 0;
+    if (answered) {
+        *answered = hs == PEGADM_HTTP_OK ? resp->status : 0;
     }
     return pegadm_dm_status_from_http(p, hs, resp, why);
 }
@@ -191,7 +191,8 @@ static json_t *pegadm_dm_create_body(const char *customer_id)
 
 pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_target_t *t,
                                             const char *customer_id, apr_time_t now,
-                                            const char **session_id, const char **why)
+                                            const char **session_id, long *answered,
+                                            const char **why)
 {
     const char *url = apr_pstrcat(p, t->service_url, "/", t->widget_id, "/create", NULL);
     json_t *body = pegadm_dm_create_body(customer_id);
@@ -204,7 +205,7 @@ pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_targe
         *why = "customer ID is not valid UTF-8";
         return pegadm_dm_for_call(p, url, PEGADM_DM_INTERNAL, why);
     }
-    status = pegadm_dm_post(p, t, url, t->widget_id, body, now, &resp, why);
+    status = pegadm_dm_post(p, t, url, t->widget_id, body, now, &resp, answered, why);
     json_decref(body);
     if (status == PEGADM_DM_OK) {
         status = pegadm_dm_parse_create_answer(p, resp.status, resp.body, resp.body_len,
@@ -226,7 +227,7 @@ pegadm_dm_status_t pegadm_dm_push_private_data(apr_pool_t *p, const pegadm_dm_ta
         *why = "private data is not a JSON object";
         return pegadm_dm_for_call(p, url, PEGADM_DM_INTERNAL, why);
     }
-    status = pegadm_dm_post(p, t, url, session_id, payload, now, &resp, why);
+    status = pegadm_dm_post(p, t, url, session_id, payload, now, &resp, NULL, why);
     if (status == PEGADM_DM_OK && !pegadm_dm_status_is_2xx(p, resp.status, why)) {
         status = PEGADM_DM_HTTP_STATUS;
     }

@@ -18,7 +18,6 @@ typedef struct {
     apr_size_t secret_len;
     int token_lifetime; /* seconds, exp - iat */
     pegadm_http_opts_t http;
-    long *answered; /* optional: receives the HTTP status of the last answer (0: none) */
 } pegadm_dm_target_t;
 
 typedef enum {
@@ -40,10 +39,13 @@ pegadm_dm_status_t pegadm_dm_parse_create_answer(apr_pool_t *p, long http_status
                                                  const char **session_id, const char **why);
 
 /* Call 1: POST {service}/{widget}/create {"customerId": id} with a token
- * whose iss is the widget ID. now is the token's iat. */
+ * whose iss is the widget ID. now is the token's iat. answered (may be
+ * NULL) receives the HTTP status of the service's answer (0: none), which
+ * tells a refused token (401, 403) from other failures. */
 pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_target_t *t,
                                             const char *customer_id, apr_time_t now,
-                                            const char **session_id, const char **why);
+                                            const char **session_id, long *answered,
+                                            const char **why);
 
 /* Call 2: POST payload (borrowed, a JSON object) to the private-data URL with
  * a token whose iss is session_id. Any 2xx is success. */

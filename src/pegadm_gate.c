@@ -1,3 +1,6 @@
+/* The bound on threads of one process at once (pegadm_gate.h): a mutex,
+ * a count of those inside, and a queue of waiters served oldest first, so
+ * that a thread coming later never takes a place before one that waits. */
 #include "pegadm_gate.h"
 
 #include <apr_thread_cond.h>

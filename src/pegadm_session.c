@@ -76,22 +76,22 @@ static pegadm_store_key_t store_key(const cache_id_t *id)
 
 /* id's bytes and tag under keys. */
 static apr_status_t make_id(const pegadm_keys_t *keys, const char *purpose,
-                            const pegadm_session_req_t *req, cache_id_t *id)
+                            const pegadm_session_call_t *call, cache_id_t *id)
 {
-    pegadm_customer_tag(keys, req->widget_id, req->customer_id, id->tag);
-    return pegadm_cache_id(keys, purpose, req->widget_id, req->customer_id, id->bytes);
+    pegadm_customer_tag(keys, call->widget_id, call->customer_id, id->tag);
+    return pegadm_cache_id(keys, purpose, call->widget_id, call->customer_id, id->bytes);
 }
 
 /* Decodes a sealed entry read from the store; one that fails
  * authentication or decoding reads as no entry. */
-static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static void open_entry(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                        const unsigned char *buf, unsigned int len, entry_t *e,
                        pegadm_session_result_t *res)
 {
     unsigned char *plain;
     apr_size_t plain_len, sid_len;
 
-    if (pegadm_unseal(p, req->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
+    if (pegadm_unseal(p, call->keys, id->bytes, sizeof(id->bytes), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
         plain_len < ENTRY_HEADER) {
         res->discarded++; /* tampered, unreadable, or sealed under an older secret */
@@ -130,7 +130,7 @@ static void open_entry(apr_pool_t *p, const pegadm_session_req_t *req, const cac
     }
 }
 
-static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static apr_status_t load(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                          entry_t *e, pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX];
@@ -140,20 +140,20 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_req_t *req, const c
 
     memset(e, 0, sizeof(*e));
     key = store_key(id);
-    rv = req->store->get(req->store->ctx, &key, buf, &len, p);
+    rv = call->store->get(call->store->ctx, &key, buf, &len, p);
     if (rv == APR_NOTFOUND) {
         return APR_SUCCESS;
     }
     if (rv == APR_SUCCESS) {
-        open_entry(p, req, id, buf, len, e, res);
+        open_entry(p, call, id, buf, len, e, res);
     }
     return rv;
 }
 
 /* The key of the customer's forgotten entry. */
-static apr_status_t forgotten_id(const pegadm_session_req_t *req, cache_id_t *id)
+static apr_status_t forgotten_id(const pegadm_session_call_t *call, cache_id_t *id)
 {
-    return make_id(req->keys, "forgotten", req, id);
+    return make_id(call->keys, "forgotten", call, id);
 }
 
 /* A session entry made no later than the customer's last forget is one a
@@ -168,20 +168,20 @@ static void drop_if_forgotten(entry_t *e, const entry_t *forgotten)
 
 /* Loads the customer's session entry, and for a session the forgotten
  * entry that may overrule it. */
-static apr_status_t load_session(apr_pool_t *p, const pegadm_session_req_t *req,
+static apr_status_t load_session(apr_pool_t *p, const pegadm_session_call_t *call,
                                  const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
 {
     cache_id_t fid;
     entry_t forgotten;
-    apr_status_t rv = load(p, req, id, e, res);
+    apr_status_t rv = load(p, call, id, e, res);
 
     if (rv != APR_SUCCESS || e->type != ENTRY_SESSION) {
         return rv;
     }
-    if (forgotten_id(req, &fid) != APR_SUCCESS) {
+    if (forgotten_id(call, &fid) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
-    rv = load(p, req, &fid, &forgotten, res);
+    rv = load(p, call, &fid, &forgotten, res);
     if (rv == APR_SUCCESS) {
         drop_if_forgotten(e, &forgotten);
     }
@@ -195,9 +195,9 @@ static const unsigned char *known_digest(const entry_t *e)
     return (e->count & FLAG_DIGEST_KNOWN) ? e->digest : NULL;
 }
 
-static apr_time_t copy_expiry(const pegadm_session_req_t *req, const entry_t *e)
+static apr_time_t copy_expiry(const pegadm_session_call_t *call, const entry_t *e)
 {
-    return e->expiry < e->time + req->ttl ? e->expiry : e->time + req->ttl;
+    return e->expiry < e->time + call->ttl ? e->expiry : e->time + call->ttl;
 }
 
 /* The common case, a cached session, after this process's own copy
@@ -208,8 +208,9 @@ static apr_time_t copy_expiry(const pegadm_session_req_t *req, const entry_t *e)
  * briefly as possible. gen: the copy's generation, read
  * before the store. Anything else (and any doubt) is left to the locked
  * path, which reads again. */
-static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
-                          apr_uint32_t gen, entry_t *e, pegadm_session_result_t *res)
+static int cached_session(apr_pool_t *p, const pegadm_session_call_t *call,
+                          const cache_id_t *id, apr_uint32_t gen, entry_t *e,
+                          pegadm_session_result_t *res)
 {
     unsigned char buf[ENTRY_MAX], fbuf[ENTRY_MAX];
     unsigned int len = sizeof(buf), flen = sizeof(fbuf);
@@ -220,49 +221,50 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
     apr_status_t rv, frv = APR_NOTFOUND;
     int locked = 0, gated = 0;
 
-    if (forgotten_id(req, &fid) != APR_SUCCESS) {
+    if (forgotten_id(call, &fid) != APR_SUCCESS) {
         return 0;
     }
-    if (!req->read_unlocked) {
-        if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (!call->read_unlocked) {
+        if (call->store->lock(call->store->ctx) != APR_SUCCESS) {
             return 0;
         }
         locked = 1;
-    } else if (req->read_gate) {
-        if (pegadm_gate_enter(req->read_gate) != APR_SUCCESS) {
+    } else if (call->read_gate) {
+        if (pegadm_gate_enter(call->read_gate) != APR_SUCCESS) {
             return 0;
         }
         gated = 1;
     }
     skey = store_key(id);
-    rv = req->store->get(req->store->ctx, &skey, buf, &len, p);
+    rv = call->store->get(call->store->ctx, &skey, buf, &len, p);
     if (rv == APR_SUCCESS) {
         fkey = store_key(&fid);
-        frv = req->store->get(req->store->ctx, &fkey, fbuf, &flen, p);
+        frv = call->store->get(call->store->ctx, &fkey, fbuf, &flen, p);
     }
     if (locked) {
-        req->store->unlock(req->store->ctx);
+        call->store->unlock(call->store->ctx);
     }
     if (gated) {
-        pegadm_gate_leave(req->read_gate);
+        pegadm_gate_leave(call->read_gate);
     }
     if (rv != APR_SUCCESS || (frv != APR_SUCCESS && frv != APR_NOTFOUND)) {
         return 0;
     }
     memset(e, 0, sizeof(*e));
-    open_entry(p, req, id, buf, len, e, &scratch);
+    open_entry(p, call, id, buf, len, e, &scratch);
     if (frv == APR_SUCCESS) {
         memset(&forgotten, 0, sizeof(forgotten));
-        open_entry(p, req, &fid, fbuf, flen, &forgotten, &scratch);
+        open_entry(p, call, &fid, fbuf, flen, &forgotten, &scratch);
         drop_if_forgotten(e, &forgotten);
     }
     /* checked (sealed, unexpired, not forgotten) before this process keeps it */
     if (e->type != ENTRY_SESSION) {
         return 0;
     }
-    if (req->local) {
-        pegadm_localcache_put(req->local, req->widget_id, req->customer_id, gen, e->session_id,
-                              known_digest(e), apr_time_now(), copy_expiry(req, e));
+    if (call->local) {
+        pegadm_localcache_put(call->local, call->widget_id, call->customer_id, gen,
+                              e->session_id, known_digest(e), apr_time_now(),
+                              copy_expiry(call, e));
     }
     res->session_id = e->session_id;
     return 1;
@@ -271,25 +273,25 @@ static int cached_session(apr_pool_t *p, const pegadm_session_req_t *req, const 
 /* Under the lock, right after the store came to hold the session entry e
  * (written by this process or found there): this process keeps a copy,
  * under the generation that now stands for what the store holds. */
-static void keep_copy(const pegadm_session_req_t *req, const entry_t *e)
+static void keep_copy(const pegadm_session_call_t *call, const entry_t *e)
 {
-    if (req->local) {
+    if (call->local) {
         pegadm_localcache_put(
-            req->local, req->widget_id, req->customer_id,
-            pegadm_localcache_generation(req->local, req->widget_id, req->customer_id),
-            e->session_id, known_digest(e), apr_time_now(), copy_expiry(req, e));
+            call->local, call->widget_id, call->customer_id,
+            pegadm_localcache_generation(call->local, call->widget_id, call->customer_id),
+            e->session_id, known_digest(e), apr_time_now(), copy_expiry(call, e));
     }
 }
 
 /* Every process's copy of the customer's session is void after a change. */
-static void changed(const pegadm_session_req_t *req)
+static void changed(const pegadm_session_call_t *call)
 {
-    if (req->local) {
-        pegadm_localcache_changed(req->local, req->widget_id, req->customer_id);
+    if (call->local) {
+        pegadm_localcache_changed(call->local, call->widget_id, call->customer_id);
     }
 }
 
-static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static apr_status_t save(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                          const entry_t *e, apr_time_t expiry)
 {
     apr_size_t sid_len = e->session_id ? strlen(e->session_id) : 0;
@@ -315,14 +317,14 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_req_t *req, const c
     if (sid_len) {
         memcpy(plain + head, e->session_id, sid_len);
     }
-    rv = pegadm_seal(p, req->keys, id->bytes, sizeof(id->bytes), plain, head + sid_len, &sealed,
-                     &sealed_len);
+    rv = pegadm_seal(p, call->keys, id->bytes, sizeof(id->bytes), plain, head + sid_len,
+                     &sealed, &sealed_len);
     if (rv == APR_SUCCESS) {
         pegadm_store_key_t key = store_key(id);
         rv =
-            req->store->put(req->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len, p);
+            call->store->put(call->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len, p);
     }
-    changed(req); /* a failed write may have landed all the same */
+    changed(call); /* a failed write may have landed all the same */
     return rv;
 }
 
@@ -339,10 +341,10 @@ static pegadm_session_status_t store_failed(apr_pool_t *p, pegadm_session_result
     return PEGADM_SESSION_STORE;
 }
 
-static apr_status_t cache_id(const pegadm_session_req_t *req, const char *purpose,
+static apr_status_t cache_id(const pegadm_session_call_t *call, const char *purpose,
                              cache_id_t *id)
 {
-    return make_id(req->keys, purpose, req, id);
+    return make_id(call->keys, purpose, call, id);
 }
 
 /* Under the lock: stores the new session *e. With converge (a first
@@ -351,7 +353,7 @@ static apr_status_t cache_id(const pegadm_session_req_t *req, const char *purpos
  * our write is what we hand out. The lock is per server, so on a shared
  * store another node may have created one meanwhile: this way nodes
  * racing on one customer's first request converge on one session. */
-static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t *req,
+static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_call_t *call,
                                       const cache_id_t *id, const entry_t *e, int converge,
                                       pegadm_session_result_t *res)
 {
@@ -360,25 +362,25 @@ static apr_status_t store_new_session(apr_pool_t *p, const pegadm_session_req_t 
 
     res->session_id = e->session_id;
     if (converge) {
-        rv = load_session(p, req, id, &found, res);
+        rv = load_session(p, call, id, &found, res);
         if (rv != APR_SUCCESS) {
             return rv;
         }
         if (found.type == ENTRY_SESSION) {
             res->session_id = found.session_id;
-            keep_copy(req, &found);
+            keep_copy(call, &found);
             return APR_SUCCESS;
         }
     }
-    rv = save(p, req, id, e, e->time + req->ttl);
-    if (rv == APR_SUCCESS && converge && load_session(p, req, id, &found, res) == APR_SUCCESS &&
-        found.type == ENTRY_SESSION) {
+    rv = save(p, call, id, e, e->time + call->ttl);
+    if (rv == APR_SUCCESS && converge &&
+        load_session(p, call, id, &found, res) == APR_SUCCESS && found.type == ENTRY_SESSION) {
         res->session_id = found.session_id;
-        keep_copy(req, &found);
+        keep_copy(call, &found);
     } else if (rv == APR_SUCCESS && !converge) {
         entry_t stored = *e;
-        stored.expiry = e->time + req->ttl;
-        keep_copy(req, &stored);
+        stored.expiry = e->time + call->ttl;
+        keep_copy(call, &stored);
     }
     return rv;
 }
@@ -394,25 +396,25 @@ static void note_refusal(pegadm_session_result_t *res, apr_time_t held_until, ap
  * age and what it records (a session stored there meanwhile wins, as in
  * store_new_session). A failure to file it again is no failure: the next
  * request tries again. */
-static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
+static int filed_under_previous(apr_pool_t *p, const pegadm_session_call_t *call,
                                 const cache_id_t *id, pegadm_session_result_t *res)
 {
-    pegadm_session_req_t previous = *req;
+    pegadm_session_call_t previous = *call;
     entry_t e;
     cache_id_t old;
 
-    if (!req->keys_previous) {
+    if (!call->keys_previous) {
         return 0;
     }
-    previous.keys = req->keys_previous;
+    previous.keys = call->keys_previous;
     previous.local = NULL; /* filed anew below, which voids any copy */
     if (cache_id(&previous, "session", &old) != APR_SUCCESS ||
         !cached_session(p, &previous, &old, 0, &e, res)) {
         return 0;
     }
-    if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
-        store_new_session(p, req, id, &e, 1, res);
-        req->store->unlock(req->store->ctx);
+    if (call->store->lock(call->store->ctx) == APR_SUCCESS) {
+        store_new_session(p, call, id, &e, 1, res);
+        call->store->unlock(call->store->ctx);
     }
     return 1;
 }
@@ -422,7 +424,7 @@ static int filed_under_previous(apr_pool_t *p, const pegadm_session_req_t *req,
  * eager page, a POST): otherwise logging out and in again would mint
  * sessions without limit. */
 static pegadm_session_status_t count_create_locked(apr_pool_t *p,
-                                                   const pegadm_session_req_t *req,
+                                                   const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res)
 {
     cache_id_t id;
@@ -430,73 +432,74 @@ static pegadm_session_status_t count_create_locked(apr_pool_t *p,
     apr_time_t now;
     apr_status_t rv;
 
-    if (cache_id(req, "rate", &id) != APR_SUCCESS) {
+    if (cache_id(call, "rate", &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    rv = load(p, req, &id, &e, res);
+    rv = load(p, call, &id, &e, res);
     now = apr_time_now();
     if (rv == APR_SUCCESS) {
-        if (e.type != ENTRY_RATE || e.time + req->create_window <= now || e.time > now) {
+        if (e.type != ENTRY_RATE || e.time + call->create_window <= now || e.time > now) {
             e.type = ENTRY_RATE;
             e.time = now;
             e.count = 0;
         }
-        if (e.count >= (apr_uint32_t)req->create_limit) {
-            res->retry_after = e.time + req->create_window - now;
+        if (e.count >= (apr_uint32_t)call->create_limit) {
+            res->retry_after = e.time + call->create_window - now;
             res->why = "create limit reached";
             return PEGADM_SESSION_RATE_LIMITED;
         }
         e.count++;
         e.session_id = NULL;
-        rv = save(p, req, &id, &e, e.time + req->create_window);
+        rv = save(p, call, &id, &e, e.time + call->create_window);
     }
     return rv == APR_SUCCESS ? PEGADM_SESSION_OK : store_failed(p, res, rv, "counting creates");
 }
 
-static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_req_t *req,
+static pegadm_session_status_t count_create(apr_pool_t *p, const pegadm_session_call_t *call,
                                             pegadm_session_result_t *res)
 {
     pegadm_session_status_t status;
     apr_status_t rv;
 
-    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+    if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    status = count_create_locked(p, req, res);
-    req->store->unlock(req->store->ctx);
+    status = count_create_locked(p, call, res);
+    call->store->unlock(call->store->ctx);
     return status;
 }
 
 /* Gives back the count of a create that called nobody (the service was
  * deemed down): a customer reloading through an outage is not locked out
  * for the window once it is over. */
-static void uncount_create(apr_pool_t *p, const pegadm_session_req_t *req,
+static void uncount_create(apr_pool_t *p, const pegadm_session_call_t *call,
                            pegadm_session_result_t *res)
 {
     cache_id_t id;
     entry_t e;
 
-    if (cache_id(req, "rate", &id) != APR_SUCCESS ||
-        req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (cache_id(call, "rate", &id) != APR_SUCCESS ||
+        call->store->lock(call->store->ctx) != APR_SUCCESS) {
         return;
     }
-    if (load(p, req, &id, &e, res) == APR_SUCCESS && e.type == ENTRY_RATE && e.count > 0) {
+    if (load(p, call, &id, &e, res) == APR_SUCCESS && e.type == ENTRY_RATE && e.count > 0) {
         e.count--;
-        save(p, req, &id, &e, e.time + req->create_window);
+        save(p, call, &id, &e, e.time + call->create_window);
     }
-    req->store->unlock(req->store->ctx);
+    call->store->unlock(call->store->ctx);
 }
 
 /* Runs the upstream create and records its outcome. For a first request
  * (first = 1) a failed or refused entry tells those waiting on our pending
  * entry, and the stored session wins over ours (store_new_session). */
-static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_session_req_t *req,
+static pegadm_session_status_t create_and_store(apr_pool_t *p,
+                                                const pegadm_session_call_t *call,
                                                 const cache_id_t *id, int first,
                                                 pegadm_session_result_t *res)
 {
     const char *sid = NULL, *why = NULL;
     apr_time_t held_until = 0;
-    apr_status_t created = req->create(req->create_baton, p, &sid, &why, &held_until);
+    apr_status_t created = call->create(call->create_baton, p, &sid, &why, &held_until);
     apr_time_t now = apr_time_now();
     entry_t e = {0};
     apr_status_t rv;
@@ -505,7 +508,7 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
         res->why = why ? why : "the service failed";
         if (held_until) {
             note_refusal(res, held_until, now);
-            uncount_create(p, req, res);
+            uncount_create(p, call, res);
         }
         if (first) {
             e.type = res->refused ? ENTRY_REFUSED : ENTRY_FAILED;
@@ -514,9 +517,9 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
                 e.count = (apr_uint32_t)apr_time_as_msec(
                     (res->retry_after < HELD_MAX ? res->retry_after : HELD_MAX) + 999);
             }
-            if (req->store->lock(req->store->ctx) == APR_SUCCESS) {
-                save(p, req, id, &e, now + req->wait_max);
-                req->store->unlock(req->store->ctx);
+            if (call->store->lock(call->store->ctx) == APR_SUCCESS) {
+                save(p, call, id, &e, now + call->wait_max);
+                call->store->unlock(call->store->ctx);
             }
         }
         return PEGADM_SESSION_UPSTREAM;
@@ -525,17 +528,17 @@ static pegadm_session_status_t create_and_store(apr_pool_t *p, const pegadm_sess
     e.time = now;
     e.session_id = sid;
     e.pushed_at = now;
-    if (req->data_digest) {
-        memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+    if (call->data_digest) {
+        memcpy(e.digest, call->data_digest, PEGADM_DATA_DIGEST_LEN);
         e.count |= FLAG_DIGEST_KNOWN;
     }
-    if (first && req->for_page) {
+    if (first && call->for_page) {
         e.count |= FLAG_FOR_PAGE;
     }
-    rv = req->store->lock(req->store->ctx);
+    rv = call->store->lock(call->store->ctx);
     if (rv == APR_SUCCESS) {
-        rv = store_new_session(p, req, id, &e, first, res);
-        req->store->unlock(req->store->ctx);
+        rv = store_new_session(p, call, id, &e, first, res);
+        call->store->unlock(call->store->ctx);
     }
     if (rv != APR_SUCCESS) {
         /* A session that cannot be stored is not handed out: the next
@@ -585,81 +588,81 @@ static step_t decide(const entry_t *e, apr_time_t now, apr_time_t started,
 
 /* The digest a session handed out must have been pushed with, or NULL if
  * any will do (re-pushing is off). */
-static const unsigned char *compared_digest(const pegadm_session_req_t *req)
+static const unsigned char *compared_digest(const pegadm_session_call_t *call)
 {
-    return req->data_digest && req->refresh > 0 && req->push ? req->data_digest : NULL;
+    return call->data_digest && call->refresh > 0 && call->push ? call->data_digest : NULL;
 }
 
-static int push_due(const pegadm_session_req_t *req, const entry_t *e, apr_time_t now)
+static int push_due(const pegadm_session_call_t *call, const entry_t *e, apr_time_t now)
 {
-    if (!req->data_digest || req->refresh <= 0 || !req->push) {
+    if (!call->data_digest || call->refresh <= 0 || !call->push) {
         return 0;
     }
     if ((e->count & FLAG_DIGEST_KNOWN) &&
-        !memcmp(e->digest, req->data_digest, PEGADM_DATA_DIGEST_LEN)) {
+        !memcmp(e->digest, call->data_digest, PEGADM_DATA_DIGEST_LEN)) {
         return 0;
     }
-    return e->pushed_at + req->refresh <= now || e->pushed_at > now;
+    return e->pushed_at + call->refresh <= now || e->pushed_at > now;
 }
 
 /* Under the lock: the entry of session sid, if it is still the stored one. */
-static int reload_same(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static int reload_same(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                        const char *sid, entry_t *e, pegadm_session_result_t *res)
 {
-    return load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+    return load_session(p, call, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
            !strcmp(e->session_id, sid);
 }
 
 /* Claims the re-push for this request: under the lock, a due push is
  * marked as tried now, so that of concurrent requests (and processes, and
  * nodes on a shared store) only one pushes per window. */
-static int claim_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static int claim_push(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                       const char *sid, pegadm_session_result_t *res)
 {
     apr_time_t now = apr_time_now();
     entry_t e;
     int claimed = 0;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (call->store->lock(call->store->ctx) != APR_SUCCESS) {
         return 0;
     }
-    if (reload_same(p, req, id, sid, &e, res) && push_due(req, &e, now)) {
+    if (reload_same(p, call, id, sid, &e, res) && push_due(call, &e, now)) {
         e.pushed_at = now;
-        claimed = save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS;
+        claimed = save(p, call, id, &e, e.time + call->ttl) == APR_SUCCESS;
     }
-    req->store->unlock(req->store->ctx);
+    call->store->unlock(call->store->ctx);
     return claimed;
 }
 
 /* Records the outcome of a re-push in the session's entry. */
-static void note_push(apr_pool_t *p, const pegadm_session_req_t *req, const cache_id_t *id,
+static void note_push(apr_pool_t *p, const pegadm_session_call_t *call, const cache_id_t *id,
                       const char *sid, int ok, pegadm_session_result_t *res)
 {
     entry_t e;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (call->store->lock(call->store->ctx) != APR_SUCCESS) {
         return;
     }
-    if (reload_same(p, req, id, sid, &e, res)) {
+    if (reload_same(p, call, id, sid, &e, res)) {
         res->push_failed_before = !ok && (e.count & FLAG_PUSH_FAILED);
         if (ok) {
-            memcpy(e.digest, req->data_digest, PEGADM_DATA_DIGEST_LEN);
+            memcpy(e.digest, call->data_digest, PEGADM_DATA_DIGEST_LEN);
             e.count = (e.count | FLAG_DIGEST_KNOWN) & ~(apr_uint32_t)FLAG_PUSH_FAILED;
         } else {
             e.count |= FLAG_PUSH_FAILED;
         }
-        if (save(p, req, id, &e, e.time + req->ttl) == APR_SUCCESS && ok) {
-            keep_copy(req, &e);
+        if (save(p, call, id, &e, e.time + call->ttl) == APR_SUCCESS && ok) {
+            keep_copy(call, &e);
         }
     }
-    req->store->unlock(req->store->ctx);
+    call->store->unlock(call->store->ctx);
 }
 
 /* The session e is handed out; first, private data that changed since the
  * last push is pushed to it, when due. A failed push leaves the session as
  * it is (the service keeps the older data) and is tried again once due. */
 static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
-                                                    const pegadm_session_req_t *req,
+                                                    const pegadm_session_call_t *call,
                                                     const cache_id_t *id, const entry_t *e,
                                                     pegadm_session_result_t *res)
 {
@@ -667,11 +670,11 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
     int ok;
 
     res->session_id = sid;
-    if (!push_due(req, e, apr_time_now()) || !claim_push(p, req, id, sid, res)) {
+    if (!push_due(call, e, apr_time_now()) || !claim_push(p, call, id, sid, res)) {
         return PEGADM_SESSION_OK;
     }
-    ok = req->push(req->push_baton, p, sid, &why) == APR_SUCCESS;
-    note_push(p, req, id, sid, ok, res);
+    ok = call->push(call->push_baton, p, sid, &why) == APR_SUCCESS;
+    note_push(p, call, id, sid, ok, res);
     res->pushed = ok;
     res->push_failed = !ok;
     if (!ok) {
@@ -687,7 +690,7 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
  * the holder only. The mark is released whatever happens, once the outcome
  * is stored, so that it never outlives the create; should the release
  * fail, it lapses by itself. */
-static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_req_t *req,
+static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_call_t *call,
                                                  const cache_id_t *id, const cache_id_t *mark,
                                                  const unsigned char *token, apr_time_t started,
                                                  pegadm_session_result_t *res)
@@ -698,28 +701,28 @@ static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_ses
     entry_t e;
     apr_status_t rv;
 
-    if ((rv = req->store->lock(req->store->ctx)) == APR_SUCCESS) {
+    if ((rv = call->store->lock(call->store->ctx)) == APR_SUCCESS) {
         apr_time_t now;
 
-        rv = load_session(p, req, id, &e, res);
+        rv = load_session(p, call, id, &e, res);
         now = apr_time_now();
         if (rv == APR_SUCCESS && (step = decide(&e, now, started, &status, res)) != STEP_DONE &&
-            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
+            (status = count_create_locked(p, call, res)) != PEGADM_SESSION_OK) {
             step = STEP_DONE;
         } else if (step != STEP_DONE) {
-            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
-            rv = save(p, req, id, &pending, pending.time);
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + call->wait_max};
+            rv = save(p, call, id, &pending, pending.time);
         }
-        req->store->unlock(req->store->ctx);
+        call->store->unlock(call->store->ctx);
     }
     if (rv != APR_SUCCESS) {
         status = store_failed(p, res, rv, "reading or marking an entry");
     } else if (step != STEP_DONE) {
-        status = create_and_store(p, req, id, 1, res);
+        status = create_and_store(p, call, id, 1, res);
     } else if (status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION) {
         res->session_id = e.session_id;
     }
-    req->mark->release(req->mark->ctx, &mark_key, token, p);
+    call->mark->release(call->mark->ctx, &mark_key, token, p);
     return status;
 }
 
@@ -746,7 +749,7 @@ static pegadm_session_status_t too_many_waiting(apr_time_t due, apr_time_t now,
  * another node stored meanwhile. Without one, the node lock alone decides.
  * Those waiting for another node's mark count among this process's waiters
  * too. */
-static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_session_req_t *req,
+static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_session_call_t *call,
                                               const cache_id_t *id, const cache_id_t *mark,
                                               apr_time_t started, int *waiting,
                                               pegadm_session_result_t *res)
@@ -759,33 +762,33 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
         apr_time_t now;
         step_t step;
 
-        if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+        if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
             return store_failed(p, res, rv, "locking");
         }
-        rv = load_session(p, req, id, &e, res);
+        rv = load_session(p, call, id, &e, res);
         now = apr_time_now();
         step = rv == APR_SUCCESS ? decide(&e, now, started, &status, res) : STEP_DONE;
-        if (step == STEP_CREATE && !req->mark &&
-            (status = count_create_locked(p, req, res)) != PEGADM_SESSION_OK) {
-            req->store->unlock(req->store->ctx);
+        if (step == STEP_CREATE && !call->mark &&
+            (status = count_create_locked(p, call, res)) != PEGADM_SESSION_OK) {
+            call->store->unlock(call->store->ctx);
             return status;
         }
-        if (step == STEP_CREATE && !req->mark) {
-            entry_t pending = {.type = ENTRY_PENDING, .time = now + req->wait_max};
-            rv = save(p, req, id, &pending, pending.time);
+        if (step == STEP_CREATE && !call->mark) {
+            entry_t pending = {.type = ENTRY_PENDING, .time = now + call->wait_max};
+            rv = save(p, call, id, &pending, pending.time);
         }
-        req->store->unlock(req->store->ctx);
+        call->store->unlock(call->store->ctx);
 
         if (rv != APR_SUCCESS) {
             return store_failed(p, res, rv, "reading or marking an entry");
         }
         if (step == STEP_DONE) {
             return status == PEGADM_SESSION_OK && e.type == ENTRY_SESSION
-                       ? refresh_private_data(p, req, id, &e, res)
+                       ? refresh_private_data(p, call, id, &e, res)
                        : status;
         }
-        if (step == STEP_CREATE && !req->mark) {
-            return create_and_store(p, req, id, 1, res);
+        if (step == STEP_CREATE && !call->mark) {
+            return create_and_store(p, call, id, 1, res);
         }
         if (step == STEP_CREATE) {
             /* a token of this take's own: the release removes our mark,
@@ -795,23 +798,23 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
 
             rv = pegadm_random(token, sizeof(token));
             if (rv == APR_SUCCESS) {
-                rv = req->mark->take(req->mark->ctx, &mark_key, token,
-                                     req->wait_max + apr_time_from_sec(1), p);
+                rv = call->mark->take(call->mark->ctx, &mark_key, token,
+                                     call->wait_max + apr_time_from_sec(1), p);
             }
             if (rv == APR_SUCCESS) {
-                return create_under_mark(p, req, id, mark, token, started, res);
+                return create_under_mark(p, call, id, mark, token, started, res);
             }
             if (rv != APR_EEXIST) {
                 return store_failed(p, res, rv, "taking the create mark");
             }
             /* another node is creating it: wait for the outcome */
         }
-        if (!*waiting && req->waiters &&
-            !(*waiting = pegadm_waiters_enter(req->waiters, id->bytes, sizeof(id->bytes),
-                                              req->waiters_max))) {
+        if (!*waiting && call->waiters &&
+            !(*waiting = pegadm_waiters_enter(call->waiters, id->bytes, sizeof(id->bytes),
+                                              call->waiters_max))) {
             return too_many_waiting(e.type == ENTRY_PENDING ? e.time : 0, now, res);
         }
-        if (now - started >= req->wait_max) {
+        if (now - started >= call->wait_max) {
             res->why = "timed out waiting for a concurrent request's create";
             return PEGADM_SESSION_UPSTREAM;
         }
@@ -819,7 +822,7 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
     }
 }
 
-pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_call_t *call,
                                            pegadm_session_result_t *res)
 {
     apr_time_t started = apr_time_now();
@@ -833,54 +836,54 @@ pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_r
     /* private data that may have changed: the copy answers only while it
      * records the digest of the same data as last pushed; otherwise the
      * entry decides whether to push again */
-    if (req->local) {
-        res->session_id = pegadm_localcache_get(req->local, req->widget_id, req->customer_id,
-                                                compared_digest(req), started, p, &gen);
+    if (call->local) {
+        res->session_id = pegadm_localcache_get(call->local, call->widget_id, call->customer_id,
+                                                compared_digest(call), started, p, &gen);
         if (res->session_id) {
             res->local = 1;
             return PEGADM_SESSION_OK;
         }
     }
-    if (cache_id(req, "session", &id) != APR_SUCCESS ||
-        (req->mark && cache_id(req, "create-mark", &mark) != APR_SUCCESS)) {
+    if (cache_id(call, "session", &id) != APR_SUCCESS ||
+        (call->mark && cache_id(call, "create-mark", &mark) != APR_SUCCESS)) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (cached_session(p, req, &id, gen, &found, res)) {
-        return refresh_private_data(p, req, &id, &found, res);
+    if (cached_session(p, call, &id, gen, &found, res)) {
+        return refresh_private_data(p, call, &id, &found, res);
     }
-    if (filed_under_previous(p, req, &id, res)) {
+    if (filed_under_previous(p, call, &id, res)) {
         return PEGADM_SESSION_OK;
     }
-    status = wait_or_create(p, req, &id, &mark, started, &waiting, res);
+    status = wait_or_create(p, call, &id, &mark, started, &waiting, res);
     if (waiting == 1) {
-        pegadm_waiters_leave(req->waiters, id.bytes, sizeof(id.bytes));
+        pegadm_waiters_leave(call->waiters, id.bytes, sizeof(id.bytes));
     }
     return status;
 }
 
 /* Under the lock: takes the session made for an eager page that no
  * renewal has taken yet (its mark is cleared: the next renewal creates). */
-static int take_page_session(apr_pool_t *p, const pegadm_session_req_t *req,
+static int take_page_session(apr_pool_t *p, const pegadm_session_call_t *call,
                              const cache_id_t *id, entry_t *e, pegadm_session_result_t *res)
 {
     int taken = 0;
 
-    if (req->store->lock(req->store->ctx) != APR_SUCCESS) {
+    if (call->store->lock(call->store->ctx) != APR_SUCCESS) {
         return 0;
     }
-    if (load_session(p, req, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
+    if (load_session(p, call, id, e, res) == APR_SUCCESS && e->type == ENTRY_SESSION &&
         (e->count & FLAG_FOR_PAGE)) {
         e->count &= ~(apr_uint32_t)FLAG_FOR_PAGE;
-        taken = save(p, req, id, e, e->time + req->ttl) == APR_SUCCESS;
+        taken = save(p, call, id, e, e->time + call->ttl) == APR_SUCCESS;
         if (taken) {
-            keep_copy(req, e);
+            keep_copy(call, e);
         }
     }
-    req->store->unlock(req->store->ctx);
+    call->store->unlock(call->store->ctx);
     return taken;
 }
 
-pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_call_t *call,
                                              pegadm_session_result_t *res)
 {
     pegadm_session_status_t status;
@@ -888,22 +891,22 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     cache_id_t id;
 
     memset(res, 0, sizeof(*res));
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (cache_id(call, "session", &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if (take_page_session(p, req, &id, &e, res)) {
-        return refresh_private_data(p, req, &id, &e, res);
+    if (take_page_session(p, call, &id, &e, res)) {
+        return refresh_private_data(p, call, &id, &e, res);
     }
-    status = count_create(p, req, res);
+    status = count_create(p, call, res);
     if (status != PEGADM_SESSION_OK) {
         return status;
     }
     /* A failed renewal keeps the cached session: it still works. */
-    return create_and_store(p, req, &id, 0, res);
+    return create_and_store(p, call, &id, 0, res);
 }
 
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
-                                                   const pegadm_session_req_t *req,
+                                                   const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res)
 {
     cache_id_t id;
@@ -911,14 +914,14 @@ pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (forgotten_id(req, &id) != APR_SUCCESS) {
+    if (forgotten_id(call, &id) != APR_SUCCESS) {
         return store_failed(p, res, APR_EGENERAL, "deriving the key");
     }
-    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+    if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = load(p, req, &id, &e, res);
-    req->store->unlock(req->store->ctx);
+    rv = load(p, call, &id, &e, res);
+    call->store->unlock(call->store->ctx);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "reading an entry");
     }
@@ -927,10 +930,10 @@ pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
 }
 
 /* Under the lock: removes the session filed under keys. */
-static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *req,
+static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_call_t *call,
                                    const pegadm_keys_t *keys)
 {
-    pegadm_session_req_t with_keys = *req;
+    pegadm_session_call_t with_keys = *call;
     cache_id_t id;
     pegadm_store_key_t key;
     apr_status_t rv;
@@ -940,7 +943,7 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *re
         return APR_EGENERAL;
     }
     key = store_key(&id);
-    rv = req->store->del(req->store->ctx, &key, p);
+    rv = call->store->del(call->store->ctx, &key, p);
     return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 
@@ -950,14 +953,14 @@ static apr_status_t remove_session(apr_pool_t *p, const pegadm_session_req_t *re
  * the TTL after it was made), so that none of them can be put back and
  * used. It is kept a week (memcached takes longer lifetimes for dates),
  * longer than any chat: the owner of the login it marks
- * (mod_pegadm_owner.c) must not change under a chat that began after it.
+ * (mod_pegadm_handlers.c) must not change under a chat that began after it.
  * One lost sooner (a full cache) ends such a chat: the safe side. */
 #define FORGOTTEN_KEEP apr_time_from_sec(7 * 86400)
 
-static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *req,
+static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_call_t *call,
                                    const pegadm_keys_t *keys, apr_time_t now)
 {
-    pegadm_session_req_t with_keys = *req;
+    pegadm_session_call_t with_keys = *call;
     entry_t forgotten = {.type = ENTRY_FORGOTTEN, .time = now};
     cache_id_t fid;
 
@@ -966,52 +969,52 @@ static apr_status_t note_forgotten(apr_pool_t *p, const pegadm_session_req_t *re
         return APR_EGENERAL;
     }
     return save(p, &with_keys, &fid, &forgotten,
-                now + (req->ttl > FORGOTTEN_KEEP ? req->ttl : FORGOTTEN_KEEP));
+                now + (call->ttl > FORGOTTEN_KEEP ? call->ttl : FORGOTTEN_KEEP));
 }
 
 /* Under the lock. A create in progress stays marked: its waiters would
  * otherwise each start one of their own; what it makes is what they all
  * get. A session still filed under the other secret's keys goes too: the
  * lookup would find it there. */
-static apr_status_t forget_locked(apr_pool_t *p, const pegadm_session_req_t *req,
+static apr_status_t forget_locked(apr_pool_t *p, const pegadm_session_call_t *call,
                                   apr_time_t now, pegadm_session_result_t *res)
 {
     cache_id_t id;
     entry_t e;
     apr_status_t rv;
 
-    if (cache_id(req, "session", &id) != APR_SUCCESS) {
+    if (cache_id(call, "session", &id) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
-    rv = load(p, req, &id, &e, res);
+    rv = load(p, call, &id, &e, res);
     if (rv == APR_SUCCESS && !(e.type == ENTRY_PENDING && e.time > now)) {
-        rv = remove_session(p, req, req->keys);
+        rv = remove_session(p, call, call->keys);
     }
-    if (rv == APR_SUCCESS && req->keys_previous) {
-        rv = remove_session(p, req, req->keys_previous);
+    if (rv == APR_SUCCESS && call->keys_previous) {
+        rv = remove_session(p, call, call->keys_previous);
     }
     if (rv == APR_SUCCESS) {
-        rv = note_forgotten(p, req, req->keys, now);
+        rv = note_forgotten(p, call, call->keys, now);
     }
-    if (rv == APR_SUCCESS && req->keys_previous) {
-        rv = note_forgotten(p, req, req->keys_previous, now);
+    if (rv == APR_SUCCESS && call->keys_previous) {
+        rv = note_forgotten(p, call, call->keys_previous, now);
     }
     return rv;
 }
 
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_call_t *call,
                                               pegadm_session_result_t *res)
 {
     apr_time_t now = apr_time_now();
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if ((rv = req->store->lock(req->store->ctx)) != APR_SUCCESS) {
+    if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = forget_locked(p, req, now, res);
-    req->store->unlock(req->store->ctx);
-    changed(req);
+    rv = forget_locked(p, call, now, res);
+    call->store->unlock(call->store->ctx);
+    changed(call);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "forgetting an entry");
     }

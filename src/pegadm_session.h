@@ -1,6 +1,6 @@
 /* Finding or creating a customer's chat session in a shared store, with
  * single-flight creation and a per-customer rate limit. The store is
- * abstract (httpd's socache in the module, a table in the unit tests);
+ * abstract (pegadm_store.h: httpd's socache in the module, a table in the unit tests);
  * entries are sealed with pegadm_seal. */
 #ifndef PEGADM_SESSION_H
 #define PEGADM_SESSION_H
@@ -11,6 +11,7 @@
 #include "pegadm_gate.h"
 #include "pegadm_localcache.h"
 #include "pegadm_seal.h"
+#include "pegadm_store.h"
 #include "pegadm_waiters.h"
 
 /* Bytes of an entry's plain header (version, type, time, expiry, count),
@@ -19,52 +20,6 @@
  * PEGADM_SEAL_OVERHEAD. For sizing the store. */
 #define PEGADM_SESSION_ENTRY_HEADER 22
 #define PEGADM_SESSION_ENTRY_EXTRA  (PEGADM_DATA_DIGEST_LEN + 8)
-
-/* Where a store files a value. id is the key proper; tag is the same for
- * every key of one customer (tag_len 0 for a key of no customer), so that
- * a clustered cache server keeps a customer's keys in one hash slot: the
- * create mark and the session entry on one node. A store that has no use
- * for it (shmcb) files by the bytes of id alone, as it always has. */
-typedef struct {
-    const unsigned char *id;
-    unsigned int id_len;
-    const unsigned char *tag;
-    unsigned int tag_len;
-} pegadm_store_key_t;
-
-/* A key/value store with expiry and one lock that serialises short
- * read-modify-write sequences (never held across an upstream call).
- * get returns APR_NOTFOUND for a missing entry; any other failure means
- * the store cannot be used. *len is the buffer size in, the value size out. */
-typedef struct {
-    void *ctx;
-    apr_status_t (*lock)(void *ctx);
-    apr_status_t (*unlock)(void *ctx);
-    apr_status_t (*get)(void *ctx, const pegadm_store_key_t *key, unsigned char *buf,
-                        unsigned int *len, apr_pool_t *p);
-    apr_status_t (*put)(void *ctx, const pegadm_store_key_t *key, apr_time_t expiry,
-                        const unsigned char *val, unsigned int len, apr_pool_t *p);
-    apr_status_t (*del)(void *ctx, const pegadm_store_key_t *key, apr_pool_t *p);
-} pegadm_store_t;
-
-/* Bytes of a create mark's token: random, made anew for every take. */
-#define PEGADM_MARK_TOKEN_LEN 16
-
-/* A mark held by the shared store's server itself, taken atomically with
- * its expiry (Redis SET NX PX, memcached add): of the nodes sharing the
- * store, one at a time creates a given customer's session. take answers
- * APR_SUCCESS when the mark now holds the caller's token, APR_EEXIST when
- * another holds it; anything else means the server could not be asked. A
- * mark lapses by itself after ttl, so that a node that dies holding one
- * blocks nobody for longer; release removes it only while it still holds
- * token (never a mark another took after ours lapsed). */
-typedef struct {
-    void *ctx;
-    apr_status_t (*take)(void *ctx, const pegadm_store_key_t *key, const unsigned char *token,
-                         apr_interval_time_t ttl, apr_pool_t *p);
-    apr_status_t (*release)(void *ctx, const pegadm_store_key_t *key,
-                            const unsigned char *token, apr_pool_t *p);
-} pegadm_mark_t;
 
 /* Makes a brand-new session upstream (calls 1 and 2). Returns APR_SUCCESS
  * with *session_id in p, or an error with *why for the log. An error without
@@ -110,7 +65,7 @@ typedef struct {
     /* for an eager page: a session created now is kept for the widget's
      * first renewal, which takes it instead of creating another */
     int for_page;
-} pegadm_session_req_t;
+} pegadm_session_call_t;
 
 typedef enum {
     PEGADM_SESSION_OK = 0,
@@ -138,25 +93,25 @@ typedef struct {
  * the same customer wait for the first one's create instead of making their
  * own; they share its failure too. Past waiters_max waiting in this
  * process, the rest are refused at once (UPSTREAM, refused, retry_after). */
-pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_get(apr_pool_t *p, const pegadm_session_call_t *call,
                                            pegadm_session_result_t *res);
 
 /* A new session, replacing the cached one, within the create limit; but a
  * session created for an eager page (for_page) and not yet renewed is
  * taken as it is, once. */
-pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session_call_t *call,
                                              pegadm_session_result_t *res);
 
 /* When the customer's session was last forgotten (res->forgotten_at; 0:
  * not within the TTL), creating nothing: it marks the end of a login. */
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
-                                                   const pegadm_session_req_t *req,
+                                                   const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res);
 
 /* Forgets the customer's session, noting when (pegadm_session_last_forget):
  * an entry made before then is not honoured again, even if a cache writer
  * puts it back. */
-pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_req_t *req,
+pegadm_session_status_t pegadm_session_forget(apr_pool_t *p, const pegadm_session_call_t *call,
                                               pegadm_session_result_t *res);
 
 #endif

@@ -1,3 +1,6 @@
+/* The bound on requests waiting for one create (pegadm_waiters.h): a
+ * small table of keys with their number of waiters, under one mutex; a
+ * free slot is one whose count is 0. */
 #include "pegadm_waiters.h"
 
 #include <string.h>

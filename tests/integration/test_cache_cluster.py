@@ -13,11 +13,9 @@ import time
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from pegadm_harness import (RedisCluster, assert_session, run_together, session_get,
                             shared_cache_conf)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 CUSTOMERS_AT_ONCE = 4  # customers raced at a time, each on both nodes
 numbers = itertools.count()

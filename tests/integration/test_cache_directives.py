@@ -7,12 +7,10 @@ import re
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from pegadm_harness import (WIDGET_ID, WIDGET_SECRET, RedisServer, assert_json_error,
                             assert_session, location, make_public_dir, portal_conf, session_get,
                             shared_cache_conf, write_file)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 GOOD = 'PegaDMWidgetID %s\nPegaDMJWTSecret "%s"\n' % (WIDGET_ID, WIDGET_SECRET)
 STATUS_PATH = "/pegadm/status"

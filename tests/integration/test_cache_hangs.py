@@ -13,12 +13,10 @@ import time
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from pegadm_harness import (CacheFront, Memcached, RedisServer, assert_json_error,
                             assert_retry_after, assert_session, parse_vars, paused, run_together,
                             session_get, shared_cache_conf, wait_for)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 CACHE_TIMEOUT = 0.5
 BOUND = CACHE_TIMEOUT + 2

@@ -8,12 +8,10 @@ import time
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from cache_raw import RAW
 from pegadm_harness import (Memcached, RedisServer, assert_json_error, assert_session,
                             same_origin_request, session_get, shared_cache_conf, wait_for)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 SERVER_CLASSES = {"redis": RedisServer, "memcache": Memcached}
 # PegaDMTimeout 1: a node waits up to 3 s for another's create; a mark lasts 4 s

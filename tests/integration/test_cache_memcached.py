@@ -11,11 +11,9 @@ import time
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from pegadm_harness import (Memcached, assert_json_error, assert_retry_after, assert_session,
                             memcache_url, run_together, session_get, shared_cache_conf)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 CUSTOMERS_AT_ONCE = 4
 numbers = itertools.count()

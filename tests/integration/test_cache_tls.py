@@ -14,13 +14,11 @@ import time
 
 import pytest
 
-from cache_pending import OWN_CLIENTS_PENDING
 from pegadm_harness import (APACHE_BIN, APACHE_MODULES, TLSRedisServer, apache_env,
                             assert_json_error, assert_retry_after, assert_session, location,
                             make_public_dir, parse_vars, session_get, shared_cache_conf, wait_for,
                             write_file)
 
-pytestmark = OWN_CLIENTS_PENDING
 
 # the preflight's warning that the shared cache cannot be used, with the cause
 CACHE_UNUSABLE = "PEGADM901"

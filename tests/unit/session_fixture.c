@@ -41,21 +41,21 @@ void fake_slot_key(fake_slot_t *slot, const pegadm_store_key_t *key)
     slot->tag_len = key->tag_len;
 }
 
-pegadm_session_req_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
+pegadm_session_call_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
                                      const char *customer, pegadm_create_fn create, void *baton)
 {
-    pegadm_session_req_t req = {0};
-    req.store = store;
-    req.keys = keys;
-    req.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
-    req.customer_id = customer;
-    req.ttl = apr_time_from_sec(60);
-    req.wait_max = apr_time_from_sec(2);
-    req.create_limit = 2;
-    req.create_window = apr_time_from_sec(60);
-    req.create = create;
-    req.create_baton = baton;
-    return req;
+    pegadm_session_call_t call = {0};
+    call.store = store;
+    call.keys = keys;
+    call.widget_id = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
+    call.customer_id = customer;
+    call.ttl = apr_time_from_sec(60);
+    call.wait_max = apr_time_from_sec(2);
+    call.create_limit = 2;
+    call.create_window = apr_time_from_sec(60);
+    call.create = create;
+    call.create_baton = baton;
+    return call;
 }
 
 static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
@@ -63,7 +63,7 @@ static void *APR_THREAD_FUNC run_get(apr_thread_t *t, void *data)
     session_job_t *job = data;
     apr_pool_t *p;
     apr_pool_create(&p, NULL);
-    job->status = pegadm_session_get(p, &job->req, &job->res);
+    job->status = pegadm_session_get(p, &job->call, &job->res);
     job->res.session_id = job->res.session_id ? strdup(job->res.session_id) : NULL;
     apr_pool_destroy(p);
     apr_thread_exit(t, APR_SUCCESS);

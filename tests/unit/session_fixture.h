@@ -32,12 +32,12 @@ void fake_slot_key(fake_slot_t *slot, const pegadm_store_key_t *key);
 
 /* A request of customer to the tests' widget through store and keys, with
  * the tests' TTL and limits, creating with create(baton). */
-pegadm_session_req_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
-                                     const char *customer, pegadm_create_fn create,
-                                     void *baton);
+pegadm_session_call_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
+                                      const char *customer, pegadm_create_fn create,
+                                      void *baton);
 
 typedef struct {
-    pegadm_session_req_t req;
+    pegadm_session_call_t call;
     pegadm_session_result_t res;
     pegadm_session_status_t status;
 } session_job_t;

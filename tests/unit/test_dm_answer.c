@@ -269,7 +269,7 @@ static void create_session_request_and_answer(void **state)
                              fake_http_answer(p, "200 OK", "{\"sessionId\":\"sess-1234\"}"));
     t = loopback_target(p, svc->port);
     assert_int_equal(
-        pegadm_dm_create_session(p, &t, "o\"brien\\ \xc3\xa9", test_now(), &sid, &why),
+        pegadm_dm_create_session(p, &t, "o\"brien\\ \xc3\xa9", test_now(), &sid, NULL, &why),
         PEGADM_DM_OK);
     fake_service_stop(p, svc);
     assert_string_equal(sid, "sess-1234");
@@ -289,7 +289,7 @@ static void create_session_refuses_invalid_utf8(void **state)
     const char *sid, *why;
 
     assert_int_equal(
-        pegadm_dm_create_session(*state, &t, "a\xed\xa0\x80", test_now(), &sid, &why),
+        pegadm_dm_create_session(*state, &t, "a\xed\xa0\x80", test_now(), &sid, NULL, &why),
         PEGADM_DM_INTERNAL);
     assert_null(sid);
     assert_non_null(strstr(why, "UTF-8"));
@@ -312,7 +312,7 @@ static void create_session_error_status(void **state)
     svc = fake_service_start(
         p, FAKE_ANSWER, fake_http_answer(p, "401 Unauthorized", "{\"error\":\"bad token\"}"));
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_HTTP_STATUS);
     fake_service_stop(p, svc);
     assert_null(sid);
@@ -333,7 +333,7 @@ static void create_session_does_not_follow_redirects(void **state)
                              "Location: http://127.0.0.1:1/elsewhere\r\n"
                              "Content-Length: 0\r\nConnection: close\r\n\r\n");
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_HTTP_STATUS);
     fake_service_stop(p, svc);
     assert_non_null(strstr(why, "307"));
@@ -349,7 +349,7 @@ static void create_session_bad_answer_body(void **state)
     svc =
         fake_service_start(p, FAKE_ANSWER, fake_http_answer(p, "200 OK", "{\"sessionId\":42}"));
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_BAD_ANSWER);
     fake_service_stop(p, svc);
     assert_null(sid);
@@ -381,7 +381,7 @@ static void answer_size_limit(void **state)
 
         svc = fake_service_start(p, FAKE_ANSWER, answers[i]);
         t = loopback_target(p, svc->port);
-        assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+        assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                          expected[i]);
         fake_service_stop(p, svc);
         if (expected[i] != PEGADM_DM_OK) {
@@ -415,8 +415,9 @@ static void create_session_connection_refused(void **state)
     pegadm_dm_target_t t = loopback_target(*state, fake_service_closed_port());
     const char *sid, *why;
 
-    assert_int_equal(pegadm_dm_create_session(*state, &t, "alice", test_now(), &sid, &why),
-                     PEGADM_DM_UNREACHABLE);
+    assert_int_equal(
+        pegadm_dm_create_session(*state, &t, "alice", test_now(), &sid, NULL, &why),
+        PEGADM_DM_UNREACHABLE);
     assert_null(sid);
     assert_non_null(strstr(why, "/create: cannot connect: "));
     assert_why_keeps_secrets(why);
@@ -432,7 +433,7 @@ static void create_session_timeout(void **state)
     svc = fake_service_start(p, FAKE_SILENT, NULL);
     t = loopback_target(p, svc->port);
     t.http.timeout = apr_time_from_msec(300);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_UNREACHABLE);
     fake_service_stop(p, svc);
     assert_non_null(strstr(why, "/create: timed out: "));
@@ -487,7 +488,7 @@ static void environment_proxy_is_ignored(void **state)
     svc = fake_service_start(p, FAKE_ANSWER,
                              fake_http_answer(p, "200 OK", "{\"sessionId\":\"direct\"}"));
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_OK);
     fake_service_stop(p, svc);
     assert_string_equal(sid, "direct");
@@ -512,7 +513,7 @@ static void configured_proxy_is_used(void **state)
     t = loopback_target(p, fake_service_closed_port());
     t.service_url = "http://pega.invalid";
     t.http.proxy = apr_psprintf(p, "http://127.0.0.1:%d", proxy->port);
-    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, &why),
+    assert_int_equal(pegadm_dm_create_session(p, &t, "alice", test_now(), &sid, NULL, &why),
                      PEGADM_DM_OK);
     fake_service_stop(p, proxy);
     assert_string_equal(sid, "proxied");

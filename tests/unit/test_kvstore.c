@@ -232,8 +232,8 @@ static void two_nodes_make_one_create(void **state)
     apr_thread_mutex_create(&creates_lock, APR_THREAD_MUTEX_DEFAULT, pool);
     for (int i = 0; i < SESSION_JOBS_MAX; i++) {
         pegadm_kvstore_t *ks = nodes[i % 2];
-        jobs[i].req = session_request(&ks->store, &keys, "erin", slow_create, NULL);
-        jobs[i].req.mark = &ks->mark;
+        jobs[i].call = session_request(&ks->store, &keys, "erin", slow_create, NULL);
+        jobs[i].call.mark = &ks->mark;
     }
     session_jobs_run(jobs, SESSION_JOBS_MAX, pool);
     assert_int_equal(creates, 1);

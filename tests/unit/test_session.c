@@ -138,19 +138,19 @@ static int setup(void **state)
     return 0;
 }
 
-static pegadm_session_req_t request_for(const char *customer)
+static pegadm_session_call_t request_for(const char *customer)
 {
     return session_request(&store, &keys, customer, fake_create, &upstream);
 }
 
 static void test_get_creates_once_and_reuses(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t r1, r2;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &r1), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &r1), PEGADM_SESSION_OK);
     assert_int_equal(r1.created, 1);
-    assert_int_equal(pegadm_session_get(pool, &req, &r2), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &r2), PEGADM_SESSION_OK);
     assert_int_equal(r2.created, 0);
     assert_string_equal(r1.session_id, r2.session_id);
     assert_int_equal(upstream.creates, 1);
@@ -158,7 +158,7 @@ static void test_get_creates_once_and_reuses(void **state)
 
 static void test_customers_never_share(void **state)
 {
-    pegadm_session_req_t a = request_for("alice"), b = request_for("alice ");
+    pegadm_session_call_t a = request_for("alice"), b = request_for("alice ");
     pegadm_session_result_t ra, rb;
 
     assert_int_equal(pegadm_session_get(pool, &a, &ra), PEGADM_SESSION_OK);
@@ -169,17 +169,17 @@ static void test_customers_never_share(void **state)
 
 static void test_failure_caches_nothing(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     upstream.fail = 1;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_string_equal(res.why, "service said no");
     assert_false(res.refused);
     assert_int_equal(res.retry_after, 0);
     upstream.fail = 0;
     /* a later request is not answered by the old failure */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.created, 1);
     assert_int_equal(upstream.creates, 2);
 }
@@ -188,19 +188,19 @@ static void test_failure_caches_nothing(void **state)
  * a first request and a renewal alike, and the next request tries again. */
 static void test_refusal_says_when_to_retry(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     upstream.held_for = apr_time_from_sec(20);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_true(res.refused);
     assert_true(res.retry_after > apr_time_from_sec(19));
     assert_true(res.retry_after <= apr_time_from_sec(20));
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_true(res.refused);
     assert_true(res.retry_after > apr_time_from_sec(19));
     upstream.held_for = 0;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_false(res.refused);
     assert_int_equal(upstream.creates, 3);
 }
@@ -208,27 +208,27 @@ static void test_refusal_says_when_to_retry(void **state)
 /* Held for down right now (a probe is out): refused, with nothing to wait. */
 static void test_refusal_with_no_time_left_is_still_a_refusal(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     upstream.held_for = -1;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_true(res.refused);
     assert_int_equal(res.retry_after, 0);
 }
 
 static void test_tampered_entry_is_discarded(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
-    pegadm_session_get(pool, &req, &res);
+    pegadm_session_get(pool, &call, &res);
     for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used) {
             store_data.slots[i].val[store_data.slots[i].len - 1] ^= 0x80;
         }
     }
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.discarded, 2); /* the session and the create count */
     assert_int_equal(res.created, 1);
     assert_string_equal(res.session_id, "sess-2");
@@ -237,7 +237,7 @@ static void test_tampered_entry_is_discarded(void **state)
 /* An entry copied under another customer's key does not authenticate. */
 static void test_entry_moved_between_customers_is_discarded(void **state)
 {
-    pegadm_session_req_t a = request_for("alice"), b = request_for("bob");
+    pegadm_session_call_t a = request_for("alice"), b = request_for("bob");
     pegadm_session_result_t ra, rb;
     fake_slot_t *sa = NULL, *sb = NULL;
 
@@ -263,60 +263,60 @@ static void test_entry_moved_between_customers_is_discarded(void **state)
 
 static void test_store_failures(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     store_data.fail_get = APR_ECONNREFUSED;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_int_equal(upstream.creates, 0); /* never mint what cannot be stored */
     store_data.fail_get = APR_SUCCESS;
     store_data.fail_put = APR_ECONNREFUSED;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_null(res.session_id);
     assert_int_equal(upstream.creates, 0);
     /* a cache client's reason is named as the logs and the audit log say it */
     store_data.fail_put = APR_SUCCESS;
     store_data.fail_get = PEGADM_CACHE_TIMEOUT;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_non_null(strstr(res.why, "failed: timeout"));
     assert_int_equal(res.store_status, PEGADM_CACHE_TIMEOUT);
     store_data.fail_get = PEGADM_CACHE_TLS;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_non_null(strstr(res.why, "failed: tls"));
     store_data.fail_get = APR_SUCCESS;
 }
 
 static void test_renew_replaces_and_is_limited(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t first, renewed, again;
 
-    pegadm_session_get(pool, &req, &first);
-    assert_int_equal(pegadm_session_renew(pool, &req, &renewed), PEGADM_SESSION_OK);
+    pegadm_session_get(pool, &call, &first);
+    assert_int_equal(pegadm_session_renew(pool, &call, &renewed), PEGADM_SESSION_OK);
     assert_string_not_equal(first.session_id, renewed.session_id);
-    assert_int_equal(pegadm_session_get(pool, &req, &again), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &again), PEGADM_SESSION_OK);
     assert_string_equal(again.session_id, renewed.session_id);
     /* the first create counted too: the limit of 2 is reached */
-    assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_RATE_LIMITED);
+    assert_int_equal(pegadm_session_renew(pool, &call, &again), PEGADM_SESSION_RATE_LIMITED);
     assert_true(again.retry_after > 0);
     assert_true(again.retry_after <= apr_time_from_sec(60));
     assert_int_equal(upstream.creates, 2);
     /* another customer has a window of their own */
-    req = request_for("bob");
-    assert_int_equal(pegadm_session_renew(pool, &req, &again), PEGADM_SESSION_OK);
+    call = request_for("bob");
+    assert_int_equal(pegadm_session_renew(pool, &call, &again), PEGADM_SESSION_OK);
 }
 
 /* Forgetting a session and asking again is a create like any other. */
 static void test_every_create_counts_against_the_limit(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-        assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
     }
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_RATE_LIMITED);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_RATE_LIMITED);
     assert_true(res.retry_after > 0);
     assert_int_equal(upstream.creates, 2);
 }
@@ -337,67 +337,67 @@ static fake_slot_t *session_slot(void)
  * one kept past its own expiry: neither is honoured. */
 static void test_entries_put_back_are_not_honoured(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
     fake_slot_t saved, *slot;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
     saved = *session_slot();
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
     for (slot = &store_data.slots[0]; slot->used; slot++) {
     }
     *slot = saved; /* written back, under its own key */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-2");
 
-    req.ttl = apr_time_from_msec(50);
-    req.customer_id = "bob";
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.ttl = apr_time_from_msec(50);
+    call.customer_id = "bob";
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     slot = session_slot();
     slot->expiry = apr_time_now() + apr_time_from_sec(3600); /* the cache keeps it */
     apr_sleep(apr_time_from_msec(80));
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_true(res.created);
 }
 
 /* A refused create (the service deemed down) calls nobody: it is not counted. */
 static void test_refused_creates_do_not_count(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t res;
 
     upstream.held_for = apr_time_from_sec(20);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+        assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
         assert_true(res.refused);
     }
     upstream.held_for = 0;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
 }
 
 static void test_failed_renew_keeps_session(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t first, res;
 
-    pegadm_session_get(pool, &req, &first);
+    pegadm_session_get(pool, &call, &first);
     upstream.fail = 1;
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     upstream.fail = 0;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, first.session_id);
 }
 
 static void test_forget(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t first, res;
 
-    pegadm_session_get(pool, &req, &first);
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    pegadm_session_get(pool, &call, &first);
+    assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
@@ -408,8 +408,8 @@ static pegadm_keys_t other_keys;
 
 static void test_a_session_filed_under_the_previous_keys_is_kept(void **state)
 {
-    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
-    pegadm_session_req_t only_new = request_for("alice");
+    pegadm_session_call_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_call_t only_new = request_for("alice");
     pegadm_session_result_t first, res;
 
     before.keys = &other_keys;
@@ -428,7 +428,7 @@ static void test_a_session_filed_under_the_previous_keys_is_kept(void **state)
 
 static void test_forget_removes_the_session_under_both_keys(void **state)
 {
-    pegadm_session_req_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_call_t before = request_for("alice"), after = request_for("alice");
     pegadm_session_result_t first, res;
 
     before.keys = &other_keys;
@@ -449,7 +449,7 @@ static apr_status_t create_overlapping_another_node(void *baton, apr_pool_t *p,
                                                     const char **sid, const char **why,
                                                     apr_time_t *held_until)
 {
-    pegadm_session_req_t other = request_for(baton);
+    pegadm_session_call_t other = request_for(baton);
     pegadm_session_result_t res;
 
     assert_int_equal(pegadm_session_renew(p, &other, &res), PEGADM_SESSION_OK);
@@ -459,17 +459,17 @@ static apr_status_t create_overlapping_another_node(void *baton, apr_pool_t *p,
 
 static void test_first_request_adopts_a_session_stored_meanwhile(void **state)
 {
-    pegadm_session_req_t req = request_for("frank");
+    pegadm_session_call_t call = request_for("frank");
     pegadm_session_result_t res;
 
-    req.create = create_overlapping_another_node;
-    req.create_baton = "frank";
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.create = create_overlapping_another_node;
+    call.create_baton = "frank";
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(upstream.creates, 2);
     assert_int_equal(res.created, 1);
     assert_string_equal(res.session_id, "sess-1");
-    req = request_for("frank");
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call = request_for("frank");
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
     assert_int_equal(upstream.creates, 2);
 }
@@ -478,10 +478,10 @@ static void test_first_request_adopts_a_session_stored_meanwhile(void **state)
  * session and hands that out, so both give the customer the same one. */
 static void test_first_request_hands_out_what_the_store_holds(void **state)
 {
-    pegadm_session_req_t req = request_for("grace");
+    pegadm_session_call_t call = request_for("grace");
     pegadm_session_result_t res;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
     for (int i = 0; i < FAKE_SLOTS; i++) {
         if (store_data.slots[i].used) {
@@ -490,7 +490,7 @@ static void test_first_request_hands_out_what_the_store_holds(void **state)
     }
     memset(&store_data.slots, 0, sizeof(store_data.slots)); /* the store lost it */
     store_data.put_countdown = 2; /* the pending marker, then our session */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(upstream.creates, 2);
     assert_string_equal(res.session_id, "sess-1");
 }
@@ -498,13 +498,13 @@ static void test_first_request_hands_out_what_the_store_holds(void **state)
 /* A renewal replaces whatever is stored: it never adopts. */
 static void test_renew_does_not_adopt(void **state)
 {
-    pegadm_session_req_t req = request_for("heidi");
+    pegadm_session_call_t call = request_for("heidi");
     pegadm_session_result_t res;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-2");
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-2");
 }
 
@@ -513,7 +513,7 @@ static void test_concurrent_first_requests_make_one_create(void **state)
     session_job_t jobs[8];
     upstream.delay = apr_time_from_msec(150);
     for (int i = 0; i < 8; i++) {
-        jobs[i].req = request_for("carol");
+        jobs[i].call = request_for("carol");
     }
     session_jobs_run(jobs, 8, pool);
     assert_int_equal(upstream.creates, 1);
@@ -530,7 +530,7 @@ static void test_concurrent_waiters_share_a_failure(void **state)
     upstream.delay = apr_time_from_msec(150);
     upstream.fail = 1;
     for (int i = 0; i < 4; i++) {
-        jobs[i].req = request_for("dave");
+        jobs[i].call = request_for("dave");
     }
     session_jobs_run(jobs, 4, pool);
     assert_int_equal(upstream.creates, 1);
@@ -547,7 +547,7 @@ static void test_concurrent_waiters_share_a_refusal(void **state)
     upstream.delay = apr_time_from_msec(150);
     upstream.held_for = apr_time_from_sec(20);
     for (int i = 0; i < 4; i++) {
-        jobs[i].req = request_for("dave");
+        jobs[i].call = request_for("dave");
     }
     session_jobs_run(jobs, 4, pool);
     assert_int_equal(upstream.creates, 1);
@@ -570,8 +570,8 @@ static void test_waiter_gives_up_after_wait_max(void **state)
     session_job_t jobs[4];
     upstream.delay = apr_time_from_msec(400);
     for (int i = 0; i < 4; i++) {
-        jobs[i].req = request_for("erin");
-        jobs[i].req.wait_max = apr_time_from_msec(i == 0 ? 2000 : 100);
+        jobs[i].call = request_for("erin");
+        jobs[i].call.wait_max = apr_time_from_msec(i == 0 ? 2000 : 100);
     }
     {
         apr_thread_t *first = session_job_start(&jobs[0], pool);
@@ -615,32 +615,33 @@ static pusher_t pusher;
 static const unsigned char data_v1[PEGADM_DATA_DIGEST_LEN] = "first-data-16-b";
 static const unsigned char data_v2[PEGADM_DATA_DIGEST_LEN] = "other-data-16-b";
 
-static pegadm_session_req_t refreshing(const unsigned char *digest, apr_interval_time_t refresh)
+static pegadm_session_call_t refreshing(const unsigned char *digest,
+                                        apr_interval_time_t refresh)
 {
-    pegadm_session_req_t req = request_for("alice");
-    req.data_digest = digest;
-    req.refresh = refresh;
-    req.push = fake_push;
-    req.push_baton = &pusher;
-    return req;
+    pegadm_session_call_t call = request_for("alice");
+    call.data_digest = digest;
+    call.refresh = refresh;
+    call.push = fake_push;
+    call.push_baton = &pusher;
+    return call;
 }
 
 static void test_changed_data_is_pushed_to_the_same_session(void **state)
 {
-    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_call_t call = refreshing(data_v1, 1);
     pegadm_session_result_t first, res;
 
     memset(&pusher, 0, sizeof(pusher));
-    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
-    req = refreshing(data_v2, 1); /* a refresh window of 1 µs has passed */
+    assert_int_equal(pegadm_session_get(pool, &call, &first), PEGADM_SESSION_OK);
+    call = refreshing(data_v2, 1); /* a refresh window of 1 µs has passed */
     apr_sleep(10);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_true(res.pushed);
     assert_int_equal(pusher.pushes, 1);
     assert_string_equal(pusher.last_sid, first.session_id);
     assert_string_equal(res.session_id, first.session_id);
     apr_sleep(10);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_false(res.pushed); /* unchanged since */
     assert_int_equal(pusher.pushes, 1);
     assert_int_equal(upstream.creates, 1);
@@ -652,67 +653,67 @@ static void test_changed_data_is_pushed_to_the_same_session(void **state)
 static void test_local_copies_know_the_private_data_pushed(void **state)
 {
     static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
-    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_call_t call = refreshing(data_v1, 1);
     pegadm_session_result_t first, res;
 
     memset(&pusher, 0, sizeof(pusher));
     assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
-    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &req.local), APR_SUCCESS);
-    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_localcache_create(pool, 16, shared, 0, &call.local), APR_SUCCESS);
+    assert_int_equal(pegadm_session_get(pool, &call, &first), PEGADM_SESSION_OK);
     store_data.fail_get = APR_EGENERAL; /* only a copy can answer now */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, first.session_id);
-    req.data_digest = data_v2; /* a changed claim: the copy does not answer */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    call.data_digest = data_v2; /* a changed claim: the copy does not answer */
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     store_data.fail_get = APR_SUCCESS;
     apr_sleep(10);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_true(res.pushed);
     assert_int_equal(pusher.pushes, 1);
     store_data.fail_get = APR_EGENERAL;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_false(res.pushed);
     assert_string_equal(res.session_id, first.session_id);
-    req.data_digest = data_v1; /* the data before: pushed no longer */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
-    req.refresh = 0; /* re-pushing off: any copy answers */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.data_digest = data_v1; /* the data before: pushed no longer */
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
+    call.refresh = 0; /* re-pushing off: any copy answers */
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(pusher.pushes, 1);
     assert_int_equal(upstream.creates, 1);
 }
 
 static void test_pushes_wait_for_the_refresh_window(void **state)
 {
-    pegadm_session_req_t req = refreshing(data_v1, apr_time_from_sec(60));
+    pegadm_session_call_t call = refreshing(data_v1, apr_time_from_sec(60));
     pegadm_session_result_t res;
 
     memset(&pusher, 0, sizeof(pusher));
-    pegadm_session_get(pool, &req, &res);
-    req.data_digest = data_v2;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    pegadm_session_get(pool, &call, &res);
+    call.data_digest = data_v2;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(pusher.pushes, 0);
-    req.refresh = 0; /* off */
+    call.refresh = 0; /* off */
     apr_sleep(10);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(pusher.pushes, 0);
-    req.refresh = 1;
-    req.data_digest = NULL; /* nothing to compare */
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.refresh = 1;
+    call.data_digest = NULL; /* nothing to compare */
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(pusher.pushes, 0);
 }
 
 static void test_a_failed_push_still_hands_out_the_session(void **state)
 {
-    pegadm_session_req_t req = refreshing(data_v1, 1);
+    pegadm_session_call_t call = refreshing(data_v1, 1);
     pegadm_session_result_t first, res;
 
     memset(&pusher, 0, sizeof(pusher));
-    pegadm_session_get(pool, &req, &first);
-    req.data_digest = data_v2;
+    pegadm_session_get(pool, &call, &first);
+    call.data_digest = data_v2;
     pusher.fail = 1;
     for (int i = 0; i < 2; i++) {
         apr_sleep(10);
-        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
         assert_string_equal(res.session_id, first.session_id);
         assert_true(res.push_failed);
         assert_int_equal(res.push_failed_before, i); /* logged once per streak */
@@ -720,7 +721,7 @@ static void test_a_failed_push_still_hands_out_the_session(void **state)
     }
     pusher.fail = 0;
     apr_sleep(10);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_true(res.pushed);
     assert_int_equal(pusher.pushes, 3);
     assert_int_equal(upstream.creates, 1);
@@ -728,56 +729,56 @@ static void test_a_failed_push_still_hands_out_the_session(void **state)
 
 static void test_a_renewal_takes_the_eager_pages_session_once(void **state)
 {
-    pegadm_session_req_t req = request_for("alice");
+    pegadm_session_call_t call = request_for("alice");
     pegadm_session_result_t page, res;
 
-    req.create_limit = 3; /* the first create counts; the hand-over does not */
-    req.for_page = 1;
-    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    req.for_page = 0;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    call.create_limit = 3; /* the first create counts; the hand-over does not */
+    call.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &call, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
+    call.for_page = 0;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, page.session_id);
     assert_int_equal(res.created, 0);
     assert_int_equal(upstream.creates, 1);
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_not_equal(res.session_id, page.session_id);
     assert_int_equal(upstream.creates, 2);
     /* a page that finds a session does not mark it */
-    req.for_page = 1;
-    assert_int_equal(pegadm_session_get(pool, &req, &page), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_renew(pool, &req, &res), PEGADM_SESSION_OK);
+    call.for_page = 1;
+    assert_int_equal(pegadm_session_get(pool, &call, &page), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_renew(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_not_equal(res.session_id, page.session_id);
     assert_int_equal(upstream.creates, 3);
 }
 
 static void test_a_forget_is_noted_and_nothing_else_is(void **state)
 {
-    pegadm_session_req_t req = request_for("alice"), other = request_for("bob");
+    pegadm_session_call_t call = request_for("alice"), other = request_for("bob");
     pegadm_session_result_t got, res;
     apr_time_t first;
 
-    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_last_forget(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.forgotten_at, 0);
-    pegadm_session_get(pool, &req, &got);
-    pegadm_session_renew(pool, &req, &got);
-    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    pegadm_session_get(pool, &call, &got);
+    pegadm_session_renew(pool, &call, &got);
+    assert_int_equal(pegadm_session_last_forget(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.forgotten_at, 0);
     assert_int_equal(upstream.creates, 2);
-    pegadm_session_forget(pool, &req, &res);
-    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    pegadm_session_forget(pool, &call, &res);
+    assert_int_equal(pegadm_session_last_forget(pool, &call, &res), PEGADM_SESSION_OK);
     first = res.forgotten_at;
     assert_true(first > 0);
     apr_sleep(10);
-    pegadm_session_forget(pool, &req, &res); /* even with no session left */
-    pegadm_session_last_forget(pool, &req, &res);
+    pegadm_session_forget(pool, &call, &res); /* even with no session left */
+    pegadm_session_last_forget(pool, &call, &res);
     assert_true(res.forgotten_at > first);
     assert_int_equal(pegadm_session_last_forget(pool, &other, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.forgotten_at, 0);
     assert_int_equal(upstream.creates, 2);
     store_data.fail_get = APR_EGENERAL;
-    assert_int_equal(pegadm_session_last_forget(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_last_forget(pool, &call, &res), PEGADM_SESSION_STORE);
 }
 
 /* Two processes' read caches over one store: a hit reads nothing, and a
@@ -785,7 +786,7 @@ static void test_a_forget_is_noted_and_nothing_else_is(void **state)
 static void test_local_copies_follow_changes_made_elsewhere(void **state)
 {
     static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
-    pegadm_session_req_t a = request_for("heidi"), b = request_for("heidi");
+    pegadm_session_call_t a = request_for("heidi"), b = request_for("heidi");
     pegadm_session_result_t res;
 
     a.create_limit = b.create_limit = 3; /* every create counts */
@@ -815,7 +816,7 @@ static void test_local_copies_follow_changes_made_elsewhere(void **state)
 static void test_a_session_made_here_is_kept_here(void **state)
 {
     static unsigned char shared[PEGADM_LOCALCACHE_SHARED_SIZE];
-    pegadm_session_req_t a = request_for("judy"), b = request_for("judy");
+    pegadm_session_call_t a = request_for("judy"), b = request_for("judy");
     pegadm_session_result_t res;
 
     assert_int_equal(pegadm_localcache_init_shared(shared), APR_SUCCESS);
@@ -844,14 +845,14 @@ static void test_a_session_made_here_is_kept_here(void **state)
  * never are. */
 static void test_cached_read_without_the_lock(void **state)
 {
-    pegadm_session_req_t req = request_for("ivan");
+    pegadm_session_call_t call = request_for("ivan");
     pegadm_session_result_t first, res;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &first), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &first), PEGADM_SESSION_OK);
     store_data.fail_lock = APR_EGENERAL;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
-    req.read_unlocked = 1;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
+    call.read_unlocked = 1;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, first.session_id);
     assert_int_equal(upstream.creates, 1);
 }
@@ -865,22 +866,22 @@ static void test_unlocked_reads_pass_the_gate(void **state)
     apr_thread_t *t;
 
     memset(&job, 0, sizeof(job));
-    job.req = request_for("judy");
-    assert_int_equal(pegadm_session_get(pool, &job.req, &first), PEGADM_SESSION_OK);
-    job.req.read_unlocked = 1;
-    assert_int_equal(pegadm_gate_create(pool, 1, 2, &job.req.read_gate), APR_SUCCESS);
+    job.call = request_for("judy");
+    assert_int_equal(pegadm_session_get(pool, &job.call, &first), PEGADM_SESSION_OK);
+    job.call.read_unlocked = 1;
+    assert_int_equal(pegadm_gate_create(pool, 1, 2, &job.call.read_gate), APR_SUCCESS);
     store_data.fail_get = APR_EGENERAL;
     store_data.fail_lock = APR_EGENERAL; /* and the locked path fails too */
-    assert_int_equal(pegadm_session_get(pool, &job.req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &job.call, &res), PEGADM_SESSION_STORE);
     store_data.fail_get = store_data.fail_lock = APR_SUCCESS;
     /* the place is free again: taken here, a lookup waits for it */
-    assert_int_equal(pegadm_gate_enter(job.req.read_gate), APR_SUCCESS);
+    assert_int_equal(pegadm_gate_enter(job.call.read_gate), APR_SUCCESS);
     t = session_job_start(&job, pool);
-    for (int i = 0; i < 10000 && pegadm_gate_waiting(job.req.read_gate) == 0; i++) {
+    for (int i = 0; i < 10000 && pegadm_gate_waiting(job.call.read_gate) == 0; i++) {
         apr_sleep(1000);
     }
-    assert_int_equal(pegadm_gate_waiting(job.req.read_gate), 1);
-    pegadm_gate_leave(job.req.read_gate);
+    assert_int_equal(pegadm_gate_waiting(job.call.read_gate), 1);
+    pegadm_gate_leave(job.call.read_gate);
     session_job_join(t);
     assert_int_equal(job.status, PEGADM_SESSION_OK);
     assert_string_equal(job.res.session_id, first.session_id);

@@ -202,12 +202,12 @@ static int setup(void **state)
     return 0;
 }
 
-static pegadm_session_req_t request_on(int node, const char *customer)
+static pegadm_session_call_t request_on(int node, const char *customer)
 {
-    pegadm_session_req_t req =
+    pegadm_session_call_t call =
         session_request(&stores[node], &keys, customer, fake_create, &upstream);
-    req.mark = &mark;
-    return req;
+    call.mark = &mark;
+    return call;
 }
 
 #define JOBS 8
@@ -215,7 +215,7 @@ static pegadm_session_req_t request_on(int node, const char *customer)
 static void run_on_both_nodes(session_job_t *jobs, const char *customer)
 {
     for (int i = 0; i < JOBS; i++) {
-        jobs[i].req = request_on(i % 2, customer);
+        jobs[i].call = request_on(i % 2, customer);
     }
     session_jobs_run(jobs, JOBS, pool);
 }
@@ -240,8 +240,8 @@ static void test_without_the_mark_two_nodes_both_create(void **state)
 {
     session_job_t jobs[2];
     for (int i = 0; i < 2; i++) {
-        jobs[i].req = request_on(i, "carol");
-        jobs[i].req.mark = NULL;
+        jobs[i].call = request_on(i, "carol");
+        jobs[i].call.mark = NULL;
     }
     session_jobs_run(jobs, 2, pool);
     for (int i = 0; i < 2; i++) {
@@ -262,9 +262,9 @@ static void test_waiters_share_a_failure_across_nodes(void **state)
     assert_int_equal(marks_held(), 0);
     upstream.fail = 0;
     {
-        pegadm_session_req_t req = request_on(1, "dave");
+        pegadm_session_call_t call = request_on(1, "dave");
         pegadm_session_result_t res;
-        assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+        assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
         assert_int_equal(res.created, 1);
     }
 }
@@ -285,13 +285,13 @@ static void take_mark_elsewhere(const char *customer, apr_interval_time_t ttl)
  * create is made while the mark is held. */
 static void test_a_mark_held_elsewhere_is_waited_for_boundedly(void **state)
 {
-    pegadm_session_req_t req = request_on(0, "erin");
+    pegadm_session_call_t call = request_on(0, "erin");
     pegadm_session_result_t res;
     apr_time_t began = apr_time_now();
 
     take_mark_elsewhere("erin", apr_time_from_sec(60));
-    req.wait_max = apr_time_from_msec(300);
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    call.wait_max = apr_time_from_msec(300);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_string_equal(res.why, "timed out waiting for a concurrent request's create");
     assert_true(apr_time_now() - began >= apr_time_from_msec(300));
     assert_int_equal(upstream.creates, 0);
@@ -299,15 +299,15 @@ static void test_a_mark_held_elsewhere_is_waited_for_boundedly(void **state)
 
 static void test_a_mark_that_cannot_be_taken_is_a_store_failure(void **state)
 {
-    pegadm_session_req_t req = request_on(0, "frank");
+    pegadm_session_call_t call = request_on(0, "frank");
     pegadm_session_result_t res;
 
     shared.fail_mark = APR_ECONNREFUSED;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_STORE);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_non_null(strstr(res.why, "taking the create mark"));
     assert_int_equal(upstream.creates, 0);
     shared.fail_mark = APR_SUCCESS;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.created, 1);
 }
 
@@ -315,20 +315,20 @@ static void test_a_mark_that_cannot_be_taken_is_a_store_failure(void **state)
  * take: it is read again under the mark and handed out, not duplicated. */
 static void store_a_session_on_the_other_node(void)
 {
-    pegadm_session_req_t req = request_on(1, "grace");
+    pegadm_session_call_t call = request_on(1, "grace");
     pegadm_session_result_t res;
-    req.mark = NULL;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.mark = NULL;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
 }
 
 static void test_a_session_stored_before_the_take_is_handed_out(void **state)
 {
-    pegadm_session_req_t req = request_on(0, "grace");
+    pegadm_session_call_t call = request_on(0, "grace");
     pegadm_session_result_t res;
 
     shared.on_take = store_a_session_on_the_other_node;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_string_equal(res.session_id, "sess-1");
     assert_int_equal(res.created, 0);
     assert_int_equal(upstream.creates, 1);
@@ -340,13 +340,13 @@ static void test_a_session_stored_before_the_take_is_handed_out(void **state)
  * like a create on one node does. */
 static void test_the_marks_holder_counts_the_create(void **state)
 {
-    pegadm_session_req_t req = request_on(0, "heidi"), other = request_on(1, "heidi");
+    pegadm_session_call_t call = request_on(0, "heidi"), other = request_on(1, "heidi");
     pegadm_session_result_t res;
 
-    req.create_limit = other.create_limit = 1;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call.create_limit = other.create_limit = 1;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.created, 1);
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(pegadm_session_get(pool, &other, &res), PEGADM_SESSION_RATE_LIMITED);
     assert_int_equal(upstream.creates, 1);
     assert_int_equal(marks_held(), 0);
@@ -359,21 +359,21 @@ static void test_waiting_for_a_mark_elsewhere_is_bounded(void **state)
     pegadm_waiters_t *waiters;
     session_job_t first;
     apr_thread_t *thread;
-    pegadm_session_req_t req = request_on(0, "ivan");
+    pegadm_session_call_t call = request_on(0, "ivan");
     pegadm_session_result_t res;
     apr_time_t began;
 
     assert_int_equal(pegadm_waiters_create(pool, 4, &waiters), APR_SUCCESS);
     take_mark_elsewhere("ivan", apr_time_from_sec(60));
-    first.req = request_on(0, "ivan");
-    first.req.waiters = waiters;
-    first.req.waiters_max = 1;
+    first.call = request_on(0, "ivan");
+    first.call.waiters = waiters;
+    first.call.waiters_max = 1;
     thread = session_job_start(&first, pool);
     apr_sleep(apr_time_from_msec(500)); /* two slow reads of nothing, then it waits */
-    req.waiters = waiters;
-    req.waiters_max = 1;
+    call.waiters = waiters;
+    call.waiters_max = 1;
     began = apr_time_now();
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_UPSTREAM);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_UPSTREAM);
     assert_true(res.refused);
     assert_true(res.retry_after > 0);
     assert_non_null(strstr(res.why, "PegaDMCreateWaiters"));
@@ -399,7 +399,7 @@ static void lapse_and_take_elsewhere(void)
 
 static void test_a_release_removes_only_its_own_mark(void **state)
 {
-    pegadm_session_req_t req = request_on(0, "judy");
+    pegadm_session_call_t req = request_on(0, "judy");
     pegadm_session_result_t res;
     unsigned char first[PEGADM_MARK_TOKEN_LEN];
 
@@ -422,7 +422,7 @@ static void test_a_release_removes_only_its_own_mark(void **state)
 static void test_a_customers_keys_share_one_tag(void **state)
 {
     const char *widget = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
-    pegadm_session_req_t req = request_on(0, "liam");
+    pegadm_session_call_t req = request_on(0, "liam");
     pegadm_session_result_t res;
     unsigned char tag[PEGADM_CUSTOMER_TAG_LEN], other[PEGADM_CUSTOMER_TAG_LEN];
     int tagged = 0;

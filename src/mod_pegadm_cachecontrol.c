@@ -1,5 +1,5 @@
-/* How caches may keep the module's answers. The decision is taken in an
- * output filter that runs after the other modules' (mod_session's cookie,
+/* Cache control: how caches may keep the module's answers. The decision
+ * is taken in an output filter that runs after the other modules' (mod_session's cookie,
  * mod_headers' Header, mod_expires) and before mod_cache stores anything,
  * so it sees the final headers:
  * - a page for which eager mode exported PEGADM_SESSION_ID is
@@ -17,9 +17,10 @@
 
 #include "pegadm_cachectl.h"
 
-#define CACHE_CONTROL_FILTER "PEGADM_CACHE_CONTROL"
-#define BOOTSTRAP_CACHE      "public, max-age=300"
-#define EAGER_CACHE          "private, no-store" /* for_eager, joined */
+APLOG_USE_MODULE(pegadm);
+
+#define BOOTSTRAP_CACHE "public, max-age=300"
+#define EAGER_CACHE     "private, no-store" /* for_eager, joined */
 
 static const char *const for_eager[] = {"private", "no-store", NULL};
 static const char *const for_cookie[] = {"private", NULL};
@@ -76,7 +77,7 @@ static void decide(request_rec *r, int for_bootstrap)
     }
 }
 
-static apr_status_t cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t pegadm_cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     decide(f->r, f->ctx != NULL);
     ap_remove_output_filter(f);
@@ -86,23 +87,14 @@ static apr_status_t cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 void pegadm_cache_control_bootstrap(request_rec *r)
 {
     static int bootstrap = 1;
-    ap_add_output_filter(CACHE_CONTROL_FILTER, &bootstrap, r, r->connection);
+    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, &bootstrap, r, r->connection);
 }
 
 /* Last of the insert_filter hooks, so that the filter comes after those
  * that mod_session, mod_headers and others add there. */
-static void insert_for_eager(request_rec *r)
+void pegadm_cache_control_insert(request_rec *r)
 {
     if (!r->main && apr_table_get(r->subprocess_env, "PEGADM_SESSION_ID")) {
-        ap_add_output_filter(CACHE_CONTROL_FILTER, NULL, r, r->connection);
+        ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, NULL, r, r->connection);
     }
-}
-
-void pegadm_cache_control_register_hooks(apr_pool_t *p)
-{
-    /* a content-set filter, as mod_session's and mod_headers' are; mod_cache
-     * stores after all of those */
-    ap_register_output_filter(CACHE_CONTROL_FILTER, cache_control_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
-    ap_hook_insert_filter(insert_for_eager, NULL, NULL, APR_HOOK_REALLY_LAST);
 }

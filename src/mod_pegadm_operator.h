@@ -1,8 +1,9 @@
-/* What operators see: counters shared by all child processes, the status
- * handler and mod_status section, the audit log, and the calls the rest of
- * the module makes to feed them (one line at each place that knows). */
-#ifndef MOD_PEGADM_OPS_H
-#define MOD_PEGADM_OPS_H
+/* The operator record: what operators see and steer (the counters shared
+ * by all child processes, the audit log, the preflight's settings and
+ * services), made with the server record, and the calls the rest of the
+ * module makes to feed it (one line at each place that knows). */
+#ifndef MOD_PEGADM_OPERATOR_H
+#define MOD_PEGADM_OPERATOR_H
 
 #include "mod_pegadm.h"
 #include "pegadm_metrics.h"
@@ -10,10 +11,19 @@
 
 #define PEGADM_HANDLER_STATUS "pegadm-status"
 
+/* PegaDMPreflight* and the services to check (mod_pegadm_preflight.c) */
 typedef struct pegadm_preflight_t pegadm_preflight_t;
+struct pegadm_preflight_t {
+    int enabled;               /* -1 unset: on */
+    int warn_days;             /* -1 unset */
+    apr_interval_time_t every; /* -1 unset; 0: only at start-up */
+    apr_array_header_t *targets;
+    server_rec *s;
+    int cache_usable; /* the shared cache, as last checked; children inherit it */
+};
 
 /* Per server (the main one; virtual hosts share it). */
-struct pegadm_ops_t {
+struct pegadm_operator_t {
     /* the shared counters, from post_config; the slot from child_init */
     pegadm_metrics_t *metrics;
     pegadm_metrics_slot_t *slot;
@@ -28,27 +38,31 @@ struct pegadm_ops_t {
     pegadm_preflight_t *preflight;        /* mod_pegadm_preflight.c */
 };
 
+/* The counters' widget list of this configuration (pconf userdata): each
+ * PegaDMWidgetID's index, kept in pegadm_dir_conf_t.metrics_widget. */
+#define PEGADM_WIDGETS_KEY "pegadm-metrics-widgets"
+
+/* The operator record, made with the server record (mod_pegadm_config.c). */
+static inline pegadm_operator_t *pegadm_operator_of(server_rec *s)
+{
+    return ((pegadm_server_conf_t *)ap_get_module_config(s->module_config, &pegadm_module))
+        ->operator_rec;
+}
+
+/* mod_pegadm_config.c */
+int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf);
+apr_interval_time_t pegadm_conf_preflight_interval(const pegadm_preflight_t *pf);
+
 /* mod_pegadm_metrics.c */
-/* The widget's index for the counters, at configuration time (kept in
- * pegadm_dir_conf_t.metrics_widget). */
-int pegadm_metrics_register_widget(cmd_parms *cmd, const char *widget_id);
 apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_metrics_child_init(apr_pool_t *p, server_rec *s);
-pegadm_ops_t *pegadm_ops_of(server_rec *s);
 int pegadm_metrics_index(const request_rec *r, const pegadm_dir_conf_t *d);
 
-/* The request path's counters: lock-free, a few nanoseconds each. */
-void pegadm_count(const request_rec *r, const pegadm_dir_conf_t *d, pegadm_metric_t metric);
-void pegadm_count_lookup(const request_rec *r, const pegadm_dir_conf_t *d,
-                         pegadm_lookup_result_t result);
-/* One upstream call, its outcome and how long it took. */
+/* One upstream call, its outcome and how long it took: lock-free, a few
+ * nanoseconds. */
 void pegadm_count_call(const request_rec *r, const pegadm_dir_conf_t *d,
                        pegadm_upstream_call_t call, pegadm_call_outcome_t outcome,
                        apr_interval_time_t took);
-void pegadm_count_breaker(const request_rec *r, const pegadm_dir_conf_t *d, int open);
-/* A forgotten session (logout): counted and audited. */
-void pegadm_metrics_count_forget(request_rec *r, const pegadm_dir_conf_t *d,
-                                 const char *customer_id);
 
 /* What the session code reports, counted and audited in one call each. */
 void pegadm_observe_call(request_rec *r, const pegadm_dir_conf_t *d,
@@ -62,25 +76,12 @@ void pegadm_observe_session_op(request_rec *r, const pegadm_dir_conf_t *d, pegad
                                pegadm_session_status_t st, const pegadm_session_result_t *res,
                                const char *customer_id);
 
-/* mod_pegadm_rotation.c */
-/* Call 1 signed with the secret the service accepts; a refused token is
- * tried once with the other configured secret. t is left holding the
- * secret of the last attempt (the one to sign call 2 with). */
-pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
-                                          pegadm_dm_target_t *t, const char *customer_id,
-                                          const char **sid, const char **why);
-
-/* Sets t to sign with the secret the service last accepted (a call to an
- * existing session: private data pushed again). */
-void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t *d,
-                                  pegadm_dm_target_t *t);
-
-/* mod_pegadm_status.c */
+/* mod_pegadm_metrics.c: what operators read */
 int pegadm_status_handler(request_rec *r);
-void pegadm_status_register_hooks(apr_pool_t *p);
+/* mod_status's section */
+int pegadm_status_hook(request_rec *r, int flags);
 
 /* mod_pegadm_audit.c */
-const char *pegadm_audit_set_log(cmd_parms *cmd, void *dv, const char *arg);
 apr_status_t pegadm_audit_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_audit_child_init(apr_pool_t *p, server_rec *s);
 /* One audit line: event is create, private_data, forget or refusal;
@@ -90,14 +91,8 @@ void pegadm_audit(request_rec *r, const pegadm_dir_conf_t *d, const char *event,
                   apr_interval_time_t took);
 
 /* mod_pegadm_preflight.c */
-const char *pegadm_preflight_set(cmd_parms *cmd, void *dv, int on);
-const char *pegadm_preflight_set_warn_days(cmd_parms *cmd, void *dv, const char *arg);
-const char *pegadm_preflight_set_interval(cmd_parms *cmd, void *dv, const char *arg);
 /* The start-up check (warnings only: httpd starts regardless). */
 apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_preflight_child_init(apr_pool_t *p, server_rec *s);
-
-/* Everything above, hooked in once from the module's register_hooks. */
-void pegadm_ops_register_hooks(apr_pool_t *p);
 
 #endif

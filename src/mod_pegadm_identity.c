@@ -1,6 +1,9 @@
-/* The customer ID from a database: a statement prepared through mod_dbd
- * maps the log-in name to the Pega customer ID. Answers may be kept for
- * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions. */
+/* The customer of a request: PegaDMCustomerID's expression (REMOTE_USER
+ * unless set), the check that the value is a usable Pega customer ID, and,
+ * with PegaDMCustomerIDQuery, the log-in name mapped to the customer ID by
+ * a statement prepared through mod_dbd. Answers may be kept for
+ * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions.
+ * What is done with the ID is the session call's (mod_pegadm_session.c). */
 #include "mod_pegadm.h"
 
 #include <string.h>
@@ -12,115 +15,69 @@
 #include <apr_strings.h>
 #include <mod_dbd.h>
 
+#include "pegadm_identity.h"
 #include "pegadm_bytes.h"
 #include "pegadm_confcheck.h"
-#include "pegadm_identity.h"
 
 APLOG_USE_MODULE(pegadm);
 
-#define QUERY_TTL_MAX 86400
+/* Maps login with the scope's query (or its cached answer). On OK, *value
+ * is the raw first column, not yet validated; NONE and UNAVAILABLE are logged. */
+static pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r,
+                                                       const pegadm_dir_conf_t *d,
+                                                       const char *login, const char **value);
+
+/* Whether id may be used; refusals other than "empty" are logged. */
+static int usable_customer_id(request_rec *r, const char *id)
+{
+    pegadm_id_check_t check = id ? pegadm_customer_id_check(id, strlen(id)) : PEGADM_ID_EMPTY;
+
+    if (check != PEGADM_ID_OK && check != PEGADM_ID_EMPTY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PEGADM032: refusing customer ID (%" APR_SIZE_T_FMT
+                      " bytes): %s; treated as "
+                      "not authenticated",
+                      strlen(id), pegadm_id_check_reason(check));
+    }
+    return check == PEGADM_ID_OK;
+}
+
+/* With PegaDMCustomerIDQuery the expression gives the log-in name, and the
+ * database the customer ID; both are checked. */
+pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
+                                            const char **out)
+{
+    const char *id = r->user, *err = NULL;
+    pegadm_customer_status_t st = PEGADM_CUSTOMER_OK;
+
+    if (d->customer_id) {
+        id = ap_expr_str_exec(r, d->customer_id, &err);
+        if (err) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "PEGADM031: PegaDMCustomerID: evaluating the expression failed: %s",
+                          err);
+            return PEGADM_CUSTOMER_NONE;
+        }
+    }
+    if (!usable_customer_id(r, id)) {
+        return PEGADM_CUSTOMER_NONE;
+    }
+    if (d->cid_query) {
+        st = pegadm_dbd_customer_id(r, d, id, &id);
+        if (st == PEGADM_CUSTOMER_OK && !usable_customer_id(r, id)) {
+            st = PEGADM_CUSTOMER_NONE;
+        }
+    }
+    if (st == PEGADM_CUSTOMER_OK) {
+        apr_table_setn(r->notes, PEGADM_CUSTOMER_NOTE, id);
+        *out = id;
+    }
+    return st;
+}
+
 /* A cached answer is one of these tags, then the customer ID if found. */
 #define CACHED_FOUND 'F'
 #define CACHED_NONE  'N'
-
-/* ---- directives ---- */
-
-/* apr_dbd takes every %<letter> for a parameter and %% for a literal
- * percent sign; the statement gets exactly one, the log-in name. */
-static const char *check_placeholders(cmd_parms *cmd, const char *query)
-{
-    int params = 0, strings = 0;
-
-    for (const char *q = query; *q; q++) {
-        if (q[0] == '%' && q[1] == '%') {
-            q++;
-        } else if (q[0] == '%' && apr_isalpha(q[1])) {
-            params++;
-            strings += q[1] == 's';
-        }
-    }
-    if (params != 1 || strings != 1) {
-        return apr_psprintf(cmd->pool,
-                            "%s: the SQL statement must take exactly one parameter, "
-                            "written %%s (the log-in name), and no other %%-parameter",
-                            cmd->cmd->name);
-    }
-    return NULL;
-}
-
-const char *pegadm_dbd_set_query(cmd_parms *cmd, void *dv, const char *query)
-{
-    APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    pegadm_dir_conf_t *d = dv;
-    unsigned char digest[APR_MD5_DIGESTSIZE];
-    char hex[2 * APR_MD5_DIGESTSIZE + 1];
-    const char *err;
-
-    if (!prepare) {
-        return apr_psprintf(cmd->pool, "%s needs mod_dbd: load it (LoadModule dbd_module ...)",
-                            cmd->cmd->name);
-    }
-    if ((err = check_placeholders(cmd, query)) != NULL) {
-        return err;
-    }
-    /* The label follows from the SQL alone: mod_dbd keeps statements per
-     * server and lets virtual hosts inherit the main server's, so one label
-     * must never stand for two different statements. */
-    apr_md5(digest, query, strlen(query));
-    ap_bin2hex(digest, sizeof(digest), hex);
-    d->cid_query = apr_pstrdup(cmd->pool, query);
-    d->cid_query_label = apr_pstrcat(cmd->pool, "pegadm_cid_", hex, NULL);
-    prepare(cmd->server, d->cid_query, d->cid_query_label);
-    return NULL;
-}
-
-const char *pegadm_dbd_set_query_ttl(cmd_parms *cmd, void *dv, const char *arg)
-{
-    long v;
-    const char *err = pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, QUERY_TTL_MAX, &v);
-
-    if (!err) {
-        ((pegadm_dir_conf_t *)dv)->cid_query_ttl = apr_time_from_sec(v);
-    }
-    return err;
-}
-
-/* ---- start-up check: every query needs a DBDriver for its server ----
- * DBDriver is a server-level directive, so it can only sit at the top, in
- * a <VirtualHost>, or in conditional sections around them. */
-
-static int level_has_driver(const ap_directive_t *first)
-{
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (!strcasecmp(d->directive, "DBDriver")) {
-            return 1;
-        }
-        if (d->first_child && strcasecmp(d->directive, "<VirtualHost") != 0 &&
-            level_has_driver(d->first_child)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int check_queries(const ap_directive_t *first, int has_driver)
-{
-    int failures = 0;
-
-    has_driver = has_driver || level_has_driver(first);
-    for (const ap_directive_t *d = first; d; d = d->next) {
-        if (d->first_child) {
-            failures += check_queries(d->first_child, has_driver);
-        } else if (!strcasecmp(d->directive, "PegaDMCustomerIDQuery") && !has_driver) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL,
-                         "PEGADM200: PegaDMCustomerIDQuery at %s:%d has no database: "
-                         "configure DBDriver and DBDParams (mod_dbd) for this server",
-                         d->filename, d->line_num);
-            failures++;
-        }
-    }
-    return failures;
-}
 
 /* ---- which database a server's answers come from ----
  * mod_dbd keeps its settings to itself; the configuration tree shows them.
@@ -171,7 +128,7 @@ static void note_databases(apr_pool_t *p, apr_hash_t *found, const ap_directive_
     }
 }
 
-int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
+void pegadm_dbd_note_databases(server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     apr_pool_t *p = s->process->pconf;
@@ -183,7 +140,6 @@ int pegadm_dbd_check_config(apr_pool_t *ptemp, server_rec *s)
                  apr_pstrcat(p, main_db.driver ? main_db.driver : "", "\n",
                              main_db.params ? main_db.params : "", NULL));
     note_databases(p, sc->databases, ap_conftree, &main_db);
-    return check_queries(ap_conftree, 0) ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 /* ---- the lookup ---- */
@@ -328,7 +284,7 @@ static int answer_key(request_rec *r, const pegadm_dir_conf_t *d, const char *lo
     }
     purpose = apr_pstrcat(r->pool, "customer-id ", d->cid_query_label, "\n", server, "\n",
                           database, NULL);
-    return key->sc->cache && key->sc->mutex && d->secret &&
+    return key->sc->mutex && d->secret &&
            pegadm_cache_id(&d->secret->keys, purpose, d->widget_id, login, key->id) ==
                APR_SUCCESS;
 }
@@ -345,14 +301,15 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
     unsigned int len = sizeof(buf);
     unsigned char *plain;
     apr_size_t plain_len;
+    const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
+    pegadm_store_key_t k = {key->id, sizeof(key->id), NULL, 0};
     apr_status_t rv;
 
-    if (apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+    if (store->lock(store->ctx) != APR_SUCCESS) {
         return 0;
     }
-    rv = key->sc->cache_provider->retrieve(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                           buf, &len, r->pool);
-    apr_global_mutex_unlock(key->sc->mutex);
+    rv = store->get(store->ctx, &k, buf, &len, r->pool);
+    store->unlock(store->ctx);
     if (rv != APR_SUCCESS ||
         pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
@@ -380,6 +337,8 @@ static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const an
     unsigned char plain[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
+    const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
+    pegadm_store_key_t k = {key->id, sizeof(key->id), NULL, 0};
     apr_status_t rv;
 
     if (value_len > PEGADM_CUSTOMER_ID_MAX) {
@@ -390,20 +349,20 @@ static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const an
     memcpy(plain + ANSWER_HEADER, value_len ? value : "", value_len);
     if (pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id), plain,
                     ANSWER_HEADER + value_len, &sealed, &sealed_len) != APR_SUCCESS ||
-        apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+        store->lock(store->ctx) != APR_SUCCESS) {
         return;
     }
-    rv = key->sc->cache_provider->store(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                        expiry, sealed, (unsigned int)sealed_len, r->pool);
-    apr_global_mutex_unlock(key->sc->mutex);
+    rv = store->put(store->ctx, &k, expiry, sealed, (unsigned int)sealed_len, r->pool);
+    store->unlock(store->ctx);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
                       "PEGADM205: could not cache the PegaDMCustomerIDQuery answer");
     }
 }
 
-pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r, const pegadm_dir_conf_t *d,
-                                                const char *login, const char **value)
+static pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r,
+                                                       const pegadm_dir_conf_t *d,
+                                                       const char *login, const char **value)
 {
     answer_key_t key;
     pegadm_customer_status_t st;
