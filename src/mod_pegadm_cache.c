@@ -653,7 +653,8 @@ void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
         return; /* shmcb, or another node-local cache: the node lock decides */
     }
     if (sc->operator_rec) {
-        pegadm_shared_count(sc->shared.client, sc->operator_rec->metrics, sc->operator_rec->slot);
+        pegadm_shared_count(sc->shared.client, sc->operator_rec->metrics,
+                            sc->operator_rec->slot);
     }
     kv = pegadm_shared_kv(sc->shared.client);
     sc->shared.kvstore = pegadm_kvstore_create(p, &kv, KEY_PREFIX, kv_lock, kv_unlock, sc);

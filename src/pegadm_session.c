@@ -321,8 +321,8 @@ static apr_status_t save(apr_pool_t *p, const pegadm_session_call_t *call, const
                      &sealed, &sealed_len);
     if (rv == APR_SUCCESS) {
         pegadm_store_key_t key = store_key(id);
-        rv =
-            call->store->put(call->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len, p);
+        rv = call->store->put(call->store->ctx, &key, expiry, sealed, (unsigned int)sealed_len,
+                              p);
     }
     changed(call); /* a failed write may have landed all the same */
     return rv;
@@ -690,7 +690,8 @@ static pegadm_session_status_t refresh_private_data(apr_pool_t *p,
  * the holder only. The mark is released whatever happens, once the outcome
  * is stored, so that it never outlives the create; should the release
  * fail, it lapses by itself. */
-static pegadm_session_status_t create_under_mark(apr_pool_t *p, const pegadm_session_call_t *call,
+static pegadm_session_status_t create_under_mark(apr_pool_t *p,
+                                                 const pegadm_session_call_t *call,
                                                  const cache_id_t *id, const cache_id_t *mark,
                                                  const unsigned char *token, apr_time_t started,
                                                  pegadm_session_result_t *res)
@@ -799,7 +800,7 @@ static pegadm_session_status_t wait_or_create(apr_pool_t *p, const pegadm_sessio
             rv = pegadm_random(token, sizeof(token));
             if (rv == APR_SUCCESS) {
                 rv = call->mark->take(call->mark->ctx, &mark_key, token,
-                                     call->wait_max + apr_time_from_sec(1), p);
+                                      call->wait_max + apr_time_from_sec(1), p);
             }
             if (rv == APR_SUCCESS) {
                 return create_under_mark(p, call, id, mark, token, started, res);

@@ -42,7 +42,8 @@ void fake_slot_key(fake_slot_t *slot, const pegadm_store_key_t *key)
 }
 
 pegadm_session_call_t session_request(pegadm_store_t *store, pegadm_keys_t *keys,
-                                     const char *customer, pegadm_create_fn create, void *baton)
+                                      const char *customer, pegadm_create_fn create,
+                                      void *baton)
 {
     pegadm_session_call_t call = {0};
     call.store = store;
