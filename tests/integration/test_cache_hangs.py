@@ -106,7 +106,12 @@ def test_a_hung_cache_server_never_hangs_the_portal(module_httpd, dm, real_cache
             return resp.status == 200 and assert_session(resp)
 
         assert wait_for(session_again, 10, 0.2, "sessions again") == sids[cached[0]]
-        page = node.request("GET", EAGER_PAGE, user=cached[1])
+
+        def page_session():  # each child finds the server back on its own
+            page = node.request("GET", EAGER_PAGE, user=cached[1])
+            return parse_vars(page.body)["SID"].decode() != "(none)" and page
+
+        page = wait_for(page_session, 10, 0.2, "an eager page with its session again")
         assert parse_vars(page.body)["SID"].decode() == sids[cached[1]]
         assert assert_session(session_get(node, new[0]))
         assert len(dm.creates_for(new[0])) == 1

@@ -116,8 +116,9 @@ FAILURES = {
     "wrong_ca": ("acl", "127.0.0.1", "other", ACL_PASSWORD, False, "tls", "verify"),
     "wrong_host_name": ("acl", "localhost", "ca", ACL_PASSWORD, False, "tls", "hostname"),
     "wrong_password": ("acl", "127.0.0.1", "ca", WRONG_PASSWORD, False, "auth", "WRONGPASS"),
-    "no_client_certificate": ("mtls", "127.0.0.1", "ca", DEFAULT_PASSWORD, False, "tls",
-                              "certificate"),
+    # TLS 1.3: the server's alert may come after the handshake, or the
+    # connection just closes, so what OpenSSL says varies
+    "no_client_certificate": ("mtls", "127.0.0.1", "ca", DEFAULT_PASSWORD, False, "tls", ""),
 }
 
 
