@@ -56,6 +56,7 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     pegadm_localcache_post_config(ptemp, s);
     pegadm_read_gate_log(s, ptemp);
     pegadm_logout_post_config(pconf, s);
+    pegadm_inject_post_config();
     pegadm_tenants_post_config(pconf, s);
     if (pegadm_http_global_init() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "PEGADM002: initialising libcurl failed");

@@ -327,5 +327,7 @@ int pegadm_handler_is_trusted(request_rec *r);
 apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 /* insert_filter: adds the filter where PegaDMInject is On */
 void pegadm_inject_insert(request_rec *r);
+/* post_config: finds mod_dav, whose locations the filter leaves alone */
+void pegadm_inject_post_config(void);
 
 #endif

@@ -128,7 +128,8 @@
         waited += READY_POLL_MS;
         setTimeout(poll, READY_POLL_MS);
       }
-      if (!document.getElementById("pega-wm-chat")) {
+      /* the widget's script, not any element a page gave that id */
+      if (!document.querySelector("script#pega-wm-chat")) {
         var script = document.createElement("script");
         script.id = "pega-wm-chat";
         script.async = true;

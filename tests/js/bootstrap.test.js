@@ -98,6 +98,12 @@ function makeTab(origin, options = {}) {
   const document = {
     createElement: element,
     getElementById: (id) => tab.appended.find((e) => e.id === id) || null,
+    /* "tag#id" only: the page's own elements, then what the script added */
+    querySelector: (selector) => {
+      const [tag, id] = selector.split("#");
+      return (options.page || []).concat(tab.appended)
+        .find((e) => e.tagName === tag.toUpperCase() && e.id === id) || null;
+    },
     head: sink,
     documentElement: Object.assign(Object.create(sink), { lang: options.lang || "" }),
   };
@@ -337,6 +343,16 @@ test("the widget script is loaded once and an existing widget object kept", asyn
   assert.deepEqual(scripts.map((e) => [e.id, e.src]), [["pega-wm-chat", CONFIG.widgetScript]]);
   assert.equal(tab.window.PegaUnifiedChatWidget.keep, "me");
   assert.equal(typeof tab.window.PegaUnifiedChatWidget.onCreateSessionRequest, "function");
+});
+
+test("an element of the page with the widget script's id does not stop the widget", async () => {
+  const div = { tagName: "DIV", id: "pega-wm-chat" };
+  const tab = makeTab(makeOrigin(), { owner: "O", page: [div] });
+  tab.window.document.getElementById = (id) => (id === div.id ? div : null);
+  tab.run();
+  await sleep(50);
+  const scripts = tab.appended.filter((e) => e.tagName === "SCRIPT");
+  assert.deepEqual(scripts.map((e) => [e.id, e.src]), [["pega-wm-chat", CONFIG.widgetScript]]);
 });
 
 test("a widget that fails to load still lets the page go on", async () => {
