@@ -7,8 +7,9 @@ PEGADM_PACKAGES=(
     apache2 apache2-dev apache2-utils
     libapr1-dev libaprutil1-dev
     libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
-    # the memcached client's consistent hashing
-    libmemcached-dev
+    # the Redis client's RESP formatter and reader, the memcached client's
+    # consistent hashing
+    libhiredis-dev libmemcached-dev
     python3 python3-pytest
     openssl curl ca-certificates
     # the memcheck run of httpd (tests/valgrind)

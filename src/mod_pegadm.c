@@ -105,13 +105,13 @@ static void http_child_init(apr_pool_t *p, server_rec *s)
  * the upstream handles made before it. */
 static void pegadm_child_init(apr_pool_t *p, server_rec *s)
 {
+    pegadm_metrics_child_init(p, s); /* the slot first: the cache client counts in it */
     pegadm_cache_child_init(p, s);
     pegadm_localcache_child_init(p, s);
     pegadm_read_gate_child_init(p, s);
     pegadm_dbd_child_init(p, s);
     pegadm_create_lock_child_init(p, s);
     http_child_init(p, s);
-    pegadm_metrics_child_init(p, s);
     pegadm_audit_child_init(p, s);
     pegadm_preflight_child_init(p, s);
 }

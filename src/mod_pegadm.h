@@ -17,11 +17,14 @@
 #include <apr_hash.h>
 
 #include "pegadm_breaker.h"
+#include "pegadm_cacheurl.h"
 #include "pegadm_dm.h"
 #include "pegadm_fields.h"
+#include "pegadm_kvstore.h"
 #include "pegadm_rotation.h"
 #include "pegadm_seal.h"
 #include "pegadm_session.h"
+#include "pegadm_sharedcache.h"
 
 /* Log messages start with a stable number, "PEGADMnnn: ", so that
  * administrators can grep for them. */
@@ -109,10 +112,35 @@ typedef struct {
     void *generations;           /* shared memory, from post_config */
 } pegadm_local_conf_t;
 
+/* The shared cache servers the module talks to itself (PegaDMCache
+ * redis://, rediss://, memcache://) and the directives beside it. */
+typedef enum {
+    PEGADM_CACHE_OPT_USER = 0,
+    PEGADM_CACHE_OPT_PASSWORD,
+    PEGADM_CACHE_OPT_PASSWORD_FILE,
+    PEGADM_CACHE_OPT_CA_FILE,
+    PEGADM_CACHE_OPT_CERT_FILE,
+    PEGADM_CACHE_OPT_KEY_FILE,
+    PEGADM_CACHE_OPT_TIMEOUT,
+    PEGADM_CACHE_OPTS
+} pegadm_cache_opt_t;
+
+typedef struct {
+    const pegadm_cache_url_t *url; /* NULL, or of kind REDIS or MEMCACHE */
+    apr_interval_time_t timeout;   /* PegaDMCacheTimeout; 0: unset (1 s) */
+    const char *user;              /* PegaDMCacheUser */
+    const char *password;          /* inline, or read from PegaDMCachePasswordFile */
+    const char *ca_file, *cert_file, *key_file;
+    const ap_directive_t *where[PEGADM_CACHE_OPTS]; /* each directive set, for messages */
+    pegadm_shared_t *client;     /* made in post_config, used by the children only */
+    pegadm_kvstore_t *kvstore;   /* per process, from child_init */
+    const pegadm_store_t *store; /* over kvstore, from child_init */
+} pegadm_shared_settings_t;
+
 /* Server-wide: one cache and one mutex for the whole server. */
 typedef struct {
-    const char *cache_provider_name;
-    const ap_socache_provider_t *cache_provider;
+    const char *cache_provider_name; /* "shmcb"..., or "redis"/"memcache": the own clients */
+    const ap_socache_provider_t *cache_provider; /* NULL for the own clients */
     ap_socache_instance_t *cache;
     apr_global_mutex_t *mutex;
     apr_uint32_t cache_error_logged_at; /* seconds; per process */
@@ -120,7 +148,7 @@ typedef struct {
     const char *cache_args;                /* PegaDMCache's after the ':' */
     const ap_directive_t *cache_directive; /* where PegaDMCache is, for messages */
     int cache_customers;                   /* PegaDMCacheCustomers; 0: unset */
-    apr_uint32_t cache_failed_at;          /* seconds; per process */
+    pegadm_shared_settings_t shared;       /* the own clients' settings and client */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
     int threads;                           /* worker threads per child, from child_init */
@@ -189,9 +217,11 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
  * unchanged); logs (info) a shmcb's size. */
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void pegadm_cache_child_init(apr_pool_t *p, server_rec *s);
-/* Opens, in each child, the cross-node create lock's client to a memcache
- * or redis PegaDMCache's servers. */
+/* With the module's own Redis or memcached client: the child's store and
+ * create lock over its copy of the client, counted in its slot. */
 void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s);
+/* A client's settings from PegaDMCache and the directives beside it. */
+pegadm_shared_conf_t pegadm_shared_conf_of(const pegadm_server_conf_t *sc);
 /* The session cache as a pegadm_store_t, allocated in p. */
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s);
 /* Logs the store's failure why, at most once a minute per process. */

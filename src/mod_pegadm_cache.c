@@ -1,5 +1,6 @@
 /* The session cache's whole life in httpd: the socache provider (shmcb
- * unless PegaDMCache names another), the default shmcb sized for
+ * unless PegaDMCache names another, or the module's own Redis or memcached
+ * client for redis://, rediss://, memcache://), the default shmcb sized for
  * PegaDMCacheCustomers, the instance made in post_config with its global
  * mutex (a shmcb one retained by the parent across reloads) and
  * re-attached in child_init, and the pegadm_store_t that the session flow
@@ -16,12 +17,11 @@
  * the module and the providers it uses are unloaded with the
  * configuration, before the parent exits.
  *
- * The cross-node create lock (pegadm_mark_t) on the memcached or Redis
- * servers that PegaDMCache names, through apr_memcache and apr_redis, the
- * clients httpd's own socache providers are built on: each child process
- * opens a client of its own, used for the lock only; the cache itself
- * stays with the socache provider. */
+ * With the module's own client, the store and the cross-node create lock
+ * (pegadm_mark_t) are pegadm_kvstore's over it (see "the module's own
+ * clients" below). */
 #include "mod_pegadm.h"
+#include "mod_pegadm_operator.h"
 
 #include <string.h>
 
@@ -29,8 +29,6 @@
 #include <apr_strings.h>
 #include <http_core.h>
 #include <util_mutex.h>
-#include <apr_memcache.h>
-#include <apr_redis.h>
 #include <ap_mpm.h>
 
 #include "pegadm_confcheck.h"
@@ -163,12 +161,48 @@ static apr_status_t destroy_cache(void *data)
     return APR_SUCCESS;
 }
 
+/* The directives beside PegaDMCache that its value cannot use, or that
+ * need another: refused, naming the directive's file and line. */
+static apr_status_t check_shared_options(const pegadm_server_conf_t *sc, apr_pool_t *ptemp)
+{
+    static const char *const names[PEGADM_CACHE_OPTS] = {
+        "PegaDMCacheUser",   "PegaDMCachePassword",        "PegaDMCachePasswordFile",
+        "PegaDMCacheCAFile", "PegaDMCacheCertificateFile", "PegaDMCacheKeyFile",
+        "PegaDMCacheTimeout"};
+    const ap_directive_t *const *w = sc->shared.where;
+    pegadm_cache_opts_set_t set = {w[0] != NULL, w[1] != NULL, w[2] != NULL,
+                                   w[3] != NULL, w[4] != NULL, w[5] != NULL};
+    pegadm_cache_url_t shmcb = {.kind = PEGADM_CACHE_SOCACHE,
+                                .provider = sc->cache_provider_name};
+    const char *err =
+        pegadm_cacheurl_check_options(ptemp, sc->shared.url ? sc->shared.url : &shmcb, &set);
+    const char *at = "";
+
+    if (!err && w[PEGADM_CACHE_OPT_TIMEOUT] && !sc->shared.url) {
+        err = apr_psprintf(ptemp,
+                           "PegaDMCacheTimeout: only for redis://, rediss:// or "
+                           "memcache:// servers, not for PegaDMCache %s",
+                           sc->cache_provider_name);
+    }
+    if (!err) {
+        return APR_SUCCESS;
+    }
+    for (int i = 0; i < PEGADM_CACHE_OPTS; i++) {
+        size_t n = strlen(names[i]);
+        if (w[i] && !strncmp(err, names[i], n) && err[n] == ':') {
+            at = apr_psprintf(ptemp, " (%s:%d)", w[i]->filename, w[i]->line_num);
+        }
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL, "PEGADM905: %s%s", err, at);
+    return APR_EGENERAL;
+}
+
 apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
     apr_size_t size, holds;
 
-    if (!sc->cache_provider) {
+    if (!sc->cache_provider && !sc->shared.url) {
         sc->cache_provider =
             ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION);
         if (!sc->cache_provider) {
@@ -178,7 +212,11 @@ apr_status_t pegadm_cache_check_config(apr_pool_t *pconf, apr_pool_t *ptemp, ser
             return APR_EGENERAL;
         }
         sc->cache_provider_name = "shmcb";
-    } else if (strcmp(sc->cache_provider_name, "shmcb") != 0) {
+    }
+    if (check_shared_options(sc, ptemp) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (strcmp(sc->cache_provider_name, "shmcb") != 0) {
         return APR_SUCCESS;
     }
     if (!sc->cache_args || !*sc->cache_args) {
@@ -289,6 +327,10 @@ static apr_status_t attach_retained_shmcb(apr_pool_t *ptemp, server_rec *s,
     return make_retained_shmcb(ptemp, s, sc, signature);
 }
 
+static apr_status_t open_shared_client(apr_pool_t *pconf, server_rec *s,
+                                       pegadm_server_conf_t *sc);
+static void log_unreadable_removed(server_rec *s, apr_status_t rv);
+
 apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_server_conf_t *sc = server_conf(s);
@@ -307,6 +349,9 @@ apr_status_t pegadm_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, serv
     rv = ap_global_mutex_create(&sc->mutex, NULL, PEGADM_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (sc->shared.url) {
+        return open_shared_client(pconf, s, sc);
     }
     rv = init_cache(sc, sc->cache, s, pconf);
     if (rv != APR_SUCCESS) {
@@ -349,24 +394,11 @@ static apr_status_t store_unlock(void *ctx)
     return apr_global_mutex_unlock(((store_ctx_t *)ctx)->sc->mutex);
 }
 
-/* A cache server that fails is held for dead by apr_memcache and apr_redis
- * for 5 seconds, during which they answer "not found" without asking it
- * (their retry, a ping, fails silently too). Such an answer is no miss: a
- * "not found" counts only once this process has seen no cache failure
- * for longer than that; before, the cache counts as unreachable. */
-#define CACHE_DEAD_SECONDS 7
-
-static apr_status_t note_cache_result(store_ctx_t *c, apr_status_t rv)
+static void log_unreadable_removed(server_rec *s, apr_status_t rv)
 {
-    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        apr_atomic_set32(&c->sc->cache_failed_at, now);
-    } else if (rv == APR_NOTFOUND &&
-               now - apr_atomic_read32(&c->sc->cache_failed_at) < CACHE_DEAD_SECONDS) {
-        return APR_ECONNREFUSED;
-    }
-    return rv;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                 "PEGADM706: removed a session cache entry that could not be read "
+                 "(too large, or not written by mod_pegadm)");
 }
 
 /* A value the provider cannot hand over (larger than any entry, a Redis
@@ -386,36 +418,38 @@ static apr_status_t store_get(void *ctx, const pegadm_store_key_t *k, unsigned c
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         removed = c->sc->cache_provider->remove(c->sc->cache, c->s, id, id_len, p);
         if (removed == APR_SUCCESS || removed == APR_NOTFOUND) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, c->s,
-                         "PEGADM706: removed a session cache entry that could not be read "
-                         "(too large, or not written by mod_pegadm)");
+            log_unreadable_removed(c->s, rv);
             *len = 0;
             return APR_SUCCESS;
         }
     }
-    return note_cache_result(c, rv);
+    return rv;
 }
 
-/* A store never answers "not found" but for a server held for dead. */
 static apr_status_t store_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
                               const unsigned char *val, unsigned int len, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
     apr_status_t rv = c->sc->cache_provider->store(c->sc->cache, c->s, k->id, k->id_len, expiry,
                                                    (unsigned char *)val, len, p);
-    return note_cache_result(c, rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv);
+    return rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv;
 }
 
 static apr_status_t store_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
 {
     store_ctx_t *c = ctx;
-    return note_cache_result(
-        c, c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p));
+    return c->sc->cache_provider->remove(c->sc->cache, c->s, k->id, k->id_len, p);
 }
 
 const pegadm_store_t *pegadm_cache_store(apr_pool_t *p, server_rec *s)
 {
-    store_ctx_t *c = apr_palloc(p, sizeof(*c));
+    pegadm_server_conf_t *sc = server_conf(s);
+    store_ctx_t *c;
+
+    if (sc->shared.store) {
+        return sc->shared.store;
+    }
+    c = apr_palloc(p, sizeof(*c));
 
     c->sc = server_conf(s);
     c->s = s;
@@ -438,8 +472,9 @@ void pegadm_cache_log_failure(request_rec *r, const char *why)
 
     if (now - last >= 60 && apr_atomic_cas32(&sc->cache_error_logged_at, now, last) == last) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "PEGADM033: %s (%s); answering as if the service were unavailable", why,
-                      sc->cache_provider_name);
+                      "PEGADM033: %s (%s%s%s); answering as if the service were unavailable",
+                      why, sc->cache_provider_name, sc->shared.url ? " " : "",
+                      sc->shared.url ? sc->cache_args : "");
     }
 }
 
@@ -486,188 +521,143 @@ void pegadm_retain(const char *key, void *data)
     entry(key)->data = data;
 }
 
-#define MARK_PREFIX   "mod_pegadm:mark:"
-#define MEMCACHE_PORT 11211
-#define REDIS_PORT    6379
-/* how long an idle connection is kept, and socache_redis's I/O timeout */
-#define CONN_TTL   apr_time_from_sec(15)
-#define REDIS_RWTO 5
-/* Redis has no atomic "set if absent with expiry" that apr_redis sends:
- * the mark is an INCR (1: ours), then given its expiry by a SETEX to this
- * value. An INCR answering less than it met a mark still without expiry
- * (its holder between the two commands, or dead there): the loser sets
- * the expiry itself, so that no mark can stay for ever. */
-#define REDIS_ARMED 1000000
+/* ---- the module's own clients: Redis, Valkey, memcached ----
+ * PegaDMCache redis://, rediss://, memcache:// (and the earlier redis: and
+ * memcache: forms). The client is made by the parent in post_config,
+ * where the TLS files and the password can be read, and used by the
+ * children only: it opens no connection before its first use, so each
+ * child gets a copy of its own with an empty pool. The parent checks the
+ * servers with a client of its own (the preflight), closed before any
+ * child starts. Every shared key goes through it: sessions, the create
+ * mark, the customer database's answers, the breaker's record. */
 
-typedef struct {
-    pegadm_mark_t mark;
-    apr_memcache_t *mc; /* one of the two, or neither if creation failed */
-    apr_redis_t *rc;
-} create_lock_client_t;
+#define KEY_PREFIX "pegadm:"
+/* the largest value the module stores: a session entry, a cached answer */
+#define MAX_VALUE 65536
 
-static const char *create_lock_key(apr_pool_t *p, const unsigned char *id, unsigned int id_len)
+/* What PegaDMCache and the directives beside it make, for one client. */
+pegadm_shared_conf_t pegadm_shared_conf_of(const pegadm_server_conf_t *sc)
 {
-    static const char hex[] = "0123456789abcdef";
-    apr_size_t prefix = sizeof(MARK_PREFIX) - 1;
-    char *key = apr_palloc(p, prefix + (apr_size_t)id_len * 2 + 1);
-    char *at = key + prefix;
+    const pegadm_shared_settings_t *sh = &sc->shared;
+    pegadm_shared_conf_t conf = {.url = sh->url,
+                                 .timeout = sh->timeout ? sh->timeout : apr_time_from_sec(1),
+                                 .user = sh->user,
+                                 .password = sh->password,
+                                 .ca_file = sh->ca_file,
+                                 .cert_file = sh->cert_file,
+                                 .key_file = sh->key_file,
+                                 .pool_max = 1,
+                                 .max_value = MAX_VALUE};
+    int threads = 1;
 
-    memcpy(key, MARK_PREFIX, prefix);
-    for (unsigned int i = 0; i < id_len; i++) {
-        *at++ = hex[id[i] >> 4];
-        *at++ = hex[id[i] & 0x0f];
-    }
-    *at = '\0';
-    return key;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    conf.pool_max = threads > 0 ? threads : 1; /* no thread waits for another's connection */
+    return conf;
 }
 
-static apr_uint32_t ttl_seconds(apr_interval_time_t ttl)
+static apr_status_t open_shared_client(apr_pool_t *pconf, server_rec *s,
+                                       pegadm_server_conf_t *sc)
 {
-    return (apr_uint32_t)((ttl + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
-}
+    pegadm_shared_conf_t conf = pegadm_shared_conf_of(sc);
+    const char *why = NULL;
+    apr_status_t rv = pegadm_shared_open(pconf, &conf, &sc->shared.client, &why);
 
-static apr_status_t memcache_take(void *ctx, const pegadm_store_key_t *k,
-                                  const unsigned char *token, apr_interval_time_t ttl,
-                                  apr_pool_t *p)
-{
-    create_lock_client_t *c = ctx;
-    char one[] = "1";
-
-    if (!c->mc) {
-        return APR_EGENERAL;
-    }
-    return apr_memcache_add(c->mc, create_lock_key(p, k->id, k->id_len), one, 1,
-                            ttl_seconds(ttl), 0);
-}
-
-static apr_status_t memcache_release(void *ctx, const pegadm_store_key_t *k,
-                                     const unsigned char *token, apr_pool_t *p)
-{
-    create_lock_client_t *c = ctx;
-    return c->mc ? apr_memcache_delete(c->mc, create_lock_key(p, k->id, k->id_len), 0)
-                 : APR_EGENERAL;
-}
-
-static apr_status_t redis_arm(create_lock_client_t *c, const char *key, apr_interval_time_t ttl)
-{
-    char armed[] = APR_STRINGIFY(REDIS_ARMED);
-    return apr_redis_setex(c->rc, key, armed, sizeof(armed) - 1, ttl_seconds(ttl), 0);
-}
-
-static apr_status_t redis_take(void *ctx, const pegadm_store_key_t *k,
-                               const unsigned char *token, apr_interval_time_t ttl,
-                               apr_pool_t *p)
-{
-    create_lock_client_t *c = ctx;
-    const char *key = create_lock_key(p, k->id, k->id_len);
-    apr_uint32_t count = 0;
-    apr_status_t rv;
-
-    if (!c->rc) {
-        return APR_EGENERAL;
-    }
-    rv = apr_redis_incr(c->rc, key, 1, &count);
     if (rv != APR_SUCCESS) {
-        return rv;
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, rv, NULL,
+                     "PEGADM904: PegaDMCache %s (%s:%d): cannot make its client: %s",
+                     sc->cache_args, sc->cache_directive->filename,
+                     sc->cache_directive->line_num, why ? why : "unknown reason");
     }
-    if (count == 1) {
-        rv = redis_arm(c, key, ttl);
-        if (rv != APR_SUCCESS) { /* a mark without expiry must not stay */
-            apr_redis_delete(c->rc, key, 0);
-        }
-        return rv;
-    }
-    if (count < REDIS_ARMED) {
-        redis_arm(c, key, ttl);
-    }
-    return APR_EEXIST;
+    return rv;
 }
 
-static apr_status_t redis_release(void *ctx, const pegadm_store_key_t *k,
-                                  const unsigned char *token, apr_pool_t *p)
+static apr_status_t kv_lock(void *ctx)
 {
-    create_lock_client_t *c = ctx;
-    return c->rc ? apr_redis_delete(c->rc, create_lock_key(p, k->id, k->id_len), 0)
-                 : APR_EGENERAL;
+    return apr_global_mutex_lock(((pegadm_server_conf_t *)ctx)->mutex);
 }
 
-/* Parses host[:port][,host[:port]...] as socache_memcache and socache_redis
- * do, adding each server to the client of the kind at hand. */
-static apr_status_t add_servers(apr_pool_t *p, create_lock_client_t *c, const char *args,
-                                apr_port_t default_port, int threads)
+static apr_status_t kv_unlock(void *ctx)
 {
-    char *list = apr_pstrdup(p, args), *last = NULL;
-
-    for (char *item = apr_strtok(list, ",", &last); item; item = apr_strtok(NULL, ",", &last)) {
-        char *host = NULL, *scope = NULL;
-        apr_port_t port = 0;
-        apr_status_t rv = apr_parse_addr_port(&host, &scope, &port, item, p);
-
-        if (rv != APR_SUCCESS || !host) {
-            return rv != APR_SUCCESS ? rv : APR_EINVAL;
-        }
-        port = port ? port : default_port;
-        if (c->mc) {
-            apr_memcache_server_t *ms;
-            rv = apr_memcache_server_create(p, host, port, 0, threads, threads, CONN_TTL, &ms);
-            rv = rv == APR_SUCCESS ? apr_memcache_add_server(c->mc, ms) : rv;
-        } else {
-            apr_redis_server_t *rs;
-            rv = apr_redis_server_create(p, host, port, 0, threads, threads, CONN_TTL,
-                                         REDIS_RWTO, &rs);
-            rv = rv == APR_SUCCESS ? apr_redis_add_server(c->rc, rs) : rv;
-        }
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-    }
-    return APR_SUCCESS;
+    return apr_global_mutex_unlock(((pegadm_server_conf_t *)ctx)->mutex);
 }
 
-static apr_uint16_t count_servers(const char *args)
+/* The kvstore's store, saying so when it removed a value the client could
+ * not hand over (larger than any entry, a Redis key of another type): the
+ * kvstore reads it as an empty value, which no entry of the module ever
+ * is, and the session flow discards it like a tampered entry rather than
+ * take the cache for down. */
+typedef struct {
+    pegadm_store_t store;
+    const pegadm_store_t *inner;
+    server_rec *s;
+} shared_store_t;
+
+static apr_status_t shared_get(void *ctx, const pegadm_store_key_t *k, unsigned char *buf,
+                               unsigned int *len, apr_pool_t *p)
 {
-    apr_uint16_t n = 1;
-    for (const char *s = args; *s; s++) {
-        n += *s == ',';
+    shared_store_t *c = ctx;
+    apr_status_t rv = c->inner->get(c->inner->ctx, k, buf, len, p);
+
+    if (rv == APR_SUCCESS && *len == 0) {
+        log_unreadable_removed(c->s, PEGADM_CACHE_PROTOCOL);
     }
-    return n;
+    return rv;
 }
 
-/* One connection per worker thread at most, kept while used: no thread
- * waits for another's connection, and none is opened per request. */
+static apr_status_t shared_put(void *ctx, const pegadm_store_key_t *k, apr_time_t expiry,
+                               const unsigned char *val, unsigned int len, apr_pool_t *p)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->put(inner->ctx, k, expiry, val, len, p);
+}
+
+static apr_status_t shared_del(void *ctx, const pegadm_store_key_t *k, apr_pool_t *p)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->del(inner->ctx, k, p);
+}
+
+static apr_status_t shared_lock(void *ctx)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->lock(inner->ctx);
+}
+
+static apr_status_t shared_unlock(void *ctx)
+{
+    const pegadm_store_t *inner = ((shared_store_t *)ctx)->inner;
+    return inner->unlock(inner->ctx);
+}
+
+static const pegadm_store_t *shared_store(apr_pool_t *p, server_rec *s,
+                                          const pegadm_store_t *inner)
+{
+    shared_store_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->inner = inner;
+    c->s = s;
+    c->store =
+        (pegadm_store_t){c, shared_lock, shared_unlock, shared_get, shared_put, shared_del};
+    return &c->store;
+}
+
+/* The child's store and create mark over its copy of the client, its
+ * operations counted in the child's slot. */
 void pegadm_create_lock_child_init(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
-    int memcache = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "memcache");
-    int redis = sc->cache_provider_name && !strcmp(sc->cache_provider_name, "redis");
-    create_lock_client_t *c;
-    int threads = 1;
-    apr_status_t rv;
+    pegadm_kv_t kv;
 
-    if ((!memcache && !redis) || !sc->cache_args) {
+    if (!sc->shared.client) {
         return; /* shmcb, or another node-local cache: the node lock decides */
     }
-    c = apr_pcalloc(p, sizeof(*c));
-    c->mark.ctx = c;
-    c->mark.take = memcache ? memcache_take : redis_take;
-    c->mark.release = memcache ? memcache_release : redis_release;
-    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    threads = threads > 0 ? threads : 1;
-    if (memcache) {
-        rv = apr_memcache_create(p, count_servers(sc->cache_args), 0, &c->mc);
-    } else {
-        rv = apr_redis_create(p, count_servers(sc->cache_args), 0, &c->rc);
+    if (sc->operator_rec) {
+        pegadm_shared_count(sc->shared.client, sc->operator_rec->metrics,
+                            sc->operator_rec->slot);
     }
-    if (rv == APR_SUCCESS) {
-        rv = add_servers(p, c, sc->cache_args, memcache ? MEMCACHE_PORT : REDIS_PORT, threads);
-    }
-    if (rv != APR_SUCCESS) {
-        c->mc = NULL;
-        c->rc = NULL;
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "PEGADM800: cannot open a %s client to %s for the create mark; first "
-                     "requests are answered as if the service were unavailable",
-                     sc->cache_provider_name, sc->cache_args);
-    }
-    sc->create_lock = &c->mark;
+    kv = pegadm_shared_kv(sc->shared.client);
+    sc->shared.kvstore = pegadm_kvstore_create(p, &kv, KEY_PREFIX, kv_lock, kv_unlock, sc);
+    sc->create_lock = sc->shared.kvstore ? &sc->shared.kvstore->mark : NULL;
+    sc->shared.store =
+        sc->shared.kvstore ? shared_store(p, s, &sc->shared.kvstore->store) : NULL;
 }

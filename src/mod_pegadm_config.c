@@ -405,8 +405,8 @@ static void check_file(cmd_parms *cmd, const char *path, const char *where, cons
     ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
                  "PEGADM701: %s: the secret is written in '%s' (%s), which is readable by "
                  "group or others; make the file readable by root only (chmod 600), or use "
-                 "PegaDMJWTSecretFile",
-                 cmd->cmd->name, path, where);
+                 "%sFile",
+                 cmd->cmd->name, path, where, cmd->cmd->name);
 }
 
 /* The files a directive's text comes from: its own, or for one that
@@ -939,33 +939,138 @@ static const char *set_bootstrap_url(cmd_parms *cmd, void *dv, const char *arg)
     return parse_local_path(cmd, arg, &((pegadm_dir_conf_t *)dv)->bootstrap_url);
 }
 
-static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
+/* An httpd socache provider (shmcb, or another) with its arguments. */
+static const char *set_socache(cmd_parms *cmd, pegadm_server_conf_t *sc,
+                               const pegadm_cache_url_t *url)
 {
-    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *sep, *name, *args;
+    const char *err;
 
-    if (err) {
-        return err;
-    }
-    sep = ap_strchr_c(arg, ':');
-    name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
-    args = sep ? sep + 1 : NULL;
-    sc->cache_provider =
-        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
+    sc->cache_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, url->provider,
+                                            AP_SOCACHE_PROVIDER_VERSION);
     if (!sc->cache_provider) {
         return apr_psprintf(cmd->pool,
                             "%s: unknown socache provider '%s' (is "
                             "mod_socache_%s loaded before mod_pegadm?)",
-                            cmd->cmd->name, name, name);
+                            cmd->cmd->name, url->provider, url->provider);
     }
-    sc->cache_provider_name = name;
-    sc->cache_args = args;
+    sc->cache_provider_name = url->provider;
+    sc->cache_args = url->args;
+    err = sc->cache_provider->create(&sc->cache, url->args, cmd->temp_pool, cmd->pool);
+    return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
+}
+
+/* redis://, rediss://, memcache:// and the earlier redis: and memcache:
+ * forms go to the module's own clients; anything else to httpd's socache. */
+static const char *set_cache(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_cache_url_t *url = NULL;
+
+    if (err || (err = pegadm_cacheurl_parse(cmd->pool, cmd->cmd->name, arg, &url)) != NULL) {
+        return err;
+    }
     sc->cache_directive = cmd->directive;
-    err = sc->cache_provider->create(&sc->cache, args, cmd->temp_pool, cmd->pool);
-    if (err) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    if (url->kind == PEGADM_CACHE_SOCACHE) {
+        sc->shared.url = NULL;
+        return set_socache(cmd, sc, url);
     }
+    sc->shared.url = url;
+    sc->cache_provider = NULL;
+    sc->cache = NULL;
+    sc->cache_provider_name = url->kind == PEGADM_CACHE_REDIS ? "redis" : "memcache";
+    sc->cache_args = pegadm_cacheurl_describe(cmd->pool, url);
+    return NULL;
+}
+
+/* The shared cache's settings, noting where the directive at hand is. */
+static pegadm_shared_settings_t *shared_of(cmd_parms *cmd, pegadm_cache_opt_t opt)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+
+    sc->shared.where[opt] = cmd->directive;
+    return &sc->shared;
+}
+
+static const char *set_cache_timeout(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_TIMEOUT);
+
+    return err ? err
+               : pegadm_cacheurl_parse_timeout(cmd->pool, cmd->cmd->name, arg, &sh->timeout);
+}
+
+static const char *set_cache_user(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_USER);
+
+    if (!err && (!*arg || strpbrk(arg, " \t\r\n"))) {
+        err = apr_psprintf(cmd->pool, "%s: a user name without spaces", cmd->cmd->name);
+    }
+    sh->user = err ? NULL : apr_pstrdup(cmd->pool, arg);
+    return err;
+}
+
+/* Withheld from mod_info and the dumps as the JWT secret is. */
+static const char *set_cache_password(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_PASSWORD);
+
+    if (!err && (!*arg || strchr(arg, '\n') || (arg[0] == '$' && arg[1] == '{'))) {
+        err = apr_psprintf(cmd->pool, "%s: empty, or an undefined variable", cmd->cmd->name);
+    }
+    if (!err) {
+        sh->password = apr_pstrdup(cmd->pool, arg);
+        secret_withhold(cmd, arg);
+    }
+    return err;
+}
+
+static const char *set_cache_password_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, PEGADM_CACHE_OPT_PASSWORD_FILE);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    int exposed = 0;
+
+    if (err || !path) {
+        return err ? err
+                   : apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    }
+    err = pegadm_shared_read_password(cmd->pool, path, &sh->password, &exposed);
+    if (!err && exposed) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "PEGADM903: %s: %s (%s:%d) is readable by group or others; make it "
+                     "readable by root only (chmod 600)",
+                     cmd->cmd->name, path, cmd->directive->filename, cmd->directive->line_num);
+    }
+    return err;
+}
+
+/* PegaDMCacheCAFile, PegaDMCacheCertificateFile, PegaDMCacheKeyFile: a
+ * file that exists now, for a start that fails at once rather than later. */
+static const char *set_cache_tls_file(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_cache_opt_t opt = (pegadm_cache_opt_t)(apr_uintptr_t)cmd->info;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pegadm_shared_settings_t *sh = shared_of(cmd, opt);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (err) {
+        return err;
+    }
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a file that can be read",
+                            cmd->cmd->name, arg);
+    }
+    *(opt == PEGADM_CACHE_OPT_CA_FILE     ? &sh->ca_file
+      : opt == PEGADM_CACHE_OPT_CERT_FILE ? &sh->cert_file
+                                          : &sh->key_file) = path;
     return NULL;
 }
 
@@ -1254,7 +1359,21 @@ const command_rec pegadm_cmds[] = {
                    "a private-data field: key, expression, and optionally its type "
                    "(string, boolean, number or json)"),
     AP_INIT_TAKE1("PegaDMCache", set_cache, NULL, RSRC_CONF,
-                  "the socache provider holding sessions, provider[:args]"),
+                  "where sessions are kept: redis://, rediss://, memcache:// or shmcb[:args]"),
+    AP_INIT_TAKE1("PegaDMCacheTimeout", set_cache_timeout, NULL, RSRC_CONF,
+                  "deadline of one shared cache operation, in seconds (decimals allowed)"),
+    AP_INIT_TAKE1("PegaDMCacheUser", set_cache_user, NULL, RSRC_CONF, "Redis ACL user name"),
+    AP_INIT_TAKE1("PegaDMCachePassword", set_cache_password, NULL, RSRC_CONF,
+                  "Redis password or access key"),
+    AP_INIT_TAKE1("PegaDMCachePasswordFile", set_cache_password_file, NULL, RSRC_CONF,
+                  "file holding the Redis password or access key"),
+    AP_INIT_TAKE1("PegaDMCacheCAFile", set_cache_tls_file, (void *)PEGADM_CACHE_OPT_CA_FILE,
+                  RSRC_CONF, "CA certificates for the cache server (rediss://)"),
+    AP_INIT_TAKE1("PegaDMCacheCertificateFile", set_cache_tls_file,
+                  (void *)PEGADM_CACHE_OPT_CERT_FILE, RSRC_CONF,
+                  "client certificate for the cache server (rediss://)"),
+    AP_INIT_TAKE1("PegaDMCacheKeyFile", set_cache_tls_file, (void *)PEGADM_CACHE_OPT_KEY_FILE,
+                  RSRC_CONF, "the client certificate's key (rediss://)"),
     AP_INIT_TAKE1("PegaDMCacheCustomers", set_cache_customers, NULL, RSRC_CONF,
                   "customers holding a session at once, for sizing the shmcb cache"),
     AP_INIT_TAKE1("PegaDMLocalCache", set_local_customers, NULL, RSRC_CONF,

@@ -351,7 +351,7 @@ static int answer_key(request_rec *r, const pegadm_dir_conf_t *d, const char *lo
     }
     purpose = apr_pstrcat(r->pool, "customer-id ", d->cid_query_label, "\n", server, "\n",
                           database, NULL);
-    return key->sc->cache && key->sc->mutex && d->secret &&
+    return key->sc->mutex && d->secret &&
            pegadm_cache_id(&d->secret->keys, purpose, d->widget_id, login, key->id) ==
                APR_SUCCESS;
 }
@@ -368,14 +368,15 @@ static int cached_answer(request_rec *r, const pegadm_dir_conf_t *d, const answe
     unsigned int len = sizeof(buf);
     unsigned char *plain;
     apr_size_t plain_len;
+    const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
+    pegadm_store_key_t k = {key->id, sizeof(key->id), NULL, 0};
     apr_status_t rv;
 
-    if (apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+    if (store->lock(store->ctx) != APR_SUCCESS) {
         return 0;
     }
-    rv = key->sc->cache_provider->retrieve(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                           buf, &len, r->pool);
-    apr_global_mutex_unlock(key->sc->mutex);
+    rv = store->get(store->ctx, &k, buf, &len, r->pool);
+    store->unlock(store->ctx);
     if (rv != APR_SUCCESS ||
         pegadm_unseal(r->pool, &d->secret->keys, key->id, sizeof(key->id), buf, len, &plain,
                       &plain_len) != APR_SUCCESS ||
@@ -403,6 +404,8 @@ static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const an
     unsigned char plain[ANSWER_HEADER + PEGADM_CUSTOMER_ID_MAX];
     unsigned char *sealed;
     apr_size_t sealed_len;
+    const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
+    pegadm_store_key_t k = {key->id, sizeof(key->id), NULL, 0};
     apr_status_t rv;
 
     if (value_len > PEGADM_CUSTOMER_ID_MAX) {
@@ -413,12 +416,11 @@ static void remember_answer(request_rec *r, const pegadm_dir_conf_t *d, const an
     memcpy(plain + ANSWER_HEADER, value_len ? value : "", value_len);
     if (pegadm_seal(r->pool, &d->secret->keys, key->id, sizeof(key->id), plain,
                     ANSWER_HEADER + value_len, &sealed, &sealed_len) != APR_SUCCESS ||
-        apr_global_mutex_lock(key->sc->mutex) != APR_SUCCESS) {
+        store->lock(store->ctx) != APR_SUCCESS) {
         return;
     }
-    rv = key->sc->cache_provider->store(key->sc->cache, r->server, key->id, sizeof(key->id),
-                                        expiry, sealed, (unsigned int)sealed_len, r->pool);
-    apr_global_mutex_unlock(key->sc->mutex);
+    rv = store->put(store->ctx, &k, expiry, sealed, (unsigned int)sealed_len, r->pool);
+    store->unlock(store->ctx);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
                       "PEGADM205: could not cache the PegaDMCustomerIDQuery answer");

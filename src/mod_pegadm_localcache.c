@@ -23,10 +23,20 @@ APLOG_USE_MODULE(pegadm);
 
 /* Unless PegaDMCacheReadLock On (bounded by PegaDMCacheReadsPerChild);
  * shmcb is not safe for concurrent use: its reads always take the lock. */
+static int not_concurrent(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_provider && (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+}
+
+/* Whether a cache is configured: the module's own client, or a provider. */
+static int has_cache(const pegadm_server_conf_t *sc)
+{
+    return sc->cache_provider || sc->shared.url;
+}
+
 int pegadm_localcache_read_unlocked(const pegadm_server_conf_t *sc)
 {
-    return sc->local_conf->read_lock != 1 &&
-           !(sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+    return sc->local_conf->read_lock != 1 && !not_concurrent(sc);
 }
 
 /* The counters live as long as httpd itself: children of the generation
@@ -70,8 +80,7 @@ static int cache_is_shared(const pegadm_server_conf_t *sc)
  * start (reads without the mutex say so with the read gate, below). */
 static void log_read_lock(const pegadm_server_conf_t *sc, server_rec *s)
 {
-    if (sc->local_conf->read_lock == 0 && sc->cache_provider &&
-        (sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)) {
+    if (sc->local_conf->read_lock == 0 && not_concurrent(sc)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "PEGADM840: PegaDMCacheReadLock Off is ignored: the %s cache is not "
                      "safe for concurrent use, its lookups take the node's mutex",
@@ -131,7 +140,7 @@ void pegadm_read_gate_log(server_rec *s, apr_pool_t *p)
     const pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
     int n = pegadm_conf_reads_per_child(sc), threads = 1;
 
-    if (!sc->cache_provider) {
+    if (!has_cache(sc)) {
         return;
     }
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
@@ -148,7 +157,7 @@ void pegadm_read_gate_log(server_rec *s, apr_pool_t *p)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      "PEGADM861: PegaDMCacheReadsPerChild (%s:%d) is ignored: %s",
                      sc->reads_directive->filename, sc->reads_directive->line_num,
-                     sc->cache_provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE
+                     not_concurrent(sc)
                          ? apr_psprintf(p,
                                         "the %s cache is not safe for concurrent use, its "
                                         "lookups take the node's mutex",
@@ -166,7 +175,7 @@ void pegadm_read_gate_child_init(apr_pool_t *p, server_rec *s)
 
     sc->read_gate = NULL;
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    if (!sc->cache_provider || !pegadm_localcache_read_unlocked(sc) || n == 0 || threads <= n) {
+    if (!has_cache(sc) || !pegadm_localcache_read_unlocked(sc) || n == 0 || threads <= n) {
         return;
     }
     rv = pegadm_gate_create(p, (unsigned int)n, (unsigned int)threads, &sc->read_gate);

@@ -67,6 +67,16 @@ static block_t *new_block(server_rec *s, int slots, int widgets)
     return b;
 }
 
+/* The shared cache's series are shown only for the module's own clients. */
+static void use_block(pegadm_operator_t *oper, server_rec *s, block_t *block)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+
+    oper->metrics = block->metrics;
+    pegadm_metrics_set_cache_kind(oper->metrics,
+                                  sc->shared.url ? sc->cache_provider_name : NULL);
+}
+
 apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
 {
     pegadm_operator_t *oper = pegadm_operator_of(s);
@@ -84,7 +94,7 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
 
     block = pegadm_retained(BLOCK_KEY);
     if (block && block->slots == slots && map_widgets(block->metrics, ids, oper->widget_map)) {
-        oper->metrics = block->metrics;
+        use_block(oper, s, block);
         return APR_SUCCESS;
     }
     if (block) {
@@ -98,7 +108,7 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     if (!block || !block->metrics || !map_widgets(block->metrics, ids, oper->widget_map)) {
         return block ? APR_EGENERAL : APR_SUCCESS;
     }
-    oper->metrics = block->metrics;
+    use_block(oper, s, block);
     return APR_SUCCESS;
 }
 
@@ -352,6 +362,36 @@ static void status_short(request_rec *r, const sums_t *s, int widgets)
     ap_rprintf(r, "PegaDMBreakersOpen: %d\n", s->breakers_open);
 }
 
+/* The shared cache the module talks to itself: whether it answers, and
+ * how many operations it served (from pegadm_cache_seconds). */
+static void status_cache(request_rec *r, const pegadm_metrics_t *m, int short_form)
+{
+    const char *kind = pegadm_metrics_cache_kind(m);
+    apr_uint64_t c[PEGADM_CACHE_COUNTERS], ops = 0;
+    int up = pegadm_metrics_cache_up(m);
+
+    if (!kind) {
+        return;
+    }
+    pegadm_metrics_cache_totals(m, c);
+    for (int op = 0; op < PEGADM_CACHE_OPS; op++) {
+        for (int i = 0; i <= PEGADM_CACHE_BUCKETS; i++) {
+            ops += c[PEGADM_CACHE_HISTOGRAM(op) + i];
+        }
+    }
+    if (short_form) {
+        ap_rprintf(
+            r, "PegaDMSharedCacheUp: %d\nPegaDMSharedCacheOperations: %" APR_UINT64_T_FMT "\n",
+            up > 0, ops);
+        return;
+    }
+    ap_rprintf(r, "<p>shared cache (%s): %s, %" APR_UINT64_T_FMT " operations</p>\n", kind,
+               up < 0 ? "not checked yet"
+               : up   ? "answers"
+                      : "cannot be used",
+               ops);
+}
+
 static void status_row(request_rec *r, const pegadm_metrics_widget_totals_t *w, apr_time_t now)
 {
     sums_t s = {0};
@@ -385,6 +425,7 @@ int pegadm_status_hook(request_rec *r, int flags)
             add_widget(&sums, &w);
         }
         status_short(r, &sums, widgets);
+        status_cache(r, oper->metrics, 1);
         return OK;
     }
     ap_rprintf(r, "<hr>\n<h2>mod_pegadm %s</h2>\n", PEGADM_VERSION);
@@ -398,5 +439,6 @@ int pegadm_status_hook(request_rec *r, int flags)
         status_row(r, &w, now);
     }
     ap_rputs("</table>\n", r);
+    status_cache(r, oper->metrics, 0);
     return OK;
 }

@@ -19,6 +19,7 @@ struct pegadm_preflight_t {
     apr_interval_time_t every; /* -1 unset; 0: only at start-up */
     apr_array_header_t *targets;
     server_rec *s;
+    int cache_usable; /* the shared cache, as last checked; children inherit it */
 };
 
 /* Per server (the main one; virtual hosts share it). */

@@ -148,14 +148,69 @@ static void check_target(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf, t
     }
 }
 
+/* ---- the shared cache servers (PegaDMCache redis://, memcache://) ----
+ * At start-up the parent checks them with a client of its own, closed with
+ * ptemp before any child starts; later the watchdog's child checks them
+ * with its copy of the children's client. */
+
+static void check_cache(apr_pool_t *p, server_rec *s, pegadm_preflight_t *pf,
+                        pegadm_shared_t *client, int at_start)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_shared_finding_t found;
+    apr_status_t rv = pegadm_shared_check(client, p, &found);
+
+    if (rv != APR_SUCCESS) {
+        if (at_start || pf->cache_usable) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "PEGADM901: preflight: the shared cache %s cannot be used: %s at "
+                         "%s%s%s; pages are served without chat sessions until it answers",
+                         sc->cache_args, pegadm_cache_err_name(rv), found.where,
+                         *found.detail ? ": " : "", found.detail);
+        }
+        pf->cache_usable = 0;
+        return;
+    }
+    if (at_start) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "PEGADM900: preflight: the shared cache %s answers%s", sc->cache_args,
+                     found.cluster ? " (a Redis Cluster)" : "");
+    } else if (!pf->cache_usable) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "PEGADM902: preflight: the shared cache %s answers again", sc->cache_args);
+    }
+    pf->cache_usable = 1;
+}
+
+static void check_cache_at_start(apr_pool_t *ptemp, server_rec *s, pegadm_preflight_t *pf)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    pegadm_shared_conf_t conf = pegadm_shared_conf_of(sc);
+    pegadm_shared_t *client = NULL;
+    const char *why = NULL;
+
+    conf.pool_max = 1;
+    if (pegadm_shared_open(ptemp, &conf, &client, &why) != APR_SUCCESS) {
+        return; /* the cache's own post_config has said why */
+    }
+    pegadm_shared_count(client, pegadm_operator_of(s)->metrics, NULL); /* pegadm_cache_up */
+    check_cache(ptemp, s, pf, client, 1);
+}
+
 static apr_status_t watchdog_check(int state, void *data, apr_pool_t *pool)
 {
     pegadm_preflight_t *pf = data;
+    pegadm_server_conf_t *sc;
 
-    if (state == AP_WATCHDOG_STATE_RUNNING) {
-        for (int i = 0; i < pf->targets->nelts; i++) {
-            check_target(pool, pf->s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 0);
-        }
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        return APR_SUCCESS;
+    }
+    for (int i = 0; i < pf->targets->nelts; i++) {
+        check_target(pool, pf->s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 0);
+    }
+    sc = ap_get_module_config(pf->s->module_config, &pegadm_module);
+    if (sc->shared.client) {
+        check_cache(pool, pf->s, pf, sc->shared.client, 0);
     }
     return APR_SUCCESS;
 }
@@ -193,6 +248,7 @@ static void schedule(apr_pool_t *pconf, server_rec *s, pegadm_preflight_t *pf)
 apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pegadm_preflight_t *pf = pegadm_operator_of(s)->preflight;
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
 
     if (pf->enabled == 0) {
         return APR_SUCCESS;
@@ -202,7 +258,10 @@ apr_status_t pegadm_preflight_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, 
     for (int i = 0; i < pf->targets->nelts; i++) {
         check_target(ptemp, s, pf, &APR_ARRAY_IDX(pf->targets, i, target_t), 1);
     }
-    if (pf->targets->nelts) {
+    if (sc->shared.url) {
+        check_cache_at_start(ptemp, s, pf);
+    }
+    if (pf->targets->nelts || sc->shared.url) {
         schedule(pconf, s, pf);
     }
     return APR_SUCCESS;

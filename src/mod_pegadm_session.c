@@ -342,6 +342,11 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     switch (st) {
     case PEGADM_SESSION_STORE:
         pegadm_cache_log_failure(r, res->why);
+        /* the audit line names why: cache_timeout, cache_tls, cache_auth... */
+        pegadm_audit(
+            r, d, "refusal",
+            apr_pstrcat(r->pool, "cache_", pegadm_cache_err_name(res->store_status), NULL),
+            customer_id, NULL, 0);
         break;
     case PEGADM_SESSION_UPSTREAM:
         /* An open breaker was logged when it opened: its fast 503s, this

@@ -12,24 +12,26 @@
 
 typedef enum {
     PEGADM_CACHE_TIMEOUT = PEGADM_CACHE_ERR_BASE, /* no answer within the deadline */
-    PEGADM_CACHE_REFUSED,   /* connection refused, reset, or the server closed it */
-    PEGADM_CACHE_TLS,       /* handshake failed: chain, host name, client certificate */
-    PEGADM_CACHE_AUTH,      /* AUTH or SELECT refused (WRONGPASS, NOAUTH, NOPERM) */
-    PEGADM_CACHE_REDIRECTS, /* MOVED/ASK hops beyond the limit, or to an unknown node */
-    PEGADM_CACHE_PROTOCOL,  /* an answer that is not what was asked for */
-    PEGADM_CACHE_BUSY,      /* no pooled connection free within the deadline */
-    PEGADM_CACHE_SERVER,    /* an error reply: LOADING, READONLY, CLUSTERDOWN, OOM... */
-    PEGADM_CACHE_RESOLVE,   /* the host name does not resolve */
+    PEGADM_CACHE_REFUSED,     /* connection refused, reset, or the server closed it */
+    PEGADM_CACHE_TLS,         /* handshake failed: chain, host name, client certificate */
+    PEGADM_CACHE_AUTH,        /* AUTH or SELECT refused (WRONGPASS, NOAUTH, NOPERM) */
+    PEGADM_CACHE_REDIRECTS,   /* MOVED/ASK hops beyond the limit, or to an unknown node */
+    PEGADM_CACHE_PROTOCOL,    /* an answer that is not what was asked for */
+    PEGADM_CACHE_BUSY,        /* no pooled connection free within the deadline */
+    PEGADM_CACHE_SERVER,      /* an error reply: LOADING, READONLY, CLUSTERDOWN, OOM... */
+    PEGADM_CACHE_RESOLVE,     /* the host name does not resolve */
+    PEGADM_CACHE_NOT_CLUSTER, /* several Redis hosts given, and they are no cluster */
     PEGADM_CACHE_ERR_END
 } pegadm_cache_err_t;
 
 /* A short, stable name for rv: "timeout", "refused", "tls", "auth",
- * "redirects", "protocol", "busy", "server", "resolve", or "error" for any
- * other failure. Never NULL; static storage. */
+ * "redirects", "protocol", "busy", "server", "resolve", "not_cluster", or
+ * "error" for any other failure. Never NULL; static storage. */
 static inline const char *pegadm_cache_err_name(apr_status_t rv)
 {
-    static const char *const names[] = {"timeout",  "refused", "tls",    "auth",   "redirects",
-                                        "protocol", "busy",    "server", "resolve"};
+    static const char *const names[] = {"timeout",   "refused",    "tls",  "auth",
+                                        "redirects", "protocol",   "busy", "server",
+                                        "resolve",   "not_cluster"};
 
     if (rv >= PEGADM_CACHE_ERR_BASE && rv < PEGADM_CACHE_ERR_END) {
         return names[rv - PEGADM_CACHE_ERR_BASE];

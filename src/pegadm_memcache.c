@@ -845,12 +845,22 @@ static apr_status_t del_if_exchange(conn_t *c, op_t *op, apr_time_t deadline)
 
 /* ---- one operation on the key's server ---- */
 
+/* As a Redis Cluster's hash tag: when the key holds a non-empty part
+ * between its first '{' and the next '}', that part alone picks the server,
+ * so that all keys of one customer (pegadm_kvstore's "{tag}") share one
+ * server, and a server that is down fails its own customers only, whole. */
 static int server_index(const pegadm_memcache_t *mc, const char *key, apr_size_t len)
 {
+    const char *open = memchr(key, '{', len);
+    const char *close = open ? memchr(open + 1, '}', len - (apr_size_t)(open + 1 - key)) : NULL;
     uint32_t i;
 
     if (mc->nservers == 1) {
         return 0;
+    }
+    if (close && close > open + 1) {
+        key = open + 1;
+        len = (apr_size_t)(close - key);
     }
     i = memcached_generate_hash(mc->ring, key, len);
     return i < (uint32_t)mc->nservers ? (int)i : 0;

@@ -85,7 +85,9 @@ apr_status_t pegadm_memcache_check(pegadm_memcache_t *mc, apr_pool_t *p,
  * connection reuse). */
 apr_uint32_t pegadm_memcache_connects(pegadm_memcache_t *mc);
 
-/* The configured name of the server that holds key (for logs and tests). */
+/* The configured name of the server that holds key (for logs and tests).
+ * A key with a non-empty "{tag}" is placed by its tag alone, as in a Redis
+ * Cluster: keys with one tag share a server. */
 const char *pegadm_memcache_server_of(pegadm_memcache_t *mc, const char *key,
                                       apr_size_t key_len);
 

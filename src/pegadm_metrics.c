@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#define MAGIC       0x50474d31u /* "PGM1" */
+#define MAGIC       0x50474d32u /* "PGM2" */
 #define CACHE_LINE  64
 #define ALIGN_UP(n) (((n) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE)
 
@@ -16,13 +16,22 @@ const char *const pegadm_metrics_bucket_labels[PEGADM_METRICS_BUCKETS] = {
 static const apr_interval_time_t bucket_bounds_us[PEGADM_METRICS_BUCKETS] = {
     5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
+const char *const pegadm_cache_bucket_labels[PEGADM_CACHE_BUCKETS] = {
+    "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+    "0.025",   "0.05",   "0.1",   "0.25",   "0.5",   "1"};
+
+static const apr_interval_time_t cache_bounds_us[PEGADM_CACHE_BUCKETS] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+
 struct pegadm_metrics_t {
     apr_uint32_t magic;
     apr_uint32_t slots;
     apr_uint32_t widget_cap;
     apr_uint32_t widgets;
     apr_uint64_t audit_dropped;
-    apr_uint32_t slot_size; /* bytes, a multiple of CACHE_LINE */
+    apr_uint32_t slot_size;  /* bytes, a multiple of CACHE_LINE */
+    apr_uint32_t cache_up;   /* 0: not known yet, 1: no, 2: yes */
+    apr_uint32_t cache_kind; /* 0: none, 1: redis, 2: memcache */
 };
 
 typedef struct {
@@ -37,7 +46,8 @@ typedef struct {
     apr_int64_t cert_not_after;
 } widget_cell_t;
 
-/* A slot: its owner in a line of its own, then the counters. */
+/* A slot: its owner in a line of its own, then the widgets' counters, then
+ * the server-wide cache histograms. */
 struct pegadm_metrics_slot_t {
     apr_uint32_t owner;
     apr_uint32_t widget_cap;
@@ -46,10 +56,15 @@ struct pegadm_metrics_slot_t {
 #define HEADER_SIZE ALIGN_UP(sizeof(struct pegadm_metrics_t))
 #define CELL_SIZE   ALIGN_UP(sizeof(widget_cell_t))
 
+static apr_size_t widget_counters_size(apr_uint32_t widgets)
+{
+    return ALIGN_UP((apr_size_t)widgets * PEGADM_M_COUNTERS * sizeof(apr_uint64_t));
+}
+
 static apr_size_t slot_size(int widgets)
 {
-    return CACHE_LINE +
-           ALIGN_UP((apr_size_t)widgets * PEGADM_M_COUNTERS * sizeof(apr_uint64_t));
+    return CACHE_LINE + widget_counters_size((apr_uint32_t)widgets) +
+           ALIGN_UP((apr_size_t)PEGADM_CACHE_COUNTERS * sizeof(apr_uint64_t));
 }
 
 apr_size_t pegadm_metrics_size(int slots, int widgets)
@@ -72,6 +87,11 @@ static pegadm_metrics_slot_t *slot_at(const pegadm_metrics_t *m, apr_uint32_t i)
 static apr_uint64_t *counters(const pegadm_metrics_slot_t *slot, int widget)
 {
     return (apr_uint64_t *)((char *)slot + CACHE_LINE) + (apr_size_t)widget * PEGADM_M_COUNTERS;
+}
+
+static apr_uint64_t *cache_counters(const pegadm_metrics_slot_t *slot)
+{
+    return (apr_uint64_t *)((char *)slot + CACHE_LINE + widget_counters_size(slot->widget_cap));
 }
 
 pegadm_metrics_t *pegadm_metrics_init(void *mem, apr_size_t size, int slots, int widgets)
@@ -156,6 +176,82 @@ void pegadm_metrics_observe(pegadm_metrics_slot_t *slot, int widget,
                        __ATOMIC_RELAXED);
     __atomic_fetch_add(&counters(slot, widget)[PEGADM_M_HISTOGRAM_SUM(call)],
                        (apr_uint64_t)(took > 0 ? took : 0), __ATOMIC_RELAXED);
+}
+
+void pegadm_metrics_observe_cache(pegadm_metrics_slot_t *slot, pegadm_cache_op_t op,
+                                  apr_interval_time_t took)
+{
+    int bucket = 0;
+
+    if (!slot || op < 0 || op >= PEGADM_CACHE_OPS) {
+        return;
+    }
+    while (bucket < PEGADM_CACHE_BUCKETS && took > cache_bounds_us[bucket]) {
+        bucket++;
+    }
+    __atomic_fetch_add(&cache_counters(slot)[PEGADM_CACHE_HISTOGRAM(op) + bucket], 1,
+                       __ATOMIC_RELAXED);
+    __atomic_fetch_add(&cache_counters(slot)[PEGADM_CACHE_HISTOGRAM_SUM(op)],
+                       (apr_uint64_t)(took > 0 ? took : 0), __ATOMIC_RELAXED);
+}
+
+static const char *const cache_op_names[PEGADM_CACHE_OPS] = {"get", "set", "delete", "mark"};
+
+int pegadm_cache_op_of(const char *name)
+{
+    for (int i = 0; name && i < PEGADM_CACHE_OPS; i++) {
+        if (!strcmp(name, cache_op_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *pegadm_cache_op_name(pegadm_cache_op_t op)
+{
+    return cache_op_names[op];
+}
+
+void pegadm_metrics_set_cache_kind(pegadm_metrics_t *m, const char *kind)
+{
+    apr_uint32_t k = !kind ? 0 : !strcmp(kind, "redis") ? 1 : !strcmp(kind, "memcache") ? 2 : 0;
+
+    if (m) {
+        __atomic_store_n(&m->cache_kind, k, __ATOMIC_RELAXED);
+        __atomic_store_n(&m->cache_up, 0u, __ATOMIC_RELAXED); /* unknown again */
+    }
+}
+
+const char *pegadm_metrics_cache_kind(const pegadm_metrics_t *m)
+{
+    static const char *const kinds[] = {NULL, "redis", "memcache"};
+    apr_uint32_t k = m ? __atomic_load_n(&m->cache_kind, __ATOMIC_RELAXED) : 0;
+
+    return k < 3 ? kinds[k] : NULL;
+}
+
+void pegadm_metrics_set_cache_up(pegadm_metrics_t *m, int up)
+{
+    if (m) {
+        __atomic_store_n(&m->cache_up, up ? 2u : 1u, __ATOMIC_RELAXED);
+    }
+}
+
+int pegadm_metrics_cache_up(const pegadm_metrics_t *m)
+{
+    return m ? (int)__atomic_load_n(&m->cache_up, __ATOMIC_RELAXED) - 1 : -1;
+}
+
+void pegadm_metrics_cache_totals(const pegadm_metrics_t *m,
+                                 apr_uint64_t out[PEGADM_CACHE_COUNTERS])
+{
+    memset(out, 0, (apr_size_t)PEGADM_CACHE_COUNTERS * sizeof(*out));
+    for (apr_uint32_t s = 0; m && s < m->slots; s++) {
+        const apr_uint64_t *v = cache_counters(slot_at(m, s));
+        for (int i = 0; i < PEGADM_CACHE_COUNTERS; i++) {
+            out[i] += __atomic_load_n(&v[i], __ATOMIC_RELAXED);
+        }
+    }
 }
 
 static int valid_widget(const pegadm_metrics_t *m, int widget)

@@ -59,6 +59,25 @@ typedef enum {
         PEGADM_M_HISTOGRAMS + PEGADM_UPSTREAM_CALLS * (PEGADM_METRICS_BUCKETS + 2)
 } pegadm_metric_t;
 
+/* The operations on a shared cache server (the module's own Redis and
+ * memcached clients), timed server-wide for pegadm_cache_seconds{op}. */
+typedef enum {
+    PEGADM_CACHE_OP_GET = 0,
+    PEGADM_CACHE_OP_SET,
+    PEGADM_CACHE_OP_DELETE,
+    PEGADM_CACHE_OP_MARK, /* taking or releasing a create mark */
+    PEGADM_CACHE_OPS
+} pegadm_cache_op_t;
+
+/* Their histogram's bucket bounds, 0.25 ms to 1 s: a cache answers in far
+ * less than the service; one more bucket (+Inf) takes the rest. Per op:
+ * PEGADM_CACHE_BUCKETS + 1 bucket counts, then the sum in µs. */
+#define PEGADM_CACHE_BUCKETS 12
+extern const char *const pegadm_cache_bucket_labels[PEGADM_CACHE_BUCKETS];
+#define PEGADM_CACHE_HISTOGRAM(op)     ((op) * (PEGADM_CACHE_BUCKETS + 2))
+#define PEGADM_CACHE_HISTOGRAM_SUM(op) (PEGADM_CACHE_HISTOGRAM(op) + PEGADM_CACHE_BUCKETS + 1)
+#define PEGADM_CACHE_COUNTERS          (PEGADM_CACHE_OPS * (PEGADM_CACHE_BUCKETS + 2))
+
 typedef struct pegadm_metrics_t pegadm_metrics_t;
 
 /* Bytes a block for slots processes and up to widgets widgets needs. */
@@ -84,6 +103,31 @@ pegadm_metrics_slot_t *pegadm_metrics_claim_slot(pegadm_metrics_t *m, apr_uint32
 void pegadm_metrics_add(pegadm_metrics_slot_t *slot, int widget, pegadm_metric_t metric);
 void pegadm_metrics_observe(pegadm_metrics_slot_t *slot, int widget,
                             pegadm_upstream_call_t call, apr_interval_time_t took);
+
+/* A cache operation's duration, in the caller's slot (NULL: ignored). */
+void pegadm_metrics_observe_cache(pegadm_metrics_slot_t *slot, pegadm_cache_op_t op,
+                                  apr_interval_time_t took);
+
+/* The op a cache client's observer names ("get", "set", "delete", "mark"),
+ * or -1 for one that is not timed here (the preflight's "check"). */
+int pegadm_cache_op_of(const char *name);
+const char *pegadm_cache_op_name(pegadm_cache_op_t op);
+
+/* Which shared cache server the module talks to itself: "redis" or
+ * "memcache", whose series are then rendered; NULL (shmcb, or another
+ * socache provider): none. Set by the parent process at each start. */
+void pegadm_metrics_set_cache_kind(pegadm_metrics_t *m, const char *kind);
+const char *pegadm_metrics_cache_kind(const pegadm_metrics_t *m);
+
+/* Whether the shared cache server answered the last operation or check
+ * (server-wide, any process sets it); -1 until something set it. */
+void pegadm_metrics_set_cache_up(pegadm_metrics_t *m, int up);
+int pegadm_metrics_cache_up(const pegadm_metrics_t *m);
+
+/* The cache histograms summed over all slots: per op, the buckets (not
+ * cumulative) then the sum in µs (see PEGADM_CACHE_HISTOGRAM). */
+void pegadm_metrics_cache_totals(const pegadm_metrics_t *m,
+                                 apr_uint64_t out[PEGADM_CACHE_COUNTERS]);
 
 /* Shared per-widget cells. */
 void pegadm_metrics_set_breaker_open(pegadm_metrics_t *m, int widget, int open);

@@ -90,6 +90,37 @@ static void histogram(text_t *t, const pegadm_metrics_widget_totals_t *w,
     emit(t, "pegadm_upstream_seconds_count{%s} %" APR_UINT64_T_FMT "\n", labels, cumulative);
 }
 
+/* pegadm_cache_seconds{op} and pegadm_cache_up, for a shared cache only. */
+static void cache_families(text_t *t, const pegadm_metrics_t *m)
+{
+    apr_uint64_t c[PEGADM_CACHE_COUNTERS];
+    int up = pegadm_metrics_cache_up(m);
+
+    pegadm_metrics_cache_totals(m, c);
+    family(t, "pegadm_cache_seconds", "histogram",
+           "Duration of the operations on the shared cache server (get, set, delete, mark).");
+    for (int op = 0; op < PEGADM_CACHE_OPS; op++) {
+        const char *name = pegadm_cache_op_name(op);
+        apr_uint64_t cumulative = 0;
+
+        for (int i = 0; i <= PEGADM_CACHE_BUCKETS; i++) {
+            cumulative += c[PEGADM_CACHE_HISTOGRAM(op) + i];
+            emit(t, "pegadm_cache_seconds_bucket{op=\"%s\",le=\"%s\"} %" APR_UINT64_T_FMT "\n",
+                 name, i < PEGADM_CACHE_BUCKETS ? pegadm_cache_bucket_labels[i] : "+Inf",
+                 cumulative);
+        }
+        emit(t, "pegadm_cache_seconds_sum{op=\"%s\"} %.6f\n", name,
+             seconds_of_us(c[PEGADM_CACHE_HISTOGRAM_SUM(op)]));
+        emit(t, "pegadm_cache_seconds_count{op=\"%s\"} %" APR_UINT64_T_FMT "\n", name,
+             cumulative);
+    }
+    family(t, "pegadm_cache_up", "gauge",
+           "1 if the shared cache server answered the last operation or check, 0 if not.");
+    if (up >= 0) {
+        emit(t, "pegadm_cache_up %d\n", up);
+    }
+}
+
 static void single_family(text_t *t, const all_totals_t *all, const char *name,
                           const char *type, const char *help, pegadm_metric_t metric)
 {
@@ -168,6 +199,9 @@ char *pegadm_metrics_prometheus(apr_pool_t *p, const pegadm_metrics_t *m,
            "Audit log lines dropped because the log's pipe was full.");
     emit(&t, "pegadm_audit_dropped_total %" APR_UINT64_T_FMT "\n",
          pegadm_metrics_audit_dropped(m));
+    if (pegadm_metrics_cache_kind(m)) {
+        cache_families(&t, m);
+    }
     return apr_array_pstrcat(p, t.parts, '\0');
 }
 
@@ -232,6 +266,33 @@ static json_t *widget_json(const pegadm_metrics_widget_totals_t *w, apr_time_t n
     return o;
 }
 
+/* {"kind", "up", "seconds": {op: {count, sum, buckets}}} */
+static json_t *cache_json(const pegadm_metrics_t *m, const char *kind)
+{
+    apr_uint64_t c[PEGADM_CACHE_COUNTERS];
+    json_t *seconds = json_object();
+    int up = pegadm_metrics_cache_up(m);
+
+    pegadm_metrics_cache_totals(m, c);
+    for (int op = 0; op < PEGADM_CACHE_OPS; op++) {
+        json_t *buckets = json_object();
+        apr_uint64_t cumulative = 0;
+
+        for (int i = 0; i <= PEGADM_CACHE_BUCKETS; i++) {
+            cumulative += c[PEGADM_CACHE_HISTOGRAM(op) + i];
+            json_object_set_new(
+                buckets, i < PEGADM_CACHE_BUCKETS ? pegadm_cache_bucket_labels[i] : "+Inf",
+                json_integer((json_int_t)cumulative));
+        }
+        json_object_set_new(seconds, pegadm_cache_op_name(op),
+                            json_pack("{s:I, s:f, s:o}", "count", (json_int_t)cumulative, "sum",
+                                      seconds_of_us(c[PEGADM_CACHE_HISTOGRAM_SUM(op)]),
+                                      "buckets", buckets));
+    }
+    return json_pack("{s:s, s:o, s:o}", "kind", kind, "up",
+                     up >= 0 ? json_boolean(up) : json_null(), "seconds", seconds);
+}
+
 char *pegadm_metrics_json(apr_pool_t *p, const pegadm_metrics_t *m,
                           const pegadm_metrics_context_t *ctx)
 {
@@ -245,6 +306,9 @@ char *pegadm_metrics_json(apr_pool_t *p, const pegadm_metrics_t *m,
     }
     doc = json_pack("{s:s, s:o, s:{s:I}}", "version", ctx->version, "widgets", widgets,
                     "auditLog", "dropped", (json_int_t)pegadm_metrics_audit_dropped(m));
+    if (doc && pegadm_metrics_cache_kind(m)) {
+        json_object_set_new(doc, "sharedCache", cache_json(m, pegadm_metrics_cache_kind(m)));
+    }
     text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
     copy = text ? apr_pstrcat(p, text, "\n", NULL) : NULL;

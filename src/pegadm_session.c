@@ -8,6 +8,7 @@
 #include <apr_strings.h>
 
 #include "pegadm_bytes.h"
+#include "pegadm_cacheerr.h"
 #include "pegadm_dm.h"
 
 /* What the store holds for a customer, before sealing:
@@ -330,8 +331,12 @@ static pegadm_session_status_t store_failed(apr_pool_t *p, pegadm_session_result
                                             apr_status_t rv, const char *doing)
 {
     char err[120];
-    res->why = apr_psprintf(p, "session cache: %s failed: %s", doing,
-                            apr_strerror(rv, err, sizeof(err)));
+    /* the module's own cache clients name why a server could not be used */
+    const char *cause = rv >= PEGADM_CACHE_ERR_BASE && rv < PEGADM_CACHE_ERR_END
+                            ? pegadm_cache_err_name(rv)
+                            : apr_strerror(rv, err, sizeof(err));
+    res->why = apr_psprintf(p, "session cache: %s failed: %s", doing, cause);
+    res->store_status = rv;
     return PEGADM_SESSION_STORE;
 }
 

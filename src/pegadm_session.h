@@ -80,6 +80,7 @@ typedef struct {
     apr_interval_time_t retry_after; /* on RATE_LIMITED, and on UPSTREAM if refused */
     int refused;                     /* on UPSTREAM: the service was deemed down, not called */
     const char *why;                 /* on failure, for the log */
+    apr_status_t store_status;       /* on STORE: the store's own status */
     int discarded;                   /* entries that failed authentication */
     int local;                       /* on OK: answered by this process's own copy */
     int pushed;                      /* on OK: changed private data was re-pushed */

@@ -8,11 +8,12 @@ traffic stays on 127.0.0.1.
                 at once, processes, servers in a thread
     client      http_request, Response, KeptConnection, session requests
     conf        configuration snippets: location(), pegadm_conf(), portal_conf(),
-                cache_node_conf()
+                cache_node_conf(), shared_cache_conf()
     httpd       server root and httpd.conf, Httpd, config_test, graceful_restart
     emulator    the DM emulator subprocess and its throwaway CA
     backends    echo backend, CONNECT proxy, a port that refuses connections
-    caches      a fake memcached, real redis-server and memcached
+    caches      a fake memcached, real redis-server and memcached, Redis over
+                TLS with a throwaway CA, a Redis Cluster, servers that hang
     assertions  assert_session, assert_json_error, parse_vars, ...
     sanitizers  the environment and reports of a sanitizer build
     browser     headless chromium and the demo portal (needs selenium; not
@@ -35,14 +36,15 @@ from .util import (LoopbackServer, children_of, free_port, load_source, make_pub
 from .client import (basic_auth_header, http_request, KeptConnection, Response,
                      same_origin_request, session_get)
 from .conf import (AUTH_LINES, PIDS_LOG, bootstrap_location, cache_node_conf, location,
-                   pegadm_conf, portal_conf, session_location)
+                   pegadm_conf, portal_conf, session_location, shared_cache_conf)
 from .httpd import (BASE_MODULES, CGI_SCRIPT, DOCUMENT_ROOT, MPMS, MPM_TUNING, SSI_DIRS, SSI_PAGE,
                     allow_core_dumps, apache_env, backtrace, config_test, ConfigTestResult,
                     graceful_restart, htpasswd_line, Httpd, load_module_lines,
                     populate_server_root, render_httpd_conf, write_htpasswd)
 from .emulator import Emulator, load_ca_module, load_emulator_module
 from .backends import ClosedPort, ConnectProxy, EchoBackend, echoed_headers
-from .caches import CacheServer, FakeMemcached, Memcached, RedisServer
+from .caches import (BlackHole, CacheCA, CacheFront, CacheServer, FakeMemcached, Memcached, NeverConnects,
+                     RedisCluster, RedisServer, TLSRedisServer, memcache_url, paused)
 from .assertions import (SESSION_ID_RE, assert_json_error, assert_one_child_each,
                          assert_protective_headers, assert_retry_after, assert_session,
                          children_serving, message_levels, parse_vars, pegadm_log_lines,
@@ -52,21 +54,21 @@ from .sanitizers import (SANITIZER_LOGS, SANITIZER_RUNTIME, sanitizer_env,
 
 __all__ = [
     "APACHE_BIN", "APACHE_MODULES", "AUTH_LINES", "BASE_MODULES", "BOOTSTRAP_PATH",
-    "CGI_SCRIPT", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult",
+    "BlackHole", "CGI_SCRIPT", "CacheCA", "CacheFront", "DOCUMENT_ROOT", "CacheServer", "ClosedPort", "ConfigTestResult",
     "ConnectProxy", "EMULATOR_DIR", "EMULATOR_SCRIPT", "EchoBackend", "Emulator",
     "FakeMemcached", "Httpd", "KeptConnection", "LoopbackServer", "MODULE_PATH", "MPMS",
-    "MPM_TUNING", "Memcached", "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG",
-    "REPO_ROOT", "REQUEST_TIMEOUT", "RedisServer", "Response", "SANITIZER_LOGS",
+    "MPM_TUNING", "Memcached", "NeverConnects", "OTHER_WIDGET_ID", "OTHER_WIDGET_SECRET", "PASSWORD", "PIDS_LOG",
+    "REPO_ROOT", "REQUEST_TIMEOUT", "RedisCluster", "RedisServer", "Response", "SANITIZER_LOGS",
     "SANITIZER_RUNTIME", "SESSION_ID_RE", "SESSION_PATH", "SSI_DIRS", "SSI_PAGE",
-    "START_TIMEOUT", "STOP_TIMEOUT", "WIDGET_ID", "WIDGET_SECRET", "allow_core_dumps",
+    "START_TIMEOUT", "STOP_TIMEOUT", "TLSRedisServer", "WIDGET_ID", "WIDGET_SECRET", "allow_core_dumps",
     "apache_env", "assert_json_error", "sessions_at_once", "assert_one_child_each", "assert_protective_headers",
     "assert_retry_after", "assert_session", "backtrace", "basic_auth_header",
     "bootstrap_location", "cache_node_conf", "children_of", "children_serving", "config_test",
     "echoed_headers", "free_port", "graceful_restart", "htpasswd_line", "http_request",
     "load_ca_module", "load_emulator_module", "load_module_lines", "load_source", "location",
-    "make_public_dir", "message_levels", "parse_vars", "pegadm_conf", "pegadm_log_lines",
+    "make_public_dir", "memcache_url", "paused", "message_levels", "parse_vars", "pegadm_conf", "pegadm_log_lines",
     "pegadm_warnings", "populate_server_root", "port_answers", "portal_conf", "remove_tree",
     "render_httpd_conf", "run_together", "same_origin_request", "sanitizer_env",
-    "sanitizer_reports", "session_get", "session_location", "stop_process", "to_bytes",
+    "sanitizer_reports", "session_get", "session_location", "shared_cache_conf", "stop_process", "to_bytes",
     "wait_for", "write_file", "write_htpasswd",
 ]

@@ -64,6 +64,15 @@ def cache_node_conf(emulator, cache, *blocks, server_extra=()):
                                          server_extra=[cache.directive, *server_extra])
 
 
+def shared_cache_conf(emulator, cache_value, *blocks, server_extra=()):
+    """One node of several sharing the cache servers of `cache_value`
+    (PegaDMCache's value: redis://..., rediss://..., memcache://...),
+    served by the module's own clients: the usual test site with an eager
+    /eager/ location, then any blocks."""
+    return portal_conf(emulator, location("/eager/", "PegaDM On"), *blocks,
+                       server_extra=['PegaDMCache "%s"' % cache_value, *server_extra])
+
+
 # Server-level directives logging the PID that served each request, and
 # the kept connection (KeptConnection.tag) it came on.
 PIDS_LOG = ('LogFormat "%P %>s %m %U %{X-Test-Connection}i" pegadm_pids',

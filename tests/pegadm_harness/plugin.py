@@ -13,6 +13,7 @@ does, with `pytest_plugins`).
     memcached      function: a fresh caches.FakeMemcached on 127.0.0.1
     cache_server   function: a real cache server, started; the test runs once
                    for each kind of caches.KINDS (redis-server, memcached)
+    cache_ca       session: caches.CacheCA, the TLS cache servers' throwaway CA
     connect_proxy  function: a backends.ConnectProxy (HTTP CONNECT to loopback)
     httpd_factory  function: start(conf="", users=..., mpm=..., loglevel=...,
                    env=..., load_pegadm=True, startup_warnings=()) -> httpd.Httpd,
@@ -36,7 +37,7 @@ import pytest
 
 from .backends import ClosedPort, ConnectProxy, EchoBackend
 from .caches import KINDS as CACHE_KINDS
-from .caches import FakeMemcached
+from .caches import CacheCA, FakeMemcached
 from .emulator import Emulator, load_ca_module
 from .httpd import Httpd, assert_quiet_start
 from .httpd import config_test as run_config_test
@@ -111,6 +112,12 @@ def cache_server(request, workdir):
     server = CACHE_KINDS[request.param](workdir).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cache_ca(workdir):
+    """A caches.CacheCA: the throwaway CA of the TLS cache servers."""
+    return CacheCA(workdir)
 
 
 @pytest.fixture

@@ -209,6 +209,84 @@ static void json_document(void **state)
     json_decref(doc);
 }
 
+/* Cache operations of two processes, summed; the widgets' counters of
+ * the same slots untouched; names as the clients' observers give them. */
+static void cache_operations_are_timed_server_wide(void **state)
+{
+    pegadm_metrics_t *m = block(*state, 2, 3);
+    pegadm_metrics_slot_t *a = pegadm_metrics_claim_slot(m, 7, only_living);
+    pegadm_metrics_slot_t *b = pegadm_metrics_claim_slot(m, 8, only_living);
+    apr_uint64_t c[PEGADM_CACHE_COUNTERS];
+    pegadm_metrics_widget_totals_t t;
+
+    living_pid = 7;
+    pegadm_metrics_widget(m, W1);
+    pegadm_metrics_observe_cache(a, PEGADM_CACHE_OP_GET, 100);     /* le 0.00025 */
+    pegadm_metrics_observe_cache(b, PEGADM_CACHE_OP_GET, 700);     /* le 0.001 */
+    pegadm_metrics_observe_cache(b, PEGADM_CACHE_OP_MARK, 900000); /* le 1 */
+    pegadm_metrics_observe_cache(a, PEGADM_CACHE_OP_SET, 5000000); /* +Inf */
+    pegadm_metrics_observe_cache(NULL, PEGADM_CACHE_OP_SET, 1);
+    pegadm_metrics_cache_totals(m, c);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM(PEGADM_CACHE_OP_GET) + 0], 1);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM(PEGADM_CACHE_OP_GET) + 2], 1);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM_SUM(PEGADM_CACHE_OP_GET)], 800);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM(PEGADM_CACHE_OP_MARK) + 11], 1);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM(PEGADM_CACHE_OP_SET) + PEGADM_CACHE_BUCKETS], 1);
+    assert_int_equal(c[PEGADM_CACHE_HISTOGRAM(PEGADM_CACHE_OP_DELETE)], 0);
+    pegadm_metrics_totals(m, 0, &t);
+    for (int i = 0; i < PEGADM_M_COUNTERS; i++) {
+        assert_int_equal(t.counters[i], 0);
+    }
+    assert_int_equal(pegadm_cache_op_of("delete"), PEGADM_CACHE_OP_DELETE);
+    assert_int_equal(pegadm_cache_op_of("mark"), PEGADM_CACHE_OP_MARK);
+    assert_int_equal(pegadm_cache_op_of("check"), -1);
+    assert_string_equal(pegadm_cache_op_name(PEGADM_CACHE_OP_GET), "get");
+    assert_int_equal(pegadm_metrics_cache_up(m), -1);
+    pegadm_metrics_set_cache_up(m, 0);
+    assert_int_equal(pegadm_metrics_cache_up(m), 0);
+    pegadm_metrics_set_cache_up(m, 1);
+    assert_int_equal(pegadm_metrics_cache_up(m), 1);
+}
+
+/* The cache's series are rendered only when the module talks to a shared
+ * cache server itself: with shmcb there is none to time. */
+static void cache_series_only_with_a_shared_cache(void **state)
+{
+    pegadm_metrics_t *m = filled(*state);
+    pegadm_metrics_context_t ctx = {"9.8.7", apr_time_from_sec(1000), NULL};
+    char *text;
+    json_t *doc, *cache;
+
+    pegadm_metrics_observe_cache(pegadm_metrics_claim_slot(m, 1, only_living),
+                                 PEGADM_CACHE_OP_GET, 300);
+    assert_null(strstr(pegadm_metrics_prometheus(*state, m, &ctx), "pegadm_cache_seconds"));
+    pegadm_metrics_set_cache_kind(m, "redis");
+    text = pegadm_metrics_prometheus(*state, m, &ctx);
+    assert_non_null(strstr(text, "# TYPE pegadm_cache_seconds histogram\n"));
+    assert_non_null(strstr(text, "pegadm_cache_seconds_bucket{op=\"get\",le=\"0.00025\"} 0\n"));
+    assert_non_null(strstr(text, "pegadm_cache_seconds_bucket{op=\"get\",le=\"0.0005\"} 1\n"));
+    assert_non_null(strstr(text, "pegadm_cache_seconds_count{op=\"mark\"} 0\n"));
+    assert_non_null(strstr(text, "pegadm_cache_seconds_sum{op=\"get\"} 0.000300\n"));
+    assert_non_null(strstr(text, "# TYPE pegadm_cache_up gauge\n"));
+    assert_null(strstr(text, "\npegadm_cache_up ")); /* not known yet */
+    pegadm_metrics_set_cache_up(m, 1);
+    assert_non_null(strstr(pegadm_metrics_prometheus(*state, m, &ctx), "pegadm_cache_up 1\n"));
+
+    doc = json_loads(pegadm_metrics_json(*state, m, &ctx), 0, NULL);
+    cache = json_object_get(doc, "sharedCache");
+    assert_string_equal(json_string_value(json_object_get(cache, "kind")), "redis");
+    assert_true(json_is_true(json_object_get(cache, "up")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(cache, "seconds"), "get"), "count")),
+                     1);
+    json_decref(doc);
+    pegadm_metrics_set_cache_kind(m, NULL);
+    assert_int_equal(pegadm_metrics_cache_up(m), -1);
+    doc = json_loads(pegadm_metrics_json(*state, m, &ctx), 0, NULL);
+    assert_null(json_object_get(doc, "sharedCache"));
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +298,8 @@ int main(void)
         POOL_TEST(shared_cells),
         POOL_TEST(prometheus_text),
         POOL_TEST(json_document),
+        POOL_TEST(cache_operations_are_timed_server_wide),
+        POOL_TEST(cache_series_only_with_a_shared_cache),
     };
     apr_initialize();
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

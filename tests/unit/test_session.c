@@ -15,6 +15,7 @@
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 
+#include "pegadm_cacheerr.h"
 #include "pegadm_session.h"
 #include "session_fixture.h"
 
@@ -273,6 +274,16 @@ static void test_store_failures(void **state)
     assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
     assert_null(res.session_id);
     assert_int_equal(upstream.creates, 0);
+    /* a cache client's reason is named as the logs and the audit log say it */
+    store_data.fail_put = APR_SUCCESS;
+    store_data.fail_get = PEGADM_CACHE_TIMEOUT;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
+    assert_non_null(strstr(res.why, "failed: timeout"));
+    assert_int_equal(res.store_status, PEGADM_CACHE_TIMEOUT);
+    store_data.fail_get = PEGADM_CACHE_TLS;
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_STORE);
+    assert_non_null(strstr(res.why, "failed: tls"));
+    store_data.fail_get = APR_SUCCESS;
 }
 
 static void test_renew_replaces_and_is_limited(void **state)
