@@ -93,7 +93,8 @@ apr_status_t pegadm_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     oper->widget_map = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)(ids->nelts + 1));
 
     block = pegadm_retained(BLOCK_KEY);
-    if (block && block->slots == slots && map_widgets(block->metrics, ids, oper->widget_map)) {
+    if (block && block->slots == slots && pegadm_metrics_is_current(block->metrics) &&
+        map_widgets(block->metrics, ids, oper->widget_map)) {
         use_block(oper, s, block);
         return APR_SUCCESS;
     }

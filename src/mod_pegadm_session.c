@@ -498,23 +498,6 @@ static int add_widgets(pegadm_rotation_t *t, const apr_array_header_t *ids)
     return 1;
 }
 
-/* A graceful restart onto this build from one that kept the state in the
- * counters' block: what that block says is carried over, once. */
-static void carry_over_from_counters(pegadm_rotation_t *t, server_rec *s,
-                                     const apr_array_header_t *ids)
-{
-    pegadm_operator_t *oper = pegadm_operator_of(s);
-
-    for (int i = 0; oper->metrics && oper->widget_map && i < ids->nelts; i++) {
-        int is_next = 0;
-        apr_uint32_t fp =
-            pegadm_metrics_earlier_secret(oper->metrics, oper->widget_map[i], &is_next);
-        if (fp) {
-            pegadm_rotation_set_accepted(t, APR_ARRAY_IDX(ids, i, const char *), fp, is_next);
-        }
-    }
-}
-
 /* A new table in shared memory, retained by the parent. If none can be
  * made, one in the configuration's memory: each child then finds the
  * switch for itself, and rotation still works. */
@@ -565,10 +548,10 @@ apr_status_t pegadm_rotation_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, s
         widgets += n;
     }
     sc->rotation = new_table(pconf, s, widgets);
+    /* none learned (a first start, or one onto this build from an earlier
+     * one): each child learns the switch from the service's first refusal */
     if (learned) {
         pegadm_rotation_copy(sc->rotation, learned);
-    } else {
-        carry_over_from_counters(sc->rotation, s, ids);
     }
     return add_widgets(sc->rotation, ids) ? APR_SUCCESS : APR_EGENERAL;
 }

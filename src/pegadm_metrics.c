@@ -37,11 +37,6 @@ struct pegadm_metrics_t {
 typedef struct {
     char id[PEGADM_METRICS_WIDGET_ID_MAX];
     apr_uint32_t breaker_open;
-    /* which secret the service accepted, written by earlier builds only:
-     * kept so that a block they retained reads the same (pegadm_rotation.h
-     * holds it now) */
-    apr_uint32_t secret_in_use; /* 1: the accepted one is PegaDMJWTSecretNext */
-    apr_uint32_t accepted_secret;
     apr_uint32_t reachable; /* 0: not checked, 1: no, 2: yes */
     apr_int64_t cert_not_after;
 } widget_cell_t;
@@ -280,14 +275,9 @@ void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable
     }
 }
 
-apr_uint32_t pegadm_metrics_earlier_secret(const pegadm_metrics_t *m, int widget, int *is_next)
+int pegadm_metrics_is_current(const pegadm_metrics_t *m)
 {
-    if (!valid_widget(m, widget)) {
-        *is_next = 0;
-        return 0;
-    }
-    *is_next = (int)__atomic_load_n(&cell(m, widget)->secret_in_use, __ATOMIC_RELAXED);
-    return __atomic_load_n(&cell(m, widget)->accepted_secret, __ATOMIC_ACQUIRE);
+    return m && m->magic == MAGIC;
 }
 
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m)

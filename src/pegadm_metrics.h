@@ -80,6 +80,10 @@ extern const char *const pegadm_cache_bucket_labels[PEGADM_CACHE_BUCKETS];
 
 typedef struct pegadm_metrics_t pegadm_metrics_t;
 
+/* Whether m was laid out by this build (a block an earlier build retained
+ * across a graceful restart may be laid out otherwise: it is not used). */
+int pegadm_metrics_is_current(const pegadm_metrics_t *m);
+
 /* Bytes a block for slots processes and up to widgets widgets needs. */
 apr_size_t pegadm_metrics_size(int slots, int widgets);
 
@@ -134,12 +138,6 @@ void pegadm_metrics_set_breaker_open(pegadm_metrics_t *m, int widget, int open);
 void pegadm_metrics_set_cert_expiry(pegadm_metrics_t *m, int widget, apr_time_t not_after);
 /* The last preflight's finding: 1 reachable, 0 not. */
 void pegadm_metrics_set_reachable(pegadm_metrics_t *m, int widget, int reachable);
-/* Which secret the service accepted, as a block that an earlier build of
- * the module kept it in left it (0: not known; *is_next: it was
- * PegaDMJWTSecretNext). Read once, at a graceful restart onto this build,
- * to carry it over to the rotation's table (pegadm_rotation.h); nothing
- * writes it any more. */
-apr_uint32_t pegadm_metrics_earlier_secret(const pegadm_metrics_t *m, int widget, int *is_next);
 
 /* Audit lines lost because the log's pipe was full (server-wide). */
 void pegadm_metrics_count_audit_dropped(pegadm_metrics_t *m);
