@@ -190,6 +190,7 @@ static void check_cache_at_start(apr_pool_t *ptemp, server_rec *s, pegadm_prefli
     const char *why = NULL;
 
     conf.pool_max = 1;
+    conf.plain_lookup = 1; /* the parent forks its children afterwards */
     if (pegadm_shared_open(ptemp, &conf, &client, &why) != APR_SUCCESS) {
         return; /* the cache's own post_config has said why */
     }

@@ -295,7 +295,7 @@ static void abandon(pending_t *q)
  * holds it for resolv.conf's timeout times its attempts: a name is looked
  * up by glibc's resolver threads, waited for until the deadline. An
  * address needs no lookup and is parsed here. */
-static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
+static apr_status_t resolve(const char *host, int port, int flags, struct addrinfo **res,
                             apr_time_t deadline)
 {
     struct addrinfo hints = {0};
@@ -307,7 +307,10 @@ static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     snprintf(service, sizeof(service), "%d", port);
-    if (is_ip_address(host)) {
+    if (is_ip_address(host) || (flags & PEGADM_NETCONN_PLAIN_LOOKUP)) {
+        if (!is_ip_address(host)) {
+            hints.ai_flags = AI_NUMERICSERV;
+        }
         return getaddrinfo(host, service, &hints, res) == 0 ? APR_SUCCESS
                                                             : PEGADM_CACHE_RESOLVE;
     }
@@ -350,10 +353,11 @@ static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
 }
 
 /* Each address is tried in turn within the one deadline. */
-static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t deadline)
+static apr_status_t open_tcp(int *fd, const char *host, int port, int flags,
+                             apr_time_t deadline)
 {
     struct addrinfo *res = NULL, *ai;
-    apr_status_t rv = resolve(host, port, &res, deadline);
+    apr_status_t rv = resolve(host, port, flags, &res, deadline);
 
     if (rv != APR_SUCCESS) {
         return rv;
@@ -454,7 +458,7 @@ static apr_status_t tls_start(pegadm_netconn_t *c, pegadm_netconn_tls_t *tls, co
 }
 
 apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int port,
-                                 pegadm_netconn_tls_t *tls, const char *server_name,
+                                 pegadm_netconn_tls_t *tls, const char *server_name, int flags,
                                  apr_time_t deadline, char *why, apr_size_t why_size)
 {
     pegadm_netconn_t *nc = calloc(1, sizeof(*nc));
@@ -466,7 +470,7 @@ apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int por
     }
     nc->fd = -1;
     rv = host[0] == '/' ? open_unix(&nc->fd, host, deadline)
-                        : open_tcp(&nc->fd, host, port, deadline);
+                        : open_tcp(&nc->fd, host, port, flags, deadline);
     if (rv == APR_SUCCESS && tls) {
         rv = tls_start(nc, tls, server_name ? server_name : host, deadline, why, why_size);
     }

@@ -36,8 +36,16 @@ apr_status_t pegadm_netconn_tls_create(pegadm_netconn_tls_t **tls, const char *c
  * its reason into why (why_size bytes; NULL: none), e.g. "certificate
  * verify failed: hostname mismatch". */
 apr_status_t pegadm_netconn_open(pegadm_netconn_t **c, const char *host, int port,
-                                 pegadm_netconn_tls_t *tls, const char *server_name,
+                                 pegadm_netconn_tls_t *tls, const char *server_name, int flags,
                                  apr_time_t deadline, char *why, apr_size_t why_size);
+
+/* A flag of pegadm_netconn_open: look a host name up with getaddrinfo
+ * itself, which no deadline bounds. Names are otherwise looked up by
+ * glibc's resolver threads (getaddrinfo_a), whose bookkeeping a forked
+ * child inherits without the threads: every lookup of that child would
+ * then wait in vain. So a process that forks afterwards (httpd's parent,
+ * at start-up) must look names up this way. */
+#define PEGADM_NETCONN_PLAIN_LOOKUP 1
 
 /* Writes all of buf. PEGADM_CACHE_REFUSED when the peer closed or reset. */
 apr_status_t pegadm_netconn_write(pegadm_netconn_t *c, const void *buf, apr_size_t len,

@@ -328,8 +328,9 @@ static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_tim
     pthread_mutex_unlock(&r->mutex);
     __atomic_add_fetch(&r->handshakes, 1, __ATOMIC_RELAXED);
     rv = pegadm_netconn_open(&c->nc, host, port, r->conf.tls ? r->tls : NULL,
-                             r->conf.server_name, deadline, why,
-                             why ? PEGADM_REDIS_DETAIL_LEN : 0);
+                             r->conf.server_name,
+                             r->conf.plain_lookup ? PEGADM_NETCONN_PLAIN_LOOKUP : 0, deadline,
+                             why, why ? PEGADM_REDIS_DETAIL_LEN : 0);
     if (rv == APR_SUCCESS) {
         rv = conn_handshake(r, c, deadline, why);
         /* TLS 1.3 servers check the client's certificate after the

@@ -61,6 +61,8 @@ typedef struct {
     int db;                          /* SELECT db when > 0 (a cluster refuses it) */
     apr_interval_time_t timeout;     /* of one operation, everything included */
     int pool_max;                    /* connections open at once, all nodes together */
+    int plain_lookup;                /* names looked up without a deadline: a process that forks
+                                        afterwards (PEGADM_NETCONN_PLAIN_LOOKUP) */
     apr_size_t max_value;            /* largest value read; larger is PROTOCOL */
     pegadm_redis_observe_fn observe; /* or NULL */
     void *observe_baton;

@@ -94,6 +94,7 @@ static apr_status_t open_redis(apr_pool_t *p, const pegadm_shared_conf_t *conf,
                               .timeout = conf->timeout,
                               .pool_max = conf->pool_max,
                               .max_value = conf->max_value,
+                              .plain_lookup = conf->plain_lookup,
                               .observe = observe,
                               .observe_baton = s};
     apr_status_t rv;

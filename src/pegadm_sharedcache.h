@@ -23,6 +23,7 @@ typedef struct {
     const char *ca_file, *cert_file, *key_file;
     int pool_max;         /* connections one process may hold (its threads) */
     apr_size_t max_value; /* the largest value ever read */
+    int plain_lookup;     /* 1 in a process that forks afterwards (pegadm_netconn.h) */
 } pegadm_shared_conf_t;
 
 typedef struct pegadm_shared_t pegadm_shared_t;

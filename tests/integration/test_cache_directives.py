@@ -122,3 +122,20 @@ def test_status_of_shmcb_has_no_shared_cache(module_httpd, dm):
         dm, location(STATUS_PATH, "SetHandler pegadm-status", auth=False)))
     assert "sharedCache" not in status_of(node)
     assert "pegadm_cache_seconds" not in status_of(node, prometheus=True)
+
+
+def test_a_cache_named_by_host_name_answers_every_child(module_httpd, dm, workdir):
+    """Managed caches are reached by name. The parent checks the cache at
+    start-up, then forks the children; a lookup there must leave the
+    children able to look the name up themselves (glibc's resolver threads
+    of getaddrinfo_a do not survive a fork, their bookkeeping does)."""
+    redis = RedisServer(workdir).start()
+    try:
+        node = module_httpd(shared_cache_conf(
+            dm, "redis://localhost:%d" % redis.port,
+            server_extra=["PegaDMCacheTimeout 0.5"]))
+        for user in ("alice", "bob"):
+            assert_session(session_get(node, user))
+        assert "PEGADM033" not in node.error_log()
+    finally:
+        redis.stop()
