@@ -120,6 +120,7 @@ def summary(rs):
             "p99_us": pb.median([r["p99_us"] for r in rs]),
             "worst_p99_us": max(r["p99_us"] for r in rs),
             "cpu_us": weigh("cpu_us"), "cache_cpu_us": weigh("cache_cpu_us"),
+            "runs_cpu_us": [r["cpu_us"] for r in rs],
             "cache_connections": [r["cache_connections"] for r in rs],
             "errors": sum(r["errors"] for r in rs),
             "shared_reads_per_request": (pb.median([r["shared_reads_per_request"] for r in rs])
