@@ -9,7 +9,9 @@ default: each child reads the shared cache again once a copy is older than
 PegaDMLocalCacheMaxAge), wrk on both nodes of a pair at once. Per variant:
 req/s of both nodes together, p50 and p99 (the worse node's), CPU time per
 request of both nodes' httpd processes and of the cache server, and the
-connections the cache server accepted.
+connections the cache server accepted. Then (not with --quick) perf on
+one node of each shared-cache pair, the module's clients and APR-util's in
+turn: the CPU time per request under the module's hooks, and what it calls.
 
 Target: a shared cache with the module's own clients serves at least 0.95
 of shmcb's requests per second.
@@ -190,6 +192,10 @@ def main():
                 for name in (order if r % 2 == 0 else order[::-1]):
                     a, b, cache = pairs[name]
                     runs[name].append(one_run(name, (a, b), cache, headers, seconds))
+            profiles = {} if args.quick else {
+                name: pb.profile_module(pairs[name][0], pairs[name][0].url(pb.SESSION_PATH),
+                                        headers[0], CONNECTIONS, scope="module")
+                for name in ("redis", "redis-old", "memcache", "memcache-old")}
             creates = sum(emulator.creates_per_customer().values()) - creates_before
             crashes = sum((node.crashes() for a, b, _ in pairs.values() for node in (a, b)), [])
         finally:
@@ -197,6 +203,8 @@ def main():
             emulator.stop()
     variants = {name: dict(summary(rs), module=VARIANTS[name][0], cache=VARIANTS[name][1])
                 for name, rs in runs.items()}
+    for name, profile in profiles.items():
+        variants[name]["profile"] = profile
     base = variants["shmcb"]["rps"]
     for v in variants.values():
         v["vs_shmcb"] = pb.ratio(v["rps"], base)

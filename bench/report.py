@@ -544,6 +544,25 @@ def clients_results(r):
                                  key=lambda k: (k != "cache_clients", k))]
 
 
+def clients_profiles(f):
+    """perf on one node of each shared-cache pair: the module's CPU per request
+    and its five dearest calls."""
+    rows = []
+    for name in f["order"]:
+        p = f["variants"][name].get("profile")
+        if p:
+            rows.append((CLIENT_LABELS.get(name, name), "%.1f us" % p["handler_us_per_request"],
+                         "%.1f us" % p["all_us_per_request"], "; ".join(
+                             "%s %.2f us" % (t["call"], t["us_per_request"]) for t in p["top"][:5])))
+    if not rows:
+        return ""
+    return ("Where httpd's CPU goes (perf on one node of each pair while wrk loads that node "
+            "alone, 4 s; the module's share is every sample under one of its hooks, the "
+            "cache client's work and its system calls included):\n\n"
+            + table(("cache", "under the module, per request", "all of httpd, per request",
+                     "the module's dearest calls"), rows) + "\n")
+
+
 def cache_sections(r):
     out = []
     for f in clients_results(r):
@@ -576,6 +595,7 @@ def cache_sections(r):
                        len(f["crashes"])))
         out.append(machine_note(dict(f, loads=[x for v in f["variants"].values()
                                                for x in v["loads"]])))
+        out.append(clients_profiles(f))
     f = r.get("cache_hang")
     if f:
         out.append("### 9. A request while the cache hangs\n\n")
