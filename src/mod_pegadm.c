@@ -56,6 +56,8 @@ static int pegadm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     pegadm_localcache_post_config(ptemp, s);
     pegadm_read_gate_log(s, ptemp);
     pegadm_logout_post_config(pconf, s);
+    pegadm_inject_post_config();
+    pegadm_tenants_post_config(pconf, s);
     if (pegadm_http_global_init() != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "PEGADM002: initialising libcurl failed");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -84,6 +86,7 @@ static void http_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    sc->threads = threads > 0 ? threads : 1;
     rv = pegadm_http_handles_create(p, threads < HTTP_IDLE_MAX ? threads : HTTP_IDLE_MAX,
                                     &sc->http_handles);
     if (rv != APR_SUCCESS) {
@@ -105,6 +108,7 @@ static void pegadm_child_init(apr_pool_t *p, server_rec *s)
     pegadm_cache_child_init(p, s);
     pegadm_localcache_child_init(p, s);
     pegadm_read_gate_child_init(p, s);
+    pegadm_dbd_child_init(p, s);
     pegadm_create_lock_child_init(p, s);
     http_child_init(p, s);
     pegadm_audit_child_init(p, s);
@@ -141,6 +145,9 @@ static int pegadm_fixups(request_rec *r)
     if (d->enabled != 1 || !d->widget_id || !d->secret || is_own_handler(r)) {
         return DECLINED;
     }
+    if (r->main && pegadm_cache_control_top_is_public(r)) {
+        return DECLINED; /* its answer may be cached for anyone */
+    }
     if (r->main && apr_table_get(r->main->notes, EAGER_NOTE)) {
         /* A subrequest (SSI include) shares the outcome of its main request
          * instead of asking again. One whose main request was outside eager
@@ -155,7 +162,7 @@ static int pegadm_fixups(request_rec *r)
     apr_table_setn(r->notes, EAGER_NOTE, "1");
     if (pegadm_customer_id(r, d, &customer_id) == PEGADM_CUSTOMER_OK &&
         pegadm_session_op(r, d, customer_id, PEGADM_OP_PAGE, NULL, &res) == PEGADM_SESSION_OK) {
-        pegadm_logout_cookie_set(r, d, customer_id);
+        pegadm_logout_cookie_set(r, d, customer_id, res.created);
         export_session(r, res.session_id, d->widget_id);
     }
     return DECLINED;
@@ -163,7 +170,12 @@ static int pegadm_fixups(request_rec *r)
 
 static int pegadm_handler(request_rec *r)
 {
-    int status = pegadm_session_handler(r);
+    int status;
+
+    if (is_own_handler(r) && !pegadm_handler_is_trusted(r)) {
+        return HTTP_FORBIDDEN;
+    }
+    status = pegadm_session_handler(r);
     return status == DECLINED ? pegadm_bootstrap_handler(r) : status;
 }
 

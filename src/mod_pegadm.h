@@ -64,6 +64,7 @@ typedef struct {
 /* Per-directory configuration. Unset values are NULL or -1; the accessors
  * below apply the defaults after merging. */
 typedef struct {
+    int from_htaccess; /* made from a .htaccess file at request time: never merged */
     int enabled;
     const char *widget_id;
     int metrics_widget; /* the widget's index for the counters (mod_pegadm_metrics.c) */
@@ -98,6 +99,7 @@ typedef struct {
     /* the chat follows the portal login (mod_pegadm_logout.c, pegadm_session.c) */
     int forget;                               /* PegaDMForget */
     apr_interval_time_t private_data_refresh; /* -1: the default; 0: off */
+    int allow_in_frame; /* PegaDMAllowInFrame: the bootstrap acts inside frames */
 } pegadm_dir_conf_t;
 
 /* The local cache's settings (mod_pegadm_localcache.c), made with the
@@ -148,6 +150,7 @@ typedef struct {
     pegadm_shared_settings_t shared;       /* the own clients' settings and client */
     pegadm_http_handles_t *http_handles;   /* per process, from child_init */
     pegadm_waiters_t *waiters;             /* per process, from child_init */
+    int threads;                           /* worker threads per child, from child_init */
     apr_hash_t *databases;                 /* server key -> its DBDriver and DBDParams */
     const pegadm_mark_t *create_lock;      /* per process, from child_init; NULL: none */
     pegadm_local_conf_t *local_conf;       /* PegaDMLocalCache* */
@@ -155,9 +158,17 @@ typedef struct {
     int reads_per_child;                   /* PegaDMCacheReadsPerChild; 0: no bound */
     const ap_directive_t *reads_directive; /* where it is; NULL: unset */
     pegadm_gate_t *read_gate;              /* per process, from child_init; NULL: none */
+    /* the requests of a child that wait on the customer database at once
+     * (mod_pegadm_identity.c) */
+    int cid_query_concurrency;             /* PegaDMCustomerIDQueryConcurrency; -1: unset */
+    pegadm_gate_t *cid_query_gate;         /* per process, from child_init; NULL: none */
+    apr_uint32_t cid_query_full_logged_at; /* seconds; per process */
     pegadm_operator_t
         *operator_rec;        /* counters, audit log, preflight (mod_pegadm_operator.h) */
     int logout_cookie_wanted; /* some scope has PegaDMForget On (post_config) */
+    apr_uint32_t rotation_tried_at;        /* seconds; per process (mod_pegadm_session.c) */
+    apr_hash_t *main_handlers;             /* SetHandler expressions of the main config */
+    apr_uint32_t tenant_refusal_logged;    /* per process (mod_pegadm_tenants.c) */
 } pegadm_server_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA pegadm_module;
@@ -165,6 +176,9 @@ extern module AP_MODULE_DECLARE_DATA pegadm_module;
 /* mod_pegadm_config.c */
 extern const command_rec pegadm_cmds[];
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir);
+/* NULL, or the refusal of a directive that switches the module on, in a
+ * .htaccess file (whatever AllowOverride and AllowOverrideList allow). */
+const char *pegadm_refuse_htaccess(cmd_parms *cmd);
 void *pegadm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s);
 void *pegadm_merge_server_conf(apr_pool_t *p, void *base, void *add);
@@ -175,7 +189,8 @@ apr_interval_time_t pegadm_conf_cache_ttl(const pegadm_dir_conf_t *d);
 apr_interval_time_t pegadm_conf_timeout(const pegadm_dir_conf_t *d);
 void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                               apr_interval_time_t *window);
-int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d);
+/* PegaDMCreateWaiters, or by default a share of a child's threads. */
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d, int threads);
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t);
 void pegadm_conf_breaker(const pegadm_dir_conf_t *d, pegadm_breaker_conf_t *c);
 apr_interval_time_t pegadm_conf_private_data_refresh(const pegadm_dir_conf_t *d);
@@ -183,6 +198,7 @@ int pegadm_conf_cache_customers(const pegadm_server_conf_t *sc);
 int pegadm_conf_local_customers(const pegadm_local_conf_t *lc);
 apr_interval_time_t pegadm_conf_local_max_age(const pegadm_local_conf_t *lc);
 int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc);
+int pegadm_conf_cid_query_concurrency(const pegadm_server_conf_t *sc);
 /* userdata of the configuration pool: some scope has PegaDMForget On */
 #define PEGADM_LOGOUT_WANTED_KEY "pegadm-logout-cookie"
 
@@ -246,6 +262,8 @@ pegadm_customer_status_t pegadm_customer_id(request_rec *r, const pegadm_dir_con
 /* Notes which database (DBDriver, DBDParams) each server's queries use,
  * for the keys of their cached answers. */
 void pegadm_dbd_note_databases(server_rec *s);
+/* Each child's bound on its lookups waiting on the database at once. */
+void pegadm_dbd_child_init(apr_pool_t *p, server_rec *s);
 
 /* mod_pegadm_session.c: the session call */
 /* PAGE is GET for an eager page: a session it creates is kept for the
@@ -273,10 +291,11 @@ int pegadm_bootstrap_handler(request_rec *r);
 /* mod_pegadm_logout.c: PegaDMForget. Each PegaDMForget On sets
  * PEGADM_LOGOUT_WANTED_KEY; only then does pegadm_logout_cookie_set, where a
  * session is handed to customer_id's log-in, give the browser the logout
- * cookie that the PegaDMForget scope reads before authentication. */
+ * cookie that the PegaDMForget scope reads before authentication (always a
+ * fresh one when the session was created by this request). */
 void pegadm_logout_post_config(apr_pool_t *pconf, server_rec *s);
 void pegadm_logout_cookie_set(request_rec *r, const pegadm_dir_conf_t *d,
-                              const char *customer_id);
+                              const char *customer_id, int created);
 /* header_parser: the logout cookie, before any authentication */
 int pegadm_logout_header_parser(request_rec *r);
 /* fixups: the authenticated user, or the users of mod_session's session */
@@ -287,14 +306,28 @@ int pegadm_forget_fixups(request_rec *r);
 /* Makes the bootstrap script publicly cacheable unless the answer sets a
  * cookie or another module set a Cache-Control; call from its handler. */
 void pegadm_cache_control_bootstrap(request_rec *r);
+/* Drops the fields CDNs cache by from the session endpoint's answer. */
+void pegadm_cache_control_session(request_rec *r);
+/* Whether r's top-level answer is already under way without the privacy of
+ * an eager page: a subrequest must then export no session. */
+int pegadm_cache_control_top_is_public(const request_rec *r);
 apr_status_t pegadm_cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 /* insert_filter: keeps eager answers private */
 void pegadm_cache_control_insert(request_rec *r);
+
+/* mod_pegadm_tenants.c: a .htaccess file never makes the module act */
+/* post_config: notes the SetHandler expressions of the main configuration. */
+void pegadm_tenants_post_config(apr_pool_t *pconf, server_rec *s);
+/* Whether r's pegadm handler was set by the main configuration (logs a
+ * refusal otherwise); each handler asks once its name matched. */
+int pegadm_handler_is_trusted(request_rec *r);
 
 /* mod_pegadm_inject.c: the PegaDMInject output filter */
 #define PEGADM_INJECT_FILTER "PEGADM_INJECT"
 apr_status_t pegadm_inject_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 /* insert_filter: adds the filter where PegaDMInject is On */
 void pegadm_inject_insert(request_rec *r);
+/* post_config: finds mod_dav, whose locations the filter leaves alone */
+void pegadm_inject_post_config(void);
 
 #endif

@@ -581,10 +581,11 @@ static apr_status_t kv_unlock(void *ctx)
     return apr_global_mutex_unlock(((pegadm_server_conf_t *)ctx)->mutex);
 }
 
-/* The kvstore's store, but for a value the client cannot hand over (larger
- * than any entry, a Redis key of another type): while the server still
- * answers, removing it succeeds, and it is then discarded like a tampered
- * entry (an empty value fails authentication), not taken for an outage. */
+/* The kvstore's store, saying so when it removed a value the client could
+ * not hand over (larger than any entry, a Redis key of another type): the
+ * kvstore reads it as an empty value, which no entry of the module ever
+ * is, and the session flow discards it like a tampered entry rather than
+ * take the cache for down. */
 typedef struct {
     pegadm_store_t store;
     const pegadm_store_t *inner;
@@ -597,10 +598,8 @@ static apr_status_t shared_get(void *ctx, const pegadm_store_key_t *k, unsigned 
     shared_store_t *c = ctx;
     apr_status_t rv = c->inner->get(c->inner->ctx, k, buf, len, p);
 
-    if (rv == PEGADM_CACHE_PROTOCOL && c->inner->del(c->inner->ctx, k, p) == APR_SUCCESS) {
-        log_unreadable_removed(c->s, rv);
-        *len = 0;
-        return APR_SUCCESS;
+    if (rv == APR_SUCCESS && *len == 0) {
+        log_unreadable_removed(c->s, PEGADM_CACHE_PROTOCOL);
     }
     return rv;
 }

@@ -6,7 +6,15 @@
  *   "private, no-store", added to whatever Cache-Control is there;
  * - the bootstrap script is "public, max-age=300" only when nothing else
  *   set a Cache-Control and the answer sets no cookie; with a cookie it is
- *   private, and another module's Cache-Control is never replaced. */
+ *   private, and another module's Cache-Control is never replaced;
+ * - eager pages and the session endpoint's answers lose every field a CDN
+ *   caches by instead of Cache-Control (CDN-Cache-Control,
+ *   Surrogate-Control...: pegadm_cache_control_is_targeted) and say
+ *   Pragma: no-cache for HTTP/1.0 caches.
+ * A session never leaves the privacy of the top-level answer: a subrequest
+ * whose top-level answer was found public (an SSI page including an eager
+ * page) exports nothing, and the session endpoint refuses subrequests
+ * (mod_pegadm_handlers.c). */
 #include "mod_pegadm.h"
 
 #include <string.h>
@@ -21,6 +29,10 @@ APLOG_USE_MODULE(pegadm);
 
 #define BOOTSTRAP_CACHE "public, max-age=300"
 #define EAGER_CACHE     "private, no-store" /* for_eager, joined */
+/* r->notes of a top-level request whose answer may be cached publicly */
+#define PUBLIC_NOTE "pegadm-public"
+
+enum { FOR_EAGER, FOR_BOOTSTRAP, FOR_SESSION };
 
 static const char *const for_eager[] = {"private", "no-store", NULL};
 static const char *const for_cookie[] = {"private", NULL};
@@ -62,11 +74,46 @@ static void replace_cache_control(request_rec *r, const char *value)
     apr_table_setn(r->err_headers_out, "Cache-Control", value);
 }
 
-static void decide(request_rec *r, int for_bootstrap)
+typedef struct {
+    request_rec *r;
+    apr_array_header_t *targeted;
+} targeted_t;
+
+static int note_targeted(void *baton, const char *key, const char *value)
+{
+    targeted_t *t = baton;
+    if (pegadm_cache_control_is_targeted(key)) {
+        APR_ARRAY_PUSH(t->targeted, const char *) = key;
+    }
+    return 1;
+}
+
+/* Drops the fields a CDN would cache by; says no-cache to HTTP/1.0 caches. */
+static void drop_targeted(request_rec *r)
+{
+    targeted_t t = {r, apr_array_make(r->pool, 2, sizeof(const char *))};
+
+    apr_table_do(note_targeted, &t, r->headers_out, NULL);
+    apr_table_do(note_targeted, &t, r->err_headers_out, NULL);
+    for (int i = 0; i < t.targeted->nelts; i++) {
+        apr_table_unset(r->headers_out, APR_ARRAY_IDX(t.targeted, i, const char *));
+        apr_table_unset(r->err_headers_out, APR_ARRAY_IDX(t.targeted, i, const char *));
+    }
+    apr_table_unset(r->headers_out, "Pragma");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+}
+
+static void decide(request_rec *r, int kind)
 {
     const char *value = cache_control(r);
 
-    if (!for_bootstrap) {
+    if (kind != FOR_BOOTSTRAP) {
+        drop_targeted(r);
+    }
+    if (kind == FOR_SESSION) {
+        return; /* its handler set no-store in err_headers_out */
+    }
+    if (kind == FOR_EAGER) {
         /* most pages have no Cache-Control of their own */
         replace_cache_control(r, value ? pegadm_cache_control_private(r->pool, value, for_eager)
                                        : EAGER_CACHE);
@@ -79,22 +126,43 @@ static void decide(request_rec *r, int for_bootstrap)
 
 apr_status_t pegadm_cache_control_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
-    decide(f->r, f->ctx != NULL);
+    decide(f->r, f->ctx ? *(const int *)f->ctx : FOR_EAGER);
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
 
 void pegadm_cache_control_bootstrap(request_rec *r)
 {
-    static int bootstrap = 1;
-    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, &bootstrap, r, r->connection);
+    static const int bootstrap = FOR_BOOTSTRAP;
+    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, (void *)&bootstrap, r, r->connection);
+}
+
+void pegadm_cache_control_session(request_rec *r)
+{
+    static const int session = FOR_SESSION;
+    ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, (void *)&session, r, r->connection);
+}
+
+int pegadm_cache_control_top_is_public(const request_rec *r)
+{
+    while (r->main) {
+        r = r->main;
+    }
+    return apr_table_get(r->notes, PUBLIC_NOTE) != NULL;
 }
 
 /* Last of the insert_filter hooks, so that the filter comes after those
  * that mod_session, mod_headers and others add there. */
 void pegadm_cache_control_insert(request_rec *r)
 {
-    if (!r->main && apr_table_get(r->subprocess_env, "PEGADM_SESSION_ID")) {
+    if (r->main) {
+        return;
+    }
+    if (apr_table_get(r->subprocess_env, "PEGADM_SESSION_ID")) {
         ap_add_output_filter(PEGADM_CACHE_CONTROL_FILTER, NULL, r, r->connection);
+    } else {
+        /* from here on the answer is made: a subrequest (an SSI include)
+         * can no longer make it private */
+        apr_table_setn(r->notes, PUBLIC_NOTE, "1");
     }
 }

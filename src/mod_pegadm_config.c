@@ -24,6 +24,8 @@
 #include <apr_dbd.h>
 #include <apr_file_info.h>
 #include <apr_file_io.h>
+#include <apr_fnmatch.h>
+#include <apr_hash.h>
 #include <apr_md5.h>
 #include <apr_optional.h>
 #include <apr_lib.h>
@@ -34,6 +36,7 @@
 
 #include "mod_pegadm_operator.h"
 #include "pegadm_confcheck.h"
+#include "pegadm_waiters.h"
 
 APLOG_USE_MODULE(pegadm);
 
@@ -46,7 +49,6 @@ APLOG_USE_MODULE(pegadm);
 #define PEGADM_DEFAULT_TOKEN_LIFETIME   60
 #define PEGADM_DEFAULT_CREATE_LIMIT     10
 #define PEGADM_DEFAULT_CREATE_WINDOW    60
-#define PEGADM_DEFAULT_CREATE_WAITERS   10
 #define SECRET_MAX                      4096
 
 #define PEGADM_DEFAULT_BREAKER_THRESHOLD 5
@@ -66,6 +68,10 @@ APLOG_USE_MODULE(pegadm);
 #define DEFAULT_INTERVAL             600
 #define QUERY_TTL_MAX                86400
 
+/* mod_dbd's default DBDMax: the connections a child opens to a database */
+#define DEFAULT_CID_QUERY_CONCURRENCY 10
+#define MAX_CID_QUERY_CONCURRENCY     10000
+
 #define UNSET        (-1)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
 #define MERGE_NUM(f) (add->f != UNSET ? add->f : base->f)
@@ -73,6 +79,10 @@ APLOG_USE_MODULE(pegadm);
 void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+    /* Records are made at request time only for .htaccess files: whatever
+     * AllowOverride or AllowOverrideList lets through, a tenant's file never
+     * sets anything of the module (mod_pegadm_tenants.c). */
+    d->from_htaccess = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_RUN_MPM;
     d->enabled = UNSET;
     d->metrics_widget = UNSET;
     d->cache_ttl = UNSET;
@@ -88,6 +98,7 @@ void *pegadm_create_dir_conf(apr_pool_t *p, char *dir)
     d->inject = UNSET;
     d->forget = UNSET;
     d->private_data_refresh = UNSET;
+    d->allow_in_frame = UNSET;
     return d;
 }
 
@@ -97,6 +108,12 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* zeroed: a field the lines below forget is NULL, not garbage
      * (scripts/check-merge fails the tests on such a field) */
     pegadm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    if (add->from_htaccess) {
+        *d = *base;
+        return d;
+    }
+    d->from_htaccess = base->from_htaccess;
     d->enabled = MERGE_NUM(enabled);
     d->widget_id = MERGE_PTR(widget_id);
     d->metrics_widget = add->widget_id ? add->metrics_widget : base->metrics_widget;
@@ -129,6 +146,7 @@ void *pegadm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     d->bootstrap_url = MERGE_PTR(bootstrap_url);
     d->forget = MERGE_NUM(forget);
     d->private_data_refresh = MERGE_NUM(private_data_refresh);
+    d->allow_in_frame = MERGE_NUM(allow_in_frame);
     return d;
 }
 
@@ -138,6 +156,7 @@ void *pegadm_create_server_conf(apr_pool_t *p, server_rec *s)
 {
     pegadm_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
 
+    sc->cid_query_concurrency = UNSET;
     sc->local_conf = apr_pcalloc(p, sizeof(*sc->local_conf));
     sc->local_conf->read_lock = UNSET;
     sc->local_conf->customers = UNSET;
@@ -197,9 +216,9 @@ void pegadm_conf_create_limit(const pegadm_dir_conf_t *d, int *count,
                                        : apr_time_from_sec(PEGADM_DEFAULT_CREATE_WINDOW);
 }
 
-int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d)
+int pegadm_conf_create_waiters(const pegadm_dir_conf_t *d, int threads)
 {
-    return d->create_waiters != UNSET ? d->create_waiters : PEGADM_DEFAULT_CREATE_WAITERS;
+    return d->create_waiters != UNSET ? d->create_waiters : pegadm_waiters_default_max(threads);
 }
 
 void pegadm_conf_dm_target(apr_pool_t *p, const pegadm_dir_conf_t *d, pegadm_dm_target_t *t)
@@ -258,6 +277,13 @@ int pegadm_conf_reads_per_child(const pegadm_server_conf_t *sc)
     return sc->reads_directive ? sc->reads_per_child : DEFAULT_READS_PER_CHILD;
 }
 
+/* 0: no bound */
+int pegadm_conf_cid_query_concurrency(const pegadm_server_conf_t *sc)
+{
+    return sc->cid_query_concurrency != UNSET ? sc->cid_query_concurrency
+                                              : DEFAULT_CID_QUERY_CONCURRENCY;
+}
+
 int pegadm_conf_preflight_warn_days(const pegadm_preflight_t *pf)
 {
     return pf->warn_days != UNSET ? pf->warn_days : DEFAULT_WARN_DAYS;
@@ -313,77 +339,275 @@ static int register_widget(cmd_parms *cmd, const char *widget_id)
     return ids->nelts - 1;
 }
 
-/* ---- the JWT secret withheld from what the configuration shows ---- */
+/* ---- the JWT secret withheld from what the configuration shows ----
+ * mod_info's /server-info and "apachectl -t -D DUMP_CONFIG" print every
+ * directive's arguments from the configuration tree, with ${VAR} already
+ * replaced, so the secret's directive gets a placeholder there once it has
+ * been read (a Define leaves no directive in the tree). A secret written in
+ * a configuration file is only as private as that file (or the file of the
+ * Define or <Macro> it comes from): one readable by group or others draws
+ * the warning a secret file would. A secret given through Define draws a
+ * warning of its own: httpd prints the values of Defines. */
 
 #define WITHHELD "(withheld)"
 #define CONFIG_READ                                                                            \
     ((apr_size_t)1024 * 1024) /* a configuration file larger than this is not searched */
 
-/* Replaces the arguments of every Define whose value holds the secret. */
-static void hide_in_defines(apr_pool_t *p, ap_directive_t *d, const char *secret)
+#define FILES_MAX 256 /* configuration files searched for a Define's */
+
+/* A configuration file's text (its first CONFIG_READ bytes), or NULL. The
+ * caller wipes it (wipe) once done: it may hold the secret. */
+static char *read_config(apr_pool_t *p, const char *path, apr_size_t *len)
 {
-    for (; d; d = d->next) {
-        if (!strcasecmp(d->directive, "Define") && d->args && strstr(d->args, secret)) {
-            const char *args = d->args;
-            d->args = apr_pstrcat(p, ap_getword_conf(p, &args), " " WITHHELD, NULL);
-        }
-        if (d->first_child) {
-            hide_in_defines(p, d->first_child, secret);
-        }
+    apr_file_t *f;
+    char *buf;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    buf = apr_palloc(p, CONFIG_READ + 1);
+    *len = 0;
+    apr_file_read_full(f, buf, CONFIG_READ, len);
+    apr_file_close(f);
+    buf[*len] = '\0';
+    return buf;
+}
+
+static void wipe(char *text, apr_size_t len)
+{
+    if (text) {
+        memset(text, 0, len);
     }
 }
 
 /* Whether the secret stands in the file as it is (not through ${VAR}). */
 static int file_holds(apr_pool_t *p, const char *path, const char *secret)
 {
-    apr_file_t *f;
-    char *buf = apr_palloc(p, CONFIG_READ + 1);
     apr_size_t len = 0;
-    int found;
+    char *text = read_config(p, path, &len);
+    int found = text && strstr(text, secret) != NULL;
 
-    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
-        return 0;
-    }
-    apr_file_read_full(f, buf, CONFIG_READ, &len);
-    apr_file_close(f);
-    buf[len] = '\0';
-    found = strstr(buf, secret) != NULL;
-    memset(buf, 0, len);
+    wipe(text, len);
     return found;
 }
 
-static void check_inline(cmd_parms *cmd, const char *secret)
+/* Warns if path, readable by group or others, holds the secret; where
+ * says which directive put it there. */
+static void check_file(cmd_parms *cmd, const char *path, const char *where, const char *secret)
 {
-    const ap_directive_t *d = cmd->directive;
     apr_finfo_t fi;
 
-    if (!d->filename ||
-        apr_stat(&fi, d->filename, APR_FINFO_PROT | APR_FINFO_TYPE, cmd->temp_pool) !=
-            APR_SUCCESS ||
+    if (apr_stat(&fi, path, APR_FINFO_PROT | APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
         fi.filetype != APR_REG || !(fi.protection & (APR_GREAD | APR_WREAD)) ||
-        !file_holds(cmd->temp_pool, d->filename, secret)) {
+        !file_holds(cmd->temp_pool, path, secret)) {
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
-                 "PEGADM701: %s: the secret is written in '%s' (%s:%d), which is readable by "
+                 "PEGADM701: %s: the secret is written in '%s' (%s), which is readable by "
                  "group or others; make the file readable by root only (chmod 600), or use "
                  "%sFile",
-                 cmd->cmd->name, d->filename, d->filename, d->line_num, cmd->cmd->name);
+                 cmd->cmd->name, path, where, cmd->cmd->name);
+}
+
+/* The files a directive's text comes from: its own, or for one that
+ * mod_macro expanded ("macro 'M' (defined on line n of "F") used on line
+ * m of "G"") the macro's file and the file of its Use line. */
+static apr_array_header_t *source_files(apr_pool_t *p, const ap_directive_t *d)
+{
+    apr_array_header_t *files = apr_array_make(p, 2, sizeof(const char *));
+    const char *rest = d->filename;
+
+    if (rest && strncmp(rest, "macro '", 7) != 0) {
+        APR_ARRAY_PUSH(files, const char *) = rest;
+    }
+    while (rest && (rest = strstr(rest, " of \"")) != NULL) {
+        const char *end = strchr(rest + 5, '"');
+        if (!end) {
+            break;
+        }
+        APR_ARRAY_PUSH(files, const char *) = apr_pstrmemdup(p, rest + 5, end - rest - 5);
+        rest = end;
+    }
+    return files;
+}
+
+/* The name of a Define whose value holds the secret, among the ${NAME}s
+ * of text; NULL if none (the secret is inline, or from the environment). */
+static const char *define_holding(apr_pool_t *p, const char *text, const char *secret)
+{
+    const char *at = text;
+
+    while ((at = strstr(at, "${")) != NULL) {
+        const char *end = strchr(at + 2, '}');
+        const char *name, *value;
+
+        if (!end) {
+            break;
+        }
+        name = apr_pstrmemdup(p, at + 2, end - at - 2);
+        if (ap_exists_config_define(name)) {
+            value = ap_resolve_env(p, apr_pstrmemdup(p, at, end - at + 1));
+            if (value && strstr(value, secret)) {
+                return name;
+            }
+        }
+        at = end;
+    }
+    return NULL;
+}
+
+/* Adds path (or the files its glob matches) to the files to search. */
+static void add_files(apr_pool_t *p, const char *path, apr_hash_t *seen,
+                      apr_array_header_t *queue)
+{
+    apr_array_header_t *matches = NULL;
+
+    if (!path) {
+        return;
+    }
+    if (strpbrk(path, "*?[") && apr_match_glob(path, &matches, p) == APR_SUCCESS) {
+        for (int i = 0; i < matches->nelts; i++) {
+            add_files(p, APR_ARRAY_IDX(matches, i, const char *), seen, queue);
+        }
+        return;
+    }
+    if (!apr_hash_get(seen, path, APR_HASH_KEY_STRING) && apr_hash_count(seen) < FILES_MAX) {
+        apr_hash_set(seen, path, APR_HASH_KEY_STRING, path);
+        APR_ARRAY_PUSH(queue, const char *) = path;
+    }
+}
+
+static void add_tree_files(apr_pool_t *p, const ap_directive_t *d, apr_hash_t *seen,
+                           apr_array_header_t *queue)
+{
+    for (; d; d = d->next) {
+        apr_array_header_t *files = source_files(p, d);
+        for (int i = 0; i < files->nelts; i++) {
+            add_files(p, APR_ARRAY_IDX(files, i, const char *), seen, queue);
+        }
+        if (d->first_child) {
+            add_tree_files(p, d->first_child, seen, queue);
+        }
+    }
+}
+
+/* Scans text line by line: queues the files its Include and
+ * IncludeOptional lines name; returns the line number of "Define name"
+ * in it, or 0. */
+static int scan_config(apr_pool_t *p, char *text, const char *name, apr_hash_t *seen,
+                       apr_array_header_t *queue)
+{
+    int number = 0, found = 0;
+    char *line = text;
+
+    while (line && *line) {
+        char *next = strchr(line, '\n');
+        const char *args = line, *word;
+
+        if (next) {
+            *next++ = '\0';
+        }
+        number++;
+        word = ap_getword_conf(p, &args);
+        if (!strcasecmp(word, "Include") || !strcasecmp(word, "IncludeOptional")) {
+            word = ap_resolve_env(p, ap_getword_conf(p, &args));
+            add_files(p, ap_server_root_relative(p, word), seen, queue);
+        } else if (!found && !strcasecmp(word, "Define") &&
+                   !strcmp(ap_getword_conf(p, &args), name)) {
+            found = number;
+        }
+        line = next;
+    }
+    return found;
+}
+
+/* Where "Define name" is: a Define leaves no directive in the tree, so it
+ * is looked for in the files of the tree's directives and in those their
+ * Include lines name. */
+static const char *find_define(apr_pool_t *p, const char *name, int *line)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    apr_array_header_t *queue = apr_array_make(p, 16, sizeof(const char *));
+
+    add_tree_files(p, ap_conftree, seen, queue);
+    for (int i = 0; i < queue->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(queue, i, const char *);
+        apr_size_t len = 0;
+        char *text = read_config(p, path, &len);
+
+        *line = text ? scan_config(p, text, name, seen, queue) : 0;
+        wipe(text, len);
+        if (*line) {
+            return path;
+        }
+    }
+    return NULL;
+}
+
+/* httpd prints every Define's value (apachectl -S, -t -D DUMP_RUN_CFG),
+ * which no module can withhold; and the Define's file is as private as an
+ * inline secret's must be. */
+static void warn_define(cmd_parms *cmd, const char *name, const char *where, const char *secret)
+{
+    int line = 0;
+    const char *path = find_define(cmd->temp_pool, name, &line);
+    const char *at = path ? apr_psprintf(cmd->temp_pool, " at %s:%d", path, line) : "";
+
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                 "PEGADM710: %s at %s takes the secret from Define %s%s, and httpd prints "
+                 "every Define's value (apachectl -S, -t -D DUMP_RUN_CFG); give the secret "
+                 "with PegaDMJWTSecretFile instead",
+                 cmd->cmd->name, where, name, at);
+    if (path && strcmp(path, cmd->directive->filename) != 0) { /* its own was checked */
+        check_file(cmd, path, apr_psprintf(cmd->temp_pool, "Define %s%s", name, at), secret);
+    }
+}
+
+/* A secret written in the directive's files, or given through a Define. */
+static void check_sources(cmd_parms *cmd, const char *secret)
+{
+    apr_array_header_t *files = source_files(cmd->temp_pool, cmd->directive);
+    const char *where = apr_psprintf(cmd->temp_pool, "%s:%d", cmd->directive->filename,
+                                     cmd->directive->line_num);
+    const char *define = NULL;
+
+    for (int i = 0; i < files->nelts; i++) {
+        const char *path = APR_ARRAY_IDX(files, i, const char *);
+        apr_size_t len = 0;
+        char *text = read_config(cmd->temp_pool, path, &len);
+
+        if (text && !define) {
+            define = define_holding(cmd->temp_pool, text, secret);
+        }
+        wipe(text, len);
+        check_file(cmd, path, where, secret);
+    }
+    if (define) {
+        warn_define(cmd, define, where, secret);
+    }
 }
 
 static void secret_withhold(cmd_parms *cmd, const char *secret)
 {
-    check_inline(cmd, secret);
+    check_sources(cmd, secret);
     cmd->directive->args = WITHHELD;
-    if (*secret) {
-        hide_in_defines(cmd->pool, ap_conftree, secret);
-    }
+}
+
+/* A .htaccess file never makes the module act (mod_pegadm_tenants.c): the
+ * directives that switch it on are refused there whatever AllowOverride
+ * and AllowOverrideList say. */
+const char *pegadm_refuse_htaccess(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_HTACCESS);
 }
 
 static const char *set_enabled(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->enabled = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->enabled = on;
+    }
+    return err;
 }
 
 static const char *set_widget_id(cmd_parms *cmd, void *dv, const char *arg)
@@ -698,8 +922,11 @@ static const char *set_session_endpoint(cmd_parms *cmd, void *dv, const char *ar
 
 static const char *set_inject(cmd_parms *cmd, void *dv, int on)
 {
-    ((pegadm_dir_conf_t *)dv)->inject = on;
-    return NULL;
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (!err) {
+        ((pegadm_dir_conf_t *)dv)->inject = on;
+    }
+    return err;
 }
 
 static const char *set_script_nonce(cmd_parms *cmd, void *dv, const char *arg)
@@ -1059,8 +1286,28 @@ static const char *set_reads_per_child(cmd_parms *cmd, void *dv, const char *arg
     return NULL;
 }
 
+static const char *set_cid_query_concurrency(cmd_parms *cmd, void *dv, const char *arg)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(cmd->server->module_config, &pegadm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (!err) {
+        err =
+            pegadm_check_int(cmd->pool, cmd->cmd->name, arg, 0, MAX_CID_QUERY_CONCURRENCY, &v);
+    }
+    if (!err) {
+        sc->cid_query_concurrency = (int)v;
+    }
+    return err;
+}
+
 static const char *set_forget(cmd_parms *cmd, void *dv, int on)
 {
+    const char *err = pegadm_refuse_htaccess(cmd);
+    if (err) {
+        return err;
+    }
     ((pegadm_dir_conf_t *)dv)->forget = on;
     if (on) {
         logout_cookie_wanted_by(cmd);
@@ -1078,6 +1325,13 @@ static const char *set_private_data_refresh(cmd_parms *cmd, void *dv, const char
                             cmd->cmd->name, arg, PRIVATE_DATA_REFRESH_MAX);
     }
     ((pegadm_dir_conf_t *)dv)->private_data_refresh = apr_time_from_sec(v);
+    return NULL;
+}
+
+/* The bootstrap script's configuration: it acts inside frames too. */
+static const char *set_allow_in_frame(cmd_parms *cmd, void *dv, int on)
+{
+    ((pegadm_dir_conf_t *)dv)->allow_in_frame = on;
     return NULL;
 }
 
@@ -1162,6 +1416,10 @@ const command_rec pegadm_cmds[] = {
                   "SQL (mod_dbd) mapping the log-in name, its one %s, to the customer ID"),
     AP_INIT_TAKE1("PegaDMCustomerIDQueryTTL", set_cid_query_ttl, NULL, DIR_SCOPE,
                   "seconds an answer of PegaDMCustomerIDQuery is cached (0: not cached)"),
+    AP_INIT_TAKE1("PegaDMCustomerIDQueryConcurrency", set_cid_query_concurrency, NULL,
+                  RSRC_CONF,
+                  "requests of one child that may wait on the database at once "
+                  "(0: no bound)"),
     AP_INIT_FLAG("PegaDMPreflight", set_preflight, NULL, RSRC_CONF,
                  "Off to skip checking the services at start-up and periodically"),
     AP_INIT_TAKE1("PegaDMPreflightInterval", set_preflight_interval, NULL, RSRC_CONF,
@@ -1174,5 +1432,7 @@ const command_rec pegadm_cmds[] = {
                  "On for the portal's logout URL: drop the user's chat session first"),
     AP_INIT_TAKE1("PegaDMPrivateDataRefresh", set_private_data_refresh, NULL, DIR_SCOPE,
                   "seconds between re-pushes of changed private data (0: never re-push)"),
+    AP_INIT_FLAG("PegaDMAllowInFrame", set_allow_in_frame, NULL, DIR_SCOPE,
+                 "On to let the bootstrap script start the widget inside a frame"),
     {.name = NULL}, /* the end of the table */
 };

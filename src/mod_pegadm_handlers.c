@@ -15,7 +15,12 @@
  * own) of (widget, customer, when the customer's session was last
  * forgotten), so it changes with the user and at every logout
  * (PegaDMForget, DELETE), and not when a session is renewed or expires: a
- * long chat outlives PegaDMCacheTTL. Learning it creates no session. */
+ * long chat outlives PegaDMCacheTTL. Learning it creates no session. A POST
+ * answers it with the session it made, for the bootstrap to keep with the
+ * chat. During a rotation of the secret the same login also has a value
+ * under PegaDMJWTSecretNext's key (with that key's record of the last
+ * logout), which the bootstrap accepts and replaces: swapping the two
+ * secrets ends no chat. */
 #include "mod_pegadm.h"
 #include "mod_pegadm_operator.h"
 
@@ -40,9 +45,12 @@ static int pegadm_is_cross_site(request_rec *r, int strict);
 /* True if a POST's body is application/json, or there is no body. */
 static int pegadm_post_body_is_json(request_rec *r);
 /* The opaque owner of the login, for the bootstrap's owner check
- * (GET {session endpoint}?owner); creates no session. */
+ * (GET {session endpoint}?owner, and the POST's answer); creates no
+ * session. With PegaDMJWTSecretNext, *previous (else NULL) is the same
+ * login's value under that secret's key. */
 static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
-                                               const char *customer_id, const char **owner);
+                                               const char *customer_id, const char **owner,
+                                               const char **previous);
 
 #define BODY_MAX          PEGADM_TRIGGER_BODY_MAX
 #define RETRY_UNAVAILABLE "10"
@@ -148,6 +156,23 @@ static int answer_failure(request_rec *r, pegadm_session_status_t st,
                       "the chat service is unavailable; try again later");
 }
 
+/* A POST's answer adds the owner of the login it was made for, read after
+ * the session was made: the bootstrap keeps that value with the chat, and
+ * ends the chat if the login changed since its page loaded (another tab
+ * logged out and in while the create ran). */
+static int send_renewed(request_rec *r, const pegadm_dir_conf_t *d, const char *customer_id,
+                        const char *sid)
+{
+    const char *owner = NULL, *previous = NULL;
+
+    if (pegadm_owner_of(r, d, customer_id, &owner, &previous) != PEGADM_SESSION_OK) {
+        return answer_failure(r, PEGADM_SESSION_STORE, NULL);
+    }
+    return send_json(r, HTTP_OK,
+                     json_pack("{s:s, s:s, s:s}", "sessionId", sid, "widgetId", d->widget_id,
+                               "owner", owner));
+}
+
 static int misconfigured(request_rec *r)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -159,7 +184,7 @@ static int misconfigured(request_rec *r)
 int pegadm_session_handler(request_rec *r)
 {
     const pegadm_dir_conf_t *d;
-    const char *customer_id, *trigger = NULL, *problem = NULL, *owner = NULL;
+    const char *customer_id, *trigger = NULL, *problem = NULL, *owner = NULL, *previous = NULL;
     pegadm_session_result_t res;
     pegadm_session_status_t st;
     int status, owner_query;
@@ -167,11 +192,19 @@ int pegadm_session_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_SESSION) != 0) {
         return DECLINED;
     }
+    if (r->main) {
+        /* an SSI include or another module's subrequest: its answer would
+         * land in a page with that page's caching, not the endpoint's */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "PEGADM042: the session endpoint refuses subrequests");
+        return HTTP_FORBIDDEN;
+    }
     d = ap_get_module_config(r->per_dir_config, &pegadm_module);
     if (!d->widget_id || !d->secret) {
         return misconfigured(r);
     }
     no_store_headers(r);
+    pegadm_cache_control_session(r);
     r->allowed =
         (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST) | (AP_METHOD_BIT << M_DELETE);
     if (r->method_number != M_GET && r->method_number != M_POST &&
@@ -215,10 +248,12 @@ int pegadm_session_handler(request_rec *r)
     }
     if (owner_query) {
         /* it fails only on the cache (or OpenSSL): a 503 like the cache's */
-        st = pegadm_owner_of(r, d, customer_id, &owner);
-        return st == PEGADM_SESSION_OK
-                   ? send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner))
-                   : answer_failure(r, PEGADM_SESSION_STORE, NULL);
+        st = pegadm_owner_of(r, d, customer_id, &owner, &previous);
+        return st != PEGADM_SESSION_OK ? answer_failure(r, PEGADM_SESSION_STORE, NULL)
+               : previous
+                   ? send_json(r, HTTP_OK,
+                               json_pack("{s:s, s:s}", "owner", owner, "previous", previous))
+                   : send_json(r, HTTP_OK, json_pack("{s:s}", "owner", owner));
     }
     switch (r->method_number) {
     case M_GET:
@@ -237,8 +272,9 @@ int pegadm_session_handler(request_rec *r)
     if (st != PEGADM_SESSION_OK) {
         return answer_failure(r, st, &res);
     }
-    pegadm_logout_cookie_set(r, d, customer_id);
-    return send_session(r, d, res.session_id);
+    pegadm_logout_cookie_set(r, d, customer_id, res.created);
+    return r->method_number == M_POST ? send_renewed(r, d, customer_id, res.session_id)
+                                      : send_session(r, d, res.session_id);
 }
 
 /* The script (src/js/bootstrap.js) is one function expression, called
@@ -268,15 +304,20 @@ int pegadm_bootstrap_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     config = json_pack(
-        "{s:s, s:s, s:s}", "sessionEndpoint", pegadm_conf_session_endpoint(d), "widgetScript",
+        "{s:s, s:s, s:s, s:b}", "sessionEndpoint", pegadm_conf_session_endpoint(d),
+        "widgetScript",
         apr_pstrcat(r->pool, pegadm_conf_service_url(d), "/", d->widget_id, "/widget.js", NULL),
-        "widgetId", d->widget_id);
+        "widgetId", d->widget_id, "allowInFrame", d->allow_in_frame == 1);
     config_text = json_dumps(config, JSON_COMPACT);
     json_decref(config);
     if (!config_text) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_set_content_type(r, "application/javascript; charset=utf-8");
+    /* said at once: past 8 KB the answer leaves in pieces, and without a
+     * length mod_cache_socache keeps nothing */
+    ap_set_content_length(r,
+                          (apr_off_t)(strlen(pegadm_bootstrap_js) + strlen(config_text) + 4));
     pegadm_cache_control_bootstrap(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_rputs(pegadm_bootstrap_js, r);
@@ -348,25 +389,40 @@ static int pegadm_post_body_is_json(request_rec *r)
 /* Bytes of the HMAC kept: enough that no one guesses another's value. */
 #define OWNER_BYTES 18
 
-static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
-                                               const char *customer_id, const char **owner)
+/* The owner under keys, for a customer last forgotten at forgotten_at. */
+static const char *owner_under(request_rec *r, const pegadm_dir_conf_t *d,
+                               const pegadm_keys_t *keys, const char *customer_id,
+                               apr_time_t forgotten_at)
 {
     unsigned char mac[PEGADM_CACHE_ID_LEN];
+    /* a customer ID holds no control character: "\n" separates */
+    const char *subject =
+        apr_psprintf(r->pool, "%s\n%" APR_TIME_T_FMT, customer_id, forgotten_at);
+
+    if (pegadm_cache_id(keys, "owner", d->widget_id, subject, mac) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PEGADM505: computing the owner of the chat failed (OpenSSL)");
+        return NULL;
+    }
+    return pegadm_b64url_encode(r->pool, mac, OWNER_BYTES);
+}
+
+static pegadm_session_status_t pegadm_owner_of(request_rec *r, const pegadm_dir_conf_t *d,
+                                               const char *customer_id, const char **owner,
+                                               const char **previous)
+{
     pegadm_session_result_t res;
     pegadm_session_status_t st;
-    const char *subject;
 
+    *previous = NULL;
     st = pegadm_session_op(r, d, customer_id, PEGADM_OP_LAST_FORGET, NULL, &res);
     if (st != PEGADM_SESSION_OK) {
         return st;
     }
-    /* a customer ID holds no control character: "\n" separates */
-    subject = apr_psprintf(r->pool, "%s\n%" APR_TIME_T_FMT, customer_id, res.forgotten_at);
-    if (pegadm_cache_id(&d->secret->keys, "owner", d->widget_id, subject, mac) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "PEGADM505: computing the owner of the chat failed (OpenSSL)");
-        return PEGADM_SESSION_STORE;
+    *owner = owner_under(r, d, &d->secret->keys, customer_id, res.forgotten_at);
+    if (*owner && d->secret_next) {
+        *previous =
+            owner_under(r, d, &d->secret_next->keys, customer_id, res.forgotten_previous);
     }
-    *owner = pegadm_b64url_encode(r->pool, mac, OWNER_BYTES);
-    return PEGADM_SESSION_OK;
+    return *owner && (!d->secret_next || *previous) ? PEGADM_SESSION_OK : PEGADM_SESSION_STORE;
 }

@@ -2,12 +2,16 @@
  * unless set), the check that the value is a usable Pega customer ID, and,
  * with PegaDMCustomerIDQuery, the log-in name mapped to the customer ID by
  * a statement prepared through mod_dbd. Answers may be kept for
- * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions.
- * What is done with the ID is the session call's (mod_pegadm_session.c). */
+ * PegaDMCustomerIDQueryTTL in the module's socache, sealed like sessions;
+ * at most PegaDMCustomerIDQueryConcurrency requests of a child wait on the
+ * database at once. What is done with the ID is the session call's
+ * (mod_pegadm_session.c). */
 #include "mod_pegadm.h"
 
 #include <string.h>
 
+#include <ap_mpm.h>
+#include <apr_atomic.h>
 #include <apr_dbd.h>
 #include <apr_lib.h>
 #include <apr_md5.h>
@@ -18,6 +22,7 @@
 #include "pegadm_identity.h"
 #include "pegadm_bytes.h"
 #include "pegadm_confcheck.h"
+#include "pegadm_gate.h"
 
 APLOG_USE_MODULE(pegadm);
 
@@ -254,6 +259,68 @@ static pegadm_customer_status_t query_database(request_rec *r, const pegadm_dir_
     return PEGADM_CUSTOMER_OK;
 }
 
+/* ---- the bound on lookups waiting at once ----
+ * apr_dbd gives a query no deadline: against a database that hangs, each
+ * lookup holds its worker thread until the database answers. Past the
+ * bound a lookup does not wait at all, so a hung database costs new
+ * customers their chat and each child that many threads, never the
+ * threads of static files, other pages and cached customers. */
+
+void pegadm_dbd_child_init(apr_pool_t *p, server_rec *s)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(s->module_config, &pegadm_module);
+    int n = pegadm_conf_cid_query_concurrency(sc), threads = 1;
+    apr_status_t rv;
+
+    sc->cid_query_gate = NULL;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if (n == 0 || threads <= n) {
+        return; /* no bound, or one no child can reach */
+    }
+    rv = pegadm_gate_create(p, (unsigned int)n, (unsigned int)threads, &sc->cid_query_gate);
+    if (rv != APR_SUCCESS) {
+        sc->cid_query_gate = NULL;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "PEGADM209: cannot bound this child's lookups waiting on the customer "
+                     "database (PegaDMCustomerIDQueryConcurrency); they go unbounded");
+    }
+}
+
+/* Logged at most once a minute per process: while the database hangs,
+ * every new customer's request would repeat it. */
+static void log_bound_reached(request_rec *r, pegadm_server_conf_t *sc)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t last = apr_atomic_read32(&sc->cid_query_full_logged_at);
+
+    if (now - last >= 60 &&
+        apr_atomic_cas32(&sc->cid_query_full_logged_at, now, last) == last) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PEGADM208: PegaDMCustomerIDQueryConcurrency %d requests of this child "
+                      "already wait on the customer database; customer unknown for now, "
+                      "without asking it (the database hangs or is slow)",
+                      pegadm_conf_cid_query_concurrency(sc));
+    }
+}
+
+static pegadm_customer_status_t bounded_query(request_rec *r, const pegadm_dir_conf_t *d,
+                                              const char *login, const char **value)
+{
+    pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
+    pegadm_gate_t *gate = sc->cid_query_gate;
+    pegadm_customer_status_t st;
+
+    if (gate && pegadm_gate_try_enter(gate) != APR_SUCCESS) {
+        log_bound_reached(r, sc);
+        return PEGADM_CUSTOMER_UNAVAILABLE;
+    }
+    st = query_database(r, d, login, value);
+    if (gate) {
+        pegadm_gate_leave(gate);
+    }
+    return st;
+}
+
 /* ---- the cache ----
  * Keyed by an HMAC of (query, server, database, widget, log-in name) under the scope's
  * secret and sealed with the cache id as associated data, so an entry
@@ -371,7 +438,7 @@ static pegadm_customer_status_t pegadm_dbd_customer_id(request_rec *r,
     if (caching && cached_answer(r, d, &key, &st, value)) {
         return st;
     }
-    st = query_database(r, d, login, value);
+    st = bounded_query(r, d, login, value);
     if (caching && st != PEGADM_CUSTOMER_UNAVAILABLE) {
         remember_answer(r, d, &key, st, *value);
     }

@@ -288,6 +288,9 @@ int pegadm_status_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, PEGADM_HANDLER_STATUS) != 0) {
         return DECLINED;
     }
+    if (!pegadm_handler_is_trusted(r)) {
+        return HTTP_FORBIDDEN;
+    }
     ctx.now = apr_time_now();
     r->allowed = (AP_METHOD_BIT << M_GET);
     if (r->method_number != M_GET) {

@@ -9,8 +9,12 @@
  * with PegaDMJWTSecretNext set, a create goes out signed with whichever of
  * the two secrets the service last accepted (remembered in shared memory,
  * so every child process knows); a refused token (401 or 403) is tried once
- * more with the other secret. The process that sees the service switch logs
- * it, once. Sealing and naming cache entries never depend on the secret in
+ * more with the other secret. Once the service has accepted one of them, a
+ * refusal is most likely one customer's own (his ID, his data), not a
+ * switch: the other secret is then tried at most once per OTHER_RECHECK per
+ * process, which still finds a later switch within that time and never
+ * doubles one customer's calls. The process that sees the service switch
+ * logs it, once. Sealing and naming cache entries never depend on the secret in
  * use: they use PegaDMJWTSecret's keys (see pegadm_session_call_t's
  * keys_previous for a swap of the two). */
 #include "mod_pegadm.h"
@@ -24,11 +28,13 @@
 APLOG_USE_MODULE(pegadm);
 
 /* Call 1 signed with the secret the service accepts; a refused token is
- * tried once with the other configured secret. t is left holding the
- * secret of the last attempt (the one to sign call 2 with). */
+ * tried with the other configured secret (see OTHER_RECHECK). t is left
+ * holding the secret of the last attempt (the one to sign call 2 with);
+ * *answered receives the HTTP status of the last answer (0: none). */
 static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
                                                  pegadm_dm_target_t *t, const char *customer_id,
-                                                 const char **sid, const char **why);
+                                                 const char **sid, long *answered,
+                                                 const char **why);
 
 /* Sets t to sign with the secret the service last accepted (a call to an
  * existing session: private data pushed again). */
@@ -49,6 +55,7 @@ typedef struct {
     /* for the circuit breaker around the create (guarded_create) */
     const pegadm_store_t *store;
     pegadm_dm_status_t dm_status; /* of the last attempt */
+    long answered;                /* its HTTP status (0: no answer) */
     json_t *payload;              /* the private data, evaluated once per request */
 } create_baton_t;
 
@@ -119,10 +126,10 @@ static apr_status_t create_upstream(void *baton, apr_pool_t *p, const char **sid
     }
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
-    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, why);
+    st = pegadm_rotation_create(b->r, b->d, &target, b->customer_id, sid, &b->answered, why);
     if (st == PEGADM_DM_OK) {
         started = apr_time_now();
-        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, why);
+        st = pegadm_dm_push_private_data(p, &target, *sid, payload, started, &b->answered, why);
         pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, *sid,
                             started);
         if (st != PEGADM_DM_OK) {
@@ -155,7 +162,7 @@ static apr_status_t push_upstream(void *baton, apr_pool_t *p, const char *sid, c
     pegadm_conf_dm_target(p, b->d, &target);
     target.http.handles = server_conf(b->r->server)->http_handles;
     pegadm_rotation_use_accepted(b->r, b->d, &target);
-    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, why);
+    st = pegadm_dm_push_private_data(p, &target, sid, b->payload, started, NULL, why);
     pegadm_observe_call(b->r, b->d, PEGADM_UPSTREAM_PRIVATE_DATA, st, b->customer_id, sid,
                         started);
     return st == PEGADM_DM_OK ? APR_SUCCESS : APR_EGENERAL;
@@ -232,10 +239,11 @@ static void log_breaker_change(request_rec *r, const pegadm_breaker_ref_t *ref,
     }
 }
 
-/* The create, unless the breaker is open. Failures of our own making
- * (PEGADM_DM_INTERNAL, a private-data expression) say nothing about the
- * service and are not counted. A store that cannot be read lets the call
- * through: the session flow reports the store itself. */
+/* The create, unless the breaker is open. Only failures that say the
+ * service is down for everyone are counted (pegadm_breaker_says_down): one
+ * customer's 4xx is his, counted and audited as his call's outcome, and
+ * failures of our own making (a private-data expression) say nothing. A store that cannot be
+ * read lets the call through: the session flow reports the store itself. */
 static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
                                    const char **why, apr_time_t *held_until)
 {
@@ -260,10 +268,13 @@ static apr_status_t guarded_create(void *baton, apr_pool_t *p, const char **sid,
         return APR_EGENERAL;
     }
     b->dm_status = PEGADM_DM_INTERNAL;
+    b->answered = 0;
     rv = create_upstream(b, p, sid, why);
     if (rv == APR_SUCCESS || b->dm_status != PEGADM_DM_INTERNAL) {
-        pegadm_breaker_leave(p, &ref, verdict, rv == APR_SUCCESS, apr_time_now(), &change,
-                             NULL);
+        pegadm_breaker_leave(p, &ref, verdict,
+                             rv == APR_SUCCESS ||
+                                 !pegadm_breaker_says_down(b->dm_status, b->answered),
+                             apr_time_now(), &change, NULL);
         log_breaker_change(b->r, &ref, change);
         pegadm_observe_breaker(b->r, b->d, change);
     }
@@ -276,7 +287,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
 {
     pegadm_server_conf_t *sc = server_conf(r->server);
     const pegadm_store_t *store = pegadm_cache_store(r->pool, r->server);
-    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, NULL};
+    create_baton_t baton = {r, d, customer_id, store, PEGADM_DM_INTERNAL, 0, NULL};
     pegadm_session_call_t call;
     pegadm_session_status_t st;
 
@@ -297,7 +308,7 @@ pegadm_session_status_t pegadm_session_op(request_rec *r, const pegadm_dir_conf_
     call.create = guarded_create;
     call.create_baton = &baton;
     call.waiters = sc->waiters;
-    call.waiters_max = pegadm_conf_create_waiters(d);
+    call.waiters_max = pegadm_conf_create_waiters(d, sc->threads);
     if (op != PEGADM_OP_FORGET && op != PEGADM_OP_LAST_FORGET) {
         call.data_digest = private_data_digest(&baton, r->pool);
         call.refresh = pegadm_conf_private_data_refresh(d);
@@ -417,30 +428,47 @@ static void pegadm_rotation_use_accepted(request_rec *r, const pegadm_dir_conf_t
                       : d->secret);
 }
 
+#define OTHER_RECHECK 10 /* seconds */
+
+/* Whether a refused token may be tried with the other secret now; a try
+ * takes the process's turn. */
+static int may_try_other(pegadm_server_conf_t *sc, int accepted_known)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t last = apr_atomic_read32(&sc->rotation_tried_at);
+
+    if (accepted_known && last && now - last < OTHER_RECHECK) {
+        return 0;
+    }
+    return apr_atomic_cas32(&sc->rotation_tried_at, now ? now : 1, last) == last ||
+           !accepted_known;
+}
+
 static pegadm_dm_status_t pegadm_rotation_create(request_rec *r, const pegadm_dir_conf_t *d,
                                                  pegadm_dm_target_t *t, const char *customer_id,
-                                                 const char **sid, const char **why)
+                                                 const char **sid, long *answered,
+                                                 const char **why)
 {
     pegadm_server_conf_t *sc = ap_get_module_config(r->server->module_config, &pegadm_module);
     pegadm_metrics_t *m = sc->operator_rec ? sc->operator_rec->metrics : NULL;
     int widget = pegadm_metrics_index(r, d);
-    int next = 0;
-    long answered = 0;
+    int next = 0, known = 0;
     apr_time_t started = apr_time_now();
     pegadm_dm_status_t st;
 
     if (d->secret_next) {
-        next = pegadm_metrics_accepted_secret(m, widget) ==
-               fingerprint(d->secret_next, d->widget_id);
+        apr_uint32_t accepted = pegadm_metrics_accepted_secret(m, widget);
+        next = accepted == fingerprint(d->secret_next, d->widget_id);
+        known = accepted != 0;
     }
     use_secret(t, next ? d->secret_next : d->secret);
-    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
+    st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, answered, why);
     pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
-    if (d->secret_next && token_refused(st, answered)) {
+    if (d->secret_next && token_refused(st, *answered) && may_try_other(sc, known)) {
         next = !next;
         use_secret(t, next ? d->secret_next : d->secret);
         started = apr_time_now();
-        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, &answered, why);
+        st = pegadm_dm_create_session(r->pool, t, customer_id, started, sid, answered, why);
         pegadm_observe_call(r, d, PEGADM_UPSTREAM_CREATE, st, customer_id, *sid, started);
         if (st == PEGADM_DM_OK) {
             remember(r, d, m, widget, next);

@@ -98,6 +98,19 @@ pegadm_breaker_change_t pegadm_breaker_record(pegadm_breaker_t *b,
     return open_breaker(b, c, now, PEGADM_BREAKER_OPENED);
 }
 
+int pegadm_breaker_says_down(pegadm_dm_status_t st, long http_status)
+{
+    switch (st) {
+    case PEGADM_DM_UNREACHABLE:
+    case PEGADM_DM_BAD_ANSWER:
+        return 1;
+    case PEGADM_DM_HTTP_STATUS:
+        return http_status >= 500 || http_status == 429 || http_status < 400;
+    default:
+        return 0;
+    }
+}
+
 /* ---- the record in the store ---- */
 
 static apr_status_t record_id(const pegadm_breaker_ref_t *ref,

@@ -9,6 +9,7 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "pegadm_dm.h"
 #include "pegadm_seal.h"
 #include "pegadm_store.h"
 
@@ -59,6 +60,14 @@ pegadm_breaker_change_t pegadm_breaker_record(pegadm_breaker_t *b,
                                               const pegadm_breaker_conf_t *c,
                                               pegadm_breaker_verdict_t verdict, int ok,
                                               apr_time_t now);
+
+/* Whether a failed call says the service is down for everyone, and so
+ * counts towards opening the breaker: no answer (connect, TLS, timeout), an
+ * answer of the wrong shape, a 5xx, or a 429 (the service sheds load).
+ * Any other 4xx answers one customer's request (his data, his ID): the
+ * service is up, and that customer's failure is never everyone's. Failures
+ * of our own making (PEGADM_DM_INTERNAL) say nothing about the service. */
+int pegadm_breaker_says_down(pegadm_dm_status_t st, long http_status);
 
 /* One breaker per (widget ID, service URL) in a store, sealed like the
  * session entries. A record that is missing or fails authentication reads

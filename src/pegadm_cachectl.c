@@ -102,3 +102,18 @@ const char *pegadm_cache_control_private(apr_pool_t *p, const char *value,
     }
     return b.out ? b.out : "";
 }
+
+int pegadm_cache_control_is_targeted(const char *name)
+{
+    static const char *const exact[] = {"Surrogate-Control", "Edge-Control", "X-Accel-Expires",
+                                        NULL};
+    static const char suffix[] = "-Cache-Control";
+    size_t len = strlen(name), slen = sizeof(suffix) - 1;
+
+    for (int i = 0; exact[i]; i++) {
+        if (!strcasecmp(name, exact[i])) {
+            return 1;
+        }
+    }
+    return len > slen && !strcasecmp(name + len - slen, suffix);
+}

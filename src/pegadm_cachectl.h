@@ -18,4 +18,11 @@ int pegadm_cache_control_has(const char *value, const char *name);
 const char *pegadm_cache_control_private(apr_pool_t *p, const char *value,
                                          const char *const *ensure);
 
+/* True if the header field name is one that a CDN or another cache in
+ * front caches by instead of Cache-Control: the targeted fields of RFC 9213
+ * (CDN-Cache-Control, and every "<name>-CDN-Cache-Control" or
+ * "<name>-Cache-Control"), Surrogate-Control, Edge-Control and
+ * X-Accel-Expires. Names compare ASCII case-insensitively. */
+int pegadm_cache_control_is_targeted(const char *name);
+
 #endif

@@ -90,10 +90,22 @@ const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char
     return NULL;
 }
 
+/* A password in the proxy URL would be printed wherever httpd prints the
+ * configuration (mod_info, DUMP_CONFIG) and in messages naming the URL:
+ * refused, and never repeated in the refusal. */
 const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg)
 {
     apr_uri_t uri;
-    if (apr_uri_parse(p, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+    int parsed = apr_uri_parse(p, arg, &uri) == APR_SUCCESS;
+
+    if (strchr(arg, '@') && (!parsed || uri.user || uri.password || !uri.hostname)) {
+        return apr_psprintf(p,
+                            "%s: a user name or password in the proxy URL is refused: httpd "
+                            "would show it (mod_info, DUMP_CONFIG); use a proxy that "
+                            "admits this server by its address",
+                            name);
+    }
+    if (!parsed || !uri.scheme || !uri.hostname ||
         (strcasecmp(uri.scheme, "http") != 0 && strcasecmp(uri.scheme, "https") != 0)) {
         return apr_psprintf(p, "%s: '%s' is not an http:// or https:// proxy URL", name, arg);
     }
@@ -132,4 +144,98 @@ const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char 
             p, "%s: '%s' must be a path on this server, starting with a single /", name, arg);
     }
     return NULL;
+}
+
+/* The prefix length of an address argument and its family (4 or 6); -1
+ * if it is not one. */
+static int address_bits(const char *arg, int *family)
+{
+    const char *slash = strchr(arg, '/');
+    unsigned char mask[4];
+    int bits = 0, octets = 1;
+
+    *family = strchr(arg, ':') ? 6 : 4;
+    if (!*arg || slash == arg) {
+        return -1;
+    }
+    if (slash && strchr(slash + 1, '.')) { /* a dotted IPv4 netmask */
+        if (*family != 4 || inet_pton(AF_INET, slash + 1, mask) != 1) {
+            return -1;
+        }
+        for (int i = 0; i < 4; i++) {
+            for (int b = 0; b < 8; b++) {
+                bits += (mask[i] >> b) & 1;
+            }
+        }
+        return bits;
+    }
+    if (slash) {
+        return apr_isdigit(slash[1]) ? atoi(slash + 1) : -1;
+    }
+    if (*family == 6) {
+        return 128;
+    }
+    /* httpd reads a partial IPv4 address ("10.1") as its network */
+    for (const char *c = arg; *c; c++) {
+        octets += *c == '.' && c[1];
+    }
+    return 8 * (octets > 4 ? 4 : octets);
+}
+
+/* Shares of a family's space in units of 2^-SHARE_BITS of it: a range
+ * narrower than that counts as none, which never makes a bound look wider. */
+#define SHARE_BITS 40
+
+int pegadm_subnets_admit_all(const char *const *args, int n)
+{
+    apr_uint64_t share[2] = {0, 0}; /* of IPv4, of IPv6 */
+    const apr_uint64_t all = (apr_uint64_t)1 << SHARE_BITS;
+
+    for (int i = 0; i < n; i++) {
+        int family, bits = address_bits(args[i], &family);
+        if (bits < 0) {
+            return 1;
+        }
+        share[family == 6] += bits <= SHARE_BITS ? (apr_uint64_t)1 << (SHARE_BITS - bits) : 0;
+    }
+    return share[0] >= all || share[1] >= all;
+}
+
+/* Skips a quoted string or /regex/ starting at s; returns what follows. */
+static const char *skip_literal(const char *s)
+{
+    const char end = *s;
+
+    for (s++; *s && *s != end; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+        }
+    }
+    return *s ? s + 1 : s;
+}
+
+static int is_word_at(const char *s, const char *word)
+{
+    size_t len = strlen(word);
+    return !strncasecmp(s, word, len) && !apr_isalnum(s[len]) && s[len] != '_';
+}
+
+int pegadm_expr_is_conjunction(const char *expr)
+{
+    const char *s = expr;
+
+    while (*s) {
+        /* a regex follows =~ or !~ (or m, for m#...#: refused below) */
+        if (*s == '\'' || *s == '"' ||
+            (*s == '/' && s > expr && (s[-1] == '~' || s[-1] == ' '))) {
+            s = skip_literal(s);
+            continue;
+        }
+        if ((s[0] == '|' && s[1] == '|') || (s[0] == '!' && s[1] != '=' && s[1] != '~') ||
+            is_word_at(s, "-or") || is_word_at(s, "-not") || (s[0] == 'm' && s[1] == '#')) {
+            return 0;
+        }
+        s++;
+    }
+    return 1;
 }

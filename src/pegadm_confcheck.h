@@ -25,7 +25,8 @@ int pegadm_is_loopback_host(const char *host);
 const char *pegadm_check_service_url(apr_pool_t *p, const char *name, const char *arg,
                                      const char **out);
 
-/* An http:// or https:// proxy URL with a host. */
+/* An http:// or https:// proxy URL with a host, and without a user name or
+ * password (which httpd would show: refused without repeating the URL). */
 const char *pegadm_check_proxy_url(apr_pool_t *p, const char *name, const char *arg);
 
 /* NULL if a call to url through proxy (NULL: none) keeps its bearer token
@@ -37,5 +38,18 @@ const char *pegadm_check_cleartext_proxy(apr_pool_t *p, const char *url, const c
 /* A path on this server, starting with a single /, that can go into a
  * script or an HTML attribute as it is. */
 const char *pegadm_check_local_path(apr_pool_t *p, const char *name, const char *arg);
+
+/* Whether the addresses of httpd's address arguments (those of Require ip,
+ * -ipmatch and -R: "10", "10.1.0.0/16", "10.0.0.0/255.0.0.0",
+ * "2001:db8::/32") together admit every address of IPv4 or of IPv6: their
+ * shares of a family's space add up to all of it. An argument that is not
+ * an address counts as admitting everything. */
+int pegadm_subnets_admit_all(const char *const *args, int n);
+
+/* Whether an ap_expr condition holds only if each of its parts does: no
+ * "||" or -or, no negation ("!" other than in != and !~, or -not), outside
+ * quoted strings and regular expressions. A client-address test in such a
+ * condition limits it; anywhere else it may not. */
+int pegadm_expr_is_conjunction(const char *expr);
 
 #endif

@@ -216,7 +216,8 @@ pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_targe
 
 pegadm_dm_status_t pegadm_dm_push_private_data(apr_pool_t *p, const pegadm_dm_target_t *t,
                                                const char *session_id, json_t *payload,
-                                               apr_time_t now, const char **why)
+                                               apr_time_t now, long *answered,
+                                               const char **why)
 {
     const char *url = t->private_data_url;
     pegadm_http_response_t resp;
@@ -227,7 +228,7 @@ pegadm_dm_status_t pegadm_dm_push_private_data(apr_pool_t *p, const pegadm_dm_ta
         *why = "private data is not a JSON object";
         return pegadm_dm_for_call(p, url, PEGADM_DM_INTERNAL, why);
     }
-    status = pegadm_dm_post(p, t, url, session_id, payload, now, &resp, NULL, why);
+    status = pegadm_dm_post(p, t, url, session_id, payload, now, &resp, answered, why);
     if (status == PEGADM_DM_OK && !pegadm_dm_status_is_2xx(p, resp.status, why)) {
         status = PEGADM_DM_HTTP_STATUS;
     }

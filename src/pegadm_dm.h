@@ -51,6 +51,7 @@ pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_targe
  * a token whose iss is session_id. Any 2xx is success. */
 pegadm_dm_status_t pegadm_dm_push_private_data(apr_pool_t *p, const pegadm_dm_target_t *t,
                                                const char *session_id, json_t *payload,
-                                               apr_time_t now, const char **why);
+                                               apr_time_t now, long *answered,
+                                               const char **why);
 
 #endif

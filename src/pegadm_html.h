@@ -1,10 +1,14 @@
 /* Where the bootstrap <script> tag goes in an HTML document that streams by
  * in pieces split anywhere: right before the first end tag "</body" that an
- * HTML parser sees as markup (not inside a script, style, textarea, title,
- * comment or attribute value), unless a <script> whose src is the
- * bootstrap URL or whose id is the widget script's comes first, which
- * means the page already loads the widget. Text that merely mentions
- * either does not count. */
+ * HTML parser sees as markup in HTML content (not inside a script, style,
+ * textarea, title, comment or attribute value, nor inside <template>, SVG
+ * or MathML, where a script does not run), unless a <script> in HTML
+ * content whose src is the bootstrap URL or whose id is the widget
+ * script's comes first, which means the page already loads the widget.
+ * Text that merely mentions either does not count. A "</body" seen only
+ * where the tag cannot go moves the tag to the document's end, if that is
+ * HTML content. A page that starts with a UTF-16 or UTF-32 byte order mark
+ * is left alone. */
 #ifndef PEGADM_HTML_H
 #define PEGADM_HTML_H
 
@@ -13,10 +17,11 @@
 typedef struct pegadm_html_scan_t pegadm_html_scan_t;
 
 typedef enum {
-    PEGADM_HTML_MORE = 0, /* neither seen yet: hold back pegadm_html_held() bytes */
-    PEGADM_HTML_BODY_END, /* the body's end tag found: the tag goes at *at */
-    PEGADM_HTML_MARKER,   /* a script that loads the widget came first: leave the page */
-    PEGADM_HTML_DONE      /* an earlier call returned BODY_END or MARKER */
+    PEGADM_HTML_MORE = 0,  /* neither seen yet: hold back pegadm_html_held() bytes */
+    PEGADM_HTML_BODY_END,  /* the body's end tag found: the tag goes at *at */
+    PEGADM_HTML_MARKER,    /* a script that loads the widget came first: leave the page */
+    PEGADM_HTML_NOT_ASCII, /* a UTF-16 or UTF-32 byte order mark: leave the page */
+    PEGADM_HTML_DONE       /* an earlier call returned another event than MORE */
 } pegadm_html_event_t;
 
 /* A scanner for one document. script_src: the bootstrap URL's path (a
@@ -37,6 +42,17 @@ apr_size_t pegadm_html_held(const pegadm_html_scan_t *s);
  * counted from the first held byte: an offset into (held bytes, then buf). */
 pegadm_html_event_t pegadm_html_scan(pegadm_html_scan_t *s, const char *buf, apr_size_t len,
                                      apr_size_t *at);
+
+/* Once the whole document was fed and every call returned MORE: whether
+ * the tag goes at its very end (after the held bytes): a "</body" came only
+ * inside <template>, SVG or MathML, and the document ends in HTML content,
+ * outside any tag, comment or raw text. */
+int pegadm_html_at_end(const pegadm_html_scan_t *s);
+
+/* Whether a Content-Type (NULL or without a charset: yes) names a charset
+ * in which ASCII bytes are ASCII characters, so that the tag can be written
+ * as ASCII: not UTF-16, UTF-32, UTF-7, ISO-2022-* or EBCDIC. */
+int pegadm_html_charset_ascii(const char *content_type);
 
 /* <script src="SRC" nonce="NONCE" defer></script> with both values escaped
  * for a quoted attribute; without the nonce attribute when nonce is NULL or

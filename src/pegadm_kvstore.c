@@ -19,7 +19,8 @@ apr_size_t pegadm_kvstore_key(const pegadm_kvstore_t *ks, const pegadm_store_key
 {
     static const char hex[] = "0123456789abcdef";
     apr_size_t n = strlen(ks->prefix);
-    apr_size_t need = n + (key->tag_len ? key->tag_len * 2 + 3 : 0) + key->id_len * 2;
+    apr_size_t need =
+        n + (key->tag_len ? (apr_size_t)key->tag_len * 2 + 3 : 0) + (apr_size_t)key->id_len * 2;
 
     if (need >= size) {
         return 0;
@@ -68,6 +69,13 @@ static apr_status_t kvs_get(void *ctx, const pegadm_store_key_t *key, unsigned c
         return APR_EINVAL;
     }
     rv = ks->kv.get(ks->kv.ctx, k, klen, buf, &vlen, p);
+    if (rv == PEGADM_CACHE_PROTOCOL && ks->kv.del(ks->kv.ctx, k, klen, p) == APR_SUCCESS) {
+        /* a value no entry can be (too large, a Redis key of another
+         * type) is no outage while the server answers: removed, and read
+         * as an entry that fails authentication */
+        vlen = 0;
+        rv = APR_SUCCESS;
+    }
     if (rv == APR_SUCCESS) {
         *len = (unsigned int)vlen;
     }

@@ -13,6 +13,10 @@
  * that stored it without expiry, or copied it) is removed by the next take,
  * so that no customer is blocked longer than the mark's TTL.
  *
+ * A value that cannot be an entry (larger than the buffer, a Redis key of
+ * another type) is removed and read as an empty entry, which fails
+ * authentication: it is no outage while the server answers.
+ *
  * The store's lock is the caller's (the node mutex); the server needs none
  * for the mark. */
 #ifndef PEGADM_KVSTORE_H
@@ -21,7 +25,7 @@
 #include <apr_pools.h>
 
 #include "pegadm_kv.h"
-#include "pegadm_session.h"
+#include "pegadm_store.h"
 
 /* Bytes of a mark's value: the token, then when it lapses (microseconds
  * since the epoch, big-endian). */

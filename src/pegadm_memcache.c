@@ -16,6 +16,7 @@
 #include "pegadm_memcache.h"
 #include "pegadm_cacheerr.h"
 
+#include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_network_io.h>
 #include <apr_strings.h>
@@ -64,6 +65,7 @@ typedef struct {
     conn_t *idle;
     unsigned int open; /* this process's connections, idle or in use */
     pid_t pid;         /* the process the connections belong to */
+    volatile apr_uint32_t *connects;
 } server_t;
 
 struct pegadm_memcache_t {
@@ -74,6 +76,7 @@ struct pegadm_memcache_t {
     unsigned int max_conns;
     pegadm_memcache_observe_fn observer;
     void *baton;
+    volatile apr_uint32_t connects;
 };
 
 static apr_time_t mono_now(void)
@@ -329,7 +332,7 @@ static apr_status_t server_addrs(server_t *s, struct addrinfo **out)
 
 /* A new connection to s: each address in turn until one connects or the
  * deadline passes. */
-static apr_status_t server_connect(server_t *s, apr_time_t deadline, int *fd)
+static apr_status_t connect_any(server_t *s, apr_time_t deadline, int *fd)
 {
     struct addrinfo *ai;
     apr_status_t rv;
@@ -347,6 +350,16 @@ static apr_status_t server_connect(server_t *s, apr_time_t deadline, int *fd)
             return rv;
         }
         rv = APR_SUCCESS; /* refused there: the next address */
+    }
+    return rv;
+}
+
+static apr_status_t server_connect(server_t *s, apr_time_t deadline, int *fd)
+{
+    apr_status_t rv = connect_any(s, deadline, fd);
+
+    if (rv == APR_SUCCESS) {
+        apr_atomic_inc32(s->connects);
     }
     return rv;
 }
@@ -1008,6 +1021,11 @@ const char *pegadm_memcache_server_of(pegadm_memcache_t *mc, const char *key,
     return mc->servers[server_index(mc, key, key_len)].name;
 }
 
+apr_uint32_t pegadm_memcache_connects(pegadm_memcache_t *mc)
+{
+    return apr_atomic_read32(&mc->connects);
+}
+
 /* ---- the preflight ---- */
 
 static apr_status_t ask_version(server_t *s, apr_time_t deadline, apr_pool_t *p,
@@ -1120,6 +1138,7 @@ static apr_status_t servers_init(apr_pool_t *p, pegadm_memcache_t *mc)
     for (int i = 0; rv == APR_SUCCESS && i < mc->nservers; i++) {
         server_t *s = &mc->servers[i];
         s->pid = getpid();
+        s->connects = &mc->connects;
         rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p);
         if (rv == APR_SUCCESS) {
             rv = apr_thread_cond_create(&s->freed, p);

@@ -37,9 +37,11 @@ const char *pegadm_memcache_check_servers(apr_pool_t *p, const char *servers);
 /* A client of the servers (a list as above). timeout: the deadline of one
  * operation (> 0). max_conns: how many connections to one server the
  * process may hold (>= 1; the threads of a process are enough). No I/O
- * but resolving the host names: a name that does not resolve now is tried
- * again when its server is used. APR_EINVAL with *why (in p) for an unfit
- * list. Lives as long as p (its connections are closed with it). */
+ * but resolving the host names, once: their addresses serve the process
+ * for its life (a graceful restart resolves them again); a name that does
+ * not resolve now is tried again when its server is used, at most every 5
+ * seconds. APR_EINVAL with *why (in p) for an unfit list. Lives as long as
+ * p (its connections are closed with it). */
 apr_status_t pegadm_memcache_create(apr_pool_t *p, const char *servers,
                                     apr_interval_time_t timeout, unsigned int max_conns,
                                     pegadm_memcache_t **out, const char **why);
@@ -78,6 +80,10 @@ typedef struct {
  * answered, else the first failure. */
 apr_status_t pegadm_memcache_check(pegadm_memcache_t *mc, apr_pool_t *p,
                                    pegadm_memcache_server_check_t **results, int *n);
+
+/* Connections opened so far, to every server (for the benchmarks'
+ * connection reuse). */
+apr_uint32_t pegadm_memcache_connects(pegadm_memcache_t *mc);
 
 /* The configured name of the server that holds key (for logs and tests).
  * A key with a non-empty "{tag}" is placed by its tag alone, as in a Redis

@@ -32,6 +32,7 @@ struct pegadm_netconn_tls_t {
 struct pegadm_netconn_t {
     int fd;
     SSL *ssl;
+    char why[128]; /* why TLS failed on this connection, or "" */
 };
 
 /* ---- waiting ---- */
@@ -314,7 +315,7 @@ static apr_status_t resolve(const char *host, int port, struct addrinfo **res,
     if (!(q = calloc(1, sizeof(*q) + strlen(host) + 1))) {
         return APR_ENOMEM;
     }
-    strcpy(q->name, host);
+    memcpy(q->name, host, strlen(host) + 1);
     memcpy(q->service, service, sizeof(service));
     q->hints = hints;
     q->hints.ai_flags = AI_NUMERICSERV;
@@ -377,26 +378,7 @@ static apr_status_t open_tcp(int *fd, const char *host, int port, apr_time_t dea
     return rv;
 }
 
-/* Waits for what an SSL call that returned ret asks for. The thread's
- * OpenSSL error queue is left empty (httpd's mod_ssl shares it). */
-static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
-{
-    switch (SSL_get_error(c->ssl, ret)) {
-    case SSL_ERROR_WANT_READ:
-        return wait_fd(c->fd, POLLIN, deadline);
-    case SSL_ERROR_WANT_WRITE:
-        return wait_fd(c->fd, POLLOUT, deadline);
-    case SSL_ERROR_ZERO_RETURN:
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        return PEGADM_CACHE_REFUSED;
-    default:
-        ERR_clear_error();
-        return PEGADM_CACHE_TLS;
-    }
-}
-
-/* What made the handshake fail, for the administrator: the certificate
+/* What made TLS fail, for the administrator: the certificate
  * check's verdict, else OpenSSL's first reason (the queue is kept). */
 static void tls_failure(pegadm_netconn_t *c, char *why, apr_size_t why_size)
 {
@@ -411,6 +393,26 @@ static void tls_failure(pegadm_netconn_t *c, char *why, apr_size_t why_size)
                  X509_verify_cert_error_string(verdict));
     } else if (e) {
         ERR_error_string_n(e, why, why_size);
+    }
+}
+
+/* Waits for what an SSL call that returned ret asks for. The thread's
+ * OpenSSL error queue is left empty (httpd's mod_ssl shares it). */
+static apr_status_t ssl_wait(pegadm_netconn_t *c, int ret, apr_time_t deadline)
+{
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return wait_fd(c->fd, POLLIN, deadline);
+    case SSL_ERROR_WANT_WRITE:
+        return wait_fd(c->fd, POLLOUT, deadline);
+    case SSL_ERROR_ZERO_RETURN:
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        return PEGADM_CACHE_REFUSED;
+    default:
+        tls_failure(c, c->why, sizeof(c->why));
+        ERR_clear_error();
+        return PEGADM_CACHE_TLS;
     }
 }
 
@@ -557,6 +559,11 @@ apr_status_t pegadm_netconn_read(pegadm_netconn_t *c, void *buf, apr_size_t *len
         }
     }
     return PEGADM_CACHE_TIMEOUT;
+}
+
+const char *pegadm_netconn_failure(const pegadm_netconn_t *c)
+{
+    return c->why;
 }
 
 void pegadm_netconn_close(pegadm_netconn_t *c)

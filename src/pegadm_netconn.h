@@ -48,6 +48,10 @@ apr_status_t pegadm_netconn_write(pegadm_netconn_t *c, const void *buf, apr_size
 apr_status_t pegadm_netconn_read(pegadm_netconn_t *c, void *buf, apr_size_t *len,
                                  apr_time_t deadline);
 
+/* Why TLS failed on c after the handshake (an alert: "tlsv13 alert
+ * certificate required"), or "". */
+const char *pegadm_netconn_failure(const pegadm_netconn_t *c);
+
 /* Closes and frees c (NULL allowed). Sends no TLS close_notify: it could
  * block on a hung peer. */
 void pegadm_netconn_close(pegadm_netconn_t *c);

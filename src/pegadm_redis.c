@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <hiredis/hiredis.h>
@@ -44,7 +45,9 @@ struct pegadm_redis_t {
     short *slots; /* node of each hash slot, -1 unknown */
     int cluster;  /* -1 not known yet, 0 no, 1 yes */
     int refreshing;
+    int seed; /* the seed asked about slots not in the map */
     apr_uint64_t handshakes;
+    pid_t pid; /* the process the pooled connections belong to */
 };
 
 typedef struct {
@@ -146,6 +149,12 @@ static apr_status_t exchange(conn_t *c, const char *cmd, apr_size_t len, apr_siz
         if (redisReaderGetReply(c->reader, &got) != REDIS_OK) {
             return PEGADM_CACHE_PROTOCOL;
         }
+        if (got && c->reader->pos < c->reader->len) {
+            /* more than one reply to one command: out of step, and
+             * whatever follows would be taken for the next answer */
+            freeReplyObject(got);
+            return PEGADM_CACHE_PROTOCOL;
+        }
         if (got) {
             *reply = got;
             return APR_SUCCESS;
@@ -208,27 +217,40 @@ static apr_status_t expect_ok(conn_t *c, int argc, const char **argv, apr_time_t
     return rv;
 }
 
-/* Learns once whether the server runs in cluster mode. A server that does
- * not answer INFO (an ACL without it) is found out by its first MOVED. */
-static apr_status_t learn_cluster(pegadm_redis_t *r, conn_t *c, apr_time_t deadline)
+/* What INFO cluster says: *verdict 1 cluster mode, 0 not, -1 the server
+ * would not say (an ACL without INFO). */
+static apr_status_t ask_cluster(conn_t *c, apr_time_t deadline, int *verdict)
 {
     const char *argv[] = {"INFO", "cluster"};
     redisReply *reply;
     apr_status_t rv = exchange_argv(c, 2, argv, &reply, deadline);
 
+    *verdict = -1;
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS) {
-        int on = strstr(reply->str, "cluster_enabled:1") != NULL;
+        *verdict = strstr(reply->str, "cluster_enabled:1") != NULL;
+    }
+    freeReplyObject(reply);
+    return APR_SUCCESS;
+}
+
+/* Learns once whether the server runs in cluster mode. A server that does
+ * not answer INFO is found out by its first MOVED. */
+static apr_status_t learn_cluster(pegadm_redis_t *r, conn_t *c, apr_time_t deadline)
+{
+    int on;
+    apr_status_t rv = ask_cluster(c, deadline, &on);
+
+    if (rv == APR_SUCCESS && on >= 0) {
         pthread_mutex_lock(&r->mutex);
         if (r->cluster < 0 || on) {
             r->cluster = on;
         }
         pthread_mutex_unlock(&r->mutex);
     }
-    freeReplyObject(reply);
-    return APR_SUCCESS;
+    return rv;
 }
 
 static int cluster_state(pegadm_redis_t *r)
@@ -315,11 +337,13 @@ static apr_status_t conn_open(pegadm_redis_t *r, int node, conn_t **out, apr_tim
          * before any answer */
         if (rv == PEGADM_CACHE_REFUSED && r->conf.tls && !c->answered) {
             rv = PEGADM_CACHE_TLS;
-            if (why) {
-                apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
-                             "the server closed the connection after the TLS handshake "
-                             "(does it require a client certificate?)");
-            }
+        }
+        if (rv == PEGADM_CACHE_TLS && why && !why[0]) {
+            const char *alert = pegadm_netconn_failure(c->nc);
+            apr_snprintf(why, PEGADM_REDIS_DETAIL_LEN,
+                         "the server ended the connection after the TLS handshake%s%s%s: "
+                         "does it require a client certificate?",
+                         alert[0] ? " (" : "", alert, alert[0] ? ")" : "");
         }
     }
     if (rv != APR_SUCCESS) {
@@ -355,6 +379,23 @@ static conn_t *take_any_idle(pegadm_redis_t *r)
     return NULL;
 }
 
+/* Under the mutex, in a process forked from the one that opened the
+ * pool's connections: they are the parent's, and its replies would be
+ * read here. Their memory and descriptors are this process's copies,
+ * closed without a word to the server. */
+static void forget_inherited(pegadm_redis_t *r)
+{
+    for (int i = 0; i < r->nnodes; i++) {
+        while (r->nodes[i].idle) {
+            conn_t *c = r->nodes[i].idle;
+            r->nodes[i].idle = c->next;
+            conn_free(c);
+        }
+    }
+    r->open = 0;
+    r->pid = getpid();
+}
+
 /* A connection to node: an idle one unless fresh, else a new one when the
  * pool has room, else the first one freed before the deadline. */
 static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t **out,
@@ -363,6 +404,9 @@ static apr_status_t conn_acquire(pegadm_redis_t *r, int node, int fresh, conn_t 
     apr_status_t rv;
 
     pthread_mutex_lock(&r->mutex);
+    if (r->pid != getpid()) {
+        forget_inherited(r);
+    }
     for (int rounds = 0; rounds < 100000; rounds++) {
         conn_t *victim;
 
@@ -528,13 +572,30 @@ static int node_of_slot(pegadm_redis_t *r, int slot)
 {
     int node;
 
-    if (slot < 0) {
-        return 0;
-    }
     pthread_mutex_lock(&r->mutex);
-    node = r->slots[slot] >= 0 ? r->slots[slot] : 0;
+    node = slot >= 0 && r->slots[slot] >= 0 ? r->slots[slot] : r->seed;
     pthread_mutex_unlock(&r->mutex);
     return node;
+}
+
+/* A cluster node that cannot be reached may have failed over to a replica
+ * nobody has told us of: its slots are asked of a seed again, which
+ * answers MOVED to the new owner; a seed that cannot be reached hands over
+ * to the next. */
+static void forget_node(pegadm_redis_t *r, int node)
+{
+    pthread_mutex_lock(&r->mutex);
+    if (r->cluster == 1) {
+        for (int s = 0; s < SLOT_COUNT; s++) {
+            if (r->slots[s] == node) {
+                r->slots[s] = -1;
+            }
+        }
+        if (node == r->seed) {
+            r->seed = (r->seed + 1) % r->nseeds;
+        }
+    }
+    pthread_mutex_unlock(&r->mutex);
 }
 
 /* The node of host:port as a cluster names it; an empty host (an endpoint
@@ -650,6 +711,10 @@ static apr_status_t run(pegadm_redis_t *r, const command_t *cmd, redisReply **re
         int slot = -1, ask;
 
         rv = node_run(r, node, asking, cmd, reply, deadline);
+        if (rv == PEGADM_CACHE_REFUSED || rv == PEGADM_CACHE_TIMEOUT ||
+            rv == PEGADM_CACHE_RESOLVE) {
+            forget_node(r, node);
+        }
         if (rv != APR_SUCCESS || (*reply)->type != REDIS_REPLY_ERROR ||
             !((ask = starts(*reply, "ASK")) || starts(*reply, "MOVED"))) {
             break;
@@ -699,12 +764,19 @@ static apr_status_t command(pegadm_redis_t *r, int argc, const char **argv, cons
                       (int)pegadm_redis_slot(argv[key_arg], lens[key_arg])};
     rv = run(r, &cmd, reply, start + r->conf.timeout);
     redisFreeCommand(formatted);
-    if (rv == APR_SUCCESS && (*reply)->type == REDIS_REPLY_ERROR) {
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!*reply) {
+        return PEGADM_CACHE_PROTOCOL;
+    }
+    if ((*reply)->type == REDIS_REPLY_ERROR) { /* an answer, never a success */
         rv = error_status(*reply);
         freeReplyObject(*reply);
         *reply = NULL;
+        return rv != APR_SUCCESS ? rv : PEGADM_CACHE_PROTOCOL;
     }
-    return rv;
+    return APR_SUCCESS;
 }
 
 static apr_status_t observed(pegadm_redis_t *r, const char *op, apr_time_t start,
@@ -853,24 +925,23 @@ apr_uint64_t pegadm_redis_handshakes(pegadm_redis_t *r)
 
 /* ---- the preflight ---- */
 
-apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
+/* A new connection to seed (TLS, AUTH, INFO, SELECT) and a PING on it. */
+static apr_status_t check_seed(pegadm_redis_t *r, int seed, pegadm_redis_info_t *info,
+                               apr_time_t deadline)
 {
     static const char ping[] = "*1\r\n$4\r\nPING\r\n";
-    apr_time_t start = apr_time_now(), deadline = start + r->conf.timeout;
     conn_t *c = NULL;
     redisReply *reply = NULL;
     int reused, answered;
-    apr_status_t rv;
+    apr_status_t rv = conn_acquire(r, seed, 1, &c, &reused, deadline, info->detail);
 
-    info->cluster = 0;
-    info->detail[0] = '\0';
-    pthread_mutex_lock(&r->mutex);
-    r->cluster = r->nseeds > 1 ? 1 : -1; /* asked again: the server may have changed */
-    pthread_mutex_unlock(&r->mutex);
-    rv = conn_acquire(r, 0, 1, &c, &reused, deadline, info->detail);
-    pthread_mutex_lock(&r->mutex);
-    info->cluster = r->cluster == 1;
-    pthread_mutex_unlock(&r->mutex);
+    /* several seeds are taken for a cluster: whether the server agrees is
+     * asked here, for the start-up check */
+    if (rv == APR_SUCCESS && r->nseeds > 1) {
+        rv = ask_cluster(c, deadline, &info->cluster);
+    } else if (rv == APR_SUCCESS) {
+        info->cluster = cluster_state(r);
+    }
     if (rv == APR_SUCCESS) {
         rv = exchange(c, ping, sizeof(ping) - 1, REPLY_OVERHEAD, &reply, &answered, deadline);
     }
@@ -878,12 +949,34 @@ apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
         rv = reply->type == REDIS_REPLY_ERROR ? error_status(reply) : APR_SUCCESS;
         freeReplyObject(reply);
     }
-    if (c) {
-        if (rv == APR_SUCCESS) {
-            conn_release(r, c);
-        } else {
-            conn_discard(r, c);
+    if (c && rv == APR_SUCCESS) {
+        conn_release(r, c);
+    } else if (c) {
+        conn_discard(r, c);
+    }
+    return rv;
+}
+
+/* Each seed in turn until one answers, within the one deadline: a cluster
+ * is usable while any of them is. */
+apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info)
+{
+    apr_time_t start = apr_time_now(), deadline = start + r->conf.timeout;
+    apr_status_t rv = PEGADM_CACHE_TIMEOUT;
+
+    info->cluster = 0;
+    pthread_mutex_lock(&r->mutex);
+    r->cluster = r->nseeds > 1 ? 1 : -1; /* asked again: the server may have changed */
+    pthread_mutex_unlock(&r->mutex);
+    for (int seed = 0; seed < r->nseeds && apr_time_now() < deadline; seed++) {
+        info->detail[0] = '\0';
+        rv = check_seed(r, seed, info, deadline);
+        if (rv == APR_SUCCESS || rv == PEGADM_CACHE_AUTH || rv == PEGADM_CACHE_TLS) {
+            break; /* the same on every seed: the configuration's */
         }
+    }
+    if (rv != APR_SUCCESS && cluster_state(r) == 1) {
+        info->cluster = 1; /* a database asked of a cluster */
     }
     return observed(r, "check", start, rv);
 }
@@ -977,6 +1070,7 @@ apr_status_t pegadm_redis_create(pegadm_redis_t **out, const pegadm_redis_conf_t
     r->conf.hosts = NULL;
     r->conf.pool_max = conf->pool_max > 0 ? conf->pool_max : 1;
     r->cluster = conf->nhosts > 1 ? 1 : -1;
+    r->pid = getpid();
     pthread_mutex_init(&r->mutex, NULL);
     pthread_cond_init(&r->freed, NULL);
     apr_pool_cleanup_register(p, r, pool_cleanup, apr_pool_cleanup_null);

@@ -23,8 +23,10 @@
  *   PEGADM_CACHE_BUSY       every pooled connection in use until the deadline
  * None of these is ever a miss.
  *
- * Create the client in the process that uses it (httpd: child_init), never
- * before a fork: it opens no connection until first used. */
+ * Create the client in the process that uses it (httpd: child_init); it
+ * opens no connection until first used. One used before a fork (a start-up
+ * preflight in the parent) is still safe: a forked process drops the
+ * pooled connections it inherited and opens its own. */
 #ifndef PEGADM_REDIS_H
 #define PEGADM_REDIS_H
 
@@ -89,7 +91,11 @@ apr_status_t pegadm_redis_del_if(void *r, const char *key, apr_size_t key_len,
                                  const unsigned char *val, apr_size_t len, apr_pool_t *p);
 
 typedef struct {
-    int cluster; /* 1: the server runs in cluster mode (a MOVED, or INFO cluster) */
+    /* 1: the server runs in cluster mode (INFO cluster, or a MOVED); 0: it
+     * does not; -1: it would not say (an ACL without INFO). With several
+     * hosts, the first that answers is asked, so that a start-up check can
+     * refuse several hosts that are no cluster. */
+    int cluster;
     /* on failure, what the server or OpenSSL said, if anything: e.g.
      * "certificate verify failed: hostname mismatch", "WRONGPASS invalid
      * username-password pair or user is disabled."; never a password */
@@ -98,8 +104,8 @@ typedef struct {
 
 /* For the start-up and periodic preflight: opens a new connection to the
  * first host (TLS handshake, AUTH, INFO cluster, SELECT), sends PING, and
- * keeps the connection in the pool if there is room. APR_SUCCESS when all
- * of it worked; info->cluster is set whenever the server answered INFO.
+ * keeps the connection in the pool if there is room; with several hosts,
+ * each in turn until one answers. APR_SUCCESS when all of it worked.
  * A database other than 0 against a cluster is PEGADM_CACHE_AUTH with
  * info->cluster = 1: the configuration cannot work. */
 apr_status_t pegadm_redis_check(pegadm_redis_t *r, pegadm_redis_info_t *info);

@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+#include <apr_strings.h>
+
+#include "pegadm_bytes.h"
 #include "pegadm_localcache.h"
 
 #include <openssl/core_names.h>
@@ -113,7 +116,7 @@ void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
     apr_size_t wlen = strlen(widget_id), clen = strlen(customer_id);
     apr_uint64_t h;
 
-    if (wlen + 1 + clen > sizeof(buf)) {
+    if (wlen + 1 + clen + 1 > sizeof(buf)) {
         /* longer than any valid pair; still one tag per customer */
         unsigned char mac[PEGADM_CACHE_ID_LEN] = {0};
         pegadm_cache_id(keys, "customer tag", widget_id, customer_id, mac);
@@ -121,7 +124,7 @@ void pegadm_customer_tag(const pegadm_keys_t *keys, const char *widget_id,
         return;
     }
     memcpy(buf, widget_id, wlen + 1); /* with its NUL: unambiguous */
-    memcpy(buf + wlen + 1, customer_id, clen);
+    memcpy(buf + wlen + 1, customer_id, clen + 1);
     h = pegadm_siphash24(buf, wlen + 1 + clen, keys->tag_key);
     for (int i = 0; i < PEGADM_CUSTOMER_TAG_LEN; i++) {
         out[i] = (unsigned char)(h >> (8 * i));
@@ -191,5 +194,44 @@ apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsig
     buf[len] = '\0';
     *plain = buf;
     *plain_len = len;
+    return APR_SUCCESS;
+}
+
+apr_status_t pegadm_logout_plain_encode(unsigned char *out, const char *customer_id,
+                                        apr_time_t issued)
+{
+    /* at most one past the longest: anything longer is refused unread */
+    size_t len = strnlen(customer_id, PEGADM_LOGOUT_ID_MAX + 1);
+
+    if (len == 0 || len > PEGADM_LOGOUT_ID_MAX) {
+        return APR_EINVAL;
+    }
+    memset(out, 0, PEGADM_LOGOUT_PLAIN_LEN);
+    pegadm_put_be(out, (apr_uint64_t)issued, 8);
+    pegadm_put_be(out + 8, len, 2);
+    memcpy(out + 10, customer_id, len);
+    return APR_SUCCESS;
+}
+
+apr_status_t pegadm_logout_plain_decode(apr_pool_t *p, const unsigned char *plain,
+                                        apr_size_t len, const char **customer_id,
+                                        apr_time_t *issued)
+{
+    apr_size_t id_len;
+
+    if (len != PEGADM_LOGOUT_PLAIN_LEN) {
+        return APR_EGENERAL;
+    }
+    id_len = (apr_size_t)pegadm_get_be(plain + 8, 2);
+    if (id_len == 0 || id_len > PEGADM_LOGOUT_ID_MAX || memchr(plain + 10, '\0', id_len)) {
+        return APR_EGENERAL;
+    }
+    for (apr_size_t i = 10 + id_len; i < len; i++) {
+        if (plain[i]) {
+            return APR_EGENERAL;
+        }
+    }
+    *issued = (apr_time_t)pegadm_get_be(plain, 8);
+    *customer_id = apr_pstrmemdup(p, (const char *)plain + 10, id_len);
     return APR_SUCCESS;
 }

@@ -5,6 +5,7 @@
 #define PEGADM_SEAL_H
 
 #include <apr_pools.h>
+#include <apr_time.h>
 #include <openssl/types.h>
 
 #define PEGADM_CACHE_ID_LEN 32 /* bytes of an HMAC-SHA256 cache key */
@@ -58,5 +59,25 @@ apr_status_t pegadm_seal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigne
 apr_status_t pegadm_unseal(apr_pool_t *p, const pegadm_keys_t *keys, const unsigned char *aad,
                            apr_size_t aad_len, const unsigned char *sealed,
                            apr_size_t sealed_len, unsigned char **plain, apr_size_t *plain_len);
+
+/* The plain text of a logout cookie, before sealing: when it was issued
+ * and the customer ID, padded to one length so that the cookie does not
+ * tell how long the ID is:
+ *   issued (8 bytes, big-endian microseconds) | ID length (2, big-endian) |
+ *   ID | zero bytes up to PEGADM_LOGOUT_PLAIN_LEN */
+#define PEGADM_LOGOUT_ID_MAX    256 /* bytes: the longest customer ID */
+#define PEGADM_LOGOUT_PLAIN_LEN (8 + 2 + PEGADM_LOGOUT_ID_MAX)
+
+/* Fills out (PEGADM_LOGOUT_PLAIN_LEN bytes); APR_EINVAL for an ID that is
+ * empty or longer than PEGADM_LOGOUT_ID_MAX. */
+apr_status_t pegadm_logout_plain_encode(unsigned char *out, const char *customer_id,
+                                        apr_time_t issued);
+
+/* Reads plain (len bytes): *customer_id (in p) and *issued; APR_EGENERAL if
+ * it is not what pegadm_logout_plain_encode makes (a length, padding or ID
+ * that does not fit, a NUL in the ID). */
+apr_status_t pegadm_logout_plain_decode(apr_pool_t *p, const unsigned char *plain,
+                                        apr_size_t len, const char **customer_id,
+                                        apr_time_t *issued);
 
 #endif

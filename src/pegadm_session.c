@@ -135,11 +135,10 @@ static apr_status_t load(apr_pool_t *p, const pegadm_session_call_t *call, const
 {
     unsigned char buf[ENTRY_MAX];
     unsigned int len = sizeof(buf);
-    pegadm_store_key_t key;
+    pegadm_store_key_t key = store_key(id);
     apr_status_t rv;
 
     memset(e, 0, sizeof(*e));
-    key = store_key(id);
     rv = call->store->get(call->store->ctx, &key, buf, &len, p);
     if (rv == APR_NOTFOUND) {
         return APR_SUCCESS;
@@ -890,6 +889,7 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     pegadm_session_status_t status;
     entry_t e;
     cache_id_t id;
+    int placed = 0;
 
     memset(res, 0, sizeof(*res));
     if (cache_id(call, "session", &id) != APR_SUCCESS) {
@@ -898,35 +898,61 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
     if (take_page_session(p, call, &id, &e, res)) {
         return refresh_private_data(p, call, &id, &e, res);
     }
-    status = count_create(p, call, res);
-    if (status != PEGADM_SESSION_OK) {
-        return status;
+    /* Each renewal is a create of its own: concurrent ones of a customer
+     * take places among the same bound as those waiting for his create, so
+     * that he never holds more than that share of a process's threads. */
+    if (call->waiters && !(placed = pegadm_waiters_enter(
+                               call->waiters, id.bytes, sizeof(id.bytes), call->waiters_max))) {
+        return too_many_waiting(0, apr_time_now(), res);
     }
-    /* A failed renewal keeps the cached session: it still works. */
-    return create_and_store(p, call, &id, 0, res);
+    status = count_create(p, call, res);
+    if (status == PEGADM_SESSION_OK) {
+        /* A failed renewal keeps the cached session: it still works. */
+        status = create_and_store(p, call, &id, 0, res);
+    }
+    if (placed == 1) {
+        pegadm_waiters_leave(call->waiters, id.bytes, sizeof(id.bytes));
+    }
+    return status;
+}
+
+/* Under the lock: the forgotten record filed under keys (0: none). */
+static apr_status_t forgotten_under(apr_pool_t *p, const pegadm_session_call_t *call,
+                                    const pegadm_keys_t *keys, apr_time_t *at,
+                                    pegadm_session_result_t *res)
+{
+    pegadm_session_call_t with_keys = *call;
+    cache_id_t id;
+    entry_t e;
+    apr_status_t rv;
+
+    with_keys.keys = keys;
+    if (forgotten_id(&with_keys, &id) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = load(p, &with_keys, &id, &e, res);
+    *at = rv == APR_SUCCESS && e.type == ENTRY_FORGOTTEN ? e.time : 0;
+    return rv;
 }
 
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
                                                    const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res)
 {
-    cache_id_t id;
-    entry_t e;
     apr_status_t rv;
 
     memset(res, 0, sizeof(*res));
-    if (forgotten_id(call, &id) != APR_SUCCESS) {
-        return store_failed(p, res, APR_EGENERAL, "deriving the key");
-    }
     if ((rv = call->store->lock(call->store->ctx)) != APR_SUCCESS) {
         return store_failed(p, res, rv, "locking");
     }
-    rv = load(p, call, &id, &e, res);
+    rv = forgotten_under(p, call, call->keys, &res->forgotten_at, res);
+    if (rv == APR_SUCCESS && call->keys_previous) {
+        rv = forgotten_under(p, call, call->keys_previous, &res->forgotten_previous, res);
+    }
     call->store->unlock(call->store->ctx);
     if (rv != APR_SUCCESS) {
         return store_failed(p, res, rv, "reading an entry");
     }
-    res->forgotten_at = e.type == ENTRY_FORGOTTEN ? e.time : 0;
     return PEGADM_SESSION_OK;
 }
 

@@ -87,6 +87,7 @@ typedef struct {
     int push_failed;                 /* on OK: a re-push failed (*why); the session stands */
     int push_failed_before;          /* with push_failed: the previous re-push failed too */
     apr_time_t forgotten_at;         /* of pegadm_session_last_forget */
+    apr_time_t forgotten_previous;   /* the same under keys_previous (a rotation) */
 } pegadm_session_result_t;
 
 /* The cached session, or a new one if there is none. Concurrent callers for
@@ -103,7 +104,8 @@ pegadm_session_status_t pegadm_session_renew(apr_pool_t *p, const pegadm_session
                                              pegadm_session_result_t *res);
 
 /* When the customer's session was last forgotten (res->forgotten_at; 0:
- * not within the TTL), creating nothing: it marks the end of a login. */
+ * not within the TTL), creating nothing: it marks the end of a login. With
+ * keys_previous, res->forgotten_previous is what those keys' record says. */
 pegadm_session_status_t pegadm_session_last_forget(apr_pool_t *p,
                                                    const pegadm_session_call_t *call,
                                                    pegadm_session_result_t *res);

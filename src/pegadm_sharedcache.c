@@ -177,7 +177,7 @@ static apr_status_t learn_topology(pegadm_shared_t *s, char *detail)
 
     if (detail) {
         apr_cpystrn(detail,
-                    rv == APR_SUCCESS && !info.cluster
+                    rv == APR_SUCCESS && info.cluster == 0
                         ? "the first host runs without cluster mode"
                         : info.detail,
                     PEGADM_REDIS_DETAIL_LEN);
@@ -186,7 +186,7 @@ static apr_status_t learn_topology(pegadm_shared_t *s, char *detail)
         observe(s, "check", 0, rv);
         return rv;
     }
-    __atomic_store_n(&s->topology, info.cluster ? TOPOLOGY_CLUSTER : TOPOLOGY_NOT_CLUSTER,
+    __atomic_store_n(&s->topology, info.cluster != 0 ? TOPOLOGY_CLUSTER : TOPOLOGY_NOT_CLUSTER,
                      __ATOMIC_RELEASE);
     return APR_SUCCESS;
 }
@@ -359,7 +359,7 @@ static apr_status_t check_redis(pegadm_shared_t *s, pegadm_shared_finding_t *fou
         }
     }
     rv = pegadm_redis_check(s->redis, &info);
-    found->cluster = info.cluster;
+    found->cluster = info.cluster == 1;
     apr_cpystrn(detail, info.detail, PEGADM_REDIS_DETAIL_LEN);
     return rv;
 }

@@ -1,8 +1,8 @@
 /* The shared store the session flow (pegadm_session.c) and the circuit
  * breaker (pegadm_breaker.c) keep their records in, and the create lock
  * across nodes that share it: interfaces only, so that the module backs
- * them with httpd's socache (shmcb) or its own Redis and memcached clients
- * (pegadm_kvstore), and the unit tests with a table in memory. */
+ * them with httpd's socache, the module's memcached and Redis clients
+ * (pegadm_kvstore) and the unit tests with a table in memory. */
 #ifndef PEGADM_STORE_H
 #define PEGADM_STORE_H
 

@@ -92,3 +92,8 @@ void pegadm_waiters_leave(pegadm_waiters_t *w, const unsigned char *key, apr_siz
     }
     apr_thread_mutex_unlock(w->mutex);
 }
+
+int pegadm_waiters_default_max(int threads)
+{
+    return threads >= 8 ? threads / 4 : 1 + (threads >= 4);
+}

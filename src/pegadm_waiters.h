@@ -20,6 +20,11 @@ apr_status_t pegadm_waiters_create(apr_pool_t *p, int slots, pegadm_waiters_t **
 int pegadm_waiters_enter(pegadm_waiters_t *w, const unsigned char *key, apr_size_t len,
                          int max);
 
+/* The default bound for one customer in a process of threads worker
+ * threads: a quarter of them, at least 1, so that one customer's tabs (or
+ * a flood of his requests) never hold more than that share of a child. */
+int pegadm_waiters_default_max(int threads);
+
 void pegadm_waiters_leave(pegadm_waiters_t *w, const unsigned char *key, apr_size_t len);
 
 #endif

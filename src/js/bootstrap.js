@@ -4,24 +4,35 @@
  *
  * The module serves this file followed by "(<configuration>);": it is one
  * function expression taking
- *   {sessionEndpoint, widgetScript, widgetId}.
+ *   {sessionEndpoint, widgetScript, widgetId, allowInFrame}.
  * It holds no per-user data: a page of another site that includes it learns
  * nothing (its requests go to that site's own origin).
  *
  * The owner check: the module answers GET {sessionEndpoint}?owner with an
  * opaque value, a keyed hash of (widget, customer, the customer's last
- * logout), for same-origin requests only, creating no session. When this
- * script hands the widget a session, it keeps that value in localStorage;
- * on every page it asks again before loading the widget, and if the two
- * differ (another user logged in since, nobody is logged in, the chat
- * began before log-in or was never handed out here) it ends the chat with
- * endChat() as soon as the widget is ready, before it can resume it, and
- * before any session is handed over. Other tabs of the origin are told
- * (BroadcastChannel, and the storage event of the removed value) and end
- * theirs. */
+ * logout), for same-origin requests only, creating no session; while a
+ * secret rotation is under way it adds "previous", the same login's value
+ * under the other secret's key. The POST that makes a session answers the
+ * owner of the customer it was made for, and this script keeps that value
+ * in localStorage (never one asked for later: another tab may have changed
+ * the login meanwhile); if it is not the owner this page was loaded for,
+ * the chat is ended instead. On every page it asks again before loading
+ * the widget, and if the two differ (another user logged in since, nobody
+ * is logged in, the chat began before log-in or was never handed out here)
+ * it ends the chat with endChat() as soon as the widget is ready, before it
+ * can resume it, and before any session is handed over. Other tabs of the
+ * origin are told (BroadcastChannel, and the storage event of the removed
+ * value) and end theirs.
+ *
+ * Like Pega's own sample, it starts nothing inside a frame unless the
+ * configuration allows it (PegaDMAllowInFrame), and it tells the widget the
+ * page's language (<html lang>) unless the page set PegaChatTags.lang. */
 (function (config) {
   "use strict";
 
+  if (window.self !== window.top && config.allowInFrame !== true) {
+    return; /* in a frame: the page around it has the chat, if any */
+  }
   if (window.pegadmBootstrapped) {
     return; /* included twice: one owner check, one hand-over per page */
   }
@@ -55,7 +66,31 @@
     }
   }
 
-  /* The owner of the login now, or null: nobody logged in, or no answer. */
+  /* Whether value (a record, or the owner of an answer) names the login
+   * whose owner is owner ({owner, previous}, or null: nobody). */
+  function ownedBy(owner, value) {
+    return owner !== null && typeof value === "string" &&
+      (value === owner.owner || value === owner.previous);
+  }
+
+  /* The widget's language is its header drop-down's, then PegaChatTags.lang,
+   * then the browser's: a page in another language says so in <html lang>. */
+  function pageLanguage() {
+    var tags = window.PegaChatTags;
+    var lang = document.documentElement && document.documentElement.lang;
+    if (typeof lang !== "string" || !lang.trim()) {
+      return;
+    }
+    if (tags === undefined || tags === null) {
+      tags = window.PegaChatTags = {};
+    }
+    if (typeof tags === "object" && (typeof tags.lang !== "string" || !tags.lang)) {
+      tags.lang = lang.trim();
+    }
+  }
+
+  /* The owner of the login now ({owner, previous}), or null: nobody logged
+   * in, or no answer. */
   function currentOwner() {
     var url = config.sessionEndpoint + (config.sessionEndpoint.indexOf("?") < 0 ? "?" : "&") +
       "owner";
@@ -67,7 +102,11 @@
     }).then(function (response) {
       return response.ok ? response.json() : null;
     }).then(function (data) {
-      return data && typeof data.owner === "string" && data.owner ? data.owner : null;
+      if (!data || typeof data.owner !== "string" || !data.owner) {
+        return null;
+      }
+      return { owner: data.owner,
+               previous: typeof data.previous === "string" ? data.previous : null };
     }, function () {
       return null;
     });
@@ -75,6 +114,7 @@
 
   /* Loads the widget once; resolves when its endChat() can be called. */
   function widgetReady() {
+    pageLanguage();
     if (ready) {
       return ready;
     }
@@ -88,7 +128,8 @@
         waited += READY_POLL_MS;
         setTimeout(poll, READY_POLL_MS);
       }
-      if (!document.getElementById("pega-wm-chat")) {
+      /* the widget's script, not any element a page gave that id */
+      if (!document.querySelector("script#pega-wm-chat")) {
         var script = document.createElement("script");
         script.id = "pega-wm-chat";
         script.async = true;
@@ -145,20 +186,28 @@
    * only if it is the one handed out here to the user now logged in. */
   var checked = currentOwner().then(function (owner) {
     var record = readRecord();
-    if (owner !== null && record === owner) {
-      return widgetReady();
+    if (ownedBy(owner, record)) {
+      if (record !== owner.owner) {
+        writeRecord(owner.owner); /* a rotation: the same login, the new key's value */
+      }
+      return widgetReady().then(function () { return owner; });
     }
     return widgetReady().then(function () {
       endEverywhere(record !== null);
+      return owner;
     });
   });
 
+  /* Pega documents no arguments; samples pass none, a proactive trigger,
+   * or two: only a string first one is a trigger, the rest is ignored. */
   widget.onCreateSessionRequest = function (proactiveTrigger) {
     var body = {};
-    if (proactiveTrigger !== undefined && proactiveTrigger !== null) {
-      body.proactiveTrigger = String(proactiveTrigger);
+    var pageOwner = null;
+    if (typeof proactiveTrigger === "string") {
+      body.proactiveTrigger = proactiveTrigger;
     }
-    return checked.then(function () {
+    return checked.then(function (owner) {
+      pageOwner = owner;
       return fetch(config.sessionEndpoint, {
         method: "POST",
         credentials: "include",
@@ -175,11 +224,15 @@
       if (!data || typeof data.sessionId !== "string") {
         throw new Error("mod_pegadm: no sessionId in the answer");
       }
-      /* what the next page compares with: the owner of this hand-over */
-      return currentOwner().then(function (owner) {
-        writeRecord(owner);
-        return data.sessionId;
-      });
+      /* what the next page compares with: the owner the module made this
+       * session for; a login changed since this page loaded (another tab
+       * logged out, another user in) gets no chat here */
+      if (!ownedBy(pageOwner, data.owner)) {
+        endEverywhere(readRecord() !== null);
+        throw new Error("mod_pegadm: the login changed since this page loaded");
+      }
+      writeRecord(data.owner);
+      return data.sessionId;
     });
   };
 })

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include <apr_strings.h>
+#include <apr_uri.h>
 
 #include "fuzz_support.h"
 #include "pegadm_confcheck.h"
@@ -45,6 +46,12 @@ static const char *check_local_path(apr_pool_t *p, const char *arg)
     return err;
 }
 
+static int has_userinfo(apr_pool_t *p, const char *arg)
+{
+    apr_uri_t uri;
+    return apr_uri_parse(p, arg, &uri) != APR_SUCCESS || uri.user || uri.password;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const names[] = {
@@ -70,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         err = pegadm_check_proxy_url(p, names[2], arg);
+        /* a user or password never passes, and a refusal never repeats one */
+        PEGADM_FUZZ_CHECK(err || !has_userinfo(p, arg));
+        PEGADM_FUZZ_CHECK(!err || !strchr(arg, '@') || !strstr(err, arg));
         break;
     case 3:
         err = check_local_path(p, arg);

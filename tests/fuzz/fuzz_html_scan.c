@@ -1,7 +1,8 @@
 /* The insertion-point scanner (pegadm_html.c) over any page: the first
  * byte sets the piece size; fed in pieces the document reads exactly as in
- * one, the held bytes stay a short tail, and an insertion point is always
- * at a "</body" followed by a delimiter. */
+ * one (the same event, the same insertion point, the same choice of the
+ * document's end), the held bytes stay a short tail, and an insertion
+ * point is always at a "</body" followed by a delimiter. */
 #include <string.h>
 #include <strings.h>
 
@@ -11,7 +12,8 @@
 #define SRC "/pegadm/bootstrap.js"
 #define ID  "pega-wm-chat"
 
-/* The event and the absolute insertion offset of doc fed piece bytes at a time. */
+/* The event and the absolute insertion offset of doc fed piece bytes at a
+ * time; MORE with *offset len when the tag goes at the end. */
 static pegadm_html_event_t feed(apr_pool_t *p, const char *doc, size_t len, size_t piece,
                                 size_t *offset)
 {
@@ -32,11 +34,12 @@ static pegadm_html_event_t feed(apr_pool_t *p, const char *doc, size_t len, size
             return ev;
         }
         if (ev != PEGADM_HTML_MORE) {
-            PEGADM_FUZZ_CHECK(ev == PEGADM_HTML_MARKER);
+            PEGADM_FUZZ_CHECK(ev == PEGADM_HTML_MARKER || ev == PEGADM_HTML_NOT_ASCII);
             return ev;
         }
         fed += n;
     }
+    *offset = pegadm_html_at_end(s) ? len : 0;
     return PEGADM_HTML_MORE;
 }
 
@@ -55,9 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len = size - 1;
     whole = feed(p, doc, len, len ? len : 1, &whole_at);
     pieces = feed(p, doc, len, 1 + data[0] % 8, &piece_at);
-    PEGADM_FUZZ_CHECK(whole == pieces);
+    PEGADM_FUZZ_CHECK(whole == pieces && whole_at == piece_at);
     if (whole == PEGADM_HTML_BODY_END) {
-        PEGADM_FUZZ_CHECK(whole_at == piece_at);
         PEGADM_FUZZ_CHECK(whole_at + 6 < len && !strncasecmp(doc + whole_at, "</body", 6));
         PEGADM_FUZZ_CHECK(strchr(" \t\n\f\r/>", doc[whole_at + 6]) != NULL &&
                           doc[whole_at + 6] != '\0');

@@ -54,6 +54,24 @@ def test_session_endpoint_path_is_configurable(module_httpd, dm):
     assert b"/pegadm/session" not in body
 
 
+def configuration(body):
+    """The object the script is called with: the text after its last "("."""
+    text = body.decode("utf-8").rstrip()
+    assert text.endswith(");"), text[-80:]
+    return json.loads(text[text.rindex("({") + 1:-2])
+
+
+def test_frames_are_off_unless_the_scope_allows_them(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, harness.location(
+        "/framed/bootstrap.js", "SetHandler pegadm-bootstrap", "PegaDMAllowInFrame On",
+        auth=False)))
+    assert configuration(get_bootstrap(server))["allowInFrame"] is False
+    framed = server.request("GET", "/framed/bootstrap.js")
+    assert framed.status == 200, framed
+    assert configuration(framed.body)["allowInFrame"] is True
+    assert b"window.self !== window.top" in framed.body
+
+
 def test_widget_url_follows_the_service_url(module_httpd, dm):
     service = "https://widget.use1.chat.pega.digital"
     server = module_httpd(portal_conf(None, service_url=service),
@@ -109,7 +127,8 @@ const window = {
   fetch: async (url, opts) => {
     calls.push({ url: String(url), opts: opts || {} });
     const answer = String(url).endsWith('?owner') ? { owner: 'OWNER' }
-                                                  : { sessionId: 'SID-FROM-SERVER', widgetId: 'w' };
+                                                  : { sessionId: 'SID-FROM-SERVER', widgetId: 'w',
+                                                      owner: 'OWNER' };
     return { ok: true, status: 200, json: async () => answer,
              text: async () => JSON.stringify(answer) };
   },
@@ -117,6 +136,7 @@ const window = {
 };
 window.window = window;
 window.self = window;
+window.top = window;
 const context = vm.createContext(window);
 vm.runInContext(src, context);
 vm.runInContext(src, context);
@@ -148,9 +168,9 @@ def test_bootstrap_behaves_in_a_browser_like_runtime(module_httpd, dm, workdir):
     assert seen["keep"] == "me", "an existing PegaUnifiedChatWidget object was replaced"
     assert seen["sid"] == "SID-FROM-SERVER"
     # the owner check (no chat of this user is known: it ends the chat),
-    # the session, and the owner of the session handed over
+    # then the session, whose answer says its owner
     assert [c["url"] for c in seen["calls"]] == [
-        "/pegadm/session?owner", "endChat", "/pegadm/session", "/pegadm/session?owner"], seen
+        "/pegadm/session?owner", "endChat", "/pegadm/session"], seen
     assert seen["stored"] == {"pegadm-owner:" + WIDGET_ID: "OWNER"}
     call = seen["calls"][2]
     assert call["url"] in ("/pegadm/session", "http://127.0.0.1:8080/pegadm/session"), call

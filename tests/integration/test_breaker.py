@@ -245,3 +245,40 @@ def test_bad_values_are_refused_at_start_up(config_test, directive):
     assert code != 0, output
     assert directive.split()[0] in output, output
     assert re.search(r"line %d\b" % result.line_of(directive), output), output
+
+
+# ---- one customer's failures are that customer's (issue 23, F13) ----
+
+def test_one_customers_refused_private_data_never_opens_it_for_everyone(module_httpd, dm):
+    users = ["mallory", "alice", "bob"]
+    server = module_httpd(breaker_site(dm), users=users)
+    dm.refuse_customer("mallory", 400, applies_to="private_data")
+    for _ in range(5):  # more than the threshold, and again after the cool-down's length
+        assert_json_error(session_get(server, "mallory"), 503, "upstream_unavailable")
+    assert log_count(server, "PEGADM300") == 0, server.error_log()
+    assert_session(session_get(server, "alice"))
+    assert_session(session_get(server, "bob"))
+
+
+def test_a_customers_refused_create_is_counted_but_not_everyones(module_httpd, dm):
+    users = ["mallory", "alice"]
+    status = harness.location("/pegadm/status", "SetHandler pegadm-status", auth=False)
+    server = module_httpd(breaker_site(dm, extra=()) + status, users=users)
+    dm.refuse_customer("mallory", 422, applies_to="create")
+    for _ in range(4):
+        assert_json_error(session_get(server, "mallory"), 503, "upstream_unavailable")
+    assert_session(session_get(server, "alice"))
+    text = server.request("GET", "/pegadm/status?format=prometheus").text
+    failed = [line for line in text.splitlines()
+              if line.startswith("pegadm_creates_total") and 'outcome="ok"' not in line
+              and not line.endswith(" 0")]
+    assert failed, text
+    assert re.search(r'pegadm_breaker_open\{[^}]*\} 0', text), text
+
+
+def test_a_server_error_for_everyone_still_opens_it(module_httpd, dm):
+    server = module_httpd(breaker_site(dm), users=["u0", "u1", "u2", "u3"])
+    dm.set_mode("http500", applies_to="private_data")
+    for user in ("u0", "u1", "u2"):
+        assert_json_error(session_get(server, user), 503, "upstream_unavailable")
+    assert log_count(server, "PEGADM300") == 1

@@ -218,7 +218,7 @@ def test_the_emulator_shows_a_session_record_to_loopback_pages_only(plain_dm):
     resp = plain_dm.call("GET", path, headers={"Origin": "http://127.0.0.2:8080"})
     assert resp.status == 200
     assert resp.json() == {"sessionId": sid, "widgetId": harness.WIDGET_ID,
-                           "customerId": "carol", "privateData": None}
+                           "customerId": "carol", "privateData": None, "ended": None}
     assert resp.header("Access-Control-Allow-Origin") == "http://127.0.0.2:8080"
     for origin in ("https://portal.example", "http://127.0.0.1.example", "null"):
         resp = plain_dm.call("GET", path, headers={"Origin": origin})

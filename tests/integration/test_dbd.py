@@ -2,11 +2,14 @@
 SQLite and in a real PostgreSQL server that the test initialises and
 starts on 127.0.0.1 itself (and fails, not skips, if it cannot)."""
 
+import contextlib
 import glob
 import os
 import pwd
 import re
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 
@@ -342,6 +345,97 @@ def repairs(server):
 
 
 # --------------------------------------------------------------------------
+# a hung database: PegaDMCustomerIDQueryConcurrency
+# --------------------------------------------------------------------------
+
+# One child with a thread for every request the test sends at once, so that
+# the bound of that child is the bound of the server.
+ONE_WIDE_CHILD = ("ServerLimit 1", "StartServers 1", "ThreadsPerChild 80",
+                  "MaxRequestWorkers 80", "MinSpareThreads 1", "MaxSpareThreads 80")
+BOUND = 4
+NEW_CUSTOMERS = ["new-%02d" % i for i in range(64)]
+# A request that has no answer after this long waits on the database (it
+# waits until SIGCONT); every other one must answer within it.
+HUNG = 5
+
+
+def postgres_pids(pg):
+    """The postmaster (its PID file) and every process it started."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as fh:
+        postmaster = int(fh.readline())
+    return {postmaster} | harness.children_of(postmaster)
+
+
+@contextlib.contextmanager
+def frozen(pg):
+    """Every process of the server stopped (SIGSTOP), as a hung database
+    host looks to a client: connections are accepted, nothing answers."""
+    pids = postgres_pids(pg)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def request_or_none(server, path, user):
+    """The answer, or None when there is none within HUNG seconds."""
+    try:
+        return server.request("GET", path, user=user, timeout=HUNG)
+    except (socket.timeout, TimeoutError):
+        return None
+
+
+def test_a_hung_database_holds_no_more_threads_than_the_bound(module_httpd, dm, postgres):
+    extra = ("PegaDMCustomerIDQueryTTL 300", "PegaDMCustomerIDQueryConcurrency %d" % BOUND,
+             *ONE_WIDE_CHILD)
+    server = module_httpd(dbd_site(dm, "pgsql", postgres.params, extra=extra),
+                          users=USERS + NEW_CUSTOMERS)
+    cached = {user: assert_session(session_get(server, user)) for user in ("alice", "erin")}
+
+    with frozen(postgres):
+        # half of them at the endpoint, half on an eager page
+        paths = [harness.SESSION_PATH, "/eager/session.shtml"]
+        answers = harness.run_together(
+            [lambda i=i: request_or_none(server, paths[i % 2], user)
+             for i, user in enumerate(NEW_CUSTOMERS)], timeout=4 * HUNG)
+        waiting = [NEW_CUSTOMERS[i] for i, resp in enumerate(answers) if resp is None]
+        assert len(waiting) == BOUND, waiting
+        for i, resp in enumerate(answers):
+            if resp is None:
+                continue
+            assert not isinstance(resp, Exception), resp
+            if i % 2 == 0:
+                assert_json_error(resp, 503, "upstream_unavailable")
+                assert_retry_after(resp)
+            else:
+                assert resp.status == 200, resp
+                assert parse_vars(resp.body)["SID"] == b"(none)"
+
+        # while BOUND threads still wait: static files, cached customers'
+        # pages and sessions, and the next new customer's 503, all at once
+        assert request_or_none(server, "/index.html", None).status == 200
+        for user, sid in cached.items():
+            assert assert_session(request_or_none(server, harness.SESSION_PATH, user)) == sid
+            page = request_or_none(server, "/eager/session.shtml", user)
+            assert parse_vars(page.body)["SID"].decode() == sid
+        assert_json_error(request_or_none(server, harness.SESSION_PATH, "dave"), 503,
+                          "upstream_unavailable")
+        assert re.search(r"PEGADM208: .*PegaDMCustomerIDQueryConcurrency %d" % BOUND,
+                         server.error_log())
+
+    # thawed: the waiting requests finish, and new customers are looked up
+    # again (new-00 has no row: 401)
+    harness.wait_for(lambda: session_get(server, "new-00").status == 401, 30, 0.2,
+                     "the database to answer again")
+
+
+# --------------------------------------------------------------------------
 # start-up refusals
 # --------------------------------------------------------------------------
 
@@ -363,13 +457,18 @@ DBD_LOAD = "LoadModule dbd_module %s/mod_dbd.so\n" % APACHE_MODULES
      '"SELECT id FROM c WHERE n = %d"\n', "exactly one parameter"),
     ("TTL not a number", DBD_LOAD + "PegaDMCustomerIDQueryTTL soon\n", "0 to 86400"),
     ("TTL too large", DBD_LOAD + "PegaDMCustomerIDQueryTTL 86401\n", "0 to 86400"),
+    ("concurrency too large", "PegaDMCustomerIDQueryConcurrency 10001\n", "0 to 10000"),
+    ("concurrency in a virtual host", "<VirtualHost 127.0.0.1:8>\n"
+     "  PegaDMCustomerIDQueryConcurrency 4\n</VirtualHost>\n", "cannot occur within"),
 ])
 def test_misconfiguration_stops_the_start(config_test, case, conf, message):
     result = config_test(conf)
     returncode, output = result
     assert returncode != 0, output
     assert message in output, output
-    directive = "PegaDMCustomerIDQueryTTL" if "TTL" in case else "PegaDMCustomerIDQuery"
+    directive = ("PegaDMCustomerIDQueryTTL" if "TTL" in case
+                 else "PegaDMCustomerIDQueryConcurrency" if "concurrency" in case
+                 else "PegaDMCustomerIDQuery")
     assert directive in output, output
     line = result.line_of(directive)
     assert str(line) in output, output

@@ -232,3 +232,18 @@ def test_widget_events_are_recorded_until_reset(dm):
     assert len(dm.state()["widget_events"]) == 1
     dm.reset()
     assert dm.state()["widget_events"] == []
+
+
+def test_a_session_ends_as_pega_ends_it(dm):
+    sid = post_create(dm, valid_token(), b'{"customerId": "carol"}').json()["sessionId"]
+    view = "/__emulator/session/" + sid
+    assert dm.call("GET", view).json()["ended"] is None
+    for bad, status in (({"sessionId": sid, "reason": "bored"}, 400),
+                        ({"sessionId": sid[::-1], "reason": "idle"}, 404),
+                        ({"reason": "idle"}, 404)):
+        assert dm.call("POST", "/__emulator/end-session", bad).status == status, bad
+    dm.end_session(sid, "agent")
+    assert dm.call("GET", view).json()["ended"] == "agent"
+    assert [(e["sessionId"], e["reason"]) for e in dm.state()["ended"]] == [(sid, "agent")]
+    dm.reset()
+    assert dm.state()["ended"] == []

@@ -191,8 +191,13 @@ def test_off_by_default(proxy, legacy):
     assert legacy.accept_encodings == ["gzip", "identity"]  # http.client's default
 
 
+# What a browser sends when it loads a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
 def test_the_backend_is_asked_for_identity_and_the_tag_goes_in(proxy, legacy):
-    resp = get(proxy, "/app/gzip.html", **{"Accept-Encoding": "gzip, br"})
+    resp = get(proxy, "/app/gzip.html", **{"Accept-Encoding": "gzip, br",
+                                          "Accept": BROWSER_ACCEPT})
     assert resp.header("Content-Encoding") is None
     assert_injected(resp)
     assert legacy.accept_encodings == [None]
@@ -211,7 +216,7 @@ def test_mod_deflate_still_compresses_for_the_client(module_httpd, legacy):
     legacy.accept_encodings.clear()
     server = module_httpd(module_line("filter") + module_line("deflate") + app_location(
         "/app/", legacy, "PegaDMInject On", "AddOutputFilterByType DEFLATE text/html"))
-    resp = get(server, "/app/gzip.html", **{"Accept-Encoding": "gzip"})
+    resp = get(server, "/app/gzip.html", **{"Accept-Encoding": "gzip", "Accept": BROWSER_ACCEPT})
     assert resp.header("Content-Encoding") == "gzip"
     body = gzip.decompress(resp.body)
     assert body == PAGE.replace(b"</body>", TAG + b"</body>")
@@ -297,3 +302,49 @@ def test_a_legacy_page_gets_a_working_chat_under_csp(module_httpd, legacy, plain
                                 for m in chromium.console_messages()),
                   "the browser to refuse the script without a nonce")
     assert not chromium.has("pega-emu-launcher")
+
+
+# ---- pages whose markup once took the tag where no script runs ----
+
+BROKEN_PAGES = {
+    # "<!--<script>" in a script: its first "</script>" does not end it
+    "script.html": b'<!DOCTYPE html><html><body><p>report</p><script>'
+                   b'var a = "<!--<script>", b = "</script></body>";</script>\n</body></html>\n',
+    # the template's content is inert
+    "template.html": b"<!DOCTYPE html><html><body><p>report</p>"
+                     b"<template><p>row</p></body></template>\n</body></html>\n",
+    # the only </body> is inert: the tag goes at the page's end
+    "template-only.html": b"<!DOCTYPE html><html><body><p>report</p>"
+                          b"<template><p>row</p></body></template></html>\n",
+    # CDATA in SVG is text
+    "svg.html": b"<!DOCTYPE html><html><body><svg><text><![CDATA[ a > b </body> ]]>"
+                b"</text></svg>\n</body></html>\n",
+    # an element of the page with the widget script's id
+    "div.html": b'<!DOCTYPE html><html><body><div id="pega-wm-chat">chat goes here</div>'
+                b"\n</body></html>\n",
+}
+
+
+def test_pages_that_broke_the_tag_get_a_working_widget_once(module_httpd, plain_dm, chromium):
+    server = module_httpd(
+        pegadm_conf(plain_dm, extra=['PegaDMCustomerID "kiosk-7"'])
+        + session_location(auth=False) + bootstrap_location()
+        + location("/pages/", "PegaDMInject On", auth=False))
+    os.makedirs(os.path.join(server.root, "htdocs", "pages"), mode=0o755)
+    for name, body in BROKEN_PAGES.items():
+        harness.write_file(os.path.join(server.root, "htdocs", "pages", name), body)
+    broken = {}
+    for name in sorted(BROKEN_PAGES):
+        chromium.get(server.origin + "/pages/" + name)
+        try:
+            chromium.wait(lambda d: d.find_elements("id", "pega-emu-launcher"), "the widget",
+                          timeout=5)
+        except AssertionError:
+            broken[name] = "no widget"
+            continue
+        counts = chromium.run("return [document.querySelectorAll("
+                              "'script[src=\"/pegadm/bootstrap.js\"]').length, "
+                              "document.querySelectorAll('script#pega-wm-chat').length]")
+        if counts != [1, 1]:
+            broken[name] = "bootstrap and widget scripts: %s" % counts
+    assert not broken, broken

@@ -12,25 +12,33 @@ import re
 import ssl
 
 from pegadm_harness import (APACHE_MODULES, OTHER_WIDGET_ID, OTHER_WIDGET_SECRET,
-                            REQUEST_TIMEOUT, SESSION_PATH, KeptConnection, Response,
+                            REQUEST_TIMEOUT, SESSION_PATH, WIDGET_ID, KeptConnection, Response,
                             assert_session, basic_auth_header, free_port, location,
                             portal_conf, session_get)
 
-COOKIE = "pegadm_logout"
+
+def cookie_name(widget):
+    """One logout cookie per widget: its name carries the widget ID's first
+    12 hexadecimal digits."""
+    return "pegadm_logout_" + widget.replace("-", "").lower()[:12]
+
+
+COOKIE = cookie_name(WIDGET_ID)
+OLD_COOKIE = "pegadm_logout"  # the name of every widget's cookie before
 # The logout location authenticates nobody, as the SSO modules' do not.
 BYE = location("/bye", "PegaDMForget On", "Require all granted", auth=False)
 
 
-def logout_cookies(resp):
+def logout_cookies(resp, name=COOKIE):
     """The values the answer sets for the logout cookie, with attributes."""
     return [v for v in resp.headers.get_all("Set-Cookie") or ()
-            if v.startswith(COOKIE + "=")]
+            if v.startswith(name + "=")]
 
 
-def issued_cookie(resp, secure=False):
-    [value] = logout_cookies(resp)
+def issued_cookie(resp, secure=False, name=COOKIE):
+    [value] = logout_cookies(resp, name)
     attributes = [a.strip() for a in value.split(";")[1:]]
-    assert sorted(attributes) == ["HttpOnly", "Path=/", "SameSite=Lax"] + (
+    assert sorted(attributes) == ["HttpOnly", "Max-Age=172800", "Path=/", "SameSite=Lax"] + (
         ["Secure"] if secure else []), value
     return value.split(";", 1)[0]
 
@@ -105,7 +113,8 @@ def test_no_tampered_or_foreign_cookie_drops_anything(module_httpd, dm):
     flipped = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
     other = module_httpd(portal_conf(dm, BYE, widget=OTHER_WIDGET_ID,
                                      secret=OTHER_WIDGET_SECRET))
-    foreign = issued_cookie(session_get(other, "alice", headers={}))
+    foreign = issued_cookie(session_get(other, "alice", headers={}),
+                            name=cookie_name(OTHER_WIDGET_ID))
     for cookie in (None, name + "=" + flipped, name + "=" + value[:-4], name + "=",
                    foreign, name + "=" + "x" * 2000):
         assert bye(server, cookie).status == 404
@@ -121,7 +130,7 @@ def test_a_wrong_cookie_is_never_taken_for_the_customers_own(module_httpd, dm):
     server = module_httpd(portal_conf(dm, BYE))
     other = module_httpd(portal_conf(dm, BYE, widget=OTHER_WIDGET_ID,
                                      secret=OTHER_WIDGET_SECRET))
-    foreign = issued_cookie(session_get(other, "alice"))
+    foreign = issued_cookie(session_get(other, "alice"), name=cookie_name(OTHER_WIDGET_ID))
     conn = KeptConnection(server)  # one child throughout: its note is what is tested
 
     def as_alice(cookie):
@@ -170,3 +179,80 @@ Listen 127.0.0.1:{port}
     issued_cookie(resp, secure=True)
     # the same server over plain HTTP: no Secure
     issued_cookie(session_get(server, "bob"))
+
+
+# ---- one cookie per widget, duplicates, replays, lengths (issue 23, F17) ----
+
+class Jar:
+    """What a browser keeps: one value per cookie name (and path, all /)."""
+
+    def __init__(self):
+        self.values = {}
+
+    def take(self, resp):
+        for header in resp.headers.get_all("Set-Cookie") or ():
+            name, rest = header.split("=", 1)
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in header:
+                self.values.pop(name, None)
+            else:
+                self.values[name] = value
+        return resp
+
+    def header(self):
+        return "; ".join("%s=%s" % kv for kv in self.values.items())
+
+
+OTHER_SESSION = location("/w2/session", "SetHandler pegadm-session",
+                         "PegaDMWidgetID %s" % OTHER_WIDGET_ID,
+                         'PegaDMJWTSecret "%s"' % OTHER_WIDGET_SECRET)
+
+
+def test_two_widgets_on_one_host_keep_a_logout_cookie_each(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE, OTHER_SESSION))
+    jar = Jar()
+    first = assert_session(jar.take(session_get(server, "alice")))
+    second = jar.take(session_get(server, "alice", path="/w2/session",
+                                  headers={"Cookie": jar.header()}))
+    assert second.status == 200 and second.json()["widgetId"] == OTHER_WIDGET_ID, second
+    assert len(jar.values) == 2, jar.values
+    assert bye(server, jar.header()).status == 404
+    assert assert_session(session_get(server, "alice")) != first
+
+
+def test_a_planted_duplicate_does_not_stop_the_logout(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    for order in (0, 1):
+        resp = session_get(server, "alice")
+        first = assert_session(resp)
+        own = issued_cookie(resp)
+        planted = COOKIE + "=" + "A" * len(own.split("=", 1)[1])
+        jar = [planted, own] if order == 0 else [own, planted]
+        assert bye(server, "; ".join(jar)).status == 404
+        assert assert_session(session_get(server, "alice")) != first, order
+
+
+def test_a_replayed_cookie_drops_nothing_after_the_logout_it_made(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    captured = issued_cookie(session_get(server, "alice"))
+    assert bye(server, captured).status == 404
+    second = assert_session(session_get(server, "alice"))
+    assert bye(server, captured).status == 404
+    assert assert_session(session_get(server, "alice")) == second
+
+
+def test_the_cookie_does_not_tell_the_customer_ids_length(module_httpd, dm):
+    short, long = "al", "a" * 200
+    server = module_httpd(portal_conf(dm, BYE), users=[short, long])
+    lengths = {len(issued_cookie(session_get(server, user))) for user in (short, long)}
+    assert len(lengths) == 1, lengths
+
+
+def test_a_cookie_of_the_earlier_form_is_replaced_at_the_next_hand_out(module_httpd, dm):
+    server = module_httpd(portal_conf(dm, BYE))
+    resp = session_get(server, "alice", headers={"Cookie": OLD_COOKIE + "=" + "A" * 60})
+    assert_session(resp)
+    set_cookies = resp.headers.get_all("Set-Cookie") or ()
+    assert any(c.startswith(OLD_COOKIE + "=;") and "Max-Age=0" in c for c in set_cookies), \
+        set_cookies
+    assert issued_cookie(resp)

@@ -114,3 +114,17 @@ def test_nobody_logged_in_has_no_owner(module_httpd, dm):
     assert_json_error(server.request("GET", "/open/session?owner",
                                      headers={"Origin": server.origin}),
                       401, "unauthenticated")
+
+
+def test_the_post_answer_carries_the_owner_of_its_login(site, dm):
+    """The bootstrap records this value with the chat, never one asked for
+    later, when another tab may have changed the login."""
+    resp = same_origin_request(site, "POST", "alice")
+    assert_session(resp)
+    doc = resp.json()
+    assert set(doc) == {"sessionId", "widgetId", "owner"}, doc
+    assert doc["owner"] == owner(site, "alice")
+    bob = same_origin_request(site, "POST", "bob").json()
+    assert bob["owner"] == owner(site, "bob") != doc["owner"]
+    # the GET answer keeps its shape
+    assert set(session_get(site, "alice").json()) == {"sessionId", "widgetId"}

@@ -1,12 +1,15 @@
 """Rotating the connection's JWT secret with PegaDMJWTSecretNext: the service
 switches at run time, new customers keep getting sessions, customers with a
 session keep it, every child process learns the switch, one notice is logged;
-swapping the two secrets in the configuration afterwards loses no session."""
+swapping the two secrets in the configuration afterwards loses no session,
+ends no chat (the owner the bootstrap recorded is still the login's) and
+keeps every logout cookie working."""
 
 import os
 
 import pegadm_harness as harness
 from pegadm_harness import assert_session, same_origin_request, session_get
+from test_logout_cookie import BYE, bye, issued_cookie, logout_cookies
 
 OLD = harness.WIDGET_SECRET
 NEW = "the-rotated-secret-of-the-connection-0123456789"
@@ -125,3 +128,72 @@ def test_next_and_next_file_in_one_scope_are_refused(config_test, workdir):
     code, output = result
     assert code != 0, output
     assert "PegaDMJWTSecretNextFile: a secret is already set" in output, output
+
+
+def owner_answer(server, user):
+    resp = same_origin_request(server, "GET", user, harness.SESSION_PATH + "?owner")
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def test_a_rotation_keeps_the_owner_and_the_logout_cookie(module_httpd, dm, workdir):
+    first, nxt = secret_files(workdir, "keep-owner", OLD, NEW)
+    server = module_httpd(rotation_site(dm, first, nxt) + BYE)
+    # step 1: the next secret is configured; the chat is handed out
+    handed = same_origin_request(server, "POST", "alice")
+    alice = assert_session(handed)
+    recorded = handed.json()["owner"]
+    cookie = issued_cookie(handed)
+    before = owner_answer(server, "alice")
+    assert before["owner"] == recorded and before["previous"] != recorded
+    # step 2: Pega signs with the next secret now: nothing the browser holds changes
+    dm.set_secret(NEW)
+    assert_session(session_get(server, "bob"))
+    assert owner_answer(server, "alice") == before
+    # step 3: the two are swapped; the recorded owner is the login's previous one
+    secret_files(workdir, "keep-owner", NEW, OLD)
+    harness.graceful_restart(server)
+    after = owner_answer(server, "alice")
+    assert after["previous"] == recorded, (before, after)
+    assert after["owner"] == before["previous"]
+    # the cookie sealed before the swap is sealed anew at the next hand-out...
+    again = session_get(server, "alice", headers={"Cookie": cookie})
+    assert assert_session(again) == alice
+    renewed = issued_cookie(again)
+    assert renewed != cookie
+    # ...and until then still drops the session where nobody is logged in
+    resp = bye(server, cookie)
+    assert resp.status in (200, 404), resp
+    assert [v for v in logout_cookies(resp) if "Max-Age=0" in v], resp.headers
+    assert assert_session(session_get(server, "alice")) != alice
+    assert owner_answer(server, "alice")["owner"] != after["owner"]  # a logout is a logout
+    # step 4: the old secret is gone; the cookie sealed anew still works
+    server.stop()
+    server = module_httpd(harness.pegadm_conf(dm, secret=None, extra=[
+        'PegaDMJWTSecretFile "%s"' % first, "PegaDMBreakerThreshold 0"])
+        + harness.session_location() + BYE)
+    second = assert_session(session_get(server, "alice"))
+    assert bye(server, renewed).status in (200, 404)
+    assert assert_session(session_get(server, "alice")) != second
+
+
+def test_a_customers_refusal_once_the_accepted_secret_is_known_is_not_retried(
+        module_httpd, dm, workdir):
+    """A 403 to one customer after the switch is his, not the secret's: one
+    call. (The other secret is tried at most once per 10 s per child: one
+    kept connection keeps both requests on the child that saw the switch.)"""
+    first, nxt = secret_files(workdir, "known", OLD, NEW)
+    server = module_httpd(rotation_site(dm, first, nxt), users=["alice", "mallory"])
+    dm.set_secret(NEW)
+    conn = harness.KeptConnection(server)
+    try:
+        # the switch: NEW is accepted now
+        assert_session(conn.request("GET", harness.SESSION_PATH, "alice"))
+        dm.refuse_customer("mallory", 403, applies_to="create")
+        before = len(dm.state()["rejections"])
+        harness.assert_json_error(conn.request("GET", harness.SESSION_PATH, "mallory"), 503,
+                                  "upstream_unavailable")
+    finally:
+        conn.close()
+    calls = dm.state()["rejections"][before:]
+    assert len(calls) == 1, calls

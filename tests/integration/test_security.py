@@ -196,7 +196,8 @@ def test_server_info_never_shows_the_secret(module_httpd, dm, workdir, form):
     conf = (WIDGET + "\n" + line + "\n" + "PegaDMServiceURL %s\n" % dm.url
             + 'PegaDMCAFile "%s"\n' % dm.ca_file + harness.session_location()
             + location("/eager/", "PegaDM On", line) + SERVER_INFO)
-    server = module_httpd(conf, env=env)
+    server = module_httpd(conf, env=env,
+                          startup_warnings=["PEGADM710"] if form == "define" else ())
     harness.assert_session(harness.session_get(server, "alice"))
     shown = ""
     for query in ("", "?config", "?list", "?server", "?hooks", "?providers"):
@@ -465,6 +466,42 @@ def test_the_default_lets_a_few_tabs_wait(module_httpd, dm):
     assert len(dm.creates_for("alice")) == 1
 
 
+SMALL_CHILD = ("StartServers 1\nServerLimit 1\nThreadsPerChild 10\nMaxRequestWorkers 10\n"
+               "MinSpareThreads 1\nMaxSpareThreads 10\n")
+
+
+def test_one_users_posts_hold_a_share_of_a_small_child_not_all_of_it(module_httpd, dm):
+    """20 concurrent POSTs of one user on a 10-thread child, each asking for a
+    fresh session of a slow service: by default a quarter of the threads
+    (2) works for him, the others are answered at once, and another user's
+    request is not held behind his."""
+    import threading
+    import time
+    server = module_httpd(SMALL_CHILD + harness.portal_conf(
+        dm, server_extra=["PegaDMCreateLimit 100 60"]))
+    dm.set_mode("delay", applies_to="create", delay_ms=2000)
+    results = []
+    posts = [threading.Thread(target=lambda: results.append(
+        harness.same_origin_request(server, "POST", "alice"))) for _ in range(20)]
+    for thread in posts:
+        thread.start()
+    time.sleep(0.4)
+    started = time.monotonic()
+    other = server.request("GET", harness.BOOTSTRAP_PATH)
+    waited = time.monotonic() - started
+    for thread in posts:
+        thread.join(30)
+    assert other.status == 200, other
+    assert waited < 1.0, waited
+    served = [r for r in results if r.status == 200]
+    assert 1 <= len(served) <= 2, results
+    assert len(dm.creates_for("alice")) <= 2
+    for resp in results:
+        if resp.status != 200:
+            harness.assert_json_error(resp, 503, "upstream_unavailable")
+            assert harness.assert_retry_after(resp) >= 1, resp
+
+
 def test_create_waiters_out_of_range_is_refused(config_test):
     bad = "PegaDMCreateWaiters 0"
     assert_refused(config_test(GOOD + bad + "\n"), "PegaDMCreateWaiters", bad)
@@ -538,6 +575,77 @@ def test_an_unset_that_is_not_early_does_not_count(config_test):
 def test_logging_the_session_id_is_warned_about(config_test, line):
     result = config_test(GOOD + line + "\n")
     assert_warned(result, "PEGADM705", line.split()[0], line)
+
+
+# ---- the start-up walk sees the equivalent forms (issue 23, F18) ----
+
+@pytest.mark.parametrize("line", [
+    'LogFormat "%h %u %{pegadm_session_id}e" lowered',
+    'CustomLog logs/sessions.log "%h %{Pegadm_Session_Id}e"',
+])
+def test_logging_the_session_id_in_any_case_is_warned_about(config_test, line):
+    result = config_test(GOOD + line + "\n")
+    assert_warned(result, "PEGADM705", line.split()[0], line)
+
+
+def test_forwarding_the_session_in_any_case_is_warned_about(config_test):
+    line = 'RequestHeader set X-PegaDM-Session "%{pegadm_session_id}e"'
+    result = config_test(GOOD + location("/app/", "PegaDM On", line))
+    assert_warned(result, "PEGADM704", "RequestHeader", line)
+
+
+@pytest.mark.parametrize("expr", ['"%{QUERY_STRING}"', '"%{REQUEST_URI}"', '"%{THE_REQUEST}"',
+                                  '"%{tolower:%{query_string}}"', '"%{env:HTTP_X_CUSTOMER}"',
+                                  '"%{env:CUSTOMER}"', '"%{reqenv:CUSTOMER}"',
+                                  '"%{PATH_INFO}"', '"%{env:MATCH_USER}"'])
+def test_a_customer_id_from_the_request_line_or_a_copy_of_it_is_warned_about(config_test,
+                                                                             expr):
+    line = "PegaDMCustomerID %s" % expr
+    copy = 'SetEnvIf X-Customer "(.+)" CUSTOMER=$1\n'
+    result = config_test(GOOD + copy + location("/app/", line, "PegaDM On"))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+@pytest.mark.parametrize("condition", ["\"true || %{REMOTE_ADDR} -ipmatch '192.0.2.0/24'\"",
+                                       "\"%{REMOTE_ADDR} -ipmatch '0.0.0.0/0.0.0.0'\"",
+                                       "\"-R '0.0.0.0/1' && -R '128.0.0.0/1' || true\"",
+                                       "\"! -R '192.0.2.0/24'\"",
+                                       "\"%{REMOTE_ADDR} != '192.0.2.10'\"",
+                                       "\"%{REMOTE_ADDR} =~ /./\""])
+def test_a_condition_that_admits_every_address_is_not_a_client_address_condition(
+        config_test, condition):
+    line = 'PegaDMCustomerID "%{HTTP:X-Customer}"'
+    result = config_test(GOOD + "<If %s>\n    %s\n</If>\n" % (condition, line))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+@pytest.mark.parametrize("requires", [("Require ip 0.0.0.0/0.0.0.0",),
+                                      ("Require ip 192.0.2.10", "Require all granted"),
+                                      ("Require ip 0.0.0.0/1 128.0.0.0/1",),
+                                      ("Require ip 192.0.2.10", "Require ip ::/1 8000::/1")])
+def test_a_require_ip_that_admits_every_address_is_not_a_client_address_condition(
+        config_test, requires):
+    line = 'PegaDMCustomerID "%{HTTP:X-Customer}"'
+    result = config_test(GOOD + location("/app/", line, *requires, auth=False))
+    assert_warned(result, "PEGADM703", "PegaDMCustomerID", line)
+
+
+def test_require_ip_in_a_require_all_is_a_client_address_condition(config_test):
+    result = config_test(GOOD + location(
+        "/app/", 'PegaDMCustomerID "%{HTTP:X-Customer}"', "<RequireAll>",
+        "Require ip 192.0.2.0/24", "Require all granted", "</RequireAll>", auth=False))
+    assert_silent(result, "PEGADM703")
+
+
+@pytest.mark.parametrize("section", ['<Directory "/">', '<LocationMatch "^/pegadm/">',
+                                     '<Location ~ "bootstrap">'])
+def test_session_on_in_any_section_covering_the_bootstrap_is_warned_about(config_test,
+                                                                          section):
+    end = "</%s>" % section[1:].split()[0]
+    result = config_test(modules("session", "session_cookie") + GOOD
+                         + "%s\n    Session On\n%s\n" % (section, end)
+                         + harness.bootstrap_location())
+    assert_warned(result, "PEGADM702", "Session On", "Session On")
 
 
 def test_logging_the_widget_id_is_silent(config_test):
@@ -751,3 +859,45 @@ def test_a_tricky_page_keeps_working_and_gets_the_chat_in_chromium(module_httpd,
                         "'script[src=\"/pegadm/bootstrap.js\"]').length") == 1
     facts = chromium.open_chat()
     assert facts["customer"] == "kiosk-7"
+
+
+# ---- secrets httpd itself would print (issue 23, F19) ----
+
+@pytest.mark.parametrize("proxy", ["http://user:hunter2-proxy-pw@proxy.example:3128",
+                                   "https://hunter2-proxy-pw@127.0.0.1:3128"])
+def test_a_proxy_url_with_a_password_is_refused_without_repeating_it(config_test, proxy):
+    bad = "PegaDMProxy %s" % proxy
+    result = config_test(GOOD + bad + "\n")
+    assert_refused(result, "PegaDMProxy", bad)
+    assert "hunter2" not in result.output, result.output
+
+
+def test_a_secret_given_through_define_is_warned_about(config_test):
+    define = 'Define PEGADM_DEFINED_SECRET "%s"' % WIDGET_SECRET
+    result = config_test(WIDGET + "\n" + define + '\nPegaDMJWTSecret "${PEGADM_DEFINED_SECRET}"\n')
+    assert_warned(result, "PEGADM710", "Define", define)
+    assert "PegaDMJWTSecretFile" in [l for l in result.output.splitlines() if "PEGADM710" in l][0]
+    assert WIDGET_SECRET not in result.output
+
+
+def test_a_define_holding_the_secret_in_a_world_readable_file_is_warned_about(
+        config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "define-"), "secret-define.conf")
+    harness.write_file(include, 'Define PEGADM_DEFINED_SECRET "%s"\n' % WIDGET_SECRET, 0o644)
+    rc, output = config_test(WIDGET + '\nInclude "%s"\nPegaDMJWTSecret "${PEGADM_DEFINED_SECRET}"\n'
+                             % include)
+    assert rc == 0, output
+    lines = [line for line in output.splitlines()
+             if "PEGADM701" in line and include in line and "readable by group or others" in line]
+    assert lines, output
+
+
+def test_a_secret_in_a_macro_of_a_world_readable_file_is_warned_about(config_test, workdir):
+    include = os.path.join(harness.make_public_dir(workdir, "macro-"), "secret-macro.conf")
+    harness.write_file(include, "<Macro PegaSecret>\n%s\n</Macro>\n" % SECRET, 0o644)
+    rc, output = config_test("LoadModule macro_module %s/mod_macro.so\n" % harness.APACHE_MODULES
+                             + WIDGET + '\nInclude "%s"\nUse PegaSecret\n' % include)
+    assert rc == 0, output
+    lines = [line for line in output.splitlines()
+             if "PEGADM701" in line and include in line and "readable by group or others" in line]
+    assert lines, output

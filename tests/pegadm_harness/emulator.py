@@ -128,6 +128,19 @@ class Emulator:
         resp = self.call("POST", "/__emulator/secret", {"widget": widget, "secret": secret})
         assert resp.status == 200, resp
 
+    def end_session(self, sid, reason="idle"):
+        """The service ends the chat of `sid` as Pega would on its own
+        (reason "idle", "agent" or "customer"); the widget then forgets it."""
+        resp = self.call("POST", "/__emulator/end-session", {"sessionId": sid, "reason": reason})
+        assert resp.status == 200, resp
+
+    def refuse_customer(self, customer, status=400, applies_to="all"):
+        """The service answers `customer`'s calls with `status` (until the
+        next reset); other customers are served."""
+        resp = self.call("POST", "/__emulator/refuse",
+                         {"customerId": customer, "status": status, "applies_to": applies_to})
+        assert resp.status == 200, resp
+
     def creates_for(self, user):
         """The creates whose customerId is byte-for-byte `user`."""
         want = to_bytes(user).hex()

@@ -2,7 +2,7 @@
  * processes on free loopback ports (or unix sockets) in a directory of the
  * test's own, started by fork/exec and stopped by their PID; a throwaway
  * CA made with the openssl command; and a fake server that answers every
- * command with one fixed reply. Include after cmocka.h: the helpers
+ * command with one fixed reply. Include after cmocka.h: its functions
  * assert. */
 #ifndef PEGADM_REDIS_FIXTURE_H
 #define PEGADM_REDIS_FIXTURE_H

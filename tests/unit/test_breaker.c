@@ -174,6 +174,22 @@ static void a_deadline_from_a_clock_that_went_back_is_not_trusted(void **state)
     assert_int_equal(pegadm_breaker_admit(&probing, &conf, T0), PEGADM_BREAKER_PROBE);
 }
 
+static void only_what_says_the_service_is_down_counts(void **state)
+{
+    assert_true(pegadm_breaker_says_down(PEGADM_DM_UNREACHABLE, 0));
+    assert_true(pegadm_breaker_says_down(PEGADM_DM_BAD_ANSWER, 200));
+    assert_true(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 500));
+    assert_true(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 503));
+    assert_true(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 429));
+    /* one customer's request: his data, his ID, his token's refusal */
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 400));
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 401));
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 403));
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_HTTP_STATUS, 422));
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_INTERNAL, 0));
+    assert_false(pegadm_breaker_says_down(PEGADM_DM_OK, 200));
+}
+
 /* ---- the record in a store ---- */
 
 typedef struct {
@@ -409,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(enter_hands_out_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(the_healthy_path_never_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(each_service_has_its_own_breaker, setup, teardown),
+        cmocka_unit_test(only_what_says_the_service_is_down_counts),
         cmocka_unit_test_setup_teardown(a_tampered_record_reads_as_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(a_store_failure_lets_calls_through, setup, teardown),
         cmocka_unit_test_setup_teardown(switched_off_it_never_touches_the_store, setup,

@@ -13,6 +13,21 @@
 
 static const char *const eager[] = {"private", "no-store", NULL};
 
+static void fields_cdns_cache_by_are_targeted(void **state)
+{
+    assert_true(pegadm_cache_control_is_targeted("CDN-Cache-Control"));
+    assert_true(pegadm_cache_control_is_targeted("cdn-cache-control"));
+    assert_true(pegadm_cache_control_is_targeted("Cloudflare-CDN-Cache-Control"));
+    assert_true(pegadm_cache_control_is_targeted("Akamai-Cache-Control"));
+    assert_true(pegadm_cache_control_is_targeted("Surrogate-Control"));
+    assert_true(pegadm_cache_control_is_targeted("edge-control"));
+    assert_true(pegadm_cache_control_is_targeted("X-Accel-Expires"));
+    assert_false(pegadm_cache_control_is_targeted("Cache-Control"));
+    assert_false(pegadm_cache_control_is_targeted("-Cache-Control"));
+    assert_false(pegadm_cache_control_is_targeted("Pragma"));
+    assert_false(pegadm_cache_control_is_targeted("Set-Cookie"));
+}
+
 static void has_finds_whole_directive_names(void **state)
 {
     assert_true(pegadm_cache_control_has("no-cache, private", "private"));
@@ -64,6 +79,7 @@ static void private_with_a_cookie_only_needs_private(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fields_cdns_cache_by_are_targeted),
         cmocka_unit_test(has_finds_whole_directive_names),
         POOL_TEST(private_adds_to_nothing),
         POOL_TEST(private_keeps_what_is_there),

@@ -532,7 +532,7 @@ static void push_private_data_request(void **state)
     svc = fake_service_start(p, FAKE_ANSWER,
                              "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), &why),
+    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
                      PEGADM_DM_OK);
     fake_service_stop(p, svc);
     json_decref(payload);
@@ -553,7 +553,7 @@ static void push_private_data_error_status(void **state)
 
     svc = fake_service_start(p, FAKE_ANSWER, fake_http_answer(p, "403 Forbidden", "{}"));
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), &why),
+    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
                      PEGADM_DM_HTTP_STATUS);
     fake_service_stop(p, svc);
     json_decref(payload);
@@ -570,7 +570,7 @@ static void push_private_data_needs_an_object(void **state)
     const char *why;
 
     assert_int_equal(
-        pegadm_dm_push_private_data(*state, &t, "sess-1234", payload, test_now(), &why),
+        pegadm_dm_push_private_data(*state, &t, "sess-1234", payload, test_now(), NULL, &why),
         PEGADM_DM_INTERNAL);
     json_decref(payload);
 }

@@ -17,12 +17,14 @@
 
 #define NOT_FOUND (-1)
 #define SKIPPED   (-2)
+#define NOT_ASCII (-3)
 
 #define SRC "/pegadm/bootstrap.js"
 #define ID  "pega-wm-chat"
 
 /* Feeds doc in pieces of at most piece bytes, the way the filter does, and
- * returns the absolute offset of the insertion point, NOT_FOUND or SKIPPED.
+ * returns the absolute offset of the insertion point (the document's length
+ * when the tag goes at its end), NOT_FOUND, SKIPPED or NOT_ASCII.
  * Checks on the way that the held bytes always are a tail of what was fed. */
 static long feed(apr_pool_t *p, const char *doc, size_t first, size_t piece)
 {
@@ -47,10 +49,13 @@ static long feed(apr_pool_t *p, const char *doc, size_t first, size_t piece)
         if (ev == PEGADM_HTML_MARKER) {
             return SKIPPED;
         }
+        if (ev == PEGADM_HTML_NOT_ASCII) {
+            return NOT_ASCII;
+        }
         assert_int_equal(ev, PEGADM_HTML_MORE);
         fed += n;
     }
-    return NOT_FOUND;
+    return pegadm_html_at_end(s) ? (long)len : NOT_FOUND;
 }
 
 /* Every split into two pieces and byte-by-byte feeding agree with one piece. */
@@ -205,6 +210,137 @@ static void a_mention_is_no_script(void **state)
                            last_body_end("<script id=pega-wm-chat-2></script></body>"));
 }
 
+static long first_body_end(const char *doc)
+{
+    return (long)(strstr(doc, "</body") - doc);
+}
+
+/* "<!--" in a script escapes it, and "<script" inside double-escapes it: the
+ * next "</script>" then does not end the script ("-->" or a second one does). */
+static void script_data_escapes_are_followed(void **state)
+{
+    static const char *const last[] = {
+        "<script><!--<script></script></body>--></script></body>",
+        "<script><!--<script>x</script></body></script></body>",
+        "<SCRIPT><!-- <SCRIPT type=x>a</SCRIPT ></body></SCRIPT></body>",
+        "<script><!--<script/></script></body>--></script></body>",
+        "<script>if (a<!--b) {<script>\n</script></body>}--></script></body>",
+        NULL};
+    static const char *const first_after_script[] = {
+        "<script><!--</script></body>",
+        "<script><!--<scripts></script></body>",
+        "<script><!--<script>--></script></body>",
+        "<script><!- <script></script></body>",
+        "<script><!--<script></script></script></body>",
+        "<script><!--<script>a</scrip></script></script></body></script></body>",
+        NULL};
+
+    for (int i = 0; last[i]; i++) {
+        assert_split_invariant(*state, last[i], last_body_end(last[i]));
+    }
+    for (int i = 0; first_after_script[i]; i++) {
+        const char *doc = first_after_script[i];
+        assert_split_invariant(*state, doc,
+                               (long)(strstr(doc, "</script>") - doc) + 9 +
+                                   (long)(strstr(strstr(doc, "</script>") + 9, "</body") -
+                                          (strstr(doc, "</script>") + 9)));
+    }
+}
+
+/* A script inside <template> or SVG/MathML does not run: the tag does not
+ * go there, and such a script does not load the widget either. */
+static void no_tag_in_templates_or_foreign_content(void **state)
+{
+    static const char *const last[] = {
+        "<template></body></template></body>",
+        "<template><template></template></body></template></body>",
+        "<svg><script></body></script></svg></body>",
+        "<svg><![CDATA[</svg></body>]]></svg></body>",
+        "<svg><style></style></body></svg></body>",
+        "<math><mi></body></math></body>",
+        "<svg><svg></svg></body></svg></body>",
+        "<svg><g></body></g></SVG></body>",
+        "<template><svg></body></template></body>",
+        "<svg><font></body></svg></body>",
+        "<svg><g/></body></svg></body>",
+        "<template><script src=/pegadm/bootstrap.js></script></template></body>",
+        "<svg><script id=pega-wm-chat></script></svg></body>",
+        NULL};
+
+    for (int i = 0; last[i]; i++) {
+        assert_split_invariant(*state, last[i], last_body_end(last[i]));
+    }
+    /* a self-closed <svg/> opens nothing; HTML start tags end foreign content */
+    assert_split_invariant(*state, "<svg/></body>", 6);
+    assert_split_invariant(*state, "<svg><p></body>", first_body_end("<svg><p></body>"));
+    assert_split_invariant(*state, "<math><div></body>", first_body_end("<math><div></body>"));
+    assert_split_invariant(*state, "<svg><font color=red></body>",
+                           first_body_end("<svg><font color=red></body>"));
+    assert_split_invariant(*state, "<svg><g></g></p></body>",
+                           first_body_end("<svg><g></g></p></body>"));
+    /* CDATA is markup only in foreign content: elsewhere a bogus comment */
+    assert_split_invariant(*state, "<![CDATA[ ]]></body>",
+                           first_body_end("<![CDATA[ ]]></body>"));
+    assert_split_invariant(*state, "<svg><![CDATA[x]]]></svg></body>",
+                           last_body_end("<svg><![CDATA[x]]]></svg></body>"));
+    assert_split_invariant(*state, "<svg><![CDATA[x]]></svg></body>",
+                           last_body_end("<svg><![CDATA[x]]></svg></body>"));
+    assert_split_invariant(*state, "<svg><![CDAT></svg></body>",
+                           last_body_end("<svg><![CDAT></svg></body>"));
+}
+
+/* With no "</body" in HTML content, the tag goes at the end of a document
+ * that had one where the tag cannot go, if the end is HTML content. */
+static void the_end_when_the_body_end_was_out_of_reach(void **state)
+{
+    static const char *const at_end[] = {"<template></body></template>",
+                                         "<svg></body></svg>\n</html>\n",
+                                         "<svg></body><![CDATA[</svg>]]></svg><p>",
+                                         "<template></body></template><!-- c -->", NULL};
+    static const char *const left[] = {"<template></body>",
+                                       "<svg></body>",
+                                       "<svg></body></svg><p",
+                                       "<template></body></template><!--",
+                                       "<template></body></template><script>",
+                                       "no end tag",
+                                       NULL};
+
+    for (int i = 0; at_end[i]; i++) {
+        assert_split_invariant(*state, at_end[i], (long)strlen(at_end[i]));
+    }
+    for (int i = 0; left[i]; i++) {
+        assert_split_invariant(*state, left[i], NOT_FOUND);
+    }
+}
+
+static void utf16_and_utf32_pages_are_left_alone(void **state)
+{
+    static const char utf32be[] = {0, 0, (char)0xFE, (char)0xFF, 0, 0, 0, '<'};
+    pegadm_html_scan_t *s = pegadm_html_scan_make(*state, SRC, ID);
+    apr_size_t at;
+
+    assert_split_invariant(*state, "\xFE\xFF<", NOT_ASCII);
+    assert_split_invariant(*state, "\xFF\xFE<", NOT_ASCII);
+    assert_split_invariant(*state, "\xEF\xBB\xBF</body>", 3);
+    assert_int_equal(pegadm_html_scan(s, utf32be, 3, &at), PEGADM_HTML_MORE);
+    assert_int_equal(pegadm_html_scan(s, utf32be + 3, 5, &at), PEGADM_HTML_NOT_ASCII);
+    assert_int_equal(pegadm_html_scan(s, "</body>", 7, &at), PEGADM_HTML_DONE);
+    assert_false(pegadm_html_at_end(s));
+
+    assert_true(pegadm_html_charset_ascii(NULL));
+    assert_true(pegadm_html_charset_ascii("text/html"));
+    assert_true(pegadm_html_charset_ascii("text/html; charset=utf-8"));
+    assert_true(pegadm_html_charset_ascii("text/html;charset=Shift_JIS"));
+    assert_true(pegadm_html_charset_ascii("text/html; charset=unicode-1-1-utf-8"));
+    assert_true(pegadm_html_charset_ascii("text/html; charset=windows-1252"));
+    assert_false(pegadm_html_charset_ascii("text/html; charset=UTF-16"));
+    assert_false(pegadm_html_charset_ascii("text/html; charset=utf-16le"));
+    assert_false(pegadm_html_charset_ascii("text/html;charset=\"ISO-2022-JP\""));
+    assert_false(pegadm_html_charset_ascii("text/html; q=1; charset = utf-32BE"));
+    assert_false(pegadm_html_charset_ascii("text/html; charset='iso-2022-kr'"));
+    assert_false(pegadm_html_charset_ascii("application/xhtml+xml; charset=unicode"));
+}
+
 static void script_tag_shape_and_escaping(void **state)
 {
     apr_pool_t *p = *state;
@@ -230,6 +366,10 @@ int main(void)
         POOL_TEST(body_end_only_where_it_is_markup),
         POOL_TEST(a_script_that_loads_the_widget_skips),
         POOL_TEST(a_mention_is_no_script),
+        POOL_TEST(script_data_escapes_are_followed),
+        POOL_TEST(no_tag_in_templates_or_foreign_content),
+        POOL_TEST(the_end_when_the_body_end_was_out_of_reach),
+        POOL_TEST(utf16_and_utf32_pages_are_left_alone),
         POOL_TEST(script_tag_shape_and_escaping),
     };
     int failed;

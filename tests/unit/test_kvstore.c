@@ -109,6 +109,25 @@ static void keys_keep_a_customer_in_one_slot(void **state)
     assert_int_equal(ks->store.get(ks, &entry.key, buf, &len, pool), APR_NOTFOUND);
 }
 
+static void a_value_no_entry_can_be_is_removed(void **state)
+{
+    pegadm_kv_t kv = redis_kv();
+    pegadm_kvstore_t *ks = pegadm_kvstore_create(pool, &kv, "pegadm:", NULL, NULL, NULL);
+    customer_key_t entry;
+    char k[256], args[300], out[64];
+    unsigned char buf[64];
+    unsigned int len = sizeof(buf);
+
+    customer_key(&entry, "session", "frank");
+    pegadm_kvstore_key(ks, &entry.key, k, sizeof(k));
+    snprintf(args, sizeof(args), "rpush '%s' a-list", k); /* another type */
+    redis_cli(args, out, sizeof(out));
+    assert_int_equal(ks->store.get(ks, &entry.key, buf, &len, pool), APR_SUCCESS);
+    assert_int_equal(len, 0);
+    len = sizeof(buf);
+    assert_int_equal(ks->store.get(ks, &entry.key, buf, &len, pool), APR_NOTFOUND);
+}
+
 static void a_mark_is_released_only_by_its_token(void **state)
 {
     pegadm_kv_t kv = redis_kv();
@@ -264,6 +283,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(keys_keep_a_customer_in_one_slot),
+        cmocka_unit_test(a_value_no_entry_can_be_is_removed),
         cmocka_unit_test(a_mark_is_released_only_by_its_token),
         cmocka_unit_test(a_mark_left_behind_blocks_for_at_most_its_ttl),
         cmocka_unit_test(two_nodes_make_one_create),

@@ -30,7 +30,7 @@
 #define TTL   apr_time_from_sec(60)
 #define NKEYS 120
 /* what a bounded operation may take beyond its deadline on a busy machine */
-#define MARGIN apr_time_from_msec(500)
+#define MARGIN apr_time_from_sec(1)
 
 static const unsigned char V1[] = "value-1", V2[] = "value-2";
 
@@ -247,6 +247,25 @@ static void test_server_lists(void **state)
             fail_msg("accepted: \"%s\"", bad[i]);
         }
     }
+    /* every kind of entry on one continuum (no name to resolve here) */
+    {
+        pegadm_memcache_t *mc =
+            client(p, "[::1]:11211,[::1]:11212,127.0.0.1:11213,/run/memcached.sock",
+                   apr_time_from_sec(1), 1);
+        int seen[4] = {0, 0, 0, 0};
+        const char *names[] = {"[::1]:11211", "[::1]:11212", "127.0.0.1:11213",
+                               "/run/memcached.sock"};
+        for (int k = 0; k < NKEYS; k++) {
+            const char *key = key_of(p, k);
+            const char *server = pegadm_memcache_server_of(mc, key, strlen(key));
+            for (int i = 0; i < 4; i++) {
+                seen[i] += strcmp(server, names[i]) == 0;
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            assert_true(seen[i] > 0);
+        }
+    }
 }
 
 static void test_ipv6_and_unix_socket(void **state)
@@ -433,8 +452,8 @@ static void test_killed_server_fails_only_its_keys(void **state)
     mcd_kill(&m[1]);
     only_its_keys_fail(p, m, mc, one, 1, PEGADM_CACHE_REFUSED);
     assert_true(seen->failed > 0);
-    /* refused at once: far below the deadline */
-    assert_true(seen->longest < 0.5);
+    /* refused at once: within half the deadline, on a busy machine too */
+    assert_true(seen->longest < 1.0);
     mcd_kill(&m[0]);
     mcd_kill(&m[2]);
 }
@@ -523,18 +542,18 @@ static void *APR_THREAD_FUNC race_get(apr_thread_t *t, void *data)
     return NULL;
 }
 
-/* A hung server, more threads than connections: each thread gets its
- * answer within the deadline, the ones without a connection BUSY. */
+/* A hung server, three times more threads than connections: every thread
+ * has its answer within the deadline, also those that waited for a
+ * connection (TIMEOUT when they got one in time, else BUSY). */
 static void test_waiting_for_a_connection_is_bounded(void **state)
 {
     apr_pool_t *p = *state;
-    apr_interval_time_t timeout = apr_time_from_msec(300);
+    apr_interval_time_t timeout = apr_time_from_sec(1);
     mcd_t m = {0};
     racer_t r[6];
     apr_thread_t *t[6];
     pegadm_memcache_t *mc;
     seen_t *seen;
-    int busy = 0;
 
     start(&m);
     mc = client(p, m.spec, timeout, 2);
@@ -550,10 +569,8 @@ static void test_waiting_for_a_connection_is_bounded(void **state)
         apr_thread_join(&rv, t[i]);
         if (r[i].rv != PEGADM_CACHE_TIMEOUT) {
             assert_int_equal(r[i].rv, PEGADM_CACHE_BUSY);
-            busy++;
         }
     }
-    assert_true(busy >= 1);
     assert_int_equal(seen->calls, 6);
     assert_bounded(seen, timeout);
     mcd_kill(&m);
@@ -568,6 +585,7 @@ static void test_restart_fails_at_most_one_request(void **state)
     apr_thread_t *t[4];
     pegadm_memcache_t *mc;
     seen_t *seen;
+    apr_uint32_t connects;
     char out[64];
 
     start(&m);
@@ -582,6 +600,8 @@ static void test_restart_fails_at_most_one_request(void **state)
         apr_thread_join(&rv, t[i]);
         assert_int_equal(r[i].rv, APR_SUCCESS);
     }
+    connects = pegadm_memcache_connects(mc);
+    assert_true(connects >= 1 && connects <= 4);
     mcd_kill(&m);
     assert_int_equal(mcd_start(&m), 0); /* the same port */
     seen = watch(p, mc);
@@ -592,6 +612,8 @@ static void test_restart_fails_at_most_one_request(void **state)
     assert_true(seen->failed <= 1);
     assert_int_equal(get(mc, "k", out, sizeof(out), p), APR_SUCCESS);
     assert_string_equal(out, (const char *)V2);
+    /* one new connection served all 21 requests after the restart */
+    assert_int_equal(pegadm_memcache_connects(mc), connects + 1);
     mcd_kill(&m);
 }
 

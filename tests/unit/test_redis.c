@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -215,6 +216,27 @@ static void a_password_and_an_acl_user_are_sent(void **state)
     assert_round_trip(client(p, &conf), p);
     /* a key outside the user's patterns: NOPERM, not a miss */
     assert_int_equal(fetch(client(p, &conf), "other", got, sizeof(got), p), PEGADM_CACHE_AUTH);
+    rf_stop(pid);
+}
+
+/* Several hosts are taken for a cluster's seeds; the preflight says
+ * whether the server agrees, so that start-up can refuse the rest. */
+static void several_hosts_that_are_no_cluster_are_told(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL);
+    char v4[64], v6[64];
+    const char *hosts[2] = {v4, v6};
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_info_t info;
+
+    snprintf(v4, sizeof(v4), "127.0.0.1:%d", port);
+    snprintf(v6, sizeof(v6), "[::1]:%d", port);
+    conf.hosts = hosts;
+    conf.nhosts = 2;
+    assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+    assert_int_equal(info.cluster, 0);
     rf_stop(pid);
 }
 
@@ -620,6 +642,52 @@ static void an_oversized_value_is_refused_without_reading_it(void **state)
     assert_true(apr_time_now() - start < TIMEOUT);
 }
 
+static void a_connection_out_of_step_is_not_reused(void **state)
+{
+    rf_fake_t fake;
+    apr_pool_t *p;
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+
+    /* every command answered twice: the second answer must never be
+     * taken for the next command's */
+    rf_fake_start(&fake, ":1\r\n:7\r\n");
+    apr_pool_create(&p, *state);
+    conf = conf_for(at(fake.port));
+    r = client(p, &conf);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(pegadm_redis_del(r, "k", 1, p), PEGADM_CACHE_PROTOCOL);
+    assert_int_equal(pegadm_redis_handshakes(r), 2);
+    apr_pool_destroy(p);
+    rf_fake_stop(&fake);
+}
+
+static void a_forked_process_opens_its_own_connections(void **state)
+{
+    apr_pool_t *p = *state;
+    int port = rf_free_port(AF_INET);
+    pid_t pid = rf_redis(port, NULL), child;
+    pegadm_redis_conf_t conf = conf_for(at(port));
+    pegadm_redis_t *r = client(p, &conf);
+    int status = -1;
+
+    assert_round_trip(r, p);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        char got[64];
+        int ok = put(r, "child", "c", p) == APR_SUCCESS &&
+                 fetch(r, "child", got, sizeof(got), p) == APR_SUCCESS &&
+                 pegadm_redis_handshakes(r) == 2;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_round_trip(r, p); /* the parent's connection, untouched */
+    assert_int_equal(pegadm_redis_handshakes(r), 1);
+    rf_stop(pid);
+}
+
 static void a_redirect_loop_ends(void **state)
 {
     rf_fake_t fake;
@@ -653,44 +721,51 @@ static void hash_tags_pick_the_slot(void **state)
     assert_int_equal(pegadm_redis_slot("foo{{bar}}zap", 13), pegadm_redis_slot("{bar", 4));
 }
 
-/* ---- a three-node Redis Cluster ---- */
+/* ---- a Redis Cluster: three masters, and a replica each if asked ---- */
+
+#define CLUSTER_MAX 6
 
 typedef struct {
-    int port[3];
-    pid_t pid[3];
-    char id[3][64];
+    int n;
+    int port[CLUSTER_MAX];
+    pid_t pid[CLUSTER_MAX];
+    char id[CLUSTER_MAX][64];
 } cluster_t;
 
-static void cluster_start(cluster_t *c)
+static void cluster_node(cluster_t *c, int i)
 {
-    char cmd[1024], bus[3][16], conf[3][64];
+    char bus[16], conf[64];
+    /* replicas that sync at once and may always take over: a failover
+     * within seconds */
+    const char *extra[] = {"--cluster-enabled",
+                           "yes",
+                           "--cluster-config-file",
+                           conf,
+                           "--cluster-port",
+                           bus,
+                           "--cluster-node-timeout",
+                           "1000",
+                           "--repl-diskless-sync-delay",
+                           "0",
+                           "--cluster-replica-validity-factor",
+                           "0",
+                           NULL};
 
-    for (int i = 0; i < 3; i++) {
-        const char *extra[] = {"--cluster-enabled",
-                               "yes",
-                               "--cluster-config-file",
-                               conf[i],
-                               "--cluster-port",
-                               bus[i],
-                               NULL};
-        c->port[i] = rf_free_port(AF_INET);
-        snprintf(bus[i], sizeof(bus[i]), "%d", rf_free_port(AF_INET));
-        snprintf(conf[i], sizeof(conf[i]), "nodes-%d.conf", c->port[i]);
-        c->pid[i] = rf_redis(c->port[i], extra);
-    }
-    /* masters in the order given: slots 0-5460, 5461-10922, 10923-16383 */
-    snprintf(cmd, sizeof(cmd),
-             "redis-cli --cluster create 127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d "
-             "--cluster-replicas 0 --cluster-yes >'%s' 2>&1",
-             c->port[0], c->port[1], c->port[2], rf_path("cluster-create.log"));
-    rf_sh(cmd);
-    for (int i = 0; i < 3; i++) {
-        snprintf(cmd, sizeof(cmd), "redis-cli -p %d cluster myid", c->port[i]);
-        rf_sh_out(cmd, c->id[i], sizeof(c->id[i]));
-        /* every node must see the cluster whole before it is asked */
+    c->port[i] = rf_free_port(AF_INET);
+    snprintf(bus, sizeof(bus), "%d", rf_free_port(AF_INET));
+    snprintf(conf, sizeof(conf), "nodes-%d.conf", c->port[i]);
+    c->pid[i] = rf_redis(c->port[i], extra);
+}
+
+/* Waits until every node sees the cluster whole (bounded). */
+static void cluster_wait_ok(const cluster_t *c)
+{
+    char cmd[256];
+
+    for (int i = 0; i < c->n; i++) {
         for (int tries = 0; tries < 100; tries++) {
             snprintf(cmd, sizeof(cmd),
-                     "redis-cli -p %d cluster info | grep -c cluster_state:ok", c->port[i]);
+                     "redis-cli -p %d cluster info | grep -q cluster_state:ok", c->port[i]);
             if (system(cmd) == 0) {
                 break;
             }
@@ -699,9 +774,50 @@ static void cluster_start(cluster_t *c)
     }
 }
 
+static void cluster_start_with(cluster_t *c, int replicas)
+{
+    char cmd[1024];
+    int at = 0;
+
+    c->n = replicas ? 6 : 3;
+    for (int i = 0; i < c->n; i++) {
+        cluster_node(c, i);
+    }
+    /* masters in the order given: slots 0-5460, 5461-10922, 10923-16383 */
+    at = snprintf(cmd, sizeof(cmd), "redis-cli --cluster create");
+    for (int i = 0; i < c->n; i++) {
+        at += snprintf(cmd + at, sizeof(cmd) - (size_t)at, " 127.0.0.1:%d", c->port[i]);
+    }
+    snprintf(cmd + at, sizeof(cmd) - (size_t)at,
+             " --cluster-replicas %d --cluster-yes >'%s' 2>&1", replicas,
+             rf_path("cluster-create.log"));
+    rf_sh(cmd);
+    for (int i = 0; i < c->n; i++) {
+        snprintf(cmd, sizeof(cmd), "redis-cli -p %d cluster myid", c->port[i]);
+        rf_sh_out(cmd, c->id[i], sizeof(c->id[i]));
+    }
+    cluster_wait_ok(c);
+    for (int i = 3; i < c->n; i++) { /* replicas in sync */
+        for (int tries = 0; tries < 100; tries++) {
+            snprintf(cmd, sizeof(cmd),
+                     "redis-cli -p %d info replication | grep -q master_link_status:up",
+                     c->port[i]);
+            if (system(cmd) == 0) {
+                break;
+            }
+            usleep(100 * 1000);
+        }
+    }
+}
+
+static void cluster_start(cluster_t *c)
+{
+    cluster_start_with(c, 0);
+}
+
 static void cluster_stop(cluster_t *c)
 {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < c->n; i++) {
         rf_stop(c->pid[i]);
     }
 }
@@ -791,6 +907,67 @@ static void a_slot_in_migration_is_followed(void **state)
     cluster_stop(&c);
 }
 
+/* A master dies and its replica takes over: the slots the client had
+ * mapped to the dead master are asked of the others again. */
+static void a_failover_is_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    cluster_t c;
+    const char *hosts[CLUSTER_MAX];
+    char spec[CLUSTER_MAX][32], cmd[256], out[64], got[64];
+    pegadm_redis_conf_t conf;
+    pegadm_redis_t *r;
+    int owner = -1, answered = 0;
+    apr_status_t last = APR_SUCCESS;
+
+    cluster_start_with(&c, 1);
+    for (int i = 0; i < c.n; i++) {
+        snprintf(spec[i], sizeof(spec[i]), "127.0.0.1:%d", c.port[i]);
+        hosts[i] = spec[i];
+    }
+    conf = conf_for(hosts[0]);
+    conf.hosts = hosts;
+    conf.nhosts = c.n;
+    r = client(p, &conf);
+    assert_int_equal(put(r, "survivor", "kept", p), APR_SUCCESS);
+    for (int i = 0; i < 3 && owner < 0; i++) {
+        snprintf(cmd, sizeof(cmd), "redis-cli -p %d get survivor", c.port[i]);
+        rf_sh_out(cmd, out, sizeof(out));
+        owner = strcmp(out, "kept") == 0 ? i : -1;
+    }
+    assert_true(owner >= 0);
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d wait 1 2000 >/dev/null", c.port[owner]);
+    rf_sh(cmd);
+    rf_stop(c.pid[owner]);
+    c.pid[owner] = 0;
+    /* the replica is promoted after the node timeout (1 s) and a vote */
+    for (int tries = 0; tries < 300 && !answered; tries++) {
+        /* asynchronous replication may lose the write: a miss is an answer */
+        last = fetch(r, "survivor", got, sizeof(got), p);
+        answered = last == APR_SUCCESS || last == APR_NOTFOUND;
+        if (!answered) {
+            usleep(100 * 1000);
+        }
+    }
+    if (!answered) {
+        fail_msg("no answer after the failover: %s", pegadm_cache_err_name(last));
+    }
+    assert_int_equal(put(r, "survivor", "again", p), APR_SUCCESS);
+    assert_int_equal(fetch(r, "survivor", got, sizeof(got), p), APR_SUCCESS);
+    assert_string_equal(got, "again");
+    /* the preflight passes while any seed answers: the dead one first */
+    {
+        const char *dead_first[2] = {hosts[owner], hosts[(owner + 1) % 3]};
+        pegadm_redis_info_t info;
+
+        conf.hosts = dead_first;
+        conf.nhosts = 2;
+        assert_int_equal(pegadm_redis_check(client(p, &conf), &info), APR_SUCCESS);
+        assert_int_equal(info.cluster, 1);
+    }
+    cluster_stop(&c);
+}
+
 static int servers_available(void **state)
 {
     if (!rf_have("redis-server") || !rf_have("openssl")) {
@@ -814,6 +991,7 @@ int main(void)
         POOL_TEST(ipv6_and_unix_sockets_work),
         POOL_TEST(hosts_that_do_not_parse_are_refused),
         POOL_TEST(a_password_and_an_acl_user_are_sent),
+        POOL_TEST(several_hosts_that_are_no_cluster_are_told),
         POOL_TEST(select_puts_keys_in_the_database_asked),
         POOL_TEST(tls_verifies_the_chain_and_the_host_name),
         POOL_TEST(a_client_certificate_is_sent_when_required),
@@ -827,9 +1005,12 @@ int main(void)
         POOL_TEST(threads_waiting_for_a_hung_server_keep_the_deadline),
         POOL_TEST(error_replies_are_unavailability_never_a_miss),
         POOL_TEST(an_oversized_value_is_refused_without_reading_it),
+        POOL_TEST(a_connection_out_of_step_is_not_reused),
+        POOL_TEST(a_forked_process_opens_its_own_connections),
         POOL_TEST(a_redirect_loop_ends),
         POOL_TEST(a_cluster_is_found_and_followed),
         POOL_TEST(a_slot_in_migration_is_followed),
+        POOL_TEST(a_failover_is_followed),
     };
 
     signal(SIGPIPE, SIG_DFL); /* the client must never raise it */

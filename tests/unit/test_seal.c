@@ -123,6 +123,39 @@ static void test_unseal_rejects_tampering(void **state)
     assert_int_equal(pegadm_unseal(pool, k, aad, 4, sealed, n, &out, &out_len), APR_SUCCESS);
 }
 
+static void test_logout_plain_is_padded_and_round_trips(void **state)
+{
+    unsigned char a[PEGADM_LOGOUT_PLAIN_LEN], b[PEGADM_LOGOUT_PLAIN_LEN];
+    char longest[PEGADM_LOGOUT_ID_MAX + 2];
+    const char *id;
+    apr_time_t issued;
+
+    assert_int_equal(pegadm_logout_plain_encode(a, "al", apr_time_from_sec(1800000000)),
+                     APR_SUCCESS);
+    assert_int_equal(pegadm_logout_plain_decode(pool, a, sizeof(a), &id, &issued), APR_SUCCESS);
+    assert_string_equal(id, "al");
+    assert_true(issued == apr_time_from_sec(1800000000));
+    memset(longest, 'x', sizeof(longest));
+    longest[PEGADM_LOGOUT_ID_MAX] = '\0';
+    assert_int_equal(pegadm_logout_plain_encode(b, longest, 0), APR_SUCCESS);
+    assert_int_equal(pegadm_logout_plain_decode(pool, b, sizeof(b), &id, &issued), APR_SUCCESS);
+    assert_int_equal(strlen(id), PEGADM_LOGOUT_ID_MAX);
+    longest[PEGADM_LOGOUT_ID_MAX] = 'x';
+    longest[PEGADM_LOGOUT_ID_MAX + 1] = '\0';
+    assert_int_equal(pegadm_logout_plain_encode(b, longest, 0), APR_EINVAL);
+    assert_int_equal(pegadm_logout_plain_encode(b, "", 0), APR_EINVAL);
+    /* what the encoder never makes is refused */
+    assert_int_not_equal(pegadm_logout_plain_decode(pool, a, sizeof(a) - 1, &id, &issued),
+                         APR_SUCCESS);
+    a[sizeof(a) - 1] = 1; /* padding that is not zero */
+    assert_int_not_equal(pegadm_logout_plain_decode(pool, a, sizeof(a), &id, &issued),
+                         APR_SUCCESS);
+    a[sizeof(a) - 1] = 0;
+    a[9] = 0; /* an empty ID */
+    assert_int_not_equal(pegadm_logout_plain_decode(pool, a, sizeof(a), &id, &issued),
+                         APR_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_cache_id_separates_inputs),
         cmocka_unit_test(test_seal_round_trip_and_nonce),
         cmocka_unit_test(test_unseal_rejects_tampering),
+        cmocka_unit_test(test_logout_plain_is_padded_and_round_trips),
     };
     int failed;
     apr_initialize();

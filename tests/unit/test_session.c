@@ -440,6 +440,33 @@ static void test_forget_removes_the_session_under_both_keys(void **state)
     assert_string_not_equal(res.session_id, first.session_id);
 }
 
+/* The owner of a login (mod_pegadm_handlers.c) during a rotation: each key's
+ * record of the last logout, the one written before the next secret was
+ * set as well as those written since. */
+static void test_last_forget_is_read_under_both_keys(void **state)
+{
+    pegadm_session_call_t before = request_for("alice"), after = request_for("alice");
+    pegadm_session_result_t res;
+    apr_time_t old;
+
+    before.keys = &other_keys; /* a logout before the next secret was set */
+    assert_int_equal(pegadm_session_forget(pool, &before, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_last_forget(pool, &before, &res), PEGADM_SESSION_OK);
+    old = res.forgotten_at;
+    assert_true(old > 0);
+    after.keys_previous = &other_keys;
+    assert_int_equal(pegadm_session_last_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(res.forgotten_at, 0);
+    assert_int_equal(res.forgotten_previous, old);
+    apr_sleep(10);
+    assert_int_equal(pegadm_session_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_last_forget(pool, &after, &res), PEGADM_SESSION_OK);
+    assert_true(res.forgotten_at > old);
+    assert_int_equal(res.forgotten_previous, res.forgotten_at);
+    store_data.fail_get = APR_EGENERAL;
+    assert_int_equal(pegadm_session_last_forget(pool, &after, &res), PEGADM_SESSION_STORE);
+}
+
 /* ---- several nodes on one shared store: the lock is per node, so another
  * node's session can land while ours is being created ---- */
 
@@ -925,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup(test_unlocked_reads_pass_the_gate, setup),
         cmocka_unit_test_setup(test_a_session_filed_under_the_previous_keys_is_kept, setup),
         cmocka_unit_test_setup(test_forget_removes_the_session_under_both_keys, setup),
+        cmocka_unit_test_setup(test_last_forget_is_read_under_both_keys, setup),
     };
     const char secret[] = "correct horse battery staple, 40 bytes!!";
     int failed;

@@ -399,20 +399,20 @@ static void lapse_and_take_elsewhere(void)
 
 static void test_a_release_removes_only_its_own_mark(void **state)
 {
-    pegadm_session_call_t req = request_on(0, "judy");
+    pegadm_session_call_t call = request_on(0, "judy");
     pegadm_session_result_t res;
     unsigned char first[PEGADM_MARK_TOKEN_LEN];
 
     upstream.during = lapse_and_take_elsewhere;
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_int_equal(res.created, 1);
     assert_int_equal(shared.releases, 1);
     assert_int_equal(shared.foreign_releases, 1);
     assert_int_equal(marks_held(), 1);
     /* each take has a token of its own */
     memcpy(first, shared.last_token, sizeof(first));
-    req = request_on(0, "karl");
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
+    call = request_on(0, "karl");
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
     assert_memory_not_equal(first, shared.last_token, sizeof(first));
     assert_int_equal(shared.foreign_releases, 1);
 }
@@ -422,13 +422,13 @@ static void test_a_release_removes_only_its_own_mark(void **state)
 static void test_a_customers_keys_share_one_tag(void **state)
 {
     const char *widget = "0b6c3d52-5b7a-4c53-9a55-2f6f3c2d8e11";
-    pegadm_session_call_t req = request_on(0, "liam");
+    pegadm_session_call_t call = request_on(0, "liam");
     pegadm_session_result_t res;
     unsigned char tag[PEGADM_CUSTOMER_TAG_LEN], other[PEGADM_CUSTOMER_TAG_LEN];
     int tagged = 0;
 
-    assert_int_equal(pegadm_session_get(pool, &req, &res), PEGADM_SESSION_OK);
-    assert_int_equal(pegadm_session_forget(pool, &req, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_get(pool, &call, &res), PEGADM_SESSION_OK);
+    assert_int_equal(pegadm_session_forget(pool, &call, &res), PEGADM_SESSION_OK);
     pegadm_customer_tag(&keys, widget, "liam", tag);
     pegadm_customer_tag(&keys, widget, "liam2", other);
     assert_memory_not_equal(tag, other, sizeof(tag));

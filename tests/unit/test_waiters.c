@@ -41,11 +41,22 @@ static void a_freed_slot_serves_another_key(void **state)
     assert_int_equal(pegadm_waiters_enter(w, bob, sizeof(bob), 1), 0);
 }
 
+static void the_default_is_a_quarter_of_the_threads(void **state)
+{
+    assert_int_equal(pegadm_waiters_default_max(1), 1);
+    assert_int_equal(pegadm_waiters_default_max(3), 1);
+    assert_int_equal(pegadm_waiters_default_max(4), 2);
+    assert_int_equal(pegadm_waiters_default_max(10), 2);
+    assert_int_equal(pegadm_waiters_default_max(25), 6);
+    assert_int_equal(pegadm_waiters_default_max(64), 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         POOL_TEST(places_are_bounded_per_key),
         POOL_TEST(a_freed_slot_serves_another_key),
+        cmocka_unit_test(the_default_is_a_quarter_of_the_threads),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, NULL, NULL);

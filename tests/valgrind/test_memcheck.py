@@ -1,6 +1,6 @@
 """httpd in single-process mode (-X) under valgrind's memcheck, through a
 mix of requests that covers the module's paths: sessions made, cached,
-renewed and forgotten, eager pages, the bootstrap script, refusals, every
+renewed and forgotten, eager pages, pages the tag goes into, the bootstrap script, refusals, every
 kind of upstream failure and the circuit breaker. No memory error and no
 definite leak may show. (A graceful restart needs httpd's parent process,
 which -X does without; the sanitizer pass covers it.)"""
@@ -49,6 +49,30 @@ class ValgrindHttpd(harness.Httpd):
 JSON = {"Content-Type": "application/json"}
 
 
+INJECT_PAGES = {
+    "page.html": b"<html><body><p>x</p></body></html>\n",
+    # "</body>" split by the include: the filter holds "</bo" back
+    "page.shtml": b'<html><body><p>x</p></bo<!--#include virtual="dy.html" -->',
+    "dy.html": b"dy></html>\n",
+    # the only </body> is inert: the tag goes at the end
+    "template.html": b"<html><body><template></body></template><svg><![CDATA[x]]></svg>",
+    # longer than what the filter keeps before passing it on
+    "long.html": b"<html><body>" + b"<p>line</p>\n" * 20000 + b"</body></html>\n",
+}
+
+
+def inject_mix(server):
+    """PegaDMInject's answers: injected, held back across pieces, at the end, long, HEAD."""
+    folder = os.path.join(server.root, "htdocs", "inject")
+    os.makedirs(folder, mode=0o755)
+    for name, body in INJECT_PAGES.items():
+        harness.write_file(os.path.join(folder, name), body)
+    return [(server.request(method, "/inject/" + name), 200)
+            for method, name in (("GET", "page.html"), ("HEAD", "page.html"),
+                                 ("GET", "page.shtml"), ("GET", "template.html"),
+                                 ("GET", "long.html"))]
+
+
 def request_mix(server, dm):
     """Every answer the module gives, with its expected status."""
     origin = {"Origin": server.origin}
@@ -86,7 +110,7 @@ def request_mix(server, dm):
     dm.set_mode("ok")
     time.sleep(1.3)
     checks.append((session_get(server, "carol", path=BREAKER_PATH), 200))
-    return checks
+    return checks + inject_mix(server)
 
 
 def test_a_request_mix_under_memcheck(workdir, dm):
@@ -97,6 +121,7 @@ def test_a_request_mix_under_memcheck(workdir, dm):
         "PegaDMBreakerThreshold 0", "PegaDMCreateLimit 3 60"])
         + harness.session_location() + harness.bootstrap_location()
         + location("/eager/", "PegaDM On")
+        + location("/inject/", "PegaDMInject On", auth=False)
         + harness.session_location(BREAKER_PATH, "PegaDMBreakerThreshold 2",
                                    "PegaDMBreakerCooldown 1"))
     users = ["alice", "bob", "carol"] + ["fault-%d" % i for i in range(12)]

@@ -9,7 +9,9 @@ failing in production. The JWT checks are written here from scratch (hmac,
 hashlib, base64), independent of the module's code.
 
 A control API under /__emulator/ lets tests read what arrived, reset the
-state and inject faults (errors, delays, garbage answers).
+state, inject faults (errors, delays, garbage answers) and end a session as
+Pega does on its own (a customer's idle timeout, an agent's "End chat", the
+widget's "End session"): the emulated widget then forgets that chat.
 
 Standard library only; runnable as a script and importable (see
 make_server()).
@@ -235,9 +237,11 @@ class EmulatorState:
             self.tokens = []
             self.sessions = {}
             self.widget_events = []
+            self.ended = []
             self.connections = 0
             self.tls_failures = 0
             self.fault = {"mode": "ok", "delay_ms": 0, "applies_to": "all", "count": None}
+            self.refused_customers = {}  # customerId -> (status, endpoint)
 
     def snapshot(self):
         with self.lock:
@@ -249,6 +253,7 @@ class EmulatorState:
                 "tokens": list(self.tokens),
                 "sessions": {sid: dict(s) for sid, s in self.sessions.items()},
                 "widget_events": list(self.widget_events),
+                "ended": list(self.ended),
                 "connections": self.connections,
                 "tls_failures": self.tls_failures,
                 "mode": dict(self.fault),
@@ -291,6 +296,13 @@ class EmulatorState:
                                 "time": time.time()})
             return fault
 
+    def refusal_for(self, customer, endpoint):
+        """The status the service refuses this customer's call of `endpoint`
+        with, or None: a fault of one customer's own request, not of the service."""
+        with self.lock:
+            status, target = self.refused_customers.get(customer, (None, None))
+        return status if target in ("all", endpoint) else None
+
     def record(self, listname, entry):
         with self.lock:
             getattr(self, listname).append(entry)
@@ -299,8 +311,17 @@ class EmulatorState:
         sid = str(uuid.uuid4())
         with self.lock:
             self.sessions[sid] = {"widget": widget, "customerId": customer_id,
-                                  "privateData": None}
+                                  "privateData": None, "ended": None}
         return sid
+
+    def end_session(self, sid, reason):
+        """Pega ends the chat: the session stays known, marked ended."""
+        with self.lock:
+            if sid not in self.sessions:
+                return False
+            self.sessions[sid]["ended"] = reason
+            self.ended.append({"sessionId": sid, "reason": reason, "time": time.time()})
+            return True
 
     def session(self, sid):
         with self.lock:
@@ -563,6 +584,9 @@ class DMRequestHandler(BaseHTTPRequestHandler):
         customer = doc["customerId"]
         if not isinstance(customer, str) or not customer:
             raise Rejection(400, "customerId must be a non-empty string")
+        refused = self.state.refusal_for(customer, "create")
+        if refused:
+            raise Rejection(refused, "this customer is refused (/__emulator/refuse)")
         sid = self.state.new_session(widget, customer)
         self.state.record("creates", {
             "widget": widget,
@@ -590,6 +614,10 @@ class DMRequestHandler(BaseHTTPRequestHandler):
         doc = strict_json_loads(body, "private-data body")
         if not isinstance(doc, dict):
             raise Rejection(400, "private-data body must be a JSON object")
+        refused = self.state.refusal_for(session["customerId"], "private_data")
+        if refused:
+            raise Rejection(refused, "this customer's private data is refused "
+                            "(/__emulator/refuse)")
         self.state.set_private_data(sid, doc)
         self.state.record("private_data", {
             "sessionId": sid,
@@ -638,6 +666,10 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             return self.send_json(200, self.state.snapshot()["mode"])
         if path == "/__emulator/secret" and method == "POST":
             return self.set_secret(strict_json_loads(body or b"{}", "secret body"))
+        if path == "/__emulator/end-session" and method == "POST":
+            return self.end_session(strict_json_loads(body or b"{}", "end-session body"))
+        if path == "/__emulator/refuse" and method == "POST":
+            return self.refuse_customer(strict_json_loads(body or b"{}", "refuse body"))
         if path == "/__emulator/echo":
             return self.send_json(200, {
                 "method": method, "path": self.path,
@@ -648,7 +680,7 @@ class DMRequestHandler(BaseHTTPRequestHandler):
 
     def widget_event(self, event):
         """What the emulated widget did in a page: {"event": "start" | "resume"
-        | "end", "sessionId", "page", "tab", "at" (the page's clock, ms)}; sent
+        | "end" | "ended", "sessionId", "page", "tab", "at" (the page's clock, ms)}; sent
         with mode no-cors from the page's origin, so the answer is opaque to it."""
         if not isinstance(event, dict) or event.get("event") not in WIDGET_EVENTS:
             raise Rejection(400, "a widget event is {\"event\": %s, ...}" % "|".join(WIDGET_EVENTS))
@@ -657,6 +689,36 @@ class DMRequestHandler(BaseHTTPRequestHandler):
             "page": event.get("page"), "tab": event.get("tab"), "at": event.get("at"),
             "time": time.time(),
         })
+        return self.send_json(200, {})
+
+    def end_session(self, spec):
+        """{"sessionId": sid, "reason": "idle" | "agent" | "customer"}: the
+        service ends that chat, as Pega does after the customer's idle
+        timeout, an agent's "End chat" or the widget's "End session"."""
+        sid = spec.get("sessionId") if isinstance(spec, dict) else None
+        reason = spec.get("reason", "idle") if isinstance(spec, dict) else None
+        if reason not in END_REASONS:
+            raise Rejection(400, "reason must be one of %s" % ", ".join(END_REASONS))
+        if not isinstance(sid, str) or not self.state.end_session(sid, reason):
+            raise Rejection(404, "no such session %r" % (sid,))
+        return self.send_json(200, {})
+
+    def refuse_customer(self, spec):
+        """{"customerId": c, "status": 4xx, "applies_to": "create" | "private_data"
+        | "all"}: the service answers that customer's calls with status (until
+        the next reset), as it would a request it finds wrong for that customer
+        alone; every other customer is served as before."""
+        spec = spec if isinstance(spec, dict) else {}
+        customer, status = spec.get("customerId"), spec.get("status")
+        target = spec.get("applies_to", "all")
+        if not isinstance(customer, str) or not customer:
+            raise Rejection(400, "customerId must be a non-empty string")
+        if not is_json_int(status) or not 400 <= status <= 599:
+            raise Rejection(400, "status must be an HTTP error status")
+        if target not in FAULT_TARGETS:
+            raise Rejection(400, "unknown applies_to %r" % (target,))
+        with self.state.lock:
+            self.state.refused_customers[customer] = (status, target)
         return self.send_json(200, {})
 
     def set_secret(self, spec):
@@ -680,7 +742,10 @@ class DMRequestHandler(BaseHTTPRequestHandler):
 WIDGET_JS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "widget.js")
 SESSION_VIEW_PREFIX = "/__emulator/session/"
 WIDGET_EVENTS_PATH = "/__emulator/widget-events"
-WIDGET_EVENTS = ("start", "resume", "end")
+# start, resume: the widget shows a chat; end: the page called endChat();
+# ended: the widget learnt that the service ended its chat, and forgot it
+WIDGET_EVENTS = ("start", "resume", "end", "ended")
+END_REASONS = ("idle", "agent", "customer")
 
 
 def widget_script():
@@ -716,7 +781,8 @@ def session_record(state, sid):
     if found is None:
         return None
     return {"sessionId": sid, "widgetId": found["widget"],
-            "customerId": found["customerId"], "privateData": found["privateData"]}
+            "customerId": found["customerId"], "privateData": found["privateData"],
+            "ended": found["ended"]}
 
 
 class DMServer(ThreadingHTTPServer):

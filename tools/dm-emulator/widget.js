@@ -11,9 +11,18 @@
  * second after a page loads, without asking the page, unless endChat() was
  * called first; it asks onCreateSessionRequest only when it has no chat
  * and the customer opens it; a chat it holds in one tab lives on there
- * until that tab calls endChat(). Resumes, starts and ends are reported to
+ * until that tab calls endChat(), and a chat being started when endChat()
+ * comes is started all the same once the page hands it a session.
+ *
+ * Pega may end a chat on its own (idle timeout, an agent's "End chat",
+ * "End session": /__emulator/end-session): the widget learns it (it polls
+ * the service while it shows a chat, and looks before it resumes one),
+ * forgets the chat, and asks onCreateSessionRequest again when the
+ * customer next opens it; a session it is handed that has already ended
+ * is refused. Resumes, starts, ends and ends by the service are reported to
  * the emulator (POST /__emulator/widget-events) for tests to see. No
- * dependencies, no conversation: the point is the session's life. */
+ * dependencies, no
+ * conversation: the point is the session's life. */
 (function () {
   "use strict";
 
@@ -29,6 +38,7 @@
   var widgetId = scriptUrl.pathname.split("/").slice(-2)[0];
   var STORED = "pega-emu-chat:" + widgetId;
   var RESUME_MS = 1000;
+  var POLL_MS = 500; /* how often a shown chat asks whether the service ended it */
   var tabId = Math.random().toString(36).slice(2);
   var ui = null;
   var chat = null; /* the chat of this page: {trigger, sessionId} */
@@ -171,6 +181,37 @@
     show(how + ": the agent knows you as " + record.customerId + ".", false);
   }
 
+  /* The service ended the chat: forget it everywhere, as the widget would. */
+  function endedByService(attempt, record) {
+    if (chat !== attempt) {
+      return;
+    }
+    chat = null;
+    var stored = storedChat();
+    if (stored && stored.sessionId === record.sessionId) {
+      storeChat(null);
+    }
+    report("ended", record.sessionId);
+    clearFacts();
+    ui.panel.hidden = true;
+    show("The chat has ended (" + record.ended + ").", false);
+  }
+
+  /* While a chat is shown, the service may end it (Pega's own ends). */
+  setInterval(function () {
+    var attempt = chat;
+    if (!attempt || !attempt.sessionId || attempt.polling) {
+      return;
+    }
+    attempt.polling = true;
+    lookUp(attempt.sessionId).then(function (record) {
+      attempt.polling = false;
+      if (record.ended) {
+        endedByService(attempt, record);
+      }
+    }, function () { attempt.polling = false; });
+  }, POLL_MS);
+
   /* The stored chat comes back by itself, as the real widget's does. */
   function resume() {
     resumeTimer = null;
@@ -187,7 +228,9 @@
     report("resume", stored.sessionId);
     lookUp(stored.sessionId)
       .then(function (record) {
-        if (chat === attempt) {
+        if (record.ended) {
+          endedByService(attempt, record);
+        } else if (chat === attempt) {
           showRecord(record, "Resumed");
         }
       })
@@ -229,6 +272,9 @@
         return lookUp(sessionId);
       })
       .then(function (record) {
+        if (record.ended) {
+          throw new Error("the service ended this session already (" + record.ended + ")");
+        }
         if (chat !== attempt) {
           return; /* ended meanwhile */
         }
@@ -268,7 +314,9 @@
       clearTimeout(resumeTimer);
       resumeTimer = null;
     }
-    chat = null;
+    if (!chat || chat.sessionId) {
+      chat = null;
+    } /* else a start still waits for its session: it goes on, and keeps what it gets */
     storeChat(null);
     report("end", sessionId);
     if (ui) {
