@@ -159,6 +159,7 @@ def summary_rows(r):
                          rw["redis"]["throughput_vs_shmcb"],
                          rw["memcache"]["throughput_vs_shmcb"], quick_note(f)),
                      "0; cost reported", yes(f["met"])))
+    rows += cache_summary_rows(r)
     f = r.get("nodes")
     if f:
         rows.append(("6b", "three nodes (%s MPMs), simultaneous first requests: customers "
@@ -473,6 +474,189 @@ def cost_table(cost):
 
 
 # --------------------------------------------------------------------------
+# the module's own cache clients: figure 6 again (6c), a hung cache (9), one
+# cache operation over TLS and plain TCP (10)
+# --------------------------------------------------------------------------
+
+CLIENT_LABELS = {"shmcb": "shmcb, each node its own (baseline)",
+                 "redis": "Redis, the module's client",
+                 "memcache": "memcached, the module's client",
+                 "redis-old": "Redis, APR-util (before)",
+                 "memcache-old": "memcached, APR-util (before)"}
+
+
+def machine_note(f):
+    m = f.get("machine") or {}
+    loads = [load[0] for load in f.get("loads", [])]
+    during = " (1-minute load during the runs: %.1f to %.1f)" % (min(loads), max(loads)) \
+        if loads else ""
+    return ("Machine: %s, %s CPUs; load average %s before, %s after%s; recorded %s.\n\n" % (
+        m.get("cpu", "?"), m.get("nproc", "?"),
+        " ".join(str(x) for x in f.get("load_before", [])),
+        " ".join(str(x) for x in f.get("load_after", [])), during, f.get("finished", "?")))
+
+
+def cache_summary_rows(r):
+    rows = []
+    for f in clients_results(r):
+        v = f["variants"]
+        rows.append(("6c (%s)" % "{:,}".format(f["users"]),
+                     "two nodes, every customer cached, local cache on: shared cache "
+                     "req/s / shmcb's (Redis / memcached; before: APR-util's clients)",
+                     "%.2f / %.2f (before: %.2f / %.2f); httpd CPU per request %.0f / %.0f "
+                     "us (shmcb %.0f us)%s" % (
+                         v["redis"]["vs_shmcb"], v["memcache"]["vs_shmcb"],
+                         v["redis-old"]["vs_shmcb"], v["memcache-old"]["vs_shmcb"],
+                         v["redis"]["cpu_us"], v["memcache"]["cpu_us"], v["shmcb"]["cpu_us"],
+                         quick_note(f)),
+                     ">= %.2f" % f["target"], yes(f["met"])))
+    f = r.get("cache_hang")
+    if f:
+        new = [c for k, row in f["rows"].items() if k.endswith("-new")
+               for c in row["cases"].values()]
+        old = [c for k, row in f["rows"].items() if k.endswith("-old")
+               for c in row["cases"].values()]
+        rows.append(("9", "a request while the cache hangs (SIGSTOP), worst case's p99 "
+                          "(Redis and memcached; cached and new customers; page and endpoint)",
+                     "%s (before: %d of %d with no answer within %.0f s)%s" % (
+                         ms(1000 * max(c["p99_ms"] for c in new)),
+                         sum(c["unanswered"] for c in old), sum(c["requests"] for c in old),
+                         f["wait_s"], quick_note(f)),
+                     "<= %s (PegaDMCacheTimeout + 50 ms)" % ms(1000 * f["target_ms"]),
+                     yes(f["met"])))
+    f = r.get("cache_ops")
+    if f:
+        one = {row["transport"]: row for row in f["rows"] if row["threads"] == 1}
+        rows.append(("10", "one cache operation (GET), plain TCP / TLS, 1 thread: p50, p99; "
+                           "handshakes per 1,000 operations",
+                     "%.0f / %.0f us, %.0f / %.0f us; %s / %s%s" % (
+                         one["plain"]["get_us"]["50"], one["tls"]["get_us"]["50"],
+                         one["plain"]["get_us"]["99"], one["tls"]["get_us"]["99"],
+                         one["plain"]["handshakes_per_1000"], one["tls"]["handshakes_per_1000"],
+                         quick_note(f)),
+                     "reported", "n/a"))
+    return rows
+
+
+def clients_results(r):
+    """Figure 6c's results: 3,000 customers first, then other counts."""
+    return [r[k] for k in sorted((k for k in r if k.startswith("cache_clients")),
+                                 key=lambda k: (k != "cache_clients", k))]
+
+
+def clients_profiles(f):
+    """perf on one node of each shared-cache pair: the module's CPU per request
+    and its five dearest calls."""
+    rows = []
+    for name in f["order"]:
+        p = f["variants"][name].get("profile")
+        if p:
+            rows.append((CLIENT_LABELS.get(name, name), "%.1f us" % p["handler_us_per_request"],
+                         "%.1f us" % p["all_us_per_request"], "; ".join(
+                             "%s %.2f us" % (t["call"], t["us_per_request"]) for t in p["top"][:5])))
+    if not rows:
+        return ""
+    return ("Where httpd's CPU goes (perf on one node of each pair while wrk loads that node "
+            "alone, 4 s; the module's share is every sample under one of its hooks, the "
+            "cache client's work and its system calls included):\n\n"
+            + table(("cache", "under the module, per request", "all of httpd, per request",
+                     "the module's dearest calls"), rows) + "\n")
+
+
+def cache_sections(r):
+    out = []
+    for f in clients_results(r):
+        out.append("### 6c. Two nodes sharing a cache: the module's own clients, %s "
+                   "customers\n\n" % "{:,}".format(f["users"]))
+        rows = []
+        for name in f["order"]:
+            v = f["variants"][name]
+            rows.append((CLIENT_LABELS.get(name, name), kps(v["rps"]), "%.2f" % v["vs_shmcb"],
+                         ms(v["p50_us"]), ms(v["p99_us"]), "%.1f us" % v["cpu_us"],
+                         "%.1f us" % v["cache_cpu_us"],
+                         ", ".join(str(c) for c in v["cache_connections"])
+                         if v["cache"] else "n/a",
+                         "n/a" if v.get("shared_reads_per_request") is None else
+                         "%.2f" % v["shared_reads_per_request"],
+                         "n/a" if v.get("shared_read_us") is None else
+                         "%.0f us" % v["shared_read_us"],
+                         ", ".join(kps(x) for x in v["runs_rps"])))
+        out.append(table(("cache", "req/s (both nodes, median)", "vs shmcb", "p50", "p99",
+                          "httpd CPU per request", "cache server CPU per request",
+                          "connections accepted per run", "shared-cache GETs per request",
+                          "one GET (mean, as the module timed it)", "runs (req/s)"), rows))
+        out.append("\n%d customers, every one cached; wrk with %d connections per node on both "
+                   "nodes at once, %d rounds of %d s per variant in %s order (then reversed), "
+                   "all ten nodes running throughout; each pair has its own cache server. "
+                   "\"Before\" is the module of commit %s. Creates during the runs: %d; "
+                   "crashes: %d.\n\n" % (
+                       f["users"], f["connections_per_node"], f["rounds"], f["seconds"],
+                       "-".join(f["order"]), f["old_commit"], f["creates_during_runs"],
+                       len(f["crashes"])))
+        out.append(machine_note(dict(f, loads=[x for v in f["variants"].values()
+                                               for x in v["loads"]])))
+        out.append(clients_profiles(f))
+    f = r.get("cache_hang")
+    if f:
+        out.append("### 9. A request while the cache hangs\n\n")
+        rows = []
+        for key in ("redis-new", "redis-old", "memcache-new", "memcache-old"):
+            row = f["rows"].get(key)
+            if not row:
+                continue
+            kind, label = key.split("-")
+            for case, c in row["cases"].items():
+                answered = c["requests"] - c["unanswered"]
+                rows.append(("Redis" if kind == "redis" else "memcached",
+                             "own client" if label == "new" else "APR-util (before)", case,
+                             "no answer within %.0f s" % f["wait_s"] if not answered
+                             else ms(1000 * c["p50_ms"]),
+                             "no answer within %.0f s" % f["wait_s"] if c["unanswered"] * 100
+                             >= c["requests"] else ms(1000 * c["p99_ms"]),
+                             ", ".join("%s: %d" % kv for kv in sorted(c["statuses"].items())),
+                             ", ".join("%s s" % x for x in row["recovery_s"])))
+        out.append(table(("cache", "module", "customers, request", "p50", "p99", "answers",
+                          "sessions again after SIGCONT"), rows))
+        out.append("\n%d bursts per cache and module, each of %d requests at once (%d per "
+                   "case) on their own connections, sent %.1f s after SIGSTOP (past "
+                   "PegaDMLocalCacheMaxAge); PegaDMCacheTimeout %g s; a request not answered "
+                   "within %.0f s is counted as no answer; SIGCONT after each burst. "
+                   "\"Before\" is the module of commit %s.\n\n" % (
+                       f["bursts"], 4 * f["per_case"], f["per_case"], f["local_copy_age_s"],
+                       f["cache_timeout_s"], f["wait_s"], f["old_commit"]))
+        out.append(machine_note(f))
+    f = r.get("cache_ops")
+    if f:
+        out.append("### 10. One cache operation over plain TCP and TLS\n\n")
+        rows = []
+        for row in f["rows"]:
+            rows.append(("TLS" if row["transport"] == "tls" else "plain TCP", row["threads"],
+                         "%.0f us" % row["get_us"]["50"], "%.0f us" % row["get_us"]["99"],
+                         "%.0f us" % row["set_us"]["50"], "%.0f us" % row["set_us"]["99"],
+                         "%s (%s)" % (row["handshakes_per_1000"],
+                                      ", ".join(str(h) for h in row["handshakes"])),
+                         "%.0f us / %.0f us" % (row["fresh_first_get_us"]["50"],
+                                                row["fresh_first_get_us"]["99"]),
+                         row["failed"]))
+        out.append(table(("transport", "threads", "GET p50", "GET p99", "SET p50", "SET p99",
+                          "connections opened per 1,000 operations (per run)",
+                          "first GET of a new client p50 / p99", "failed"), rows))
+        out.append("\nbench/micro/cache_op_cost.c against build/libpegadm_core.a: the "
+                   "module's Redis client (a pool of as many connections as threads, as in a "
+                   "child) against redis-server on loopback, plain and TLS only (a throwaway "
+                   "CA made with openssl at run time, host name verified); per run %d "
+                   "operations (a SET and a GET of a 320-byte value per round), %d runs per "
+                   "row in ABBA order (medians). A connection opened is a connect, the TLS "
+                   "handshake and the Redis handshake; the last column is the first operation "
+                   "of %d clients with no connection yet each: what every operation would "
+                   "cost without reuse.\n\n" % (
+                       f["rows"][0]["operations_per_run"], f["rounds"],
+                       f["rows"][0]["fresh_clients_per_run"]))
+        out.append(machine_note(f))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------
 # plots
 # --------------------------------------------------------------------------
 
@@ -620,7 +804,10 @@ plot "{data}" using 1:2 with lines lw 2 lc rgb "#3b6ea5" title "resident (with t
 def render(results_dir, docs):
     names = ("session_vs_static", "session_vs_static-100000", "eager_vs_off",
              "eager_vs_off-100000", "first_request", "vs_node", "vs_proxy",
-             "scale", "two_nodes", "nodes", "load_flap", "heap_profile", "cached_path_cost")
+             "scale", "two_nodes", "nodes", "load_flap", "heap_profile", "cached_path_cost",
+             "cache_clients", "cache_hang", "cache_ops")
+    names += tuple(sorted(n[:-len(".json")] for n in os.listdir(results_dir)
+                          if n.startswith("cache_clients-") and n.endswith(".json")))
     r = {name: load(results_dir, name) for name in names}
     r = {k: v for k, v in r.items() if v}
     with tempfile.TemporaryDirectory() as workdir:
@@ -631,7 +818,7 @@ def render(results_dir, docs):
              "\n### Figures against their targets\n\n",
              table(("#", "figure", "measured", "target", "met"), summary_rows(r)), "\n"]
     parts += ["![%s](%s)\n\n" % (p[len("bench-"):-4], p) for p in plots]
-    parts += [detail_sections(r), END]
+    parts += [detail_sections(r), cache_sections(r), END]
     return "".join(parts)
 
 

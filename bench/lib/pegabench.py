@@ -567,6 +567,35 @@ def require_module():
                  % MODULE_PATH)
 
 
+# The module before its own cache clients: shared caches through httpd's
+# mod_socache_redis / mod_socache_memcache (APR-util's clients).
+OLD_COMMIT = "df6de54"
+OLD_BUILD = os.path.join(REPO_ROOT, "build-old-" + OLD_COMMIT)
+
+
+def old_module():
+    """PEGADM_BENCH_OLD_MODULE, or the module built from OLD_COMMIT: the
+    commit's tree (git archive) built with cmake in build-old-<commit>/,
+    once."""
+    given = os.environ.get("PEGADM_BENCH_OLD_MODULE")
+    if given:
+        return given
+    built = os.path.join(OLD_BUILD, "build", "mod_pegadm.so")
+    if not os.path.exists(built):
+        log("building the module of", OLD_COMMIT, "in", os.path.relpath(OLD_BUILD, REPO_ROOT))
+        os.makedirs(OLD_BUILD, exist_ok=True)
+        archive = subprocess.Popen(["git", "-C", REPO_ROOT, "archive", OLD_COMMIT],
+                                   stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", OLD_BUILD], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            sys.exit("git archive %s failed" % OLD_COMMIT)
+        subprocess.run(["cmake", "-S", OLD_BUILD, "-B", os.path.join(OLD_BUILD, "build"),
+                        "-DPEGADM_BUILD_TESTS=OFF"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", os.path.join(OLD_BUILD, "build"), "--target",
+                        "mod_pegadm"], check=True, stdout=subprocess.DEVNULL)
+    return built
+
+
 def ratio(a, b):
     return round(a / b, 3) if b else None
 
