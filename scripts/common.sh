@@ -24,8 +24,6 @@ PEGADM_PACKAGES=(
     chromium chromium-driver python3-selenium
     # the shared-cache tests: several httpd nodes on a real Redis and memcached
     redis-server memcached
-    # the Redis/Valkey client's RESP formatter and reply reader
-    libhiredis-dev
     # the identity-source and customer-database tests (mod_dbd, mod_authnz_ldap)
     libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql postgresql slapd
     # the bootstrap script's own tests (node --test tests/js)
