@@ -405,14 +405,15 @@ static void only_its_keys_fail(apr_pool_t *p, mcd_t *m, pegadm_memcache_t *mc,
                                pegadm_memcache_t **one, int down, apr_status_t cause)
 {
     char out[64];
+    int sampled = 0;
 
     for (int k = 0; k < NKEYS; k++) {
         const char *key = key_of(p, k);
         int at = index_of(m, 3, pegadm_memcache_server_of(mc, key, strlen(key)));
         apr_status_t want = at == down ? cause : APR_SUCCESS;
 
-        if (at == down && cause == PEGADM_CACHE_TIMEOUT && k % 8 != 0) {
-            continue; /* each costs the deadline: an eighth of them is enough */
+        if (at == down && cause == PEGADM_CACHE_TIMEOUT && sampled++ >= 2) {
+            continue; /* each costs the deadline: two of them are enough */
         }
         assert_int_equal(get(mc, key, out, sizeof(out), p), want);
         assert_int_equal(set(mc, key, V2, p), want);
@@ -463,7 +464,9 @@ static void test_stopped_server_fails_only_its_keys(void **state)
     apr_pool_t *p = *state;
     mcd_t m[3] = {{0}, {0}, {0}};
     pegadm_memcache_t *mc, *one[3];
-    apr_interval_time_t timeout = apr_time_from_msec(300);
+    /* long enough that the servers still up answer within it on a busy
+     * machine; each operation on the stopped one costs all of it */
+    apr_interval_time_t timeout = apr_time_from_msec(800);
     char out[64];
 
     seen_t *seen = three_servers(p, m, &mc, one, timeout);
