@@ -464,7 +464,10 @@ class RedisCluster:
             if not keys:
                 break
             source.cli("MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys)
-        for node in self.nodes:
+        # the target first, then the source, as redis-cli does: told first,
+        # the source would send clients with MOVED to a target still
+        # importing, which sends them back
+        for node in [target, source] + [n for n in self.nodes if n not in (target, source)]:
             node.cli("CLUSTER", "SETSLOT", str(slot), "NODE", target.node_id)
         wait_for(self.settled, START_TIMEOUT, 0.1, "the cluster to agree on slot %d" % slot)
 
