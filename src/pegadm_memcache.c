@@ -48,7 +48,8 @@
 typedef struct conn_t {
     struct conn_t *next; /* in its server's idle list */
     int fd;
-    int got; /* a byte of the answer arrived during this operation */
+    int got;  /* a byte of the answer arrived during this operation */
+    int more; /* the last recv() filled the buffer: more may be waiting */
     apr_size_t start, end;
     char buf[CONN_BUF];
 } conn_t;
@@ -234,23 +235,24 @@ static apr_status_t errno_status(int e)
     }
 }
 
-/* Waits until fd is ready for events, or the deadline passes. */
+/* Waits until fd is ready for events, or the deadline passes. Past the
+ * deadline it still looks once without waiting, so that an answer already
+ * there is read rather than taken for a timeout. */
 static apr_status_t wait_fd(int fd, short events, apr_time_t deadline)
 {
     for (;;) {
         apr_time_t left = deadline - mono_now();
         struct pollfd pfd = {.fd = fd, .events = events};
-        int n;
+        int n = poll(&pfd, 1, left > 0 ? (int)((left + 999) / 1000) : 0);
 
-        if (left <= 0) {
-            return PEGADM_CACHE_TIMEOUT;
-        }
-        n = poll(&pfd, 1, (int)((left + 999) / 1000));
         if (n > 0) {
             return APR_SUCCESS; /* the next call on fd tells an error */
         }
         if (n < 0 && errno != EINTR) {
             return APR_FROM_OS_ERROR(errno);
+        }
+        if (n == 0 && left <= 0) {
+            return PEGADM_CACHE_TIMEOUT;
         }
     }
 }
@@ -395,9 +397,15 @@ static apr_status_t send_all(conn_t *c, struct iovec *iov, int iovcnt, apr_time_
     return APR_SUCCESS;
 }
 
-/* Reads what has arrived (waiting for something) after the unread bytes. */
+/* Reads what has arrived (waiting for something) after the unread bytes.
+ * It polls first: an answer is awaited right after its request, and a
+ * recv() would nearly always find nothing yet (EAGAIN, poll, recv: three
+ * calls for one); it reads at once only after a recv that filled the
+ * buffer. An end of file or a reset wakes poll too. */
 static apr_status_t fill(conn_t *c, apr_time_t deadline)
 {
+    int wait = !c->more;
+
     if (c->start > 0) {
         memmove(c->buf, c->buf + c->start, c->end - c->start);
         c->end -= c->start;
@@ -407,10 +415,15 @@ static apr_status_t fill(conn_t *c, apr_time_t deadline)
         return PEGADM_CACHE_PROTOCOL; /* a line longer than any answer */
     }
     for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->end, CONN_BUF - c->end, 0);
-        apr_status_t rv;
+        apr_status_t rv = wait ? wait_fd(c->fd, POLLIN, deadline) : APR_SUCCESS;
+        ssize_t n;
 
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        n = recv(c->fd, c->buf + c->end, CONN_BUF - c->end, 0);
         if (n > 0) {
+            c->more = (apr_size_t)n == CONN_BUF - c->end;
             c->end += (apr_size_t)n;
             c->got = 1;
             return APR_SUCCESS;
@@ -421,10 +434,7 @@ static apr_status_t fill(conn_t *c, apr_time_t deadline)
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return errno_status(errno);
         }
-        rv = wait_fd(c->fd, POLLIN, deadline);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
+        wait = 1;
     }
 }
 
@@ -537,6 +547,7 @@ static apr_status_t conn_open(server_t *s, apr_time_t deadline, conn_t **out)
         return rv;
     }
     c->start = c->end = 0;
+    c->more = 0;
     *out = c;
     return APR_SUCCESS;
 }
@@ -893,6 +904,7 @@ static apr_status_t on_server(pegadm_memcache_t *mc, server_t *s, op_t *op, apr_
             close(c->fd);
             c->fd = fd;
             c->start = c->end = 0;
+            c->more = 0;
             rv = op->exchange(c, op, deadline);
         }
     }

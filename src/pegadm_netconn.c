@@ -1,6 +1,11 @@
 /* pegadm_netconn on POSIX sockets and OpenSSL 3. The socket is
  * non-blocking from the start, and every wait is a poll() bounded by the
- * operation's absolute deadline. TLS goes through a BIO of our own that
+ * operation's absolute deadline. A read polls first: it awaits the reply to
+ * a request just sent, which a recv() would nearly always find not there
+ * yet (EAGAIN, then poll, then recv again: three calls for one); it reads
+ * at once only while data is known to wait (a recv that filled the buffer,
+ * or what OpenSSL holds). Writes send first: a request fits in an idle
+ * socket's buffer. TLS goes through a BIO of our own that
  * sends with MSG_NOSIGNAL: OpenSSL's socket BIO uses write(), which raises
  * SIGPIPE on a reset connection, and standalone programs do not ignore it. */
 #include <arpa/inet.h>
@@ -31,30 +36,31 @@ struct pegadm_netconn_tls_t {
 
 struct pegadm_netconn_t {
     int fd;
+    int more; /* the last recv() filled the buffer: more may be waiting */
     SSL *ssl;
     char why[128]; /* why TLS failed on this connection, or "" */
 };
 
 /* ---- waiting ---- */
 
-/* Waits until fd is ready for events or the deadline passes. */
+/* Waits until fd is ready for events or the deadline passes. Past the
+ * deadline it still looks once without waiting, so that a reply already
+ * there is read rather than taken for a timeout. */
 static apr_status_t wait_fd(int fd, short events, apr_time_t deadline)
 {
     for (int tries = 0; tries < 1000; tries++) {
         apr_time_t left = deadline - apr_time_now();
         struct pollfd pfd = {fd, events, 0};
-        int ms, n;
+        int n = poll(&pfd, 1, left > 0 ? (int)((left + 999) / 1000) : 0);
 
-        if (left <= 0) {
-            return PEGADM_CACHE_TIMEOUT;
-        }
-        ms = (int)((left + 999) / 1000);
-        n = poll(&pfd, 1, ms);
         if (n > 0) {
             return APR_SUCCESS; /* errors and hang-ups show in the next call */
         }
         if (n < 0 && errno != EINTR) {
             return PEGADM_CACHE_REFUSED;
+        }
+        if (n == 0 && left <= 0) {
+            return PEGADM_CACHE_TIMEOUT;
         }
     }
     return PEGADM_CACHE_TIMEOUT;
@@ -146,6 +152,9 @@ apr_status_t pegadm_netconn_tls_create(pegadm_netconn_tls_t **tls, const char *c
     }
     apr_pool_cleanup_register(p, t, tls_ctx_cleanup, apr_pool_cleanup_null);
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+    /* a record in one recv() rather than its header and then its body;
+     * what is read ahead shows in SSL_has_pending, checked before a poll */
+    SSL_CTX_set_read_ahead(t->ctx, 1);
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
     if (ca_file ? SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1
                 : SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
@@ -529,36 +538,59 @@ apr_status_t pegadm_netconn_write(pegadm_netconn_t *c, const void *buf, apr_size
     return len == 0 ? APR_SUCCESS : PEGADM_CACHE_TIMEOUT;
 }
 
+static apr_status_t tls_read(pegadm_netconn_t *c, void *buf, apr_size_t *len,
+                             apr_time_t deadline)
+{
+    apr_size_t got = 0;
+    int ret;
+
+    ERR_clear_error();
+    ret = SSL_read_ex(c->ssl, buf, *len, &got);
+    if (ret == 1) {
+        *len = got;
+        return APR_SUCCESS;
+    }
+    *len = 0;
+    return ssl_wait(c, ret, deadline); /* WANT_READ: waits for the socket */
+}
+
+static apr_status_t plain_read(pegadm_netconn_t *c, void *buf, apr_size_t *len,
+                               apr_time_t deadline)
+{
+    ssize_t n = recv(c->fd, buf, *len, 0);
+
+    if (n > 0) {
+        c->more = (apr_size_t)n == *len;
+        *len = (apr_size_t)n;
+        return APR_SUCCESS;
+    }
+    *len = 0;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        return PEGADM_CACHE_REFUSED;
+    }
+    return wait_fd(c->fd, POLLIN, deadline);
+}
+
 apr_status_t pegadm_netconn_read(pegadm_netconn_t *c, void *buf, apr_size_t *len,
                                  apr_time_t deadline)
 {
+    apr_size_t size = *len;
+    int buffered = c->ssl ? SSL_has_pending(c->ssl) : c->more;
+
+    /* poll first unless data is known to wait: on an empty socket a read
+     * would only say EAGAIN (an end of file or a reset also wakes poll) */
+    if (!buffered) {
+        apr_status_t rv = wait_fd(c->fd, POLLIN, deadline);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
     for (int rounds = 0; rounds < 100000; rounds++) {
         apr_status_t rv;
 
-        if (c->ssl) {
-            apr_size_t got = 0;
-            int ret;
-
-            ERR_clear_error();
-            ret = SSL_read_ex(c->ssl, buf, *len, &got);
-            if (ret == 1) {
-                *len = got;
-                return APR_SUCCESS;
-            }
-            rv = ssl_wait(c, ret, deadline);
-        } else {
-            ssize_t n = recv(c->fd, buf, *len, 0);
-
-            if (n > 0) {
-                *len = (apr_size_t)n;
-                return APR_SUCCESS;
-            }
-            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                return PEGADM_CACHE_REFUSED;
-            }
-            rv = wait_fd(c->fd, POLLIN, deadline);
-        }
-        if (rv != APR_SUCCESS) {
+        *len = size;
+        rv = c->ssl ? tls_read(c, buf, len, deadline) : plain_read(c, buf, len, deadline);
+        if (rv != APR_SUCCESS || *len > 0) {
             return rv;
         }
     }
