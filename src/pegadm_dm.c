@@ -216,8 +216,7 @@ pegadm_dm_status_t pegadm_dm_create_session(apr_pool_t *p, const pegadm_dm_targe
 
 pegadm_dm_status_t pegadm_dm_push_private_data(apr_pool_t *p, const pegadm_dm_target_t *t,
                                                const char *session_id, json_t *payload,
-                                               apr_time_t now, long *answered,
-                                               const char **why)
+                                               apr_time_t now, long *answered, const char **why)
 {
     const char *url = t->private_data_url;
     pegadm_http_response_t resp;

@@ -532,8 +532,9 @@ static void push_private_data_request(void **state)
     svc = fake_service_start(p, FAKE_ANSWER,
                              "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
-                     PEGADM_DM_OK);
+    assert_int_equal(
+        pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
+        PEGADM_DM_OK);
     fake_service_stop(p, svc);
     json_decref(payload);
     assert_null(why);
@@ -553,8 +554,9 @@ static void push_private_data_error_status(void **state)
 
     svc = fake_service_start(p, FAKE_ANSWER, fake_http_answer(p, "403 Forbidden", "{}"));
     t = loopback_target(p, svc->port);
-    assert_int_equal(pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
-                     PEGADM_DM_HTTP_STATUS);
+    assert_int_equal(
+        pegadm_dm_push_private_data(p, &t, "sess-1234", payload, test_now(), NULL, &why),
+        PEGADM_DM_HTTP_STATUS);
     fake_service_stop(p, svc);
     json_decref(payload);
     assert_non_null(strstr(why, "403"));
