@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 import pegadm_harness as harness
+from pegadm_harness.caches import all_stopped
 from pegadm_harness import (APACHE_MODULES, assert_json_error, assert_retry_after, assert_session,
                              location, parse_vars, pegadm_conf, session_get)
 
@@ -374,6 +375,8 @@ def frozen(pg):
     try:
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
+        for pid in pids:
+            harness.wait_for(lambda: all_stopped(pid), 10, 0.005, "SIGSTOP to take hold")
         yield
     finally:
         for pid in pids:

@@ -249,6 +249,24 @@ def memcache_url(servers):
     return "memcache://" + ",".join("127.0.0.1:%d" % s.port for s in servers)
 
 
+def all_stopped(pid):
+    """Whether every thread of pid is stopped: kill() returns before they
+    all are, and a request sent at once may still be answered."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task), encoding="ascii") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def paused(*servers):
     """The servers stopped with SIGSTOP for the with block (what a frozen
@@ -259,6 +277,9 @@ def paused(*servers):
         for server in servers:
             os.kill(server.proc.pid, signal.SIGSTOP)
             stopped.append(server)
+        for server in stopped:
+            wait_for(lambda: all_stopped(server.proc.pid), STOP_TIMEOUT, 0.005,
+                     "SIGSTOP to take hold of %d" % server.proc.pid)
         yield
     finally:
         for server in stopped:

@@ -1,6 +1,7 @@
 /* Real memcached processes for the client's tests: started on a free
  * loopback port (127.0.0.1 or ::1) or a unix socket, stopped by PID. */
 #include "memcached_procs.h"
+#include "proc_state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -154,7 +155,9 @@ void mcd_kill(mcd_t *m)
 
 void mcd_signal(mcd_t *m, int sig)
 {
-    if (m->pid > 0) {
+    if (m->pid > 0 && sig == SIGSTOP) {
+        pegadm_test_stop(m->pid);
+    } else if (m->pid > 0) {
         kill(m->pid, sig);
     }
 }

@@ -20,6 +20,7 @@
 #include "pegadm_redis.h"
 #include "pegadm_test_pool.h"
 #include "redis_fixture.h"
+#include "proc_state.h"
 
 #define TIMEOUT apr_time_from_msec(500)
 /* the bound the issue sets on a hung cache: the deadline plus a margin */
@@ -401,7 +402,7 @@ static void a_hung_server_costs_at_most_the_deadline(void **state)
     apr_status_t rv;
 
     assert_round_trip(pooled, p);
-    kill(pid, SIGSTOP);
+    pegadm_test_stop(pid);
     /* a pooled connection, and a new one (the kernel completes its connect) */
     assert_true(timed_get(pooled, &rv, p) < HUNG_BOUND);
     assert_int_equal(rv, PEGADM_CACHE_TIMEOUT);
@@ -575,7 +576,7 @@ static void threads_waiting_for_a_hung_server_keep_the_deadline(void **state)
     conf.pool_max = 2;
     r = client(p, &conf);
     assert_round_trip(r, p);
-    kill(pid, SIGSTOP);
+    pegadm_test_stop(pid);
     run_workers(w, r, 3);
     for (int i = 0; i < THREADS; i++) {
         assert_int_equal(w[i].ok, 0);
